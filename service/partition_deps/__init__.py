@@ -1,0 +1,1 @@
+"""partition-deps: partition dependency answers for data orchestrators, as a gRPC service."""

@@ -1,0 +1,1 @@
+"""Pure partition semantics: definitions, subsets, mappings. No I/O, no protobuf, no grpc."""

@@ -1,0 +1,24 @@
+"""Assets as registered: a key, an optional partitions definition, a code version, dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from partition_deps.domain.definitions import PartitionsDefinition
+from partition_deps.domain.mappings.kinds import PartitionMapping
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """`mapping=None` means Dagster's inferred default for the two definitions."""
+
+    upstream_key: str
+    mapping: PartitionMapping | None = None
+
+
+@dataclass(frozen=True)
+class AssetDefinition:
+    key: str
+    partitions: PartitionsDefinition | None = None
+    code_version: str | None = None
+    dependencies: tuple[Dependency, ...] = ()

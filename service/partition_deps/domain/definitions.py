@@ -1,0 +1,78 @@
+"""The partitions definition kinds, as plain immutable values.
+
+Behaviour lives elsewhere: `timewindow.py` compiles a `TimeWindowPartitions` into fast
+arithmetic, `partitions.py` answers key questions for every kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class TimeWindowPartitions:
+    """Windows between consecutive ticks of a 5-field cron, keyed by their formatted start.
+
+    `start` and `end` are naive wall times in `timezone`. `exclusions` holds cron strings
+    (every window starting on one of their ticks is removed) and naive wall times (the
+    window starting then is removed).
+    """
+
+    cron_schedule: str
+    start: datetime
+    timezone: str = "UTC"
+    fmt: str = "%Y-%m-%d"
+    end: datetime | None = None
+    end_offset: int = 0
+    exclusions: tuple[str | datetime, ...] = ()
+
+
+@dataclass(frozen=True)
+class StaticPartitions:
+    """A fixed list of keys, in declared order."""
+
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DynamicPartitions:
+    """A named set of keys added at run time; the keys come from the evaluation context."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str
+    partitions: TimeWindowPartitions | StaticPartitions | DynamicPartitions
+
+
+@dataclass(frozen=True)
+class MultiPartitions:
+    """The cartesian product of two or more dimensions.
+
+    Keys join the dimension keys with `|` in dimension-name order, as Dagster does.
+    """
+
+    dimensions: tuple[Dimension, ...]
+
+
+PartitionsDefinition = TimeWindowPartitions | StaticPartitions | DynamicPartitions | MultiPartitions
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything outside the definitions that an answer depends on.
+
+    `as_of` is an aware instant that counts as now. `dynamic_keys` holds, per dynamic
+    definition name, the keys added so far in insertion order.
+    """
+
+    as_of: datetime
+    dynamic_keys: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.as_of.tzinfo is None:
+            raise ValueError("as_of must be timezone-aware")

@@ -1,0 +1,1 @@
+"""Partition mappings: one module per kind, each with an upstream and a downstream direction."""
