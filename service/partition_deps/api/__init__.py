@@ -1,0 +1,1 @@
+"""gRPC API: protobuf <-> domain conversion, validation, status codes, servicers."""
