@@ -19,9 +19,11 @@ Method, so that the ratios mean something on a noisy shared machine:
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import os
 import platform
+import pstats
 import statistics
 import sys
 import time
@@ -468,6 +470,27 @@ def report(results: Sequence[Measurement], started: float) -> int:
     return status
 
 
+def profile_ours(rows: Sequence[Row], top: int = 30) -> int:
+    """Run our side of each row under cProfile and print where the time goes."""
+    for row in rows:
+        if row.ours is None:
+            print(f"ours not available on '{row.name}': {row.ours_missing}")
+            continue
+        profiler = cProfile.Profile()
+        profiler.enable()
+        try:
+            for i in range(row.warmup + row.rounds):
+                row.ours.run(i)
+        except Exception as exc:
+            print(f"ours failed on '{row.name}': {type(exc).__name__}: {exc}")
+            continue
+        finally:
+            profiler.disable()
+        print(f"== {row.name}: {row.warmup + row.rounds} calls")
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
@@ -487,6 +510,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=[],
         help="only rows whose name contains this text (repeatable)",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of timing, profile our side of the selected rows (cProfile, by cumtime)",
+    )
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -494,11 +522,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"python {platform.python_version()}, dagster {metadata.version('dagster')}, "
         f"partition-deps {metadata.version('partition-deps')}, {platform.platform()}, "
         f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}, "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        flush=True,
     )
     rows = build_rows(args.scale, with_ours=not args.dagster_only)
     if args.row:
         rows = [r for r in rows if any(text in r.name for text in args.row)]
+    if args.profile:
+        return profile_ours(rows)
     results = []
     for row in rows:
         row_started = time.monotonic()
