@@ -1,0 +1,1 @@
+"""Postgres storage: migrations, definitions, dynamic partitions, events. psycopg 3 only."""

@@ -1,0 +1,121 @@
+"""Namespace snapshots cached in memory, invalidated by LISTEN/NOTIFY on generation changes.
+
+Why LISTEN/NOTIFY rather than checking the generation: the serving target is that a stored
+query costs at most 1.1x an empty gRPC call (about 0.7 ms here), and one Postgres round trip
+costs about as much as the whole call. Polling every N ms would either add that round trip or
+leave an N-ms window of stale answers; a notification arrives within a millisecond or two of the
+writer's commit and costs nothing per query. Writers also invalidate their own replica
+synchronously, so a client sees its own writes on the replica it wrote through.
+
+If the listening connection is lost, notifications may be missed: the cache is then emptied and
+bypassed (every query loads its snapshot, correct but slower) until the connection is back, and
+emptied again right after the new LISTEN.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import psycopg
+
+from partition_deps.store.definitions import (
+    GENERATION_CHANNEL,
+    DefinitionsRepository,
+    NamespaceSnapshot,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class DefinitionsCache:
+    def __init__(self, repository: DefinitionsRepository, url: str) -> None:
+        self._repository = repository
+        self._url = url
+        self._lock = threading.Lock()
+        self._snapshots: dict[str, NamespaceSnapshot] = {}
+        # Highest generation heard of per namespace: a snapshot loaded before a notification
+        # arrived must not be cached after it.
+        self._known_generations: dict[str, int] = {}
+        # Bumped on every (re)LISTEN; a load that began in an older epoch is not cached.
+        self._epoch = 0
+        self._listening = False
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._listen, name="generation-listener", daemon=True
+        )
+
+    @property
+    def listening(self) -> bool:
+        return self._listening
+
+    def start(self, wait_seconds: float = 5.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + wait_seconds
+        while not self._listening and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+
+    def snapshot(self, namespace: str) -> NamespaceSnapshot:
+        """The current snapshot of `namespace`; raises NamespaceNotFound or StoreUnavailable."""
+        cached = self._snapshots.get(namespace)
+        if cached is not None:
+            return cached
+        with self._lock:
+            epoch, listening = self._epoch, self._listening
+        loaded = self._repository.load_snapshot(namespace)
+        with self._lock:
+            if (
+                listening
+                and self._listening
+                and epoch == self._epoch
+                and loaded.generation >= self._known_generations.get(namespace, 0)
+            ):
+                self._snapshots[namespace] = loaded
+        return loaded
+
+    def invalidate(self, namespace: str, generation: int) -> None:
+        """Forget snapshots of `namespace` older than `generation`."""
+        with self._lock:
+            if generation > self._known_generations.get(namespace, 0):
+                self._known_generations[namespace] = generation
+            cached = self._snapshots.get(namespace)
+            if cached is not None and cached.generation < generation:
+                del self._snapshots[namespace]
+
+    def _reset(self, listening: bool) -> None:
+        with self._lock:
+            self._epoch += 1
+            self._listening = listening
+            self._snapshots.clear()
+
+    def _listen(self) -> None:
+        backoff = 0.1
+        while not self._stopped.is_set():
+            try:
+                with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {GENERATION_CHANNEL}".encode())
+                    self._reset(listening=True)
+                    backoff = 0.1
+                    while not self._stopped.is_set():
+                        for notify in conn.notifies(timeout=1.0):
+                            generation, _, namespace = notify.payload.partition(":")
+                            self._invalidate_from_notification(namespace, generation)
+                        # A silent network loss raises no error in notifies(): probe it.
+                        conn.execute("SELECT 1")
+            except psycopg.Error as error:
+                if self._listening:
+                    logger.warning("generation listener lost", extra={"error": str(error)})
+            self._reset(listening=False)
+            self._stopped.wait(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+    def _invalidate_from_notification(self, namespace: str, generation: str) -> None:
+        try:
+            self.invalidate(namespace, int(generation))
+        except ValueError:
+            logger.warning("malformed generation notification", extra={"payload": generation})

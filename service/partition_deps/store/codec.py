@@ -1,0 +1,214 @@
+"""Domain values <-> JSON, in the conformance-case format (tests/conformance/README)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from partition_deps.domain.definitions import (
+    Dimension,
+    DynamicPartitions,
+    MultiPartitions,
+    PartitionsDefinition,
+    StaticPartitions,
+    TimeWindowPartitions,
+)
+from partition_deps.domain.errors import InvalidDefinition, InvalidMapping
+from partition_deps.domain.mappings.kinds import (
+    AllMapping,
+    DimensionMapping,
+    IdentityMapping,
+    LastMapping,
+    MultiMapping,
+    MultiToSingleDimensionMapping,
+    PartitionMapping,
+    SpecificMapping,
+    StaticMapping,
+    TimeWindowMapping,
+)
+
+Json = dict[str, Any]
+
+
+def definition_to_json(definition: PartitionsDefinition | None) -> Json | None:
+    match definition:
+        case None:
+            return None
+        case TimeWindowPartitions():
+            return {
+                "type": "time_window",
+                "cron_schedule": definition.cron_schedule,
+                "start": definition.start.isoformat(),
+                "end": None if definition.end is None else definition.end.isoformat(),
+                "timezone": definition.timezone,
+                "fmt": definition.fmt,
+                "end_offset": definition.end_offset,
+                "exclusions": [
+                    e.isoformat() if isinstance(e, datetime) else e for e in definition.exclusions
+                ],
+            }
+        case StaticPartitions():
+            return {"type": "static", "keys": list(definition.keys)}
+        case DynamicPartitions():
+            return {"type": "dynamic", "name": definition.name}
+        case MultiPartitions():
+            return {
+                "type": "multi",
+                "dimensions": [
+                    {"name": d.name, "partitions": definition_to_json(d.partitions)}
+                    for d in definition.dimensions
+                ],
+            }
+
+
+def _wall_time(text: str, field: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except (TypeError, ValueError) as error:
+        raise InvalidDefinition(f"not an ISO wall time: {text!r}", field) from error
+    if value.tzinfo is not None:
+        raise InvalidDefinition(f"wall time must not carry an offset: {text!r}", field)
+    return value
+
+
+def _exclusion(entry: str) -> str | datetime:
+    """An exclusion is a wall time when it parses as one, otherwise a cron string."""
+    try:
+        value = datetime.fromisoformat(entry)
+    except ValueError:
+        return entry
+    return value if value.tzinfo is None else entry
+
+
+def definition_from_json(data: Mapping[str, Any] | None) -> PartitionsDefinition | None:
+    """Parse one definition; raises InvalidDefinition (with a field) for malformed input."""
+    if data is None:
+        return None
+    try:
+        kind = data["type"]
+        if kind == "time_window":
+            end = data.get("end")
+            return TimeWindowPartitions(
+                cron_schedule=str(data["cron_schedule"]),
+                start=_wall_time(data["start"], "start"),
+                timezone=str(data.get("timezone") or "UTC"),
+                fmt=str(data.get("fmt") or "%Y-%m-%d"),
+                end=None if end is None else _wall_time(end, "end"),
+                end_offset=int(data.get("end_offset", 0)),
+                exclusions=tuple(_exclusion(str(e)) for e in data.get("exclusions", [])),
+            )
+        if kind == "static":
+            return StaticPartitions(tuple(str(k) for k in data["keys"]))
+        if kind == "dynamic":
+            return DynamicPartitions(str(data["name"]))
+        if kind == "multi":
+            dimensions = []
+            for index, raw in enumerate(data["dimensions"]):
+                inner = definition_from_json(raw["partitions"])
+                if inner is None or isinstance(inner, MultiPartitions):
+                    raise InvalidDefinition(
+                        "a multi dimension must be a time-window, static or dynamic definition",
+                        f"dimensions[{index}].partitions",
+                    )
+                dimensions.append(Dimension(str(raw["name"]), inner))
+            return MultiPartitions(tuple(dimensions))
+    except KeyError as error:
+        raise InvalidDefinition(f"missing field {error.args[0]!r}", str(error.args[0])) from error
+    raise InvalidDefinition(f"unknown partitions definition type {data.get('type')!r}", "type")
+
+
+def mapping_to_json(mapping: PartitionMapping | None) -> Json | None:
+    match mapping:
+        case None:
+            return None
+        case IdentityMapping():
+            return {"type": "identity"}
+        case AllMapping():
+            return {"type": "all"}
+        case LastMapping():
+            return {"type": "last"}
+        case TimeWindowMapping():
+            return {
+                "type": "time_window",
+                "start_offset": mapping.start_offset,
+                "end_offset": mapping.end_offset,
+                "allow_nonexistent_upstream_partitions": (
+                    mapping.allow_nonexistent_upstream_partitions
+                ),
+            }
+        case StaticMapping():
+            return {
+                "type": "static",
+                "downstream_partition_keys_by_upstream_partition_key": {
+                    up: list(downs) for up, downs in mapping.downstream_keys_by_upstream_key
+                },
+            }
+        case SpecificMapping():
+            return {"type": "specific", "partition_keys": list(mapping.keys)}
+        case MultiToSingleDimensionMapping():
+            return {
+                "type": "multi_to_single_dimension",
+                "partition_dimension_name": mapping.dimension_name,
+            }
+        case MultiMapping():
+            return {
+                "type": "multi",
+                "downstream_mappings_by_upstream_dimension": {
+                    d.upstream_dimension: {
+                        "dimension_name": d.downstream_dimension,
+                        "partition_mapping": mapping_to_json(d.mapping),
+                    }
+                    for d in mapping.dimensions
+                },
+            }
+
+
+def mapping_from_json(data: Mapping[str, Any] | None) -> PartitionMapping | None:
+    """Parse one mapping; raises InvalidMapping (with a field) for malformed input."""
+    if data is None:
+        return None
+    try:
+        kind = data["type"]
+        if kind == "identity":
+            return IdentityMapping()
+        if kind == "all":
+            return AllMapping()
+        if kind == "last":
+            return LastMapping()
+        if kind == "time_window":
+            return TimeWindowMapping(
+                start_offset=int(data.get("start_offset", 0)),
+                end_offset=int(data.get("end_offset", 0)),
+                allow_nonexistent_upstream_partitions=bool(
+                    data.get("allow_nonexistent_upstream_partitions", False)
+                ),
+            )
+        if kind == "static":
+            table = data["downstream_partition_keys_by_upstream_partition_key"]
+            return StaticMapping(
+                tuple((str(up), tuple(str(d) for d in downs)) for up, downs in table.items())
+            )
+        if kind == "specific":
+            return SpecificMapping(tuple(str(k) for k in data["partition_keys"]))
+        if kind == "multi_to_single_dimension":
+            name = data.get("partition_dimension_name")
+            return MultiToSingleDimensionMapping(None if name is None else str(name))
+        if kind == "multi":
+            dimensions = []
+            for upstream_dimension, raw in data[
+                "downstream_mappings_by_upstream_dimension"
+            ].items():
+                inner = mapping_from_json(raw["partition_mapping"])
+                if inner is None:
+                    raise InvalidMapping(
+                        "a dimension mapping needs a partition_mapping",
+                        f"downstream_mappings_by_upstream_dimension.{upstream_dimension}",
+                    )
+                dimensions.append(
+                    DimensionMapping(str(upstream_dimension), str(raw["dimension_name"]), inner)
+                )
+            return MultiMapping(tuple(dimensions))
+    except KeyError as error:
+        raise InvalidMapping(f"missing field {error.args[0]!r}", str(error.args[0])) from error
+    raise InvalidMapping(f"unknown partition mapping type {data.get('type')!r}", "type")

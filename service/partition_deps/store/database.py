@@ -1,0 +1,123 @@
+"""Connecting to Postgres: the connection pool, embedded Postgres, and schema migrations."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from partition_deps.store.errors import StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+# Any constant works; it only has to be the same in every replica that migrates this schema.
+MIGRATION_LOCK_ID = 0x7061727464657073  # "partdeps"
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    min_size: int = 2
+    max_size: int = 10
+    # Seconds a request waits for a free connection before the store is called unavailable.
+    acquire_timeout: float = 5.0
+    connect_timeout: int = 5
+
+
+class EmbeddedPostgres:
+    """A local Postgres 16 (PyPI `pgserver`) in a data folder, for zero-configuration runs.
+
+    pgserver runs the server as its own system user when we are root. The server is stopped
+    by `stop()` (or at exit) unless another process still holds a handle on the same folder.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        with warnings.catch_warnings():
+            # platformdirs warns at import when XDG_RUNTIME_DIR is unset (containers, CI);
+            # pgserver then uses /tmp, which is fine.
+            warnings.simplefilter("ignore")
+            from pgserver.postgres_server import get_server  # lazily: only embedded mode
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._server: Any = get_server(data_dir.resolve(), cleanup_mode="stop")
+
+    @property
+    def url(self) -> str:
+        return str(self._server.get_uri())
+
+    def stop(self) -> None:
+        self._server.cleanup()
+
+
+def open_pool(url: str, settings: PoolSettings, *, wait: bool = True) -> ConnectionPool:
+    """Open a pool of non-autocommit connections; with `wait`, block until it is filled."""
+    pool: ConnectionPool = ConnectionPool(
+        url,
+        min_size=settings.min_size,
+        max_size=settings.max_size,
+        timeout=settings.acquire_timeout,
+        kwargs={"connect_timeout": settings.connect_timeout, "application_name": "partition-deps"},
+        open=False,
+        name="partition-deps",
+    )
+    pool.open(wait=wait, timeout=settings.acquire_timeout * 6)
+    return pool
+
+
+def migration_scripts() -> list[tuple[str, str]]:
+    """(version, sql) of every migration, in order of their file names."""
+    folder = resources.files("partition_deps.store") / "migrations"
+    return sorted(
+        (entry.name.removesuffix(".sql"), entry.read_text())
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql")
+    )
+
+
+def migrate(url: str) -> list[str]:
+    """Apply the migrations not applied yet, under an advisory lock; return their versions.
+
+    The session-level advisory lock serialises replicas that start at the same time: the second
+    one waits, then finds everything applied. Each migration commits with its version row.
+    """
+    applied_now: list[str] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_ID,))
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            for version, sql in migration_scripts():
+                if version in done:
+                    continue
+                with conn.transaction():
+                    conn.execute(sql.encode())
+                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+                logger.info("applied migration", extra={"version": version})
+                applied_now.append(version)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_ID,))
+    return applied_now
+
+
+@contextmanager
+def transaction(pool: ConnectionPool) -> Iterator[psycopg.Connection[Any]]:
+    """A pooled connection inside one transaction; a lost database becomes StoreUnavailable."""
+    try:
+        with pool.connection() as conn, conn.transaction():
+            yield conn
+    except PoolTimeout as error:
+        raise StoreUnavailable("no database connection available") from error
+    except psycopg.OperationalError as error:
+        if error.sqlstate is None or error.sqlstate.startswith(("08", "57P")):
+            raise StoreUnavailable(f"database unavailable: {error}") from error
+        raise

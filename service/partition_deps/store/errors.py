@@ -1,0 +1,32 @@
+"""Store errors: what went wrong with stored state, independent of any transport."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base of store errors. `field` names the request input the error is about, if any."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NamespaceNotFound(StoreError):
+    pass
+
+
+class AssetNotFound(StoreError):
+    pass
+
+
+class GenerationMismatch(StoreError):
+    """An optimistic write whose expected generation is no longer current."""
+
+
+class AssetInUse(StoreError):
+    """An asset that other assets depend on cannot be deleted."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached (retryable)."""
