@@ -1,0 +1,436 @@
+"""Protobuf <-> domain values: the only module that knows both.
+
+Inputs are checked structurally here (required fields, wall-time syntax, nesting) and refused
+with a domain error naming the protobuf field; semantic checks stay in the domain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from partition_deps.api.gen.partitiondeps.v1 import (
+    definitions_service_pb2 as defs_pb,
+)
+from partition_deps.api.gen.partitiondeps.v1 import (
+    events_service_pb2 as events_pb,
+)
+from partition_deps.api.gen.partitiondeps.v1 import (
+    partitions_pb2 as pb,
+)
+from partition_deps.domain import events
+from partition_deps.domain.assets import AssetDefinition, Dependency
+from partition_deps.domain.definitions import (
+    Dimension,
+    DynamicPartitions,
+    MultiPartitions,
+    PartitionsDefinition,
+    StaticPartitions,
+    TimeWindowPartitions,
+)
+from partition_deps.domain.errors import InvalidDefinition, InvalidMapping, PartitionDepsError
+from partition_deps.domain.mappings.kinds import (
+    AllMapping,
+    DimensionMapping,
+    IdentityMapping,
+    LastMapping,
+    MultiMapping,
+    MultiToSingleDimensionMapping,
+    PartitionMapping,
+    SpecificMapping,
+    StaticMapping,
+    TimeWindowMapping,
+)
+from partition_deps.domain.results import KeyState, KeyStatus, PartitionRun, Subset
+
+
+class InvalidRequest(PartitionDepsError):
+    """A request that is malformed before any domain rule applies (missing or bad field)."""
+
+    category = "invalid_argument"
+
+
+# -- instants ------------------------------------------------------------------------------
+
+
+def instant_from_proto(timestamp: Timestamp) -> datetime:
+    return timestamp.ToDatetime(tzinfo=UTC)
+
+
+def instant_to_proto(instant: datetime) -> Timestamp:
+    timestamp = Timestamp()
+    timestamp.FromDatetime(instant)
+    return timestamp
+
+
+def as_of_from_request(request: object, field: str = "as_of") -> datetime:
+    """The request's `as_of`, or the server's clock when unset."""
+    if request.HasField(field):  # type: ignore[attr-defined]
+        return instant_from_proto(getattr(request, field))
+    return datetime.now(UTC)
+
+
+# -- partitions definitions ----------------------------------------------------------------
+
+
+def _wall_time(text: str, field: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidDefinition(
+            f"{text!r} is not an ISO 8601 wall time such as 2024-01-01T00:00:00", field
+        ) from None
+    if value.tzinfo is not None:
+        raise InvalidDefinition(f"{text!r} must not carry a UTC offset", field)
+    return value
+
+
+def definition_from_proto(
+    message: pb.PartitionsDefinition, field: str
+) -> PartitionsDefinition | None:
+    """The domain definition; None when no kind is set (an unpartitioned asset)."""
+    kind = message.WhichOneof("kind")
+    if kind is None:
+        return None
+    at = f"{field}.{kind}"
+    if kind == "time_window":
+        window = message.time_window
+        if not window.cron_schedule:
+            raise InvalidDefinition("cron_schedule is required", f"{at}.cron_schedule")
+        if not window.start:
+            raise InvalidDefinition("start is required", f"{at}.start")
+        exclusions: list[str | datetime] = []
+        for index, exclusion in enumerate(window.exclusions):
+            which = exclusion.WhichOneof("kind")
+            if which == "cron_schedule":
+                exclusions.append(exclusion.cron_schedule)
+            elif which == "wall_time":
+                exclusions.append(
+                    _wall_time(exclusion.wall_time, f"{at}.exclusions[{index}].wall_time")
+                )
+            else:
+                raise InvalidDefinition("an exclusion needs a kind", f"{at}.exclusions[{index}]")
+        return TimeWindowPartitions(
+            cron_schedule=window.cron_schedule,
+            start=_wall_time(window.start, f"{at}.start"),
+            timezone=window.timezone or "UTC",
+            fmt=window.fmt or "%Y-%m-%d",
+            end=_wall_time(window.end, f"{at}.end") if window.HasField("end") else None,
+            end_offset=window.end_offset,
+            exclusions=tuple(exclusions),
+        )
+    if kind == "static":
+        return StaticPartitions(tuple(message.static.partition_keys))
+    if kind == "dynamic":
+        return DynamicPartitions(message.dynamic.name)
+    dimensions = []
+    for index, dimension in enumerate(message.multi.dimensions):
+        inner_field = f"{at}.dimensions[{index}].partitions"
+        inner = definition_from_proto(dimension.partitions, inner_field)
+        if inner is None or isinstance(inner, MultiPartitions):
+            raise InvalidDefinition(
+                "a dimension must be a time-window, static or dynamic definition", inner_field
+            )
+        dimensions.append(Dimension(dimension.name, inner))
+    return MultiPartitions(tuple(dimensions))
+
+
+def definition_to_proto(definition: PartitionsDefinition | None) -> pb.PartitionsDefinition:
+    match definition:
+        case None:
+            return pb.PartitionsDefinition()
+        case TimeWindowPartitions():
+            window = pb.TimeWindowPartitions(
+                cron_schedule=definition.cron_schedule,
+                start=definition.start.isoformat(),
+                timezone=definition.timezone,
+                fmt=definition.fmt,
+                end_offset=definition.end_offset,
+                exclusions=[
+                    pb.Exclusion(wall_time=e.isoformat())
+                    if isinstance(e, datetime)
+                    else pb.Exclusion(cron_schedule=e)
+                    for e in definition.exclusions
+                ],
+            )
+            if definition.end is not None:
+                window.end = definition.end.isoformat()
+            return pb.PartitionsDefinition(time_window=window)
+        case StaticPartitions():
+            return pb.PartitionsDefinition(
+                static=pb.StaticPartitions(partition_keys=definition.keys)
+            )
+        case DynamicPartitions():
+            return pb.PartitionsDefinition(dynamic=pb.DynamicPartitions(name=definition.name))
+        case MultiPartitions():
+            return pb.PartitionsDefinition(
+                multi=pb.MultiPartitions(
+                    dimensions=[
+                        pb.Dimension(name=d.name, partitions=definition_to_proto(d.partitions))
+                        for d in definition.dimensions
+                    ]
+                )
+            )
+
+
+# -- partition mappings --------------------------------------------------------------------
+
+
+def mapping_from_proto(message: pb.PartitionMapping, field: str) -> PartitionMapping | None:
+    """The domain mapping; None when no kind is set (Dagster's inferred default)."""
+    kind = message.WhichOneof("kind")
+    match kind:
+        case None:
+            return None
+        case "identity":
+            return IdentityMapping()
+        case "all":
+            return AllMapping()
+        case "last":
+            return LastMapping()
+        case "time_window":
+            window = message.time_window
+            return TimeWindowMapping(
+                start_offset=window.start_offset,
+                end_offset=window.end_offset,
+                allow_nonexistent_upstream_partitions=window.allow_nonexistent_upstream_partitions,
+            )
+        case "static":
+            return StaticMapping(
+                tuple(
+                    (entry.upstream_partition_key, tuple(entry.downstream_partition_keys))
+                    for entry in message.static.entries
+                )
+            )
+        case "specific":
+            return SpecificMapping(tuple(message.specific.partition_keys))
+        case "multi_to_single_dimension":
+            single = message.multi_to_single_dimension
+            return MultiToSingleDimensionMapping(
+                single.dimension_name if single.HasField("dimension_name") else None
+            )
+    dimensions = []
+    for index, dimension in enumerate(message.multi.dimension_mappings):
+        inner_field = f"{field}.multi.dimension_mappings[{index}]"
+        inner = mapping_from_proto(dimension.mapping, f"{inner_field}.mapping")
+        if inner is None:
+            raise InvalidMapping("a dimension mapping needs a mapping", f"{inner_field}.mapping")
+        dimensions.append(
+            DimensionMapping(dimension.upstream_dimension, dimension.downstream_dimension, inner)
+        )
+    return MultiMapping(tuple(dimensions))
+
+
+def mapping_to_proto(mapping: PartitionMapping | None) -> pb.PartitionMapping:
+    match mapping:
+        case None:
+            return pb.PartitionMapping()
+        case IdentityMapping():
+            return pb.PartitionMapping(identity=pb.IdentityMapping())
+        case AllMapping():
+            return pb.PartitionMapping(all=pb.AllMapping())
+        case LastMapping():
+            return pb.PartitionMapping(last=pb.LastMapping())
+        case TimeWindowMapping():
+            return pb.PartitionMapping(
+                time_window=pb.TimeWindowMapping(
+                    start_offset=mapping.start_offset,
+                    end_offset=mapping.end_offset,
+                    allow_nonexistent_upstream_partitions=(
+                        mapping.allow_nonexistent_upstream_partitions
+                    ),
+                )
+            )
+        case StaticMapping():
+            return pb.PartitionMapping(
+                static=pb.StaticMapping(
+                    entries=[
+                        pb.StaticMappingEntry(
+                            upstream_partition_key=up, downstream_partition_keys=downs
+                        )
+                        for up, downs in mapping.downstream_keys_by_upstream_key
+                    ]
+                )
+            )
+        case SpecificMapping():
+            return pb.PartitionMapping(specific=pb.SpecificMapping(partition_keys=mapping.keys))
+        case MultiToSingleDimensionMapping():
+            return pb.PartitionMapping(
+                multi_to_single_dimension=pb.MultiToSingleDimensionMapping(
+                    dimension_name=mapping.dimension_name
+                )
+            )
+        case MultiMapping():
+            return pb.PartitionMapping(
+                multi=pb.MultiMapping(
+                    dimension_mappings=[
+                        pb.DimensionMapping(
+                            upstream_dimension=d.upstream_dimension,
+                            downstream_dimension=d.downstream_dimension,
+                            mapping=mapping_to_proto(d.mapping),
+                        )
+                        for d in mapping.dimensions
+                    ]
+                )
+            )
+
+
+# -- assets --------------------------------------------------------------------------------
+
+
+def asset_from_proto(message: defs_pb.Asset, field: str) -> AssetDefinition:
+    if not message.asset_key:
+        raise InvalidRequest("asset_key is required", f"{field}.asset_key")
+    dependencies = []
+    for index, dependency in enumerate(message.dependencies):
+        at = f"{field}.dependencies[{index}]"
+        if not dependency.upstream_asset_key:
+            raise InvalidRequest("upstream_asset_key is required", f"{at}.upstream_asset_key")
+        dependencies.append(
+            Dependency(
+                dependency.upstream_asset_key,
+                mapping_from_proto(dependency.partition_mapping, f"{at}.partition_mapping"),
+            )
+        )
+    return AssetDefinition(
+        key=message.asset_key,
+        partitions=definition_from_proto(
+            message.partitions_definition, f"{field}.partitions_definition"
+        ),
+        code_version=message.code_version if message.HasField("code_version") else None,
+        dependencies=tuple(dependencies),
+    )
+
+
+def asset_to_proto(asset: AssetDefinition, generation: int) -> defs_pb.Asset:
+    message = defs_pb.Asset(
+        asset_key=asset.key,
+        code_version=asset.code_version,
+        dependencies=[
+            defs_pb.Dependency(
+                upstream_asset_key=d.upstream_key, partition_mapping=mapping_to_proto(d.mapping)
+            )
+            for d in asset.dependencies
+        ],
+        generation=generation,
+    )
+    if asset.partitions is not None:
+        message.partitions_definition.CopyFrom(definition_to_proto(asset.partitions))
+    return message
+
+
+# -- events --------------------------------------------------------------------------------
+
+
+def _optional_key(message: object, field: str) -> str | None:
+    if not message.HasField("partition_key"):  # type: ignore[attr-defined]
+        return None
+    key: str = message.partition_key  # type: ignore[attr-defined]
+    if not key:
+        raise InvalidRequest("partition_key, when set, must not be empty", f"{field}.partition_key")
+    return key
+
+
+def _required(value: str, field: str) -> str:
+    if not value:
+        raise InvalidRequest(f"{field.rsplit('.', 1)[-1]} is required", field)
+    return value
+
+
+def event_from_proto(message: events_pb.Event, field: str) -> events.Event:
+    idempotency_key = _required(message.idempotency_key, f"{field}.idempotency_key")
+    if not message.HasField("event_time"):
+        raise InvalidRequest("event_time is required", f"{field}.event_time")
+    event_time = instant_from_proto(message.event_time)
+    kind = message.WhichOneof("kind")
+    at = f"{field}.{kind}"
+    if kind == "materialization":
+        m = message.materialization
+        return events.Materialization(
+            idempotency_key=idempotency_key,
+            event_time=event_time,
+            asset_key=_required(m.asset_key, f"{at}.asset_key"),
+            partition_key=_optional_key(m, at),
+            run_id=m.run_id,
+            data_version=m.data_version,
+            code_version=m.code_version if m.HasField("code_version") else None,
+        )
+    if kind == "observation":
+        o = message.observation
+        return events.Observation(
+            idempotency_key=idempotency_key,
+            event_time=event_time,
+            asset_key=_required(o.asset_key, f"{at}.asset_key"),
+            partition_key=_optional_key(o, at),
+            data_version=o.data_version,
+        )
+    if kind == "run_started":
+        started = message.run_started
+        return events.RunStarted(
+            idempotency_key=idempotency_key,
+            event_time=event_time,
+            run_id=_required(started.run_id, f"{at}.run_id"),
+            targets=tuple(
+                events.PartitionTarget(
+                    _required(t.asset_key, f"{at}.targets[{i}].asset_key"),
+                    _optional_key(t, f"{at}.targets[{i}]"),
+                )
+                for i, t in enumerate(started.targets)
+            ),
+        )
+    if kind == "run_failed":
+        failed = message.run_failed
+        return events.RunFailed(
+            idempotency_key=idempotency_key,
+            event_time=event_time,
+            run_id=_required(failed.run_id, f"{at}.run_id"),
+            message=failed.message,
+        )
+    raise InvalidRequest("an event needs a kind", field)
+
+
+# -- answers -------------------------------------------------------------------------------
+
+
+def dynamic_keys_from_proto(
+    dynamic: Mapping[str, pb.DynamicPartitionKeys],
+) -> dict[str, Sequence[str]]:
+    return {name: tuple(keys.partition_keys) for name, keys in dynamic.items()}
+
+
+def run_to_proto(run: PartitionRun) -> pb.PartitionRange:
+    message = pb.PartitionRange(
+        first_partition_key=run.first_key, last_partition_key=run.last_key, count=run.count
+    )
+    if run.start is not None:
+        message.start_time.FromDatetime(run.start)
+    if run.end is not None:
+        message.end_time.FromDatetime(run.end)
+    return message
+
+
+def subset_to_proto(subset: Subset, key_offset: int, key_limit: int) -> pb.PartitionSet:
+    """The subset as ranges, plus keys [key_offset, key_offset + key_limit) (none if limit 0)."""
+    return pb.PartitionSet(
+        count=len(subset),
+        ranges=[run_to_proto(run) for run in subset.runs()],
+        partition_keys=subset.keys(key_offset, key_limit) if key_limit else (),
+    )
+
+
+_STATES = {
+    KeyState.EXISTS: pb.PARTITION_STATE_EXISTS,
+    KeyState.NOT_YET: pb.PARTITION_STATE_NOT_YET,
+    KeyState.NEVER: pb.PARTITION_STATE_NEVER,
+}
+
+
+def key_status_to_proto(status: KeyStatus) -> pb.PartitionStatus:
+    message = pb.PartitionStatus(
+        partition_key=status.key, state=_STATES[status.state], reason=status.reason
+    )
+    if status.available_at is not None:
+        message.available_time.FromDatetime(status.available_at)
+    return message

@@ -1,0 +1,129 @@
+"""Every error the service returns, from one table: exception type -> gRPC status and reason.
+
+Each error carries a google.rpc.ErrorInfo whose `reason` is a stable machine-readable category
+(for domain errors, the Dagster error category upper-cased, e.g. INVALID_PARTITION_KEY), and
+INVALID_ARGUMENT carries a google.rpc.BadRequest field violation naming the request field.
+Bad input never becomes INTERNAL; only a bug does.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import grpc
+import psycopg
+from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
+
+from partition_deps.domain.errors import PartitionDepsError
+from partition_deps.store import errors as store_errors
+
+logger = logging.getLogger(__name__)
+
+ERROR_DOMAIN = "partitiondeps.v1"
+
+
+class ApiError(Exception):
+    """An error decided at the API layer, with its status already chosen."""
+
+    def __init__(self, code: grpc.StatusCode, reason: str, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Failure:
+    code: grpc.StatusCode
+    reason: str
+    message: str
+    field: str = ""
+
+
+# The table. Order matters only for subclasses: the first matching row wins.
+_STORE_ERRORS: tuple[tuple[type[store_errors.StoreError], grpc.StatusCode, str], ...] = (
+    (store_errors.NamespaceNotFound, grpc.StatusCode.NOT_FOUND, "NAMESPACE_NOT_FOUND"),
+    (store_errors.AssetNotFound, grpc.StatusCode.NOT_FOUND, "ASSET_NOT_FOUND"),
+    (store_errors.GenerationMismatch, grpc.StatusCode.ABORTED, "GENERATION_MISMATCH"),
+    (store_errors.AssetInUse, grpc.StatusCode.FAILED_PRECONDITION, "ASSET_IN_USE"),
+    (store_errors.StoreUnavailable, grpc.StatusCode.UNAVAILABLE, "DATABASE_UNAVAILABLE"),
+)
+
+
+def failure_of(error: BaseException) -> Failure:
+    """The status an exception becomes."""
+    if isinstance(error, ApiError):
+        return Failure(error.code, error.reason, error.message, error.field)
+    if isinstance(error, PartitionDepsError):
+        # Every domain refusal is a bad request: definitions, mappings, keys.
+        return Failure(
+            grpc.StatusCode.INVALID_ARGUMENT, error.category.upper(), error.message, error.field
+        )
+    if isinstance(error, store_errors.StoreError):
+        for kind, code, reason in _STORE_ERRORS:
+            if isinstance(error, kind):
+                return Failure(code, reason, error.message, error.field)
+    if isinstance(error, DecodeError):
+        return Failure(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "MALFORMED_REQUEST",
+            f"the request body is not a valid message: {error}",
+        )
+    if isinstance(error, psycopg.errors.QueryCanceled):
+        return Failure(grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", "query cancelled")
+    if isinstance(error, psycopg.OperationalError):
+        return Failure(grpc.StatusCode.UNAVAILABLE, "DATABASE_UNAVAILABLE", str(error))
+    logger.exception("unexpected error", exc_info=error)
+    return Failure(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error")
+
+
+def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def to_status(failure: Failure) -> grpc.Status:
+    details = [
+        _pack(
+            error_details_pb2.ErrorInfo(
+                reason=failure.reason,
+                domain=ERROR_DOMAIN,
+                metadata={"field": failure.field} if failure.field else {},
+            )
+        )
+    ]
+    if failure.code == grpc.StatusCode.INVALID_ARGUMENT:
+        details.append(
+            _pack(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(
+                            field=failure.field, description=failure.message
+                        )
+                    ]
+                )
+            )
+        )
+    status = status_pb2.Status(code=failure.code.value[0], message=failure.message, details=details)
+    return _RichStatus(
+        code=failure.code,
+        details=failure.message,
+        trailing_metadata=((_DETAILS_KEY, status.SerializeToString()),),
+    )
+
+
+# The trailer that carries a serialised google.rpc.Status: every gRPC rich-error client
+# (grpcio-status, Go's status.FromError, connect-es) decodes it.
+_DETAILS_KEY = "grpc-status-details-bin"
+
+
+@dataclass(frozen=True)
+class _RichStatus(grpc.Status):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, bytes], ...]

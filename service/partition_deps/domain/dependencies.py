@@ -1,0 +1,137 @@
+"""Entry points: which partitions of one asset depend on which partitions of another.
+
+Each answer is computed the way Dagster computes it at asset-graph level: definitions are
+validated, the mapping is inferred when none is given and validated against both sides, the
+queried keys are checked at `at.as_of`, then the mapping runs. Unpartitioned sides are
+special-cased before the mapping is consulted, as Dagster's asset graph does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from partition_deps.domain.definitions import Evaluation, PartitionsDefinition
+from partition_deps.domain.errors import (
+    InvalidDefinition,
+    InvalidPartitionKey,
+    MappingError,
+    PartitionDepsError,
+)
+from partition_deps.domain.mappings.engine import map_down, map_up
+from partition_deps.domain.mappings.inference import resolve_mapping
+from partition_deps.domain.mappings.keysets import Keys, key_list, subset_with_keys
+from partition_deps.domain.mappings.kinds import PartitionMapping
+from partition_deps.domain.partitions import (
+    DAGSTER,
+    Options,
+    all_partitions,
+    check_key,
+    classify_key,
+    order_keys,
+    validate_definition,
+)
+from partition_deps.domain.results import (
+    DownstreamResult,
+    KeyState,
+    KeySubset,
+    Subset,
+    UpstreamResult,
+)
+from partition_deps.domain.subsets import TimeSubset
+
+__all__ = [
+    "downstream_partitions",
+    "resolve_mapping",
+    "upstream_partitions",
+    "validate_definition",
+]
+
+
+def upstream_partitions(
+    upstream: PartitionsDefinition | None,
+    downstream: PartitionsDefinition | None,
+    mapping: PartitionMapping | None,
+    downstream_keys: Sequence[str],
+    at: Evaluation,
+    options: Options = DAGSTER,
+) -> UpstreamResult:
+    """Upstream partitions that `downstream_keys` (of `downstream`) need, Dagster-exact."""
+    resolved = _prepare(upstream, downstream, mapping, at, options)
+    _check_keys(downstream, downstream_keys, at)
+    if upstream is None:
+        return UpstreamResult(whole_asset=True)
+    source = None if downstream is None else subset_with_keys(downstream, downstream_keys, at)
+    try:
+        mapped = map_up(resolved, downstream, source, upstream, at)
+    except (MappingError, InvalidPartitionKey) as error:
+        raise MappingError(error.message, "mapping") from None
+    missing = _as_subset(upstream, mapped.required_but_nonexistent, at)
+    statuses = mapped.statuses
+    if not statuses and len(missing):
+        statuses = tuple(classify_key(upstream, key, at) for key in missing)
+    return UpstreamResult(
+        partitions=_as_subset(upstream, mapped.partitions, at),
+        required_but_nonexistent=missing,
+        nonexistent=tuple(status for status in statuses if status.state is not KeyState.EXISTS),
+    )
+
+
+def downstream_partitions(
+    upstream: PartitionsDefinition | None,
+    downstream: PartitionsDefinition | None,
+    mapping: PartitionMapping | None,
+    upstream_keys: Sequence[str],
+    at: Evaluation,
+    options: Options = DAGSTER,
+) -> DownstreamResult:
+    """Downstream partitions that use `upstream_keys` (of `upstream`), Dagster-exact."""
+    resolved = _prepare(upstream, downstream, mapping, at, options)
+    _check_keys(upstream, upstream_keys, at)
+    if downstream is None:
+        return DownstreamResult(whole_asset=True)
+    if upstream is None:
+        return DownstreamResult(partitions=all_partitions(downstream, at))
+    source = subset_with_keys(upstream, upstream_keys, at)
+    try:
+        mapped = map_down(resolved, upstream, source, downstream, at)
+    except (MappingError, InvalidPartitionKey) as error:
+        raise MappingError(error.message, "mapping") from None
+    return DownstreamResult(partitions=_as_subset(downstream, mapped, at))
+
+
+def _prepare(
+    upstream: PartitionsDefinition | None,
+    downstream: PartitionsDefinition | None,
+    mapping: PartitionMapping | None,
+    at: Evaluation,
+    options: Options,
+) -> PartitionMapping:
+    for field, definition in (("upstream", upstream), ("downstream", downstream)):
+        if definition is not None:
+            try:
+                validate_definition(definition, options, at)
+            except InvalidDefinition as error:
+                raise error.at(field) from None
+    return resolve_mapping(upstream, downstream, mapping)
+
+
+def _check_keys(
+    definition: PartitionsDefinition | None, keys: Sequence[str], at: Evaluation
+) -> None:
+    if definition is None:
+        if keys:
+            raise InvalidPartitionKey(
+                "the asset is not partitioned: give no partition keys", "partition_keys"
+            )
+        return
+    for index, key in enumerate(keys):
+        try:
+            check_key(definition, key, at)
+        except PartitionDepsError as error:
+            raise InvalidPartitionKey(error.message, f"partition_keys[{index}]") from None
+
+
+def _as_subset(definition: PartitionsDefinition, keys: Keys, at: Evaluation) -> Subset:
+    if isinstance(keys, TimeSubset):
+        return keys
+    return KeySubset(tuple(order_keys(definition, key_list(keys), at)))

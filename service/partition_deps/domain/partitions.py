@@ -1,0 +1,338 @@
+"""Questions about one partitions definition of any kind: validity, keys, order, existence."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from partition_deps.domain.definitions import (
+    Dimension,
+    DynamicPartitions,
+    Evaluation,
+    MultiPartitions,
+    PartitionsDefinition,
+    StaticPartitions,
+    TimeWindowPartitions,
+)
+from partition_deps.domain.errors import InvalidDefinition, InvalidPartitionKey
+from partition_deps.domain.results import KeyState, KeyStatus, KeySubset, Subset
+from partition_deps.domain.subsets import TimeSubset
+from partition_deps.domain.timewindow import TimeWindows, Window, compile_time_windows
+
+MULTI_KEY_DELIMITER = "|"
+_FORBIDDEN_STATIC_SUBSTRING = "..."
+_FORBIDDEN_STATIC_CHARACTERS = frozenset("\a\b\f\n\r\t\v\0")
+_FORBIDDEN_DIMENSION_CHARACTERS = frozenset("|,[]")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Where we differ from Dagster, the better behaviour is opt-in."""
+
+    max_dimensions: int | None = 2  # Dagster allows exactly two; None allows two or more
+
+
+DAGSTER = Options()
+
+
+def now_of(at: Evaluation) -> int:
+    return int(at.as_of.timestamp())
+
+
+def sorted_dimensions(definition: MultiPartitions) -> tuple[Dimension, ...]:
+    return tuple(sorted(definition.dimensions, key=lambda dimension: dimension.name))
+
+
+# ----- validation -------------------------------------------------------------------------
+
+
+def validate_definition(
+    definition: PartitionsDefinition, options: Options = DAGSTER, at: Evaluation | None = None
+) -> None:
+    """Raise InvalidDefinition (with the field) if Dagster would refuse the definition.
+
+    With `at`, the fmt check runs as Dagster runs it at load time: only when at least two
+    partitions exist then. Without it (registration), it always runs.
+    """
+    if isinstance(definition, TimeWindowPartitions):
+        _validate_time_windows(definition, at)
+    elif isinstance(definition, StaticPartitions):
+        _validate_static(definition)
+    elif isinstance(definition, DynamicPartitions):
+        if not definition.name:
+            raise InvalidDefinition("a dynamic partitions definition needs a name", "name")
+    else:
+        _validate_multi(definition, options)
+
+
+def _validate_static(definition: StaticPartitions) -> None:
+    seen: set[str] = set()
+    for index, key in enumerate(definition.keys):
+        if _FORBIDDEN_STATIC_SUBSTRING in key:
+            raise InvalidDefinition(f"static key {key!r} contains '...'", f"keys[{index}]")
+        if _FORBIDDEN_STATIC_CHARACTERS & set(key):
+            raise InvalidDefinition(
+                f"static key {key!r} contains a control character", f"keys[{index}]"
+            )
+        if key in seen:
+            raise InvalidDefinition(f"duplicate static key {key!r}", f"keys[{index}]")
+        seen.add(key)
+
+
+def _validate_multi(definition: MultiPartitions, options: Options) -> None:
+    count = len(definition.dimensions)
+    if count < 2 or (options.max_dimensions is not None and count > options.max_dimensions):
+        allowed = "exactly 2" if options.max_dimensions == 2 else "at least 2"
+        raise InvalidDefinition(
+            f"a multi partitions definition needs {allowed} dimensions, got {count}",
+            "dimensions",
+        )
+    names = [dimension.name for dimension in definition.dimensions]
+    if len(set(names)) != len(names):
+        raise InvalidDefinition("dimension names must be unique", "dimensions")
+    for index, dimension in enumerate(definition.dimensions):
+        field = f"dimensions[{index}].partitions"
+        if isinstance(dimension.partitions, MultiPartitions):  # type: ignore[unreachable]
+            raise InvalidDefinition("multi definitions cannot be nested", field)  # type: ignore[unreachable]
+        try:
+            validate_definition(dimension.partitions, options)
+        except InvalidDefinition as error:
+            raise error.at(field) from None
+        if isinstance(dimension.partitions, StaticPartitions):
+            for key_index, key in enumerate(dimension.partitions.keys):
+                if _FORBIDDEN_DIMENSION_CHARACTERS & set(key):
+                    raise InvalidDefinition(
+                        f"key {key!r} of dimension {dimension.name!r} contains one of | , [ ]",
+                        f"{field}.keys[{key_index}]",
+                    )
+
+
+def _validate_time_windows(definition: TimeWindowPartitions, at: Evaluation | None) -> None:
+    windows = compile_time_windows(definition)  # raises on a bad cron or zone
+    if at is None and definition.end is not None and definition.end < definition.start:
+        raise InvalidDefinition("end is before start", "end")
+    # Dagster's load-time check: the key after the first must differ from it. It runs on the
+    # first partition at load time; a fmt that cannot parse its own keys fails here too.
+    first = windows.window_index_from(windows.start_ts)
+    last_end: int | None = None
+    if at is not None:
+        full = windows.full_window(now_of(at))
+        if full is None:
+            return
+        last_end = full.end
+    first_key = windows.key_at(first)
+    try:
+        parsed, _ = windows.parse_key(first_key)
+    except InvalidPartitionKey:
+        raise InvalidDefinition(
+            f"fmt {definition.fmt!r} cannot parse its own key {first_key!r}", "fmt"
+        ) from None
+    following_index = windows.next_window_index(windows.window_index_from(parsed))
+    if last_end is not None and windows.tick(following_index) >= last_end:
+        return
+    following = windows.key_at(following_index)
+    if following == first_key:
+        raise InvalidDefinition(
+            f"fmt {definition.fmt!r} is too coarse for cron {definition.cron_schedule!r}: "
+            f"several windows share the key {first_key!r}",
+            "fmt",
+        )
+
+
+# ----- keys of a definition -----------------------------------------------------------
+
+
+def time_windows(definition: TimeWindowPartitions) -> TimeWindows:
+    return compile_time_windows(definition)
+
+
+def all_time_subset(windows: TimeWindows, now: int) -> TimeSubset:
+    full = windows.full_window(now)
+    if full is None or full.start > full.end:
+        return TimeSubset(windows, ())
+    return TimeSubset(windows, (full,))
+
+
+def dynamic_keys(definition: DynamicPartitions, at: Evaluation) -> Sequence[str]:
+    return at.dynamic_keys.get(definition.name, ())
+
+
+def _dimension_keys(partitions: PartitionsDefinition, at: Evaluation) -> list[str]:
+    keys = list(all_partitions(partitions, at))
+    if isinstance(partitions, DynamicPartitions):
+        # Dagster drops dynamic keys that would break the multi key syntax.
+        keys = [key for key in keys if MULTI_KEY_DELIMITER not in key]
+    return keys
+
+
+def all_partitions(definition: PartitionsDefinition, at: Evaluation) -> Subset:
+    """Every partition that exists at `at.as_of`, in the definition's order."""
+    if isinstance(definition, TimeWindowPartitions):
+        return all_time_subset(compile_time_windows(definition), now_of(at))
+    if isinstance(definition, StaticPartitions):
+        return KeySubset(definition.keys)
+    if isinstance(definition, DynamicPartitions):
+        return KeySubset(tuple(dynamic_keys(definition, at)))
+    per_dimension = [
+        _dimension_keys(dimension.partitions, at) for dimension in sorted_dimensions(definition)
+    ]
+    return KeySubset(
+        tuple(MULTI_KEY_DELIMITER.join(parts) for parts in itertools.product(*per_dimension))
+    )
+
+
+def check_key(definition: PartitionsDefinition, key: str, at: Evaluation) -> None:
+    """Raise InvalidPartitionKey unless `key` is a partition at `at.as_of` (Dagster's rule)."""
+    if isinstance(definition, TimeWindowPartitions):
+        compile_time_windows(definition).check_key(key, now_of(at))
+    elif isinstance(definition, StaticPartitions):
+        if key not in _static_positions(definition):
+            raise InvalidPartitionKey(f"{key!r} is not one of the static keys")
+    elif isinstance(definition, DynamicPartitions):
+        if key not in dynamic_keys(definition, at):
+            raise InvalidPartitionKey(
+                f"{key!r} has not been added to dynamic partitions {definition.name!r}"
+            )
+    else:
+        parts = key.split(MULTI_KEY_DELIMITER)
+        dimensions = sorted_dimensions(definition)
+        if len(parts) != len(dimensions):
+            raise InvalidPartitionKey(
+                f"{key!r} must have {len(dimensions)} parts joined by '|', in the order "
+                + ", ".join(dimension.name for dimension in dimensions)
+            )
+        for part, dimension in zip(parts, dimensions, strict=True):
+            try:
+                check_key(dimension.partitions, part, at)
+            except InvalidPartitionKey as error:
+                raise InvalidPartitionKey(
+                    f"{key!r}: dimension {dimension.name!r}: {error.message}"
+                ) from None
+
+
+def has_key(definition: PartitionsDefinition, key: str, at: Evaluation) -> bool:
+    try:
+        check_key(definition, key, at)
+    except InvalidPartitionKey:
+        return False
+    return True
+
+
+_STATIC_POSITIONS: dict[StaticPartitions, dict[str, int]] = {}
+
+
+def _static_positions(definition: StaticPartitions) -> dict[str, int]:
+    positions = _STATIC_POSITIONS.get(definition)
+    if positions is None:
+        positions = {key: index for index, key in enumerate(definition.keys)}
+        if len(_STATIC_POSITIONS) > 1024:
+            _STATIC_POSITIONS.clear()
+        _STATIC_POSITIONS[definition] = positions
+    return positions
+
+
+def order_keys(definition: PartitionsDefinition, keys: Iterable[str], at: Evaluation) -> list[str]:
+    """Keys in the definition's enumeration order at `at`; unknown keys last, by code point."""
+    unique = set(keys)
+    known: list[tuple[tuple[int, ...], str]] = []
+    unknown: list[str] = []
+    for key in unique:
+        position = _position(definition, key, at)
+        if position is None:
+            unknown.append(key)
+        else:
+            known.append((position, key))
+    known.sort()
+    return [key for _, key in known] + sorted(unknown)
+
+
+def _position(definition: PartitionsDefinition, key: str, at: Evaluation) -> tuple[int, ...] | None:
+    if isinstance(definition, TimeWindowPartitions):
+        windows = compile_time_windows(definition)
+        try:
+            index = windows.check_key(key, now_of(at))
+        except InvalidPartitionKey:
+            return None
+        return (windows.tick(index),)
+    if isinstance(definition, StaticPartitions):
+        static_index = _static_positions(definition).get(key)
+        return None if static_index is None else (static_index,)
+    if isinstance(definition, DynamicPartitions):
+        keys = dynamic_keys(definition, at)
+        return (keys.index(key),) if key in keys else None
+    parts = key.split(MULTI_KEY_DELIMITER)
+    dimensions = sorted_dimensions(definition)
+    if len(parts) != len(dimensions):
+        return None
+    position: tuple[int, ...] = ()
+    for part, dimension in zip(parts, dimensions, strict=True):
+        part_position = _position(dimension.partitions, part, at)
+        if part_position is None:
+            return None
+        position += part_position
+    return position
+
+
+# ----- three states -----------------------------------------------------------------------
+
+
+def classify_time_key(windows: TimeWindows, index: int, now: int) -> KeyStatus:
+    """Why the window at tick `index` is not a partition at `now`, and when it will be."""
+    window = windows.window(index)
+    key = windows.key_at(index)
+    first = windows.window(windows.window_index_from(windows.start_ts))
+    if window.start < first.start:
+        return KeyStatus(key, KeyState.NEVER, "before the first partition")
+    if windows.end_ts is not None and window.end > windows.end_ts:
+        return KeyStatus(key, KeyState.NEVER, "after the end of the partitions definition")
+    bounds = windows.bounds(now)
+    if bounds is not None and bounds[0] <= window.start <= bounds[1]:
+        return KeyStatus(key, KeyState.EXISTS, "")
+    available = _available_at(windows, index)
+    return KeyStatus(
+        key,
+        KeyState.NOT_YET,
+        "the window has not ended yet" if windows.end_offset <= 0 else "not yet in range",
+        datetime.fromtimestamp(available, UTC),
+    )
+
+
+def _available_at(windows: TimeWindows, index: int) -> int:
+    offset = windows.end_offset
+    if offset == 0:
+        return windows.window(index).end
+    if offset > 0:
+        for _ in range(offset - 1):
+            index = windows.prev_window_index(index)
+        return windows.window(index).start
+    for _ in range(-offset):
+        index = windows.next_window_index(index)
+    return windows.window(index).end
+
+
+def statuses_in(windows: TimeWindows, span: Window, now: int) -> list[KeyStatus]:
+    """Status of every non-partition window starting in `span`."""
+    statuses = [classify_time_key(windows, index, now) for index in windows.keys_in_window(span)]
+    return [status for status in statuses if status.state is not KeyState.EXISTS]
+
+
+def classify_key(definition: PartitionsDefinition, key: str, at: Evaluation) -> KeyStatus:
+    """Status of a key that a non-time mapping asked for."""
+    if has_key(definition, key, at):
+        return KeyStatus(key, KeyState.EXISTS, "")
+    if isinstance(definition, TimeWindowPartitions):
+        windows = compile_time_windows(definition)
+        try:
+            instant, reformatted = windows.parse_key(key)
+        except InvalidPartitionKey:
+            return KeyStatus(key, KeyState.NEVER, "not a key of this definition")
+        index = windows.window_index_from(instant)
+        if windows.key_at(index) == key:
+            return classify_time_key(windows, index, now_of(at))
+        return KeyStatus(key, KeyState.NEVER, "not a key of this definition")
+    if isinstance(definition, DynamicPartitions):
+        return KeyStatus(key, KeyState.NEVER, "not added to (or deleted from) the dynamic set")
+    return KeyStatus(key, KeyState.NEVER, "not a key of this definition")
+

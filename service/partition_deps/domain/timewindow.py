@@ -1,0 +1,503 @@
+"""Time-window partitions as arithmetic on a table of cron ticks.
+
+A definition is compiled once (cached by value) into a sorted table of tick instants (UTC
+seconds), generated a calendar year at a time and extended on demand in either direction.
+Window i is `[tick[i], tick[i+1])`; windows whose start is excluded are gaps. Every question
+(key -> window, timestamp -> key, which partitions exist at `as_of`) is a bisect on that
+table, so no per-key cron iteration happens on the hot path.
+
+DST follows Dagster's cron iterator: a wall time that does not exist moves to the first
+instant after the transition (crons whose hour field is a wildcard skip it instead), and an
+ambiguous wall time takes its later occurrence (hour-wildcard crons keep both; the second
+one's key gets a `-0800`-style suffix).
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from partition_deps.domain.cron import Cron, parse_cron
+from partition_deps.domain.definitions import TimeWindowPartitions
+from partition_deps.domain.errors import InvalidDefinition, InvalidPartitionKey
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_MIN_YEAR = 1900
+_MAX_YEAR = 2300
+# Basic crons skip the key -> tick snapping in Dagster's has_partition_key (see start_for_key).
+_BASIC_CRONS = frozenset({"0 0 * * *", "0 * * * *"})
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open `[start, end)` interval of UTC seconds."""
+
+    start: int
+    end: int
+
+
+@functools.lru_cache(maxsize=64)
+def zone(name: str) -> tzinfo:
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise InvalidDefinition(f"unknown time zone {name!r}", "timezone") from None
+
+
+def _wall_to_instant(tz: tzinfo, wall: datetime, fold: int = 0) -> int:
+    return int(wall.replace(tzinfo=tz, fold=fold).timestamp())
+
+
+class TimeWindows:
+    """A compiled `TimeWindowPartitions`: tick table plus Dagster's existence rules."""
+
+    def __init__(self, definition: TimeWindowPartitions) -> None:
+        self.definition = definition
+        self.cron: Cron = _parse(definition.cron_schedule, "cron_schedule")
+        self.tz = zone(definition.timezone)
+        self.is_utc = self.tz is UTC
+        self.fmt = definition.fmt
+        self.fmt_has_offset = "%z" in definition.fmt
+        self.start_ts = _wall_to_instant(self.tz, definition.start)
+        self.end_ts = None if definition.end is None else _wall_to_instant(self.tz, definition.end)
+        self.end_offset = definition.end_offset
+        self.exclusion_crons = tuple(
+            _parse(item, f"exclusions[{index}]")
+            for index, item in enumerate(definition.exclusions)
+            if isinstance(item, str)
+        )
+        self.exclusion_instants = frozenset(
+            _wall_to_instant(self.tz, item)
+            for item in definition.exclusions
+            if isinstance(item, datetime)
+        )
+        self.has_exclusions = bool(definition.exclusions)
+        self.is_basic = definition.cron_schedule in _BASIC_CRONS and not self.has_exclusions
+        self.is_basic_daily = definition.cron_schedule == "0 0 * * *" and not self.has_exclusions
+        self.is_basic_hourly = definition.cron_schedule == "0 * * * *" and not self.has_exclusions
+        self._ticks: list[int] = []
+        self._excluded: list[bool] = []
+        self._keys: list[str | None] = []
+        self._first_year = 0
+        self._last_year = -1  # inclusive; empty table
+        self._key_starts: dict[str, int] = {}
+        self._extend_to_cover(self.start_ts)
+
+    # ----- the tick table -------------------------------------------------------------
+
+    def _year_of(self, ts: int) -> int:
+        year = datetime.fromtimestamp(ts, UTC).year
+        return min(max(year, _MIN_YEAR), _MAX_YEAR)
+
+    def _extend_to_cover(self, ts: int) -> None:
+        """Make sure the table holds every tick of the (local) years around `ts`."""
+        year = self._year_of(ts)
+        if self._last_year < self._first_year:
+            self._first_year, self._last_year = year - 1, year - 2
+            self._append_years(year - 1, year + 1)
+            return
+        if year - 1 < self._first_year:
+            self._prepend_years(year - 1, self._first_year - 1)
+        if year + 1 > self._last_year:
+            self._append_years(self._last_year + 1, year + 1)
+
+    def _append_years(self, first: int, last: int) -> None:
+        for year in range(first, last + 1):
+            ticks = self._generate_year(year)
+            self._ticks.extend(ticks)
+            self._excluded.extend(self._is_excluded(tick) for tick in ticks)
+            self._keys.extend([None] * len(ticks))
+        self._last_year = last
+
+    def _prepend_years(self, first: int, last: int) -> None:
+        ticks: list[int] = []
+        for year in range(first, last + 1):
+            ticks.extend(self._generate_year(year))
+        self._ticks[:0] = ticks
+        self._excluded[:0] = [self._is_excluded(tick) for tick in ticks]
+        self._keys[:0] = [None] * len(ticks)
+        self._first_year = first
+
+    def _generate_year(self, year: int) -> list[int]:
+        if year < _MIN_YEAR or year > _MAX_YEAR:
+            return []
+        return _ticks_of_year(self.cron, self.tz, year)
+
+    def _is_excluded(self, tick: int) -> bool:
+        if not self.has_exclusions:
+            return False
+        if tick in self.exclusion_instants:
+            return True
+        return any(_is_tick(cron, self.tz, tick) for cron in self.exclusion_crons)
+
+    def _index_at_or_after(self, ts: int) -> int:
+        """Index of the first tick >= ts, with at least one tick after it in the table."""
+        self._extend_to_cover(ts)
+        while True:
+            index = bisect.bisect_left(self._ticks, ts)
+            if index < len(self._ticks) - 1 or self._last_year >= _MAX_YEAR:
+                return index
+            self._append_years(self._last_year + 1, self._last_year + 1)
+
+    def _index_at_or_before(self, ts: int) -> int:
+        """Index of the last tick <= ts, with at least one tick before it in the table."""
+        self._extend_to_cover(ts)
+        while True:
+            index = bisect.bisect_right(self._ticks, ts) - 1
+            if index >= 1 or self._first_year <= _MIN_YEAR:
+                return index
+            self._prepend_years(self._first_year - 1, self._first_year - 1)
+
+    def tick(self, index: int) -> int:
+        return self._ticks[index]
+
+    def ensure_index(self, index: int) -> int:
+        """Extend so that `index + 1` is a valid tick index; return the possibly shifted index."""
+        while index + 1 >= len(self._ticks) and self._last_year < _MAX_YEAR:
+            self._append_years(self._last_year + 1, self._last_year + 1)
+        while index < 0 and self._first_year > _MIN_YEAR:
+            before = len(self._ticks)
+            self._prepend_years(self._first_year - 1, self._first_year - 1)
+            index += len(self._ticks) - before
+        return index
+
+    # ----- windows, as Dagster's iterators see them ----------------------------------
+
+    def window_index_from(self, ts: int) -> int:
+        """Index of the first non-excluded window starting at or after `ts`."""
+        index = self._index_at_or_after(ts)
+        while True:
+            index = self.ensure_index(index)
+            if not self._excluded[index]:
+                return index
+            index += 1
+
+    def window_index_ending_by(self, ts: int) -> int:
+        """Index of the last non-excluded window whose end is at or before `ts`."""
+        index = self._index_at_or_before(ts) - 1
+        while True:
+            index = self.ensure_index(index)
+            if not self._excluded[index]:
+                return index
+            index -= 1
+
+    def next_window_index(self, index: int) -> int:
+        index += 1
+        while True:
+            index = self.ensure_index(index)
+            if not self._excluded[index]:
+                return index
+            index += 1
+
+    def prev_window_index(self, index: int) -> int:
+        index -= 1
+        while True:
+            index = self.ensure_index(index)
+            if not self._excluded[index]:
+                return index
+            index -= 1
+
+    def window(self, index: int) -> Window:
+        index = self.ensure_index(index)
+        return Window(self._ticks[index], self._ticks[index + 1])
+
+    def index_of_start(self, ts: int) -> int:
+        """Index of the tick at exactly `ts` (which must be a tick)."""
+        index = self._index_at_or_after(ts)
+        return self.ensure_index(index)
+
+    # ----- which partitions exist at `now` -------------------------------------------
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - the instance is itself cached by value
+    def bounds(self, now: int) -> tuple[int, int] | None:
+        """(first, last) window start instants of the partitions that exist at `now`."""
+        first = self.window(self.window_index_from(self.start_ts))
+        if self.end_ts is not None and self.end_ts <= self.start_ts:
+            return None
+        if self.end_offset == 0:
+            if first.end > now:
+                return None
+        elif self.end_offset > 0:
+            index = self.window_index_from(now)
+            for _ in range(self.end_offset):
+                index = self.next_window_index(index)
+            if first.end > self.window(index).start:
+                return None
+        else:
+            index = self.window_index_ending_by(now)
+            for _ in range(-self.end_offset - 1):
+                index = self.prev_window_index(index)
+            if first.end > self.window(index).start:
+                return None
+        last = self._last_window(now, first)
+        return first.start, last.start
+
+    def _last_window(self, now: int, first: Window) -> Window:
+        if self.end_offset == 0:
+            cutoff = self.end_ts if self.end_ts is not None and self.end_ts < now else now
+            return self.window(self.window_index_ending_by(cutoff))
+        before_end = (
+            None if self.end_ts is None else self.window(self.window_index_ending_by(self.end_ts))
+        )
+        zero_index = self.window_index_ending_by(now)
+        if self.end_offset < 0:
+            index = zero_index
+            for _ in range(-self.end_offset):
+                index = self.prev_window_index(index)
+        else:
+            index = self.window_index_from(self.window(zero_index).end)
+            for _ in range(self.end_offset - 1):
+                index = self.next_window_index(index)
+        current = self.window(index)
+        if before_end is not None and before_end.start <= current.start:
+            return before_end
+        if current.start < first.start:
+            return first
+        return current
+
+    def existing_range(self, now: int) -> tuple[int, int] | None:
+        """(first, last) tick indices of the existing partitions at `now` (inclusive)."""
+        bounds = self.bounds(now)
+        if bounds is None:
+            return None
+        first = self.index_of_start(bounds[0])
+        return first, self.index_of_start(bounds[1])
+
+    def full_window(self, now: int) -> Window | None:
+        """`[first.start, last.end)` of the partitions existing at `now`."""
+        bounds = self.bounds(now)
+        if bounds is None:
+            return None
+        return Window(bounds[0], self.window(self.index_of_start(bounds[1])).end)
+
+    # ----- keys ------------------------------------------------------------------------
+
+    def key_at(self, index: int) -> str:
+        key = self._keys[index]
+        if key is None:
+            key = self.format_instant(self._ticks[index])
+            self._keys[index] = key
+        return key
+
+    def format_instant(self, ts: int) -> str:
+        local = datetime.fromtimestamp(ts, self.tz)
+        if self.fmt_has_offset or not self.cron.repeats_every_hour or self.is_utc:
+            return local.strftime(self.fmt)
+        if local.fold == 1 and _is_second_occurrence(local):
+            return local.strftime(self.fmt + "%z")
+        return local.strftime(self.fmt)
+
+    def parse_key(self, key: str) -> tuple[int, str]:
+        """Dagster's key parsing: (instant, the key as re-formatted from what was parsed).
+
+        The re-formatted text is what a basic cron's membership test compares against.
+        """
+        try:
+            parsed = datetime.strptime(key, self.fmt)
+        except ValueError:
+            try:
+                parsed = datetime.strptime(key, self.fmt + "%z")
+            except ValueError:
+                raise InvalidPartitionKey(
+                    f"{key!r} does not match the format {self.fmt!r}"
+                ) from None
+        if parsed.tzinfo is not None:
+            instant = int(parsed.timestamp())
+            return instant, self.format_instant(instant)
+        instant = _wall_to_instant(self.tz, parsed)
+        return instant, _format_naive(parsed, self)
+
+    def start_for_key(self, key: str) -> int:
+        """The window start Dagster derives from a key (before any membership check)."""
+        cached = self._key_starts.get(key)
+        if cached is not None:
+            return cached
+        instant, _ = self.parse_key(key)
+        start = instant if self.is_basic else self._ticks[self.window_index_from(instant)]
+        if len(self._key_starts) < 200_000:
+            self._key_starts[key] = start
+        return start
+
+    def window_for_key(self, key: str) -> Window:
+        """The window Dagster maps a key to: the first window starting at or after its instant."""
+        instant, _ = self.parse_key(key)
+        return self.window(self.window_index_from(instant))
+
+    def check_key(self, key: str, now: int) -> int:
+        """Tick index of `key` if it is a partition at `now`; else raise InvalidPartitionKey."""
+        instant, reformatted = self.parse_key(key)
+        if self.is_basic:
+            start = instant
+            formatted = reformatted
+        else:
+            start = self._ticks[self.window_index_from(instant)]
+            formatted = self.format_instant(start)
+        if self._is_excluded(start):
+            raise InvalidPartitionKey(f"partition {key!r} is excluded")
+        bounds = self.bounds(now)
+        if bounds is None:
+            raise InvalidPartitionKey(f"partition {key!r} does not exist: no partitions exist yet")
+        if start < bounds[0]:
+            raise InvalidPartitionKey(f"partition {key!r} is before the first partition")
+        if start > bounds[1]:
+            raise InvalidPartitionKey(f"partition {key!r} does not exist yet at {_iso(now)}")
+        if formatted != key:
+            raise InvalidPartitionKey(
+                f"{key!r} is not a partition key: the partition starting then is {formatted!r}"
+            )
+        return self.window_index_from(start)
+
+    def key_for_timestamp(self, ts: int, end_closed: bool = False) -> str:
+        """Dagster's get_partition_key_for_timestamp."""
+        return self.key_at(self.index_for_timestamp(ts, end_closed))
+
+    def index_for_timestamp(self, ts: int, end_closed: bool = False) -> int:
+        prev = self._index_at_or_before(ts)
+        if end_closed and self._ticks[prev] == ts:
+            prev -= 1
+        prev = self.ensure_index(prev)
+        while self._excluded[prev]:
+            prev = self.ensure_index(prev - 1)
+        nxt = self.window_index_from(ts)
+        if end_closed or self._ticks[nxt] > ts:
+            return prev
+        return nxt
+
+    def keys_in_window(self, window: Window) -> Iterator[int]:
+        """Tick indices of the non-excluded windows starting in `[window.start, window.end)`."""
+        index = self._index_at_or_after(window.start)
+        while True:
+            index = self.ensure_index(index)
+            if self._ticks[index] >= window.end:
+                return
+            if not self._excluded[index]:
+                yield index
+            index += 1
+
+    def ticks_between(self, start: int, end: int) -> int:
+        """How many ticks lie in `[start, end)`."""
+        first = self._index_at_or_after(start)
+        return self._index_at_or_after(end) - first
+
+    def last_window_index_before(self, ts: int) -> int:
+        """Index of the last non-excluded window starting strictly before `ts`."""
+        index = self._index_at_or_after(ts) - 1
+        while True:
+            index = self.ensure_index(index)
+            if not self._excluded[index]:
+                return index
+            index -= 1
+
+    def has_any_partitions_in(self, start: int, end: int) -> bool:
+        if start >= end:
+            return False
+        return self._ticks[self.window_index_from(start)] < end
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def _format_naive(parsed: datetime, windows: TimeWindows) -> str:
+    # A naive parse is the first occurrence (fold=0), which never gets the offset suffix.
+    return parsed.strftime(windows.fmt)
+
+
+def _is_second_occurrence(local: datetime) -> bool:
+    tz = local.tzinfo
+    assert tz is not None
+    before = tz.utcoffset(local.replace(fold=0))
+    after = tz.utcoffset(local.replace(fold=1))
+    assert before is not None and after is not None
+    return before > after
+
+
+def _parse(expression: str, field: str) -> Cron:
+    try:
+        return parse_cron(expression)
+    except InvalidDefinition as error:
+        raise InvalidDefinition(error.message, field) from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _ticks_of_year(cron: Cron, tz: tzinfo, year: int) -> list[int]:
+    """Every tick of `cron` whose local date falls in `year`, as sorted UTC seconds."""
+    ticks: list[int] = []
+    minutes = cron.minutes
+    hours = cron.hours_of_day
+    day = date(year, 1, 1)
+    one_day = timedelta(days=1)
+    is_utc = tz is UTC
+    while day.year == year:
+        if cron.matches_day(day):
+            midnight = (day.toordinal() - _EPOCH_ORDINAL) * 86400
+            if is_utc:
+                ticks.extend(midnight + h * 3600 + m * 60 for h in hours for m in minutes)
+            else:
+                ticks.extend(_local_ticks(cron, tz, day, midnight, hours, minutes))
+        day += one_day
+    ticks.sort()
+    deduplicated = [tick for i, tick in enumerate(ticks) if i == 0 or tick != ticks[i - 1]]
+    return deduplicated
+
+
+def _offset_seconds(tz: tzinfo, wall: datetime, fold: int = 0) -> int:
+    offset = tz.utcoffset(wall.replace(fold=fold))
+    assert offset is not None
+    return int(offset.total_seconds())
+
+
+def _local_ticks(
+    cron: Cron,
+    tz: tzinfo,
+    day: date,
+    midnight: int,
+    hours: tuple[int, ...],
+    minutes: tuple[int, ...],
+) -> list[int]:
+    start_wall = datetime(day.year, day.month, day.day)
+    offset_start = _offset_seconds(tz, start_wall)
+    offset_noon = _offset_seconds(tz, start_wall + timedelta(hours=12))
+    offset_end = _offset_seconds(tz, start_wall + timedelta(days=1))
+    if offset_start == offset_noon == offset_end and offset_start == _offset_seconds(
+        tz, start_wall, 1
+    ):
+        return [midnight + h * 3600 + m * 60 - offset_start for h in hours for m in minutes]
+    # A transition day: resolve each wall time the way Dagster's cron iterator does.
+    result: list[int] = []
+    for hour in hours:
+        for minute in minutes:
+            wall = start_wall.replace(hour=hour, minute=minute)
+            first = _wall_to_instant(tz, wall, 0)
+            if datetime.fromtimestamp(first, tz).replace(tzinfo=None) != wall:
+                if cron.repeats_every_hour:
+                    continue
+                shift = tz.dst(wall + timedelta(hours=1)) or timedelta(hours=1)
+                result.append(_wall_to_instant(tz, wall.replace(minute=0) + shift))
+                continue
+            second = _wall_to_instant(tz, wall, 1)
+            if second != first:
+                if cron.repeats_every_hour:
+                    result.append(first)
+                result.append(second)
+            else:
+                result.append(first)
+    return result
+
+
+def _is_tick(cron: Cron, tz: tzinfo, ts: int) -> bool:
+    local = datetime.fromtimestamp(ts, tz)
+    year_ticks = _ticks_of_year(cron, tz, local.year)
+    index = bisect.bisect_left(year_ticks, ts)
+    return index < len(year_ticks) and year_ticks[index] == ts
+
+
+@functools.lru_cache(maxsize=512)
+def compile_time_windows(definition: TimeWindowPartitions) -> TimeWindows:
+    return TimeWindows(definition)
