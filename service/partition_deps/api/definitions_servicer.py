@@ -1,0 +1,175 @@
+"""DefinitionsService: assets and dynamic partitions of a namespace."""
+
+from __future__ import annotations
+
+import grpc
+
+from partition_deps.api import convert, paging
+from partition_deps.api.errors import ApiError
+from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as pb
+from partition_deps.api.handlers import Method
+from partition_deps.api.validate import validate_graph
+from partition_deps.domain.assets import AssetDefinition
+from partition_deps.store.cache import DefinitionsCache
+from partition_deps.store.definitions import DefinitionsRepository
+from partition_deps.store.errors import AssetNotFound
+
+SERVICE_NAME = "partitiondeps.v1.DefinitionsService"
+MAX_NAME_LENGTH = 256
+
+
+def required_name(value: str, field: str) -> str:
+    if not value:
+        raise convert.InvalidRequest(f"{field} is required", field)
+    if len(value) > MAX_NAME_LENGTH or not value.isprintable():
+        raise convert.InvalidRequest(
+            f"{field} must be printable and at most {MAX_NAME_LENGTH} characters", field
+        )
+    return value
+
+
+def _unique_keys(keys: list[str], field: str) -> list[str]:
+    seen: set[str] = set()
+    for index, key in enumerate(keys):
+        if not key:
+            raise convert.InvalidRequest("partition keys must not be empty", f"{field}[{index}]")
+        if key in seen:
+            raise ApiError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "DUPLICATE_PARTITION_KEY",
+                f"partition key {key!r} appears more than once",
+                f"{field}[{index}]",
+            )
+        seen.add(key)
+    return keys
+
+
+class DefinitionsServicer:
+    def __init__(self, repository: DefinitionsRepository, cache: DefinitionsCache) -> None:
+        self._repository = repository
+        self._cache = cache
+
+    def methods(self) -> list[Method]:
+        return [
+            Method("ApplyAssets", pb.ApplyAssetsRequest, self.apply_assets),
+            Method("GetAsset", pb.GetAssetRequest, self.get_asset),
+            Method("ListAssets", pb.ListAssetsRequest, self.list_assets),
+            Method("DeleteAsset", pb.DeleteAssetRequest, self.delete_asset),
+            Method("AddDynamicPartitions", pb.AddDynamicPartitionsRequest, self.add_dynamic),
+            Method(
+                "DeleteDynamicPartitions", pb.DeleteDynamicPartitionsRequest, self.delete_dynamic
+            ),
+            Method("ListDynamicPartitions", pb.ListDynamicPartitionsRequest, self.list_dynamic),
+        ]
+
+    def apply_assets(
+        self, request: pb.ApplyAssetsRequest, context: grpc.ServicerContext
+    ) -> pb.ApplyAssetsResponse:
+        namespace = required_name(request.namespace, "namespace")
+        assets: list[AssetDefinition] = []
+        positions: dict[str, int] = {}
+        for index, message in enumerate(request.assets):
+            asset = convert.asset_from_proto(message, f"assets[{index}]")
+            required_name(asset.key, f"assets[{index}].asset_key")
+            if asset.key in positions:
+                raise ApiError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "DUPLICATE_ASSET",
+                    f"asset {asset.key!r} appears more than once",
+                    f"assets[{index}].asset_key",
+                )
+            positions[asset.key] = index
+            assets.append(asset)
+        generation = self._repository.apply_assets(
+            namespace,
+            assets,
+            replace_all=request.replace_all,
+            expected_generation=(
+                request.expected_generation if request.HasField("expected_generation") else None
+            ),
+            validate=lambda graph: validate_graph(graph, positions),
+        )
+        self._cache.invalidate(namespace, generation)
+        return pb.ApplyAssetsResponse(
+            generation=generation,
+            assets=[convert.asset_to_proto(asset, generation) for asset in assets],
+        )
+
+    def get_asset(
+        self, request: pb.GetAssetRequest, context: grpc.ServicerContext
+    ) -> pb.GetAssetResponse:
+        snapshot = self._cache.snapshot(required_name(request.namespace, "namespace"))
+        key = required_name(request.asset_key, "asset_key")
+        asset = snapshot.assets.get(key)
+        if asset is None:
+            raise AssetNotFound(f"asset {key!r} does not exist", "asset_key")
+        return pb.GetAssetResponse(
+            asset=convert.asset_to_proto(asset, snapshot.asset_generations[key])
+        )
+
+    def list_assets(
+        self, request: pb.ListAssetsRequest, context: grpc.ServicerContext
+    ) -> pb.ListAssetsResponse:
+        snapshot = self._cache.snapshot(required_name(request.namespace, "namespace"))
+        size = paging.page_size(request.page_size, "page_size", default=100)
+        after, _ = paging.decode_token(request.page_token, "page_token")
+        keys = [key for key in snapshot.assets if key > after] if after else list(snapshot.assets)
+        page = keys[:size]
+        return pb.ListAssetsResponse(
+            assets=[
+                convert.asset_to_proto(snapshot.assets[k], snapshot.asset_generations[k])
+                for k in page
+            ],
+            next_page_token=paging.encode_token(page[-1], 0) if len(keys) > size else "",
+            generation=snapshot.generation,
+        )
+
+    def delete_asset(
+        self, request: pb.DeleteAssetRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteAssetResponse:
+        namespace = required_name(request.namespace, "namespace")
+        generation = self._repository.delete_asset(
+            namespace, required_name(request.asset_key, "asset_key")
+        )
+        self._cache.invalidate(namespace, generation)
+        return pb.DeleteAssetResponse(generation=generation)
+
+    def add_dynamic(
+        self, request: pb.AddDynamicPartitionsRequest, context: grpc.ServicerContext
+    ) -> pb.AddDynamicPartitionsResponse:
+        namespace = required_name(request.namespace, "namespace")
+        name = required_name(request.definition_name, "definition_name")
+        keys = _unique_keys(list(request.partition_keys), "partition_keys")
+        generation, added = self._repository.add_dynamic_partitions(namespace, name, keys)
+        self._cache.invalidate(namespace, generation)
+        return pb.AddDynamicPartitionsResponse(generation=generation, added_count=added)
+
+    def delete_dynamic(
+        self, request: pb.DeleteDynamicPartitionsRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteDynamicPartitionsResponse:
+        namespace = required_name(request.namespace, "namespace")
+        name = required_name(request.definition_name, "definition_name")
+        keys = _unique_keys(list(request.partition_keys), "partition_keys")
+        generation, deleted = self._repository.delete_dynamic_partitions(namespace, name, keys)
+        self._cache.invalidate(namespace, generation)
+        return pb.DeleteDynamicPartitionsResponse(generation=generation, deleted_count=deleted)
+
+    def list_dynamic(
+        self, request: pb.ListDynamicPartitionsRequest, context: grpc.ServicerContext
+    ) -> pb.ListDynamicPartitionsResponse:
+        namespace = required_name(request.namespace, "namespace")
+        name = required_name(request.definition_name, "definition_name")
+        size = paging.page_size(request.page_size, "page_size")
+        _, after_id = paging.decode_token(request.page_token, "page_token")
+        rows = self._repository.list_dynamic_partitions(
+            namespace, name, after_id=after_id, limit=size + 1, show_deleted=request.show_deleted
+        )
+        response = pb.ListDynamicPartitionsResponse()
+        for _, record in rows[:size]:
+            partition = response.partitions.add(partition_key=record.partition_key)
+            partition.add_time.FromDatetime(record.added_at)
+            if record.deleted_at is not None:
+                partition.delete_time.FromDatetime(record.deleted_at)
+        if len(rows) > size:
+            response.next_page_token = paging.encode_token("", rows[size - 1][0])
+        return response

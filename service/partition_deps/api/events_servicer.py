@@ -1,0 +1,103 @@
+"""EventsService: batches and streams of events, validated against the namespace's assets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import grpc
+
+from partition_deps.api import convert
+from partition_deps.api.definitions_servicer import required_name
+from partition_deps.api.errors import ApiError
+from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as pb
+from partition_deps.api.handlers import Method, StreamMethod
+from partition_deps.domain import events
+from partition_deps.store.cache import DefinitionsCache
+from partition_deps.store.definitions import NamespaceSnapshot
+from partition_deps.store.events import EventsRepository, IngestResult
+
+SERVICE_NAME = "partitiondeps.v1.EventsService"
+
+
+def _check_target(
+    snapshot: NamespaceSnapshot, asset_key: str, partition_key: str | None, field: str
+) -> None:
+    asset = snapshot.assets.get(asset_key)
+    if asset is None:
+        raise ApiError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "UNKNOWN_ASSET",
+            f"asset {asset_key!r} is not registered in namespace {snapshot.namespace!r}",
+            f"{field}.asset_key",
+        )
+    if (asset.partitions is None) != (partition_key is None):
+        expectation = "has no partitions" if asset.partitions is None else "is partitioned"
+        raise ApiError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "PARTITION_KEY_MISMATCH",
+            f"asset {asset_key!r} {expectation}",
+            f"{field}.partition_key",
+        )
+
+
+def events_from_proto(
+    snapshot: NamespaceSnapshot, messages: Sequence[pb.Event], field: str = "events"
+) -> list[events.Event]:
+    converted: list[events.Event] = []
+    for index, message in enumerate(messages):
+        at = f"{field}[{index}]"
+        event = convert.event_from_proto(message, at)
+        match event:
+            case events.Materialization() | events.Observation():
+                _check_target(
+                    snapshot,
+                    event.asset_key,
+                    event.partition_key,
+                    f"{at}.{message.WhichOneof('kind')}",
+                )
+            case events.RunStarted():
+                for position, target in enumerate(event.targets):
+                    _check_target(
+                        snapshot,
+                        target.asset_key,
+                        target.partition_key,
+                        f"{at}.run_started.targets[{position}]",
+                    )
+            case events.RunFailed():
+                pass
+        converted.append(event)
+    return converted
+
+
+class EventsServicer:
+    def __init__(self, repository: EventsRepository, cache: DefinitionsCache) -> None:
+        self._repository = repository
+        self._cache = cache
+
+    def methods(self) -> list[Method | StreamMethod]:
+        return [
+            Method("ReportEvents", pb.ReportEventsRequest, self.report_events),
+            StreamMethod("StreamEvents", pb.StreamEventsRequest, self.stream_events),
+        ]
+
+    def _ingest(self, namespace: str, messages: Sequence[pb.Event]) -> IngestResult:
+        snapshot = self._cache.snapshot(required_name(namespace, "namespace"))
+        return self._repository.ingest(snapshot.namespace_id, events_from_proto(snapshot, messages))
+
+    def report_events(
+        self, request: pb.ReportEventsRequest, context: grpc.ServicerContext
+    ) -> pb.ReportEventsResponse:
+        result = self._ingest(request.namespace, request.events)
+        return pb.ReportEventsResponse(
+            stored_count=result.stored, duplicate_count=result.duplicates
+        )
+
+    def stream_events(
+        self, requests: Iterator[pb.StreamEventsRequest], context: grpc.ServicerContext
+    ) -> pb.StreamEventsResponse:
+        stored = duplicates = 0
+        for request in requests:
+            result = self._ingest(request.namespace, request.events)
+            stored += result.stored
+            duplicates += result.duplicates
+        return pb.StreamEventsResponse(stored_count=stored, duplicate_count=duplicates)

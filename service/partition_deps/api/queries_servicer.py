@@ -1,0 +1,445 @@
+"""QueriesService: upstream/downstream partitions (stored and inline), keys and time windows.
+
+A stored query reads only the in-memory namespace snapshot (store/cache.py): no database round
+trip unless the namespace changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import grpc
+
+from partition_deps.api import convert, paging
+from partition_deps.api.definitions_servicer import required_name
+from partition_deps.api.errors import ApiError
+from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as common_pb
+from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as pb
+from partition_deps.api.handlers import Method
+from partition_deps.domain import partitions
+from partition_deps.domain.assets import AssetDefinition, Dependency
+from partition_deps.domain.definitions import (
+    Evaluation,
+    PartitionsDefinition,
+    TimeWindowPartitions,
+)
+from partition_deps.domain.dependencies import (
+    downstream_partitions,
+    resolve_mapping,
+    upstream_partitions,
+    validate_definition,
+)
+from partition_deps.domain.errors import InvalidPartitionKey, PartitionDepsError
+from partition_deps.domain.mappings.kinds import PartitionMapping
+from partition_deps.domain.results import DownstreamResult, UpstreamResult
+from partition_deps.store.cache import DefinitionsCache
+from partition_deps.store.definitions import NamespaceSnapshot
+from partition_deps.store.errors import AssetNotFound
+
+SERVICE_NAME = "partitiondeps.v1.QueriesService"
+
+# A selection larger than this is refused: answers are ranges, but selections are keys.
+MAX_SELECTED_KEYS = 100_000
+
+
+def _key_error_field(error: PartitionDepsError) -> PartitionDepsError:
+    """Domain key errors name no field: they are about the selection."""
+    if isinstance(error, InvalidPartitionKey) and not error.field:
+        error.field = "selection"
+    return error
+
+
+def selected_keys(
+    definition: PartitionsDefinition | None,
+    selection: common_pb.PartitionSelection,
+    at: Evaluation,
+    field: str = "selection",
+) -> list[str]:
+    """The keys a selection names, in the definition's order for ranges."""
+    kind = selection.WhichOneof("kind")
+    if kind is None or (kind == "keys" and definition is None):
+        if definition is None:
+            if kind == "keys" and selection.keys.partition_keys:
+                raise convert.InvalidRequest(
+                    "the asset is not partitioned: select it with an empty key list",
+                    f"{field}.keys.partition_keys",
+                )
+            return []
+        raise convert.InvalidRequest("a partition selection is required", field)
+    if kind == "keys":
+        keys = list(selection.keys.partition_keys)
+    elif definition is None:
+        raise convert.InvalidRequest("the asset is not partitioned", field)
+    elif kind == "all":
+        keys = list(partitions.all_partitions(definition, at).keys())
+    elif kind == "key_range":
+        every = partitions.all_partitions(definition, at).keys()
+        first, last = (
+            selection.key_range.first_partition_key,
+            selection.key_range.last_partition_key,
+        )
+        try:
+            start, stop = every.index(first), every.index(last)
+        except ValueError:
+            missing = "first" if first not in every else "last"
+            raise InvalidPartitionKey(
+                f"{(first if missing == 'first' else last)!r} is not a partition at as_of",
+                f"{field}.key_range.{missing}_partition_key",
+            ) from None
+        keys = every[start : stop + 1]
+    else:
+        keys = _keys_in_time_range(definition, selection.time_range, at, f"{field}.time_range")
+    if len(keys) > MAX_SELECTED_KEYS:
+        raise ApiError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "SELECTION_TOO_LARGE",
+            f"{len(keys)} keys selected; at most {MAX_SELECTED_KEYS} per request",
+            field,
+        )
+    return keys
+
+
+def _keys_in_time_range(
+    definition: PartitionsDefinition, time_range: common_pb.TimeRange, at: Evaluation, field: str
+) -> list[str]:
+    if not (time_range.HasField("start_time") and time_range.HasField("end_time")):
+        raise convert.InvalidRequest("start_time and end_time are required", field)
+    if not isinstance(definition, TimeWindowPartitions):
+        raise convert.InvalidRequest("a time range selects time-window partitions only", field)
+    start = convert.instant_from_proto(time_range.start_time)
+    end = convert.instant_from_proto(time_range.end_time)
+    selected = []
+    for key in partitions.all_partitions(definition, at):
+        window_start, window_end = partitions.time_window_for_key(definition, key)
+        if window_end > start and window_start < end:
+            selected.append(key)
+    return selected
+
+
+class KeyPage:
+    """The page of keys a request asks for: `limit` 0 means ranges only."""
+
+    def __init__(self, paging_request: pb.KeyPaging, field: str = "key_paging") -> None:
+        self.scope, self.offset = paging.decode_token(
+            paging_request.page_token, f"{field}.page_token"
+        )
+        self.limit = (
+            paging.page_size(paging_request.page_size, f"{field}.page_size")
+            if paging_request.include_keys
+            else 0
+        )
+
+    def next_token(self, scope: str, *lengths: int) -> str:
+        end = self.offset + self.limit
+        return paging.encode_token(scope, end) if self.limit and max(lengths) > end else ""
+
+
+def upstream_to_proto(
+    upstream_key: str, mapping: PartitionMapping, result: UpstreamResult, page: KeyPage
+) -> pb.UpstreamPartitions:
+    return pb.UpstreamPartitions(
+        upstream_asset_key=upstream_key,
+        partition_mapping=convert.mapping_to_proto(mapping),
+        whole_asset=result.whole_asset,
+        partitions=convert.subset_to_proto(result.partitions, page.offset, page.limit),
+        required_but_nonexistent=convert.subset_to_proto(
+            result.required_but_nonexistent, page.offset, page.limit
+        ),
+        nonexistent=[convert.key_status_to_proto(s) for s in result.nonexistent],
+        next_page_token=page.next_token(
+            upstream_key, len(result.partitions), len(result.required_but_nonexistent)
+        ),
+    )
+
+
+def downstream_to_proto(
+    downstream_key: str, mapping: PartitionMapping, result: DownstreamResult, page: KeyPage
+) -> pb.DownstreamPartitions:
+    return pb.DownstreamPartitions(
+        downstream_asset_key=downstream_key,
+        partition_mapping=convert.mapping_to_proto(mapping),
+        whole_asset=result.whole_asset,
+        partitions=convert.subset_to_proto(result.partitions, page.offset, page.limit),
+        next_page_token=page.next_token(downstream_key, len(result.partitions)),
+    )
+
+
+def _mapping_in_force(
+    snapshot: NamespaceSnapshot,
+    upstream: AssetDefinition,
+    downstream: AssetDefinition,
+    dependency: Dependency,
+) -> PartitionMapping:
+    """resolve_mapping, memoised for as long as the snapshot lives."""
+    memo_key = ("mapping", downstream.key, upstream.key)
+    mapping = snapshot.memo.get(memo_key)
+    if mapping is None:
+        mapping = resolve_mapping(upstream.partitions, downstream.partitions, dependency.mapping)
+        snapshot.memo[memo_key] = mapping
+    return mapping
+
+
+def _selected_others(
+    available: Sequence[str], wanted: Sequence[str], field: str, page: KeyPage
+) -> list[str]:
+    """The related assets to answer for: all, the `wanted` ones, or the page token's one."""
+    if page.scope:
+        if page.scope not in available:
+            raise convert.InvalidRequest("the page token is not for this query", field)
+        return [page.scope]
+    if not wanted:
+        return list(available)
+    for index, key in enumerate(wanted):
+        if key not in available:
+            raise convert.InvalidRequest(
+                f"{key!r} is not related to the asset", f"{field}[{index}]"
+            )
+    return [key for key in available if key in set(wanted)]
+
+
+def _validated(definition: PartitionsDefinition | None, field: str) -> PartitionsDefinition | None:
+    if definition is not None:
+        try:
+            validate_definition(definition)
+        except PartitionDepsError as error:
+            raise error.at(field) from None
+    return definition
+
+
+def _resolved(
+    upstream: PartitionsDefinition | None,
+    downstream: PartitionsDefinition | None,
+    mapping: PartitionMapping | None,
+) -> PartitionMapping:
+    try:
+        return resolve_mapping(upstream, downstream, mapping)
+    except PartitionDepsError as error:
+        raise error.at("partition_mapping") from None
+
+
+class QueriesServicer:
+    def __init__(self, cache: DefinitionsCache) -> None:
+        self._cache = cache
+
+    def methods(self) -> list[Method]:
+        return [
+            Method("GetUpstreamPartitions", pb.GetUpstreamPartitionsRequest, self.get_upstream),
+            Method(
+                "GetDownstreamPartitions", pb.GetDownstreamPartitionsRequest, self.get_downstream
+            ),
+            Method(
+                "ComputeUpstreamPartitions",
+                pb.ComputeUpstreamPartitionsRequest,
+                self.compute_upstream,
+            ),
+            Method(
+                "ComputeDownstreamPartitions",
+                pb.ComputeDownstreamPartitionsRequest,
+                self.compute_downstream,
+            ),
+            Method("ListPartitions", pb.ListPartitionsRequest, self.list_partitions),
+            Method("GetTimeWindow", pb.GetTimeWindowRequest, self.get_time_window),
+            Method(
+                "GetPartitionKeyForTimestamp",
+                pb.GetPartitionKeyForTimestampRequest,
+                self.get_key_for_timestamp,
+            ),
+        ]
+
+    # -- stored ------------------------------------------------------------------------------
+
+    def _stored_asset(
+        self, namespace: str, asset_key: str
+    ) -> tuple[NamespaceSnapshot, AssetDefinition]:
+        snapshot = self._cache.snapshot(required_name(namespace, "namespace"))
+        key = required_name(asset_key, "asset_key")
+        asset = snapshot.assets.get(key)
+        if asset is None:
+            raise AssetNotFound(f"asset {key!r} does not exist in {namespace!r}", "asset_key")
+        return snapshot, asset
+
+    def get_upstream(
+        self, request: pb.GetUpstreamPartitionsRequest, context: grpc.ServicerContext
+    ) -> pb.GetUpstreamPartitionsResponse:
+        snapshot, asset = self._stored_asset(request.namespace, request.asset_key)
+        as_of = convert.as_of_from_request(request)
+        at = Evaluation(as_of, snapshot.dynamic_keys)
+        page = KeyPage(request.key_paging)
+        keys = selected_keys(asset.partitions, request.selection, at)
+        by_upstream = {d.upstream_key: d for d in asset.dependencies}
+        response = pb.GetUpstreamPartitionsResponse(generation=snapshot.generation)
+        response.as_of.FromDatetime(as_of)
+        for upstream_key in _selected_others(
+            list(by_upstream), request.upstream_asset_keys, "upstream_asset_keys", page
+        ):
+            dependency = by_upstream[upstream_key]
+            upstream = snapshot.assets[upstream_key]
+            try:
+                result = upstream_partitions(
+                    upstream.partitions, asset.partitions, dependency.mapping, keys, at
+                )
+            except PartitionDepsError as error:
+                raise _key_error_field(error) from None
+            mapping = _mapping_in_force(snapshot, upstream, asset, dependency)
+            response.dependencies.append(upstream_to_proto(upstream_key, mapping, result, page))
+        return response
+
+    def get_downstream(
+        self, request: pb.GetDownstreamPartitionsRequest, context: grpc.ServicerContext
+    ) -> pb.GetDownstreamPartitionsResponse:
+        snapshot, asset = self._stored_asset(request.namespace, request.asset_key)
+        as_of = convert.as_of_from_request(request)
+        at = Evaluation(as_of, snapshot.dynamic_keys)
+        page = KeyPage(request.key_paging)
+        keys = selected_keys(asset.partitions, request.selection, at)
+        response = pb.GetDownstreamPartitionsResponse(generation=snapshot.generation)
+        response.as_of.FromDatetime(as_of)
+        dependents = snapshot.dependents.get(asset.key, ())
+        for downstream_key in _selected_others(
+            dependents, request.downstream_asset_keys, "downstream_asset_keys", page
+        ):
+            downstream = snapshot.assets[downstream_key]
+            dependency = next(d for d in downstream.dependencies if d.upstream_key == asset.key)
+            try:
+                result = downstream_partitions(
+                    asset.partitions, downstream.partitions, dependency.mapping, keys, at
+                )
+            except PartitionDepsError as error:
+                raise _key_error_field(error) from None
+            mapping = _mapping_in_force(snapshot, asset, downstream, dependency)
+            response.dependents.append(downstream_to_proto(downstream_key, mapping, result, page))
+        return response
+
+    # -- inline ------------------------------------------------------------------------------
+
+    def _inline(
+        self,
+        request: pb.ComputeUpstreamPartitionsRequest | pb.ComputeDownstreamPartitionsRequest,
+    ) -> tuple[
+        PartitionsDefinition | None,
+        PartitionsDefinition | None,
+        PartitionMapping | None,
+        PartitionMapping,
+        Evaluation,
+    ]:
+        # Dagster's order, so the first failure has the same category: build both
+        # definitions, validate them (upstream first), then load the mapping.
+        upstream = convert.definition_from_proto(request.upstream, "upstream")
+        downstream = convert.definition_from_proto(request.downstream, "downstream")
+        _validated(upstream, "upstream")
+        _validated(downstream, "downstream")
+        mapping = convert.mapping_from_proto(request.partition_mapping, "partition_mapping")
+        in_force = _resolved(upstream, downstream, mapping)
+        at = Evaluation(
+            convert.as_of_from_request(request),
+            convert.dynamic_keys_from_proto(request.dynamic_partitions),
+        )
+        return upstream, downstream, mapping, in_force, at
+
+    def compute_upstream(
+        self, request: pb.ComputeUpstreamPartitionsRequest, context: grpc.ServicerContext
+    ) -> pb.ComputeUpstreamPartitionsResponse:
+        upstream, downstream, mapping, in_force, at = self._inline(request)
+        page = KeyPage(request.key_paging)
+        keys = selected_keys(downstream, request.selection, at)
+        try:
+            result = upstream_partitions(upstream, downstream, mapping, keys, at)
+        except PartitionDepsError as error:
+            raise _key_error_field(error) from None
+        response = pb.ComputeUpstreamPartitionsResponse(
+            result=upstream_to_proto("", in_force, result, page)
+        )
+        response.as_of.FromDatetime(at.as_of)
+        return response
+
+    def compute_downstream(
+        self, request: pb.ComputeDownstreamPartitionsRequest, context: grpc.ServicerContext
+    ) -> pb.ComputeDownstreamPartitionsResponse:
+        upstream, downstream, mapping, in_force, at = self._inline(request)
+        page = KeyPage(request.key_paging)
+        keys = selected_keys(upstream, request.selection, at)
+        try:
+            result = downstream_partitions(upstream, downstream, mapping, keys, at)
+        except PartitionDepsError as error:
+            raise _key_error_field(error) from None
+        response = pb.ComputeDownstreamPartitionsResponse(
+            result=downstream_to_proto("", in_force, result, page)
+        )
+        response.as_of.FromDatetime(at.as_of)
+        return response
+
+    # -- keys and windows ----------------------------------------------------------------------
+
+    def _source(
+        self, source: pb.DefinitionSource, as_of: datetime, field: str = "source"
+    ) -> tuple[PartitionsDefinition, Evaluation]:
+        kind = source.WhichOneof("kind")
+        definition: PartitionsDefinition | None
+        dynamic: Mapping[str, Sequence[str]]
+        if kind == "asset":
+            snapshot, asset = self._stored_asset(source.asset.namespace, source.asset.asset_key)
+            definition, dynamic = asset.partitions, snapshot.dynamic_keys
+        elif kind == "partitions_definition":
+            definition = _validated(
+                convert.definition_from_proto(
+                    source.partitions_definition, f"{field}.partitions_definition"
+                ),
+                f"{field}.partitions_definition",
+            )
+            dynamic = convert.dynamic_keys_from_proto(source.dynamic_partitions)
+        else:
+            raise convert.InvalidRequest("an asset or a partitions definition is required", field)
+        if definition is None:
+            raise convert.InvalidRequest("the definition has no partitions", field)
+        return definition, Evaluation(as_of, dynamic)
+
+    def list_partitions(
+        self, request: pb.ListPartitionsRequest, context: grpc.ServicerContext
+    ) -> pb.ListPartitionsResponse:
+        as_of = convert.as_of_from_request(request)
+        definition, at = self._source(request.source, as_of)
+        size = paging.page_size(request.page_size, "page_size")
+        _, offset = paging.decode_token(request.page_token, "page_token")
+        subset = partitions.all_partitions(definition, at)
+        total = len(subset)
+        response = pb.ListPartitionsResponse(
+            partition_keys=subset.keys(offset, size),
+            total_size=total,
+            ranges=[convert.run_to_proto(run) for run in subset.runs()],
+            next_page_token=paging.encode_token("", offset + size) if offset + size < total else "",
+        )
+        response.as_of.FromDatetime(as_of)
+        return response
+
+    def get_time_window(
+        self, request: pb.GetTimeWindowRequest, context: grpc.ServicerContext
+    ) -> pb.GetTimeWindowResponse:
+        definition, _ = self._source(request.source, convert.as_of_from_request(request))
+        if not request.partition_key:
+            raise convert.InvalidRequest("partition_key is required", "partition_key")
+        try:
+            start, end = partitions.time_window_for_key(definition, request.partition_key)
+        except PartitionDepsError as error:
+            if not error.field:
+                error.field = "partition_key"
+            raise
+        return pb.GetTimeWindowResponse(
+            start_time=convert.instant_to_proto(start), end_time=convert.instant_to_proto(end)
+        )
+
+    def get_key_for_timestamp(
+        self, request: pb.GetPartitionKeyForTimestampRequest, context: grpc.ServicerContext
+    ) -> pb.GetPartitionKeyForTimestampResponse:
+        definition, _ = self._source(request.source, convert.as_of_from_request(request))
+        if not request.HasField("timestamp"):
+            raise convert.InvalidRequest("timestamp is required", "timestamp")
+        try:
+            key = partitions.key_for_timestamp(
+                definition, convert.instant_from_proto(request.timestamp), request.end_closed
+            )
+        except PartitionDepsError as error:
+            if not error.field:
+                error.field = "timestamp"
+            raise
+        return pb.GetPartitionKeyForTimestampResponse(partition_key=key)
