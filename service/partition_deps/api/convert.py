@@ -306,16 +306,12 @@ def asset_from_proto(message: defs_pb.Asset, field: str) -> AssetDefinition:
 
 def asset_to_proto(asset: AssetDefinition, generation: int) -> defs_pb.Asset:
     message = defs_pb.Asset(
-        asset_key=asset.key,
-        code_version=asset.code_version,
-        dependencies=[
-            defs_pb.Dependency(
-                upstream_asset_key=d.upstream_key, partition_mapping=mapping_to_proto(d.mapping)
-            )
-            for d in asset.dependencies
-        ],
-        generation=generation,
+        asset_key=asset.key, code_version=asset.code_version, generation=generation
     )
+    for dependency in asset.dependencies:
+        added = message.dependencies.add(upstream_asset_key=dependency.upstream_key)
+        if dependency.mapping is not None:  # unset means inferred, as in the request
+            added.partition_mapping.CopyFrom(mapping_to_proto(dependency.mapping))
     if asset.partitions is not None:
         message.partitions_definition.CopyFrom(definition_to_proto(asset.partitions))
     return message

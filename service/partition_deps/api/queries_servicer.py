@@ -44,9 +44,12 @@ MAX_SELECTED_KEYS = 100_000
 
 
 def _key_error_field(error: PartitionDepsError) -> PartitionDepsError:
-    """Domain key errors name no field: they are about the selection."""
-    if isinstance(error, InvalidPartitionKey) and not error.field:
-        error.field = "selection"
+    """Key errors are about the selection: name its field in request terms."""
+    if isinstance(error, InvalidPartitionKey):
+        if error.field.startswith("partition_keys"):
+            error.field = f"selection.keys.{error.field}"
+        elif not error.field:
+            error.field = "selection"
     return error
 
 
@@ -198,10 +201,13 @@ def _selected_others(
     return [key for key in available if key in set(wanted)]
 
 
-def _validated(definition: PartitionsDefinition | None, field: str) -> PartitionsDefinition | None:
+def _validated(
+    definition: PartitionsDefinition | None, field: str, at: Evaluation | None = None
+) -> PartitionsDefinition | None:
+    """Validate as Dagster does at load time when `at` is given (see validate_definition)."""
     if definition is not None:
         try:
-            validate_definition(definition)
+            validate_definition(definition, at=at)
         except PartitionDepsError as error:
             raise error.at(field) from None
     return definition
@@ -325,16 +331,16 @@ class QueriesServicer:
     ]:
         # Dagster's order, so the first failure has the same category: build both
         # definitions, validate them (upstream first), then load the mapping.
-        upstream = convert.definition_from_proto(request.upstream, "upstream")
-        downstream = convert.definition_from_proto(request.downstream, "downstream")
-        _validated(upstream, "upstream")
-        _validated(downstream, "downstream")
-        mapping = convert.mapping_from_proto(request.partition_mapping, "partition_mapping")
-        in_force = _resolved(upstream, downstream, mapping)
         at = Evaluation(
             convert.as_of_from_request(request),
             convert.dynamic_keys_from_proto(request.dynamic_partitions),
         )
+        upstream = convert.definition_from_proto(request.upstream, "upstream")
+        downstream = convert.definition_from_proto(request.downstream, "downstream")
+        _validated(upstream, "upstream", at)
+        _validated(downstream, "downstream", at)
+        mapping = convert.mapping_from_proto(request.partition_mapping, "partition_mapping")
+        in_force = _resolved(upstream, downstream, mapping)
         return upstream, downstream, mapping, in_force, at
 
     def compute_upstream(

@@ -1,0 +1,122 @@
+"""Command line: `partition-deps serve` and `partition-deps migrate`.
+
+Every flag has an environment variable; a flag wins over its variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from partition_deps import logs
+from partition_deps.server import Config, Server
+from partition_deps.store.database import EmbeddedPostgres, PoolSettings, migrate
+
+logger = logging.getLogger("partition_deps.cli")
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="partition-deps", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("serve", "run the gRPC server"),
+        ("migrate", "apply database migrations and exit"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument(
+            "--database-url",
+            default=os.environ.get("DATABASE_URL"),
+            help="Postgres URL (env DATABASE_URL); unset: embedded Postgres in --data-dir",
+        )
+        command.add_argument(
+            "--data-dir",
+            type=Path,
+            default=Path(_env("PD_DATA_DIR", "data/pg")),
+            help="embedded Postgres data folder (env PD_DATA_DIR, default ./data/pg)",
+        )
+        command.add_argument(
+            "--log-level", default=_env("PD_LOG_LEVEL", "INFO"), help="env PD_LOG_LEVEL"
+        )
+    serve = commands.choices["serve"]
+    serve.add_argument(
+        "--listen", default=_env("PD_LISTEN", "127.0.0.1:50051"), help="env PD_LISTEN"
+    )
+    serve.add_argument(
+        "--pool-size",
+        type=int,
+        default=int(_env("PD_POOL_SIZE", "10")),
+        help="most database connections (env PD_POOL_SIZE)",
+    )
+    serve.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=float(_env("PD_GRACE_SECONDS", "10")),
+        help="time to finish in-flight calls on SIGTERM (env PD_GRACE_SECONDS)",
+    )
+    serve.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=int(_env("PD_MAX_MESSAGE_BYTES", str(4 * 1024 * 1024))),
+        help="largest request or response; larger requests get RESOURCE_EXHAUSTED",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(_env("PD_WORKERS", "16")),
+        help="threads serving calls (env PD_WORKERS)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.configure(args.log_level)
+    if args.command == "migrate":
+        embedded = None if args.database_url else EmbeddedPostgres(args.data_dir)
+        try:
+            url = args.database_url or (embedded.url if embedded else "")
+            logger.info("migrated", extra={"applied": migrate(url)})
+        finally:
+            if embedded is not None:
+                embedded.stop()
+        return 0
+
+    config = Config(
+        listen=args.listen,
+        database_url=args.database_url,
+        data_dir=args.data_dir,
+        pool=PoolSettings(min_size=min(2, args.pool_size), max_size=args.pool_size),
+        grace_seconds=args.grace_seconds,
+        max_message_bytes=args.max_message_bytes,
+        workers=args.workers,
+    )
+    server = Server(config)
+    stop_requested = threading.Event()
+
+    def request_stop(signum: int, _: FrameType | None) -> None:
+        logger.info("signal received", extra={"signal": signal.Signals(signum).name})
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        server.start()
+        print(f"partition-deps serving on port {server.port}", file=sys.stderr, flush=True)
+        stop_requested.wait()
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

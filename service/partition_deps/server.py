@@ -1,0 +1,194 @@
+"""Bootstrap: config, embedded Postgres, migrations, pool, gRPC services, health, shutdown."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from psycopg_pool import ConnectionPool
+
+from partition_deps.api import (
+    definitions_servicer,
+    diagnostics_servicer,
+    events_servicer,
+    queries_servicer,
+)
+from partition_deps.api.gen.partitiondeps.v1 import (
+    definitions_service_pb2,
+    diagnostics_service_pb2,
+    events_service_pb2,
+    queries_service_pb2,
+)
+from partition_deps.api.handlers import add_service
+from partition_deps.store.cache import DefinitionsCache
+from partition_deps.store.database import EmbeddedPostgres, PoolSettings, migrate
+from partition_deps.store.definitions import DefinitionsRepository
+from partition_deps.store.events import EventsRepository
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    definitions_service_pb2.DESCRIPTOR.services_by_name["DefinitionsService"].full_name,
+    events_service_pb2.DESCRIPTOR.services_by_name["EventsService"].full_name,
+    queries_service_pb2.DESCRIPTOR.services_by_name["QueriesService"].full_name,
+    diagnostics_service_pb2.DESCRIPTOR.services_by_name["DiagnosticsService"].full_name,
+)
+# Health names that follow the database ("" is the server as a whole; "readiness" is for
+# Kubernetes probes). "liveness" is SERVING as long as the process answers.
+READINESS_NAMES = ("", "readiness", *SERVICE_NAMES)
+
+
+@dataclass(frozen=True)
+class Config:
+    listen: str = "127.0.0.1:50051"
+    # None: embedded Postgres in `data_dir`.
+    database_url: str | None = None
+    data_dir: Path = Path("data/pg")
+    pool: PoolSettings = field(default_factory=PoolSettings)
+    grace_seconds: float = 10.0
+    max_message_bytes: int = 4 * 1024 * 1024
+    workers: int = 16
+    health_interval_seconds: float = 1.0
+    # Lets several server processes share one port (the kernel spreads connections).
+    reuse_port: bool = False
+
+
+class Server:
+    """One serving process. `start()` returns once the server answers and is healthy."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.port = 0
+        self._embedded: EmbeddedPostgres | None = None
+        self._pool: ConnectionPool | None = None
+        self._cache: DefinitionsCache | None = None
+        self._grpc: grpc.Server | None = None
+        self._health = health.HealthServicer()
+        self._stopping = threading.Event()
+        self._checker = threading.Thread(target=self._check_database, name="health", daemon=True)
+
+    def start(self) -> int:
+        config = self.config
+        url = config.database_url
+        if url is None:
+            self._embedded = EmbeddedPostgres(config.data_dir)
+            url = self._embedded.url
+            logger.info("embedded postgres started", extra={"data_dir": str(config.data_dir)})
+        # The pool opens after migrations: calls before then find it closed -> UNAVAILABLE.
+        self._pool = ConnectionPool(
+            url,
+            min_size=config.pool.min_size,
+            max_size=config.pool.max_size,
+            timeout=config.pool.acquire_timeout,
+            kwargs={"connect_timeout": config.pool.connect_timeout},
+            open=False,
+            name="partition-deps",
+        )
+        definitions = DefinitionsRepository(self._pool)
+        self._cache = DefinitionsCache(definitions, url)
+
+        for name in READINESS_NAMES:
+            self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self._health.set("liveness", health_pb2.HealthCheckResponse.SERVING)
+        server = grpc.server(
+            ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
+            options=[
+                ("grpc.max_receive_message_length", config.max_message_bytes),
+                ("grpc.max_send_message_length", config.max_message_bytes),
+                ("grpc.so_reuseport", 1 if config.reuse_port else 0),
+            ],
+        )
+        add_service(
+            server,
+            definitions_servicer.SERVICE_NAME,
+            list(definitions_servicer.DefinitionsServicer(definitions, self._cache).methods()),
+        )
+        add_service(
+            server,
+            events_servicer.SERVICE_NAME,
+            events_servicer.EventsServicer(EventsRepository(self._pool), self._cache).methods(),
+        )
+        add_service(
+            server,
+            queries_servicer.SERVICE_NAME,
+            list(queries_servicer.QueriesServicer(self._cache).methods()),
+        )
+        add_service(
+            server,
+            diagnostics_servicer.SERVICE_NAME,
+            list(diagnostics_servicer.DiagnosticsServicer().methods()),
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        try:
+            self.port = server.add_insecure_port(config.listen)
+        except RuntimeError as error:
+            raise RuntimeError(f"cannot listen on {config.listen}: {error}") from error
+        server.start()
+        self._grpc = server
+        logger.info("listening", extra={"address": config.listen, "port": self.port})
+
+        applied = migrate(url)
+        logger.info("migrations done", extra={"applied": applied})
+        self._pool.open(wait=True, timeout=config.pool.acquire_timeout * 6)
+        self._cache.start()
+        self._set_ready(True)
+        self._checker.start()
+        return self.port
+
+    def _set_ready(self, ready: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if ready
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in READINESS_NAMES:
+            self._health.set(name, status)
+
+    def _check_database(self) -> None:
+        """Flip readiness with the database: NOT_SERVING while it is unreachable."""
+        assert self._pool is not None
+        ready = True
+        while not self._stopping.wait(self.config.health_interval_seconds):
+            try:
+                with self._pool.connection(timeout=self.config.health_interval_seconds * 2) as conn:
+                    conn.execute("SELECT 1")
+                now_ready = True
+            except Exception as error:  # any failure to reach the database means not ready
+                now_ready = False
+                if ready:
+                    logger.warning("database unreachable", extra={"error": str(error)})
+            if now_ready != ready and not self._stopping.is_set():
+                logger.info("readiness changed", extra={"ready": now_ready})
+                self._set_ready(now_ready)
+            ready = now_ready
+
+    def wait(self) -> None:
+        if self._grpc is not None:
+            self._grpc.wait_for_termination()
+
+    def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING first, then finish in-flight calls within the grace period."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self._health.enter_graceful_shutdown()
+        if self._grpc is not None:
+            self._grpc.stop(self.config.grace_seconds if grace is None else grace).wait()
+        if self._checker.is_alive():
+            self._checker.join(timeout=5)
+        if self._cache is not None:
+            self._cache.stop()
+        if self._pool is not None:
+            self._pool.close()
+        if self._embedded is not None:
+            self._embedded.stop()
+        logger.info("stopped")

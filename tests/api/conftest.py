@@ -1,0 +1,63 @@
+"""API fixtures: one real server on a free port over the session database, one real channel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import grpc
+import pytest
+
+from partition_deps.api.gen.partitiondeps.v1 import (
+    definitions_service_pb2_grpc,
+    diagnostics_service_pb2_grpc,
+    events_service_pb2_grpc,
+    queries_service_pb2_grpc,
+)
+from partition_deps.server import Config, Server
+from partition_deps.store.database import PoolSettings
+
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Stubs:
+    channel: grpc.Channel
+    definitions: definitions_service_pb2_grpc.DefinitionsServiceStub
+    events: events_service_pb2_grpc.EventsServiceStub
+    queries: queries_service_pb2_grpc.QueriesServiceStub
+    diagnostics: diagnostics_service_pb2_grpc.DiagnosticsServiceStub
+
+
+@pytest.fixture(scope="session")
+def server(database_url: str) -> Iterator[Server]:
+    server = Server(
+        Config(
+            listen="127.0.0.1:0",
+            database_url=database_url,
+            pool=PoolSettings(min_size=1, max_size=4),
+            grace_seconds=1,
+            max_message_bytes=MAX_MESSAGE_BYTES,
+            workers=8,
+            health_interval_seconds=0.2,
+        )
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stubs(server: Server) -> Iterator[Stubs]:
+    channel = grpc.insecure_channel(
+        f"127.0.0.1:{server.port}",
+        options=[("grpc.max_send_message_length", 8 * MAX_MESSAGE_BYTES)],
+    )
+    yield Stubs(
+        channel,
+        definitions_service_pb2_grpc.DefinitionsServiceStub(channel),
+        events_service_pb2_grpc.EventsServiceStub(channel),
+        queries_service_pb2_grpc.QueriesServiceStub(channel),
+        diagnostics_service_pb2_grpc.DiagnosticsServiceStub(channel),
+    )
+    channel.close()
