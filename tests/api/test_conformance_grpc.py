@@ -1,0 +1,173 @@
+"""Every Dagster conformance case through the inline query RPCs over one real channel.
+
+The request messages are built from the case JSON here, independently of the server's
+converter, so a converter bug cannot cancel itself out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as pb
+from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
+
+from .builders import timestamp
+from .conftest import Stubs
+from .errors import error_info
+
+CASES = [
+    json.loads(line)
+    for line in (Path(__file__).parent.parent / "conformance" / "cases.jsonl")
+    .read_text()
+    .splitlines()
+]
+ALL_KEYS = queries_pb.KeyPaging(include_keys=True, page_size=10_000)
+
+
+def definition(data: dict[str, Any] | None) -> pb.PartitionsDefinition | None:
+    if data is None:
+        return None
+    kind = data["type"]
+    if kind == "time_window":
+        window = pb.TimeWindowPartitions(
+            cron_schedule=data["cron_schedule"],
+            start=data["start"],
+            timezone=data["timezone"],
+            fmt=data["fmt"],
+            end_offset=data["end_offset"],
+        )
+        if data["end"] is not None:
+            window.end = data["end"]
+        for exclusion in data["exclusions"]:
+            if exclusion[:1].isdigit() and "T" in exclusion and "-" in exclusion:
+                window.exclusions.add(wall_time=exclusion)
+            else:
+                window.exclusions.add(cron_schedule=exclusion)
+        return pb.PartitionsDefinition(time_window=window)
+    if kind == "static":
+        return pb.PartitionsDefinition(static=pb.StaticPartitions(partition_keys=data["keys"]))
+    if kind == "dynamic":
+        return pb.PartitionsDefinition(dynamic=pb.DynamicPartitions(name=data["name"]))
+    assert kind == "multi"
+    return pb.PartitionsDefinition(
+        multi=pb.MultiPartitions(
+            dimensions=[
+                pb.Dimension(name=d["name"], partitions=definition(d["partitions"]))
+                for d in data["dimensions"]
+            ]
+        )
+    )
+
+
+def mapping(data: dict[str, Any] | None) -> pb.PartitionMapping | None:
+    if data is None:
+        return None
+    kind = data["type"]
+    if kind in ("identity", "all", "last"):
+        message = pb.PartitionMapping()
+        getattr(message, kind).SetInParent()
+        return message
+    if kind == "time_window":
+        return pb.PartitionMapping(
+            time_window=pb.TimeWindowMapping(
+                start_offset=data["start_offset"],
+                end_offset=data["end_offset"],
+                allow_nonexistent_upstream_partitions=data["allow_nonexistent_upstream_partitions"],
+            )
+        )
+    if kind == "static":
+        table = data["downstream_partition_keys_by_upstream_partition_key"]
+        return pb.PartitionMapping(
+            static=pb.StaticMapping(
+                entries=[
+                    pb.StaticMappingEntry(
+                        upstream_partition_key=up, downstream_partition_keys=downs
+                    )
+                    for up, downs in table.items()
+                ]
+            )
+        )
+    if kind == "specific":
+        return pb.PartitionMapping(
+            specific=pb.SpecificMapping(partition_keys=data["partition_keys"])
+        )
+    if kind == "multi_to_single_dimension":
+        return pb.PartitionMapping(
+            multi_to_single_dimension=pb.MultiToSingleDimensionMapping(
+                dimension_name=data["partition_dimension_name"]
+            )
+        )
+    assert kind == "multi"
+    return pb.PartitionMapping(
+        multi=pb.MultiMapping(
+            dimension_mappings=[
+                pb.DimensionMapping(
+                    upstream_dimension=upstream_dimension,
+                    downstream_dimension=inner["dimension_name"],
+                    mapping=mapping(inner["partition_mapping"]),
+                )
+                for upstream_dimension, inner in data[
+                    "downstream_mappings_by_upstream_dimension"
+                ].items()
+            ]
+        )
+    )
+
+
+def ask(stubs: Stubs, case: dict[str, Any]) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "selection": pb.PartitionSelection(
+            keys=pb.PartitionKeys(partition_keys=case["partition_keys"])
+        ),
+        "as_of": timestamp(case["as_of"]),
+        "dynamic_partitions": {
+            name: pb.DynamicPartitionKeys(partition_keys=keys)
+            for name, keys in case["dynamic_partitions"].items()
+        },
+        "key_paging": ALL_KEYS,
+    }
+    for name, value in (
+        ("upstream", definition(case["upstream"])),
+        ("downstream", definition(case["downstream"])),
+        ("partition_mapping", mapping(case["mapping"])),
+    ):
+        if value is not None:
+            fields[name] = value
+    try:
+        if case["direction"] == "upstream":
+            up = stubs.queries.ComputeUpstreamPartitions(
+                queries_pb.ComputeUpstreamPartitionsRequest(**fields)
+            ).result
+            assert not up.next_page_token
+            if up.whole_asset:
+                return {"partition_keys": [], "required_but_nonexistent": [], "whole_asset": True}
+            return {
+                "partition_keys": list(up.partitions.partition_keys),
+                "required_but_nonexistent": list(up.required_but_nonexistent.partition_keys),
+            }
+        down = stubs.queries.ComputeDownstreamPartitions(
+            queries_pb.ComputeDownstreamPartitionsRequest(**fields)
+        ).result
+        assert not down.next_page_token
+        if down.whole_asset:
+            return {"partition_keys": [], "required_but_nonexistent": [], "whole_asset": True}
+        return {
+            "partition_keys": list(down.partitions.partition_keys),
+            "required_but_nonexistent": [],
+        }
+    except grpc.RpcError as error:
+        return {"error": error_info(error).reason.lower(), "code": error.code()}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case["id"] for case in CASES])
+def test_case_over_grpc(stubs: Stubs, case: dict[str, Any]) -> None:
+    expected = dict(case["expected"])
+    if expected.pop("message", None) is not None:
+        # Every Dagster refusal is a bad request, never INTERNAL.
+        expected["code"] = grpc.StatusCode.INVALID_ARGUMENT
+    assert ask(stubs, case) == expected
