@@ -87,6 +87,9 @@ class Server:
             max_size=config.pool.max_size,
             timeout=config.pool.acquire_timeout,
             kwargs={"connect_timeout": config.pool.connect_timeout},
+            # One cheap check per checkout: after a database restart, stale connections are
+            # replaced instead of failing the call that drew them.
+            check=ConnectionPool.check_connection,
             open=False,
             name="partition-deps",
         )

@@ -64,6 +64,7 @@ def open_pool(url: str, settings: PoolSettings, *, wait: bool = True) -> Connect
         max_size=settings.max_size,
         timeout=settings.acquire_timeout,
         kwargs={"connect_timeout": settings.connect_timeout, "application_name": "partition-deps"},
+        check=ConnectionPool.check_connection,
         open=False,
         name="partition-deps",
     )
