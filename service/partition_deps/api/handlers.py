@@ -18,6 +18,7 @@ import grpc
 from google.protobuf.message import Message
 
 from partition_deps.api.errors import failure_of, to_status
+from partition_deps.store.database import statement_budget
 
 logger = logging.getLogger("partition_deps.access")
 
@@ -60,11 +61,13 @@ def _unary(full_name: str, method: Method) -> Callable[[bytes, grpc.ServicerCont
 
     def behaviour(body: bytes, context: grpc.ServicerContext) -> Message:
         started = time.perf_counter()
+        budget = statement_budget.set(context.time_remaining())
         try:
             return call(parse(body), context)
         except Exception as error:
             _abort(context, full_name, error)
         finally:
+            statement_budget.reset(budget)
             if logger.isEnabledFor(logging.DEBUG):
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 logger.debug("call", extra={"method": full_name, "elapsed_ms": elapsed_ms})
@@ -79,10 +82,13 @@ def _client_stream(
     call = method.call
 
     def behaviour(bodies: Iterator[bytes], context: grpc.ServicerContext) -> Message:
+        budget = statement_budget.set(context.time_remaining())
         try:
             return call((parse(body) for body in bodies), context)
         except Exception as error:
             _abort(context, full_name, error)
+        finally:
+            statement_budget.reset(budget)
 
     return behaviour
 

@@ -6,6 +6,7 @@ import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -110,11 +111,24 @@ def migrate(url: str) -> list[str]:
     return applied_now
 
 
+# Seconds left of the request being served, set by the API layer around each call: statements
+# of its transactions are cancelled (SQLSTATE 57014) rather than outliving the caller's deadline.
+statement_budget: ContextVar[float | None] = ContextVar("statement_budget", default=None)
+
+
 @contextmanager
 def transaction(pool: ConnectionPool) -> Iterator[psycopg.Connection[Any]]:
     """A pooled connection inside one transaction; a lost database becomes StoreUnavailable."""
     try:
         with pool.connection() as conn, conn.transaction():
+            budget = statement_budget.get()
+            if budget is not None:
+                # SET does not take bound parameters; set_config(..., true) is local to the
+                # transaction, so the pooled connection keeps no timeout afterwards.
+                conn.execute(
+                    "SELECT set_config('statement_timeout', %s, true)",
+                    (str(max(1, int(budget * 1000))),),
+                )
             yield conn
     except PoolTimeout as error:
         raise StoreUnavailable("no database connection available") from error
