@@ -49,7 +49,7 @@ def test_a_retried_batch_is_stored_exactly_once(
         events=[materialization(f"k{day}", "daily", f"2024-01-{day:02d}") for day in range(1, 11)]
         + [materialization("t1", "table", None)],
     )
-    first = stubs.events.ReportEvents(batch)
+    first = stubs.events.ReportEvents(batch, timeout=30)  # a deadline bounds its SQL too
     retried = stubs.events.ReportEvents(batch)
     assert (first.stored_count, first.duplicate_count) == (11, 0)
     assert (retried.stored_count, retried.duplicate_count) == (0, 11)

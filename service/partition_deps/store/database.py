@@ -114,6 +114,7 @@ def migrate(url: str) -> list[str]:
 # Seconds left of the request being served, set by the API layer around each call: statements
 # of its transactions are cancelled (SQLSTATE 57014) rather than outliving the caller's deadline.
 statement_budget: ContextVar[float | None] = ContextVar("statement_budget", default=None)
+_NO_DEADLINE_SECONDS = 86_400.0
 
 
 @contextmanager
@@ -122,7 +123,8 @@ def transaction(pool: ConnectionPool) -> Iterator[psycopg.Connection[Any]]:
     try:
         with pool.connection() as conn, conn.transaction():
             budget = statement_budget.get()
-            if budget is not None:
+            # grpcio reports "no deadline" as a huge time_remaining(): ignore beyond a day.
+            if budget is not None and budget < _NO_DEADLINE_SECONDS:
                 # SET does not take bound parameters; set_config(..., true) is local to the
                 # transaction, so the pooled connection keeps no timeout afterwards.
                 conn.execute(
