@@ -118,10 +118,17 @@ _NO_DEADLINE_SECONDS = 86_400.0
 
 
 @contextmanager
-def transaction(pool: ConnectionPool) -> Iterator[psycopg.Connection[Any]]:
-    """A pooled connection inside one transaction; a lost database becomes StoreUnavailable."""
+def transaction(
+    pool: ConnectionPool, *, read_only_snapshot: bool = False
+) -> Iterator[psycopg.Connection[Any]]:
+    """A pooled connection inside one transaction; a lost database becomes StoreUnavailable.
+
+    `read_only_snapshot`: every statement sees the same committed state (REPEATABLE READ).
+    """
     try:
         with pool.connection() as conn, conn.transaction():
+            if read_only_snapshot:  # must precede any other statement of the transaction
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             budget = statement_budget.get()
             # grpcio reports "no deadline" as a huge time_remaining(): ignore beyond a day.
             if budget is not None and budget < _NO_DEADLINE_SECONDS:

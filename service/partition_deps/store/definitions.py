@@ -61,9 +61,8 @@ class DefinitionsRepository:
     # -- reads ---------------------------------------------------------------------------
 
     def load_snapshot(self, namespace: str) -> NamespaceSnapshot:
-        with transaction(self._pool) as conn:
-            # One consistent view of the namespace, even if a writer commits meanwhile.
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        # One consistent view of the namespace, even if a writer commits meanwhile.
+        with transaction(self._pool, read_only_snapshot=True) as conn:
             row = conn.execute(
                 "SELECT namespace_id, generation FROM namespaces WHERE name = %s", (namespace,)
             ).fetchone()
