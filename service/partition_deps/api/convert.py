@@ -56,6 +56,7 @@ class InvalidRequest(PartitionDepsError):
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_SECOND = timedelta(seconds=1)
 
 
 def instant_from_proto(timestamp: Timestamp) -> datetime:
@@ -63,9 +64,16 @@ def instant_from_proto(timestamp: Timestamp) -> datetime:
     return _EPOCH + timedelta(seconds=timestamp.seconds, microseconds=timestamp.nanos // 1000)
 
 
+def set_instant(timestamp: Timestamp, instant: datetime) -> None:
+    """Timestamp.FromDatetime for aware datetimes, at a third of its cost (per-range hot path)."""
+    seconds = (instant - _EPOCH) // _ONE_SECOND
+    timestamp.seconds = seconds
+    timestamp.nanos = instant.microsecond * 1000
+
+
 def instant_to_proto(instant: datetime) -> Timestamp:
     timestamp = Timestamp()
-    timestamp.FromDatetime(instant)
+    set_instant(timestamp, instant)
     return timestamp
 
 
@@ -405,9 +413,9 @@ def run_to_proto(run: PartitionRun) -> pb.PartitionRange:
         first_partition_key=run.first_key, last_partition_key=run.last_key, count=run.count
     )
     if run.start is not None:
-        message.start_time.FromDatetime(run.start)
+        set_instant(message.start_time, run.start)
     if run.end is not None:
-        message.end_time.FromDatetime(run.end)
+        set_instant(message.end_time, run.end)
     return message
 
 
@@ -432,5 +440,5 @@ def key_status_to_proto(status: KeyStatus) -> pb.PartitionStatus:
         partition_key=status.key, state=_STATES[status.state], reason=status.reason
     )
     if status.available_at is not None:
-        message.available_time.FromDatetime(status.available_at)
+        set_instant(message.available_time, status.available_at)
     return message

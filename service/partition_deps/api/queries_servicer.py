@@ -275,7 +275,7 @@ class QueriesServicer:
         keys = selected_keys(asset.partitions, request.selection, at)
         by_upstream = {d.upstream_key: d for d in asset.dependencies}
         response = pb.GetUpstreamPartitionsResponse(generation=snapshot.generation)
-        response.as_of.FromDatetime(as_of)
+        convert.set_instant(response.as_of, as_of)
         for upstream_key in _selected_others(
             list(by_upstream), request.upstream_asset_keys, "upstream_asset_keys", page
         ):
@@ -300,7 +300,7 @@ class QueriesServicer:
         page = KeyPage(request.key_paging)
         keys = selected_keys(asset.partitions, request.selection, at)
         response = pb.GetDownstreamPartitionsResponse(generation=snapshot.generation)
-        response.as_of.FromDatetime(as_of)
+        convert.set_instant(response.as_of, as_of)
         dependents = snapshot.dependents.get(asset.key, ())
         for downstream_key in _selected_others(
             dependents, request.downstream_asset_keys, "downstream_asset_keys", page
@@ -356,7 +356,7 @@ class QueriesServicer:
         response = pb.ComputeUpstreamPartitionsResponse(
             result=upstream_to_proto("", in_force, result, page)
         )
-        response.as_of.FromDatetime(at.as_of)
+        convert.set_instant(response.as_of, at.as_of)
         return response
 
     def compute_downstream(
@@ -372,7 +372,7 @@ class QueriesServicer:
         response = pb.ComputeDownstreamPartitionsResponse(
             result=downstream_to_proto("", in_force, result, page)
         )
-        response.as_of.FromDatetime(at.as_of)
+        convert.set_instant(response.as_of, at.as_of)
         return response
 
     # -- keys and windows ----------------------------------------------------------------------
@@ -415,7 +415,7 @@ class QueriesServicer:
             ranges=[convert.run_to_proto(run) for run in subset.runs()],
             next_page_token=paging.encode_token("", offset + size) if offset + size < total else "",
         )
-        response.as_of.FromDatetime(as_of)
+        convert.set_instant(response.as_of, as_of)
         return response
 
     def get_time_window(
