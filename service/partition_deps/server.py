@@ -73,6 +73,10 @@ class Server:
         self._stopping = threading.Event()
         self._checker = threading.Thread(target=self._check_database, name="health", daemon=True)
 
+    @property
+    def definitions_cache(self) -> DefinitionsCache | None:
+        return self._cache
+
     def start(self) -> int:
         config = self.config
         url = config.database_url

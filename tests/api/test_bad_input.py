@@ -100,7 +100,35 @@ def inline_mapping_that_does_not_fit(stubs: Stubs, namespace: str) -> Message:
     )
 
 
+def delete_asset_in_use(stubs: Stubs, namespace: str) -> Message:
+    return stubs.definitions.DeleteAsset(
+        defs_pb.DeleteAssetRequest(namespace=namespace, asset_key="daily")
+    )
+
+
+def apply_at_a_stale_generation(stubs: Stubs, namespace: str) -> Message:
+    return stubs.definitions.ApplyAssets(
+        defs_pb.ApplyAssetsRequest(
+            namespace=namespace, assets=[asset("extra", DAILY)], expected_generation=0
+        )
+    )
+
+
 CASES = [
+    BadInput(
+        "delete an asset others depend on",
+        delete_asset_in_use,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "ASSET_IN_USE",
+        "asset_key",
+    ),
+    BadInput(
+        "apply at a stale generation",
+        apply_at_a_stale_generation,
+        grpc.StatusCode.ABORTED,
+        "GENERATION_MISMATCH",
+        "expected_generation",
+    ),
     BadInput(
         "malformed key",
         upstream_of("weekly", "2024-1-7"),

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
 from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
+from partition_deps.server import Server
 
 from .builders import DAILY, WEEKLY, asset, keys, materialization, timestamp
 from .conftest import Stubs
@@ -178,3 +179,25 @@ def test_get_and_list_assets(stubs: Stubs, namespace: str) -> None:
         "weekly_sales_summary",
     ]
     assert not second.next_page_token
+
+
+def test_stored_queries_read_no_database_while_nothing_changes(
+    stubs: Stubs, server: Server, namespace: str
+) -> None:
+    register(stubs, namespace)
+    request = queries_pb.GetUpstreamPartitionsRequest(
+        namespace=namespace,
+        asset_key="weekly_sales_summary",
+        selection=keys("2024-01-07"),
+        as_of=AS_OF,
+    )
+    stubs.queries.GetUpstreamPartitions(request)  # loads the snapshot once
+    cache = server.definitions_cache
+    assert cache is not None
+    loads = cache.loads
+    for _ in range(20):
+        stubs.queries.GetUpstreamPartitions(request)
+    assert cache.loads == loads
+    register(stubs, namespace)  # a change: the next query reads the new generation
+    assert stubs.queries.GetUpstreamPartitions(request).generation == 2
+    assert cache.loads == loads + 1

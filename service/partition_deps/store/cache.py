@@ -42,6 +42,8 @@ class DefinitionsCache:
         self._epoch = 0
         self._listening = False
         self._stopped = threading.Event()
+        # Snapshots read from the database so far (a metric, and how tests see cache hits).
+        self.loads = 0
         self._thread = threading.Thread(
             target=self._listen, name="generation-listener", daemon=True
         )
@@ -68,6 +70,7 @@ class DefinitionsCache:
         with self._lock:
             epoch, listening = self._epoch, self._listening
         loaded = self._repository.load_snapshot(namespace)
+        self.loads += 1
         with self._lock:
             if (
                 listening
