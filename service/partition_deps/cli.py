@@ -110,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:
-        server.start()
-        print(f"partition-deps serving on port {server.port}", file=sys.stderr, flush=True)
+        server.start(abandon=stop_requested)
         stop_requested.wait()
     finally:
         server.stop()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import psycopg
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from psycopg_pool import ConnectionPool
@@ -60,7 +62,11 @@ class Config:
 
 
 class Server:
-    """One serving process. `start()` returns once the server answers and is healthy."""
+    """One serving process.
+
+    `start()` returns once the server answers and is healthy, or early (not ready) when the
+    `abandon` event is set while it waits for the database.
+    """
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -77,7 +83,7 @@ class Server:
     def definitions_cache(self) -> DefinitionsCache | None:
         return self._cache
 
-    def start(self) -> int:
+    def start(self, abandon: threading.Event | None = None) -> int:
         config = self.config
         url = config.database_url
         if url is None:
@@ -143,13 +149,34 @@ class Server:
         self._grpc = server
         logger.info("listening", extra={"address": config.listen, "port": self.port})
 
-        applied = migrate(url)
-        logger.info("migrations done", extra={"applied": applied})
-        self._pool.open(wait=True, timeout=config.pool.acquire_timeout * 6)
+        if not self._prepare_database(url, abandon):
+            return self.port
         self._cache.start()
         self._set_ready(True)
         self._checker.start()
         return self.port
+
+    def _prepare_database(self, url: str, abandon: threading.Event | None) -> bool:
+        """Migrate and fill the pool, retrying while the database is unreachable.
+
+        Health stays NOT_SERVING meanwhile (an orchestrator keeps traffic away rather than
+        restarting us in a loop). Returns False if `abandon` is set first.
+        """
+        assert self._pool is not None
+        backoff = 0.2
+        while True:
+            try:
+                applied = migrate(url)
+                logger.info("migrations done", extra={"applied": applied})
+                self._pool.open(wait=True, timeout=self.config.pool.acquire_timeout * 6)
+                return True
+            except psycopg.OperationalError as error:  # includes PoolTimeout
+                logger.warning("database not reachable yet", extra={"error": str(error)})
+            if abandon is not None and abandon.wait(backoff):
+                return False
+            if abandon is None:
+                time.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
 
     def _set_ready(self, ready: bool) -> None:
         status = (

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -126,3 +127,34 @@ def test_serve_with_no_configuration_then_sigterm(tmp_path: Path) -> None:
     assert process.returncode == 0, stderr
     assert '"message": "signal received"' in stderr
     assert '"message": "stopped"' in stderr
+
+
+def test_a_server_started_before_its_database_waits_not_serving(tmp_path: Path) -> None:
+    database = EmbeddedPostgres(tmp_path / "pg")
+    url = database.url
+    database.stop()
+    server = Server(
+        Config(
+            listen="127.0.0.1:0",
+            database_url=url,
+            pool=PoolSettings(min_size=1, max_size=2, acquire_timeout=1, connect_timeout=1),
+            grace_seconds=1,
+            health_interval_seconds=0.2,
+        )
+    )
+    abandon = threading.Event()
+    starting = threading.Thread(target=server.start, args=(abandon,))
+    starting.start()
+    try:
+        eventually(lambda: server.port != 0)
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+        eventually(lambda: health_status(channel) == NOT_SERVING)
+        assert health_status(channel, "liveness") == SERVING
+        database = EmbeddedPostgres(tmp_path / "pg")
+        eventually(lambda: health_status(channel) == SERVING, seconds=30)
+        channel.close()
+    finally:
+        abandon.set()
+        starting.join(timeout=30)
+        server.stop()
+        database.stop()
