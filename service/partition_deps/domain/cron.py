@@ -45,6 +45,7 @@ class Cron:
 
     expression: str
     minutes: tuple[int, ...]
+    minutes_wildcard: bool
     hours: tuple[int, ...] | None
     days_of_month: frozenset[int] | None
     last_day_of_month: bool
@@ -56,6 +57,31 @@ class Cron:
     def repeats_every_hour(self) -> bool:
         """Dagster's rule for DST: such crons keep both repeated hours and skip missing ones."""
         return self.hours is None
+
+    @property
+    def uses_calendar_shortcut(self) -> bool:
+        """Whether Dagster iterates this cron with its hourly/daily/weekly/monthly shortcut.
+
+        It matters at DST: the shortcut resolves an ambiguous wall time to its later
+        occurrence only between 01:00 and 03:59, the general iterator always does.
+        """
+        if self.nth_weekdays or self.months is not None:
+            return False
+        single_time = len(self.minutes) == 1 and self.hours is not None and len(self.hours) == 1
+        no_day_of_month = self.days_of_month is None and not self.last_day_of_month
+        if self.hours is None:
+            return not self.minutes_wildcard and no_day_of_month and self.days_of_week is None
+        if not single_time:
+            return False
+        if no_day_of_month:
+            return True  # daily (any days of week) or weekly
+        return (
+            self.days_of_week is None
+            and not self.last_day_of_month
+            and self.days_of_month is not None
+            and len(self.days_of_month) == 1
+            and max(self.days_of_month) <= 28
+        )
 
     @property
     def hours_of_day(self) -> tuple[int, ...]:
@@ -120,6 +146,7 @@ def parse_cron(expression: str) -> Cron:
     return Cron(
         expression=expression,
         minutes=tuple(sorted(minutes)) if minutes is not None else tuple(range(60)),
+        minutes_wildcard=minutes is None,
         hours=tuple(sorted(hours)) if hours is not None else None,
         days_of_month=days_of_month,
         last_day_of_month=last_day,

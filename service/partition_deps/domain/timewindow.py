@@ -30,6 +30,9 @@ _MIN_YEAR = 1900
 _MAX_YEAR = 2300
 # Basic crons skip the key -> tick snapping in Dagster's has_partition_key (see start_for_key).
 _BASIC_CRONS = frozenset({"0 0 * * *", "0 * * * *"})
+# Dagster moves a missing wall time forward, and (on its calendar shortcut) picks the later
+# of two ambiguous ones, only for wall times in these hours; elsewhere it keeps the wall time.
+_DST_HOURS = frozenset({1, 2, 3})
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,9 @@ class TimeWindows:
         self._first_year = 0
         self._last_year = -1  # inclusive; empty table
         self._key_starts: dict[str, int] = {}
+        # Ticks whose key is a wall time that does not exist (Dagster keeps such wall times
+        # outside 01:00-03:59), keyed by instant.
+        self._wall_overrides: dict[int, datetime] = {}
         self._extend_to_cover(self.start_ts)
 
     # ----- the tick table -------------------------------------------------------------
@@ -127,7 +133,9 @@ class TimeWindows:
     def _generate_year(self, year: int) -> list[int]:
         if year < _MIN_YEAR or year > _MAX_YEAR:
             return []
-        return _ticks_of_year(self.cron, self.tz, year)
+        ticks, overrides = _ticks_of_year(self.cron, self.tz, year)
+        self._wall_overrides.update(overrides)
+        return ticks
 
     def _is_excluded(self, tick: int) -> bool:
         if not self.has_exclusions:
@@ -286,6 +294,9 @@ class TimeWindows:
         return key
 
     def format_instant(self, ts: int) -> str:
+        wall = self._wall_overrides.get(ts)
+        if wall is not None:
+            return wall.replace(tzinfo=self.tz).strftime(self.fmt)
         local = datetime.fromtimestamp(ts, self.tz)
         if self.fmt_has_offset or not self.cron.repeats_every_hour or self.is_utc:
             return local.strftime(self.fmt)
@@ -426,9 +437,11 @@ def _parse(expression: str, field: str) -> Cron:
 
 
 @functools.lru_cache(maxsize=4096)
-def _ticks_of_year(cron: Cron, tz: tzinfo, year: int) -> list[int]:
-    """Every tick of `cron` whose local date falls in `year`, as sorted UTC seconds."""
+def _ticks_of_year(cron: Cron, tz: tzinfo, year: int) -> tuple[list[int], dict[int, datetime]]:
+    """Every tick of `cron` whose local date falls in `year`, as sorted UTC seconds, and the
+    wall times of ticks that keep a nonexistent wall time as their key."""
     ticks: list[int] = []
+    overrides: dict[int, datetime] = {}
     minutes = cron.minutes
     hours = cron.hours_of_day
     day = date(year, 1, 1)
@@ -440,11 +453,11 @@ def _ticks_of_year(cron: Cron, tz: tzinfo, year: int) -> list[int]:
             if is_utc:
                 ticks.extend(midnight + h * 3600 + m * 60 for h in hours for m in minutes)
             else:
-                ticks.extend(_local_ticks(cron, tz, day, midnight, hours, minutes))
+                ticks.extend(_local_ticks(cron, tz, day, midnight, hours, minutes, overrides))
         day += one_day
     ticks.sort()
     deduplicated = [tick for i, tick in enumerate(ticks) if i == 0 or tick != ticks[i - 1]]
-    return deduplicated
+    return deduplicated, overrides
 
 
 def _offset_seconds(tz: tzinfo, wall: datetime, fold: int = 0) -> int:
@@ -460,6 +473,7 @@ def _local_ticks(
     midnight: int,
     hours: tuple[int, ...],
     minutes: tuple[int, ...],
+    overrides: dict[int, datetime],
 ) -> list[int]:
     start_wall = datetime(day.year, day.month, day.day)
     offset_start = _offset_seconds(tz, start_wall)
@@ -478,13 +492,19 @@ def _local_ticks(
             if datetime.fromtimestamp(first, tz).replace(tzinfo=None) != wall:
                 if cron.repeats_every_hour:
                     continue
-                shift = tz.dst(wall + timedelta(hours=1)) or timedelta(hours=1)
-                result.append(_wall_to_instant(tz, wall.replace(minute=0) + shift))
+                if hour in _DST_HOURS:
+                    shift = tz.dst(wall + timedelta(hours=1)) or timedelta(hours=1)
+                    result.append(_wall_to_instant(tz, wall.replace(minute=0) + shift))
+                else:
+                    overrides.setdefault(first, wall)
+                    result.append(first)
                 continue
             second = _wall_to_instant(tz, wall, 1)
-            if second != first:
-                if cron.repeats_every_hour:
-                    result.append(first)
+            if second == first:
+                result.append(first)
+            elif cron.repeats_every_hour:
+                result.extend((first, second))
+            elif hour in _DST_HOURS or not cron.uses_calendar_shortcut:
                 result.append(second)
             else:
                 result.append(first)
@@ -493,7 +513,7 @@ def _local_ticks(
 
 def _is_tick(cron: Cron, tz: tzinfo, ts: int) -> bool:
     local = datetime.fromtimestamp(ts, tz)
-    year_ticks = _ticks_of_year(cron, tz, local.year)
+    year_ticks, _ = _ticks_of_year(cron, tz, local.year)
     index = bisect.bisect_left(year_ticks, ts)
     return index < len(year_ticks) and year_ticks[index] == ts
 
