@@ -149,9 +149,15 @@ def upstream_to_proto(
         required_but_nonexistent=convert.subset_to_proto(
             result.required_but_nonexistent, page.offset, page.limit
         ),
-        nonexistent=[convert.key_status_to_proto(s) for s in result.nonexistent],
+        nonexistent=[
+            convert.key_status_to_proto(status)
+            for status in result.nonexistent[page.offset : page.offset + page.limit]
+        ],
         next_page_token=page.next_token(
-            upstream_key, len(result.partitions), len(result.required_but_nonexistent)
+            upstream_key,
+            len(result.partitions),
+            len(result.required_but_nonexistent),
+            len(result.nonexistent),
         ),
     )
 

@@ -106,7 +106,9 @@ Global___DefinitionSource: _TypeAlias = DefinitionSource  # noqa: Y015
 
 @_typing.final
 class KeyPaging(_message.Message):
-    """How much of each answer to return as keys (ranges and counts are always returned)."""
+    """How much of each answer to return as keys and key states (ranges and counts are always
+    returned). One page holds up to page_size entries of each list.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -166,7 +168,9 @@ class UpstreamPartitions(_message.Message):
 
     @_builtins.property
     def nonexistent(self) -> _containers.RepeatedCompositeFieldContainer[_partitions_pb2.PartitionStatus]:
-        """Every needed key that does not exist, with its state, including keys Dagster drops."""
+        """Every needed key that does not exist, with its state, including keys Dagster drops.
+        Key-level like partition_keys: returned, and paged, only when keys are requested.
+        """
 
     def __init__(
         self,
