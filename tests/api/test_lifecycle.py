@@ -158,3 +158,14 @@ def test_a_server_started_before_its_database_waits_not_serving(tmp_path: Path) 
         starting.join(timeout=30)
         server.stop()
         database.stop()
+
+
+def test_a_server_abandoned_before_its_database_came_up_stops_cleanly(tmp_path: Path) -> None:
+    database = EmbeddedPostgres(tmp_path / "pg")
+    url = database.url
+    database.stop()
+    server = Server(Config(listen="127.0.0.1:0", database_url=url, grace_seconds=0))
+    abandon = threading.Event()
+    abandon.set()
+    server.start(abandon)
+    server.stop()

@@ -60,7 +60,8 @@ class DefinitionsCache:
 
     def stop(self) -> None:
         self._stopped.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():  # never started when the server gave up waiting
+            self._thread.join(timeout=5)
 
     def snapshot(self, namespace: str) -> NamespaceSnapshot:
         """The current snapshot of `namespace`; raises NamespaceNotFound or StoreUnavailable."""
