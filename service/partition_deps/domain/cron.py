@@ -31,8 +31,7 @@ _MONTH_NAMES = {
     )
 }
 _DAY_NAMES = {
-    name: number
-    for number, name in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])
+    name: number for number, name in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])
 }
 # (lowest, highest) value of each field: minute, hour, day of month, month, day of week.
 _RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
@@ -119,7 +118,7 @@ class Cron:
 
 @functools.lru_cache(maxsize=1024)
 def parse_cron(expression: str) -> Cron:
-    """Parse a cron expression; raise InvalidDefinition with the reason if Dagster would refuse it."""
+    """Parse a cron; raise InvalidDefinition with the reason if Dagster would refuse it."""
     text = expression.strip().lower()
     text = _ALIASES.get(text, text)
     fields = text.split()

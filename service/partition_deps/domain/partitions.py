@@ -94,8 +94,10 @@ def _validate_multi(definition: MultiPartitions, options: Options) -> None:
         raise InvalidDefinition("dimension names must be unique", "dimensions")
     for index, dimension in enumerate(definition.dimensions):
         field = f"dimensions[{index}].partitions"
-        if isinstance(dimension.partitions, MultiPartitions):  # type: ignore[unreachable]
-            raise InvalidDefinition("multi definitions cannot be nested", field)  # type: ignore[unreachable]
+        if not isinstance(
+            dimension.partitions, TimeWindowPartitions | StaticPartitions | DynamicPartitions
+        ):
+            raise InvalidDefinition("multi definitions cannot be nested", field)
         try:
             validate_definition(dimension.partitions, options)
         except InvalidDefinition as error:
@@ -325,7 +327,7 @@ def classify_key(definition: PartitionsDefinition, key: str, at: Evaluation) -> 
     if isinstance(definition, TimeWindowPartitions):
         windows = compile_time_windows(definition)
         try:
-            instant, reformatted = windows.parse_key(key)
+            instant, _ = windows.parse_key(key)
         except InvalidPartitionKey:
             return KeyStatus(key, KeyState.NEVER, "not a key of this definition")
         index = windows.window_index_from(instant)
@@ -335,4 +337,3 @@ def classify_key(definition: PartitionsDefinition, key: str, at: Evaluation) -> 
     if isinstance(definition, DynamicPartitions):
         return KeyStatus(key, KeyState.NEVER, "not added to (or deleted from) the dynamic set")
     return KeyStatus(key, KeyState.NEVER, "not a key of this definition")
-

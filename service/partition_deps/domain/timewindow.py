@@ -425,7 +425,8 @@ def _is_second_occurrence(local: datetime) -> bool:
     assert tz is not None
     before = tz.utcoffset(local.replace(fold=0))
     after = tz.utcoffset(local.replace(fold=1))
-    assert before is not None and after is not None
+    assert before is not None
+    assert after is not None
     return before > after
 
 

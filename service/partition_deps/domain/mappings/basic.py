@@ -124,9 +124,7 @@ def check_static(
         raise MappingError(f"mapping source keys not in the upstream definition: {extra_sources}")
     extra_targets = sorted(set(inverse) - set(downstream_def.keys))
     if extra_targets:
-        raise MappingError(
-            f"mapping target keys not in the downstream definition: {extra_targets}"
-        )
+        raise MappingError(f"mapping target keys not in the downstream definition: {extra_targets}")
 
 
 def static_up(
@@ -159,4 +157,3 @@ def static_down(
     for key in key_list(upstream):
         found |= forward.get(key, set())
     return frozenset(found)
-

@@ -68,7 +68,9 @@ def validate_mapping(
             raise InvalidMapping(error.message) from None
     elif isinstance(mapping, MultiToSingleDimensionMapping):
         if downstream is None:
-            raise InvalidMapping("a multi-to-single-dimension mapping needs a partitioned downstream")
+            raise InvalidMapping(
+                "a multi-to-single-dimension mapping needs a partitioned downstream"
+            )
         infer_single_dimension(upstream, downstream)
     elif isinstance(mapping, MultiMapping):
         if downstream is None:

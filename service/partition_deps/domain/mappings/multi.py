@@ -197,9 +197,7 @@ def map_multi(
     found: set[str] = set()
     for key in source_keys:
         parts_of_key = _split(source_def, key)
-        choices = [
-            mapped_parts[name].get(parts_of_key[name], []) for name in mapped_source_names
-        ]
+        choices = [mapped_parts[name].get(parts_of_key[name], []) for name in mapped_source_names]
         for values in itertools.product(*choices, *unmapped_keys):
             if len(values) > 1:
                 by_name = dict(zip(order, values, strict=True))

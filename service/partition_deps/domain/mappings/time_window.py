@@ -200,8 +200,7 @@ def _cheap_mapping(
         _equal_except_bounds(origin, target)
         and starts_covered
         and (
-            target.end_ts is None
-            or (origin.end_ts is not None and target.end_ts >= origin.end_ts)
+            target.end_ts is None or (origin.end_ts is not None and target.end_ts >= origin.end_ts)
         )
     ):
         return TimeMapped(TimeSubset(target, source.spans), empty)
