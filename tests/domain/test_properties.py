@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, datetime
 
@@ -52,7 +53,7 @@ def test_listed_partitions_are_ordered_contiguous_and_match_their_runs(
     assert starts == sorted(starts)
     assert len(set(starts)) == len(starts)
     spans = [windows.window(windows.index_of_start(start)) for start in starts]
-    for earlier, later in zip(spans, spans[1:], strict=False):
+    for earlier, later in itertools.pairwise(spans):
         assert earlier.end == later.start  # no exclusions: no gaps, no overlaps
     runs = subset.runs()
     assert sum(run.count for run in runs) == len(subset)
@@ -95,7 +96,7 @@ def test_upstream_and_downstream_are_mirror_images(
     at = Evaluation(as_of)
     down_keys = _existing(downstream, as_of)
     up_keys = _existing(upstream, as_of)
-    assume(0 < len(down_keys) and 0 < len(up_keys))
+    assume(len(down_keys) > 0 and len(up_keys) > 0)
     p = down_keys.keys(data.draw(st.integers(0, min(len(down_keys), 500) - 1)), 1)[0]
     q = up_keys.keys(data.draw(st.integers(0, min(len(up_keys), 500) - 1)), 1)[0]
     q_in_up = q in set(upstream_partitions(upstream, downstream, None, [p], at).partitions)

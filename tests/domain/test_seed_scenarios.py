@@ -93,9 +93,7 @@ def test_dynamic_upstream_whose_keys_change() -> None:
 def test_offsets_that_dagster_clamps_are_still_classified() -> None:
     # Dagster drops the future day silently (issue 26935); we keep its Dagster-exact answer
     # and report the day as NOT_YET with the instant it will exist.
-    result = upstream_partitions(
-        DAILY, DAILY, TimeWindowMapping(0, 1), ["2024-02-29"], MARCH
-    )
+    result = upstream_partitions(DAILY, DAILY, TimeWindowMapping(0, 1), ["2024-02-29"], MARCH)
     assert list(result.partitions) == ["2024-02-29"]
     assert list(result.required_but_nonexistent) == []
     assert [(s.key, s.state, s.available_at) for s in result.nonexistent] == [
