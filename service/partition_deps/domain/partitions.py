@@ -16,7 +16,7 @@ from partition_deps.domain.definitions import (
     StaticPartitions,
     TimeWindowPartitions,
 )
-from partition_deps.domain.errors import InvalidDefinition, InvalidPartitionKey
+from partition_deps.domain.errors import InvalidDefinition, InvalidPartitionKey, PartitionDepsError
 from partition_deps.domain.results import KeyState, KeyStatus, KeySubset, Subset
 from partition_deps.domain.subsets import TimeSubset
 from partition_deps.domain.timewindow import TimeWindows, Window, compile_time_windows
@@ -337,3 +337,34 @@ def classify_key(definition: PartitionsDefinition, key: str, at: Evaluation) -> 
     if isinstance(definition, DynamicPartitions):
         return KeyStatus(key, KeyState.NEVER, "not added to (or deleted from) the dynamic set")
     return KeyStatus(key, KeyState.NEVER, "not a key of this definition")
+
+
+# ----- key <-> time -----------------------------------------------------------------------
+
+
+def _time_windows_of(definition: PartitionsDefinition) -> TimeWindows:
+    if not isinstance(definition, TimeWindowPartitions):
+        raise PartitionDepsError("only time-window partitions have time windows", "definition")
+    return compile_time_windows(definition)
+
+
+def time_window_for_key(definition: PartitionsDefinition, key: str) -> tuple[datetime, datetime]:
+    """The `[start, end)` instants of a key, whether or not the partition exists yet."""
+    windows = _time_windows_of(definition)
+    instant, _ = windows.parse_key(key)
+    index = windows.window_index_from(instant)
+    if windows.key_at(index) != key:
+        raise InvalidPartitionKey(
+            f"{key!r} is not a partition key: the window starting then is {windows.key_at(index)!r}"
+        )
+    window = windows.window(index)
+    return datetime.fromtimestamp(window.start, UTC), datetime.fromtimestamp(window.end, UTC)
+
+
+def key_for_timestamp(
+    definition: PartitionsDefinition, timestamp: datetime, end_closed: bool = False
+) -> str:
+    """The key of the window containing `timestamp` (the previous one on a boundary when
+    `end_closed`), as Dagster's `get_partition_key_for_timestamp`."""
+    windows = _time_windows_of(definition)
+    return windows.key_for_timestamp(int(timestamp.timestamp()), end_closed)
