@@ -8,9 +8,15 @@ special-cased before the mapping is consulted, as Dagster's asset graph does.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
-from partition_deps.domain.definitions import Evaluation, PartitionsDefinition
+from partition_deps.domain.definitions import (
+    Evaluation,
+    PartitionsDefinition,
+    TimeWindowPartitions,
+)
 from partition_deps.domain.errors import (
     InvalidDefinition,
     InvalidPartitionKey,
@@ -27,6 +33,7 @@ from partition_deps.domain.partitions import (
     all_partitions,
     check_key,
     classify_key,
+    now_of,
     order_keys,
     validate_definition,
 )
@@ -38,6 +45,7 @@ from partition_deps.domain.results import (
     UpstreamResult,
 )
 from partition_deps.domain.subsets import TimeSubset
+from partition_deps.domain.timewindow import compile_time_windows
 
 __all__ = [
     "downstream_partitions",
@@ -57,10 +65,12 @@ def upstream_partitions(
 ) -> UpstreamResult:
     """Upstream partitions that `downstream_keys` (of `downstream`) need, Dagster-exact."""
     resolved = _prepare(upstream, downstream, mapping, at, options)
-    _check_keys(downstream, downstream_keys, at)
+    indices = _check_keys(downstream, downstream_keys, at)
     if upstream is None:
         return UpstreamResult(whole_asset=True)
-    source = None if downstream is None else subset_with_keys(downstream, downstream_keys, at)
+    source = (
+        None if downstream is None else _source_subset(downstream, downstream_keys, indices, at)
+    )
     try:
         mapped = map_up(resolved, downstream, source, upstream, at)
     except (MappingError, InvalidPartitionKey) as error:
@@ -86,12 +96,12 @@ def downstream_partitions(
 ) -> DownstreamResult:
     """Downstream partitions that use `upstream_keys` (of `upstream`), Dagster-exact."""
     resolved = _prepare(upstream, downstream, mapping, at, options)
-    _check_keys(upstream, upstream_keys, at)
+    indices = _check_keys(upstream, upstream_keys, at)
     if downstream is None:
         return DownstreamResult(whole_asset=True)
     if upstream is None:
         return DownstreamResult(partitions=all_partitions(downstream, at))
-    source = subset_with_keys(upstream, upstream_keys, at)
+    source = _source_subset(upstream, upstream_keys, indices, at)
     try:
         mapped = map_down(resolved, upstream, source, downstream, at)
     except (MappingError, InvalidPartitionKey) as error:
@@ -106,29 +116,66 @@ def _prepare(
     at: Evaluation,
     options: Options,
 ) -> PartitionMapping:
+    now = now_of(at)
     for field, definition in (("upstream", upstream), ("downstream", downstream)):
         if definition is not None:
             try:
-                validate_definition(definition, options, at)
+                _validated(definition, options, now)
             except InvalidDefinition as error:
                 raise error.at(field) from None
+    return _resolved(upstream, downstream, mapping)
+
+
+# Definitions and mappings are immutable values: their checks are memoised (errors are not,
+# so a bad definition is re-checked and re-reported each time).
+@functools.lru_cache(maxsize=4096)
+def _validated(definition: PartitionsDefinition, options: Options, now: int) -> None:
+    validate_definition(definition, options, Evaluation(datetime.fromtimestamp(now, UTC)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolved(
+    upstream: PartitionsDefinition | None,
+    downstream: PartitionsDefinition | None,
+    mapping: PartitionMapping | None,
+) -> PartitionMapping:
     return resolve_mapping(upstream, downstream, mapping)
 
 
 def _check_keys(
     definition: PartitionsDefinition | None, keys: Sequence[str], at: Evaluation
-) -> None:
+) -> list[int] | None:
+    """Raise on the first key that is not a partition; time keys give their tick indices."""
     if definition is None:
         if keys:
             raise InvalidPartitionKey(
                 "the asset is not partitioned: give no partition keys", "partition_keys"
             )
-        return
+        return None
+    if isinstance(definition, TimeWindowPartitions):
+        return compile_time_windows(definition).check_keys(keys, now_of(at))
     for index, key in enumerate(keys):
         try:
             check_key(definition, key, at)
         except PartitionDepsError as error:
             raise InvalidPartitionKey(error.message, f"partition_keys[{index}]") from None
+    return None
+
+
+def _source_subset(
+    definition: PartitionsDefinition,
+    keys: Sequence[str],
+    indices: list[int] | None,
+    at: Evaluation,
+) -> Keys:
+    """The queried (already checked) keys as the subset Dagster builds from them."""
+    if not isinstance(definition, TimeWindowPartitions) or indices is None:
+        return subset_with_keys(definition, keys, at)
+    windows = compile_time_windows(definition)
+    parts = [windows.window(index) for index in indices]
+    if len(parts) == 1:
+        return TimeSubset(windows, parts)
+    return TimeSubset.from_key_windows(windows, parts)
 
 
 def _as_subset(definition: PartitionsDefinition, keys: Keys, at: Evaluation) -> Subset:

@@ -74,9 +74,17 @@ class TimeSubset:
         return sum(self._span_counts())
 
     def __iter__(self) -> Iterator[str]:
-        for span in self.spans:
-            for index in self.windows.keys_in_window(span):
-                yield self.windows.key_at(index)
+        if len(self.spans) == 1:
+            return iter(self._span_keys(self.spans[0]))
+        return (key for span in self.spans for key in self._span_keys(span))
+
+    def _span_keys(self, span: Window) -> list[str]:
+        windows = self.windows
+        if windows.has_exclusions:
+            return [windows.key_at(index) for index in windows.keys_in_window(span)]
+        first = windows.window_index_from(span.start)
+        stop = first + windows.ticks_between(span.start, span.end)
+        return windows.keys_slice(first, stop)
 
     def keys(self, offset: int = 0, limit: int | None = None) -> list[str]:
         result: list[str] = []
@@ -85,13 +93,20 @@ class TimeSubset:
             if remaining >= count:
                 remaining -= count
                 continue
-            for index in self.windows.keys_in_window(span):
-                if remaining:
-                    remaining -= 1
-                    continue
-                if limit is not None and len(result) >= limit:
-                    return result
-                result.append(self.windows.key_at(index))
+            if self.windows.has_exclusions:
+                span_keys = self._span_keys(span)[remaining:]
+            else:
+                first = self.windows.window_index_from(span.start) + remaining
+                stop = first + count - remaining
+                if limit is not None:
+                    stop = min(stop, first + limit - len(result))
+                span_keys = self.windows.keys_slice(first, stop)
+            remaining = 0
+            if limit is not None:
+                span_keys = span_keys[: limit - len(result)]
+            result.extend(span_keys)
+            if limit is not None and len(result) >= limit:
+                return result
         return result
 
     def runs(self) -> list[PartitionRun]:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import bisect
 import functools
-from collections.abc import Iterator
-from dataclasses import dataclass
+import re
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from partition_deps.domain.cron import Cron, parse_cron
@@ -35,9 +36,8 @@ _BASIC_CRONS = frozenset({"0 0 * * *", "0 * * * *"})
 _DST_HOURS = frozenset({1, 2, 3})
 
 
-@dataclass(frozen=True)
-class Window:
-    """A half-open `[start, end)` interval of UTC seconds."""
+class Window(NamedTuple):
+    """A half-open `[start, end)` interval of UTC seconds (a tuple: cheap to hash and sort)."""
 
     start: int
     end: int
@@ -89,7 +89,13 @@ class TimeWindows:
         self._keys: list[str | None] = []
         self._first_year = 0
         self._last_year = -1  # inclusive; empty table
-        self._key_starts: dict[str, int] = {}
+        # Per-key memo of Dagster's parse (instant, re-formatted text) or its error message;
+        # keys repeat across queries and strptime is the costliest step of a lookup.
+        self._parsed: dict[str, tuple[int, str] | str] = {}
+        self._key_starts: dict[str, tuple[int, str]] = {}
+        # Memo of a window's key parsed back (Dagster maps through keys), by window start.
+        self._window_key_starts: dict[int, int] = {}
+        self._window_key_ends: dict[int, int] = {}
         # Ticks whose key is a wall time that does not exist (Dagster keeps such wall times
         # outside 01:00-03:59), keyed by instant.
         self._wall_overrides: dict[int, datetime] = {}
@@ -146,6 +152,9 @@ class TimeWindows:
 
     def _index_at_or_after(self, ts: int) -> int:
         """Index of the first tick >= ts, with at least one tick after it in the table."""
+        ticks = self._ticks
+        if ticks and ticks[0] <= ts < ticks[-1]:
+            return bisect.bisect_left(ticks, ts)
         self._extend_to_cover(ts)
         while True:
             index = bisect.bisect_left(self._ticks, ts)
@@ -155,6 +164,9 @@ class TimeWindows:
 
     def _index_at_or_before(self, ts: int) -> int:
         """Index of the last tick <= ts, with at least one tick before it in the table."""
+        ticks = self._ticks
+        if len(ticks) > 1 and ticks[1] <= ts < ticks[-1]:
+            return bisect.bisect_right(ticks, ts) - 1
         self._extend_to_cover(ts)
         while True:
             index = bisect.bisect_right(self._ticks, ts) - 1
@@ -277,6 +289,18 @@ class TimeWindows:
         first = self.index_of_start(bounds[0])
         return first, self.index_of_start(bounds[1])
 
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - the instance is itself cached by value
+    def first_and_last(self, now: int) -> tuple[Window, Window] | None:
+        """The first and last existing partition windows at `now`."""
+        bounds = self.bounds(now)
+        if bounds is None:
+            return None
+        return (
+            self.window(self.index_of_start(bounds[0])),
+            self.window(self.index_of_start(bounds[1])),
+        )
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - the instance is itself cached by value
     def full_window(self, now: int) -> Window | None:
         """`[first.start, last.end)` of the partitions existing at `now`."""
         bounds = self.bounds(now)
@@ -286,12 +310,33 @@ class TimeWindows:
 
     # ----- keys ------------------------------------------------------------------------
 
+    def keys_slice(self, first: int, stop: int) -> list[str]:
+        """Keys of tick indices `[first, stop)` (a slice of the memo, formatted once)."""
+        keys = self._keys
+        if first < stop and (keys[first] is None or keys[stop - 1] is None):
+            self._format_block(first, stop)
+        elif None in keys[first:stop]:
+            self._format_block(first, stop)
+        return keys[first:stop]  # type: ignore[return-value]
+
     def key_at(self, index: int) -> str:
         key = self._keys[index]
         if key is None:
-            key = self.format_instant(self._ticks[index])
-            self._keys[index] = key
+            self._format_block(index, index + 1)
+            key = self._keys[index]
+            assert key is not None
         return key
+
+    def _format_block(self, first: int, stop: int) -> None:
+        """Format keys a block at a time: neighbouring keys are almost always asked for next,
+        and one bulk pass costs far less than many single formats spread over queries."""
+        block = 2048
+        begin = first - first % block
+        end = min(len(self._ticks), max(stop, begin + block))
+        keys, ticks, format_instant = self._keys, self._ticks, self.format_instant
+        for index in range(begin, end):
+            if keys[index] is None:
+                keys[index] = format_instant(ticks[index])
 
     def format_instant(self, ts: int) -> str:
         wall = self._wall_overrides.get(ts)
@@ -309,31 +354,59 @@ class TimeWindows:
 
         The re-formatted text is what a basic cron's membership test compares against.
         """
-        try:
-            parsed = datetime.strptime(key, self.fmt)
-        except ValueError:
+        cached = self._parsed.get(key)
+        if cached is None:
             try:
-                parsed = datetime.strptime(key, self.fmt + "%z")
+                cached = self._parse_key(key)
+            except InvalidPartitionKey as error:
+                cached = error.message
+            if len(self._parsed) > 500_000:
+                self._parsed.clear()
+            self._parsed[key] = cached
+        if isinstance(cached, str):
+            raise InvalidPartitionKey(cached)
+        return cached
+
+    def _parse_key(self, key: str) -> tuple[int, str]:
+        parsed = _fast_parse(key, self.fmt)
+        if parsed is None:
+            try:
+                parsed = datetime.strptime(key, self.fmt)
             except ValueError:
-                raise InvalidPartitionKey(
-                    f"{key!r} does not match the format {self.fmt!r}"
-                ) from None
+                try:
+                    parsed = datetime.strptime(key, self.fmt + "%z")
+                except ValueError:
+                    raise InvalidPartitionKey(
+                        f"{key!r} does not match the format {self.fmt!r}"
+                    ) from None
         if parsed.tzinfo is not None:
             instant = int(parsed.timestamp())
             return instant, self.format_instant(instant)
         instant = _wall_to_instant(self.tz, parsed)
-        return instant, _format_naive(parsed, self)
+        # A naive parse is the first occurrence (fold=0), which never gets the offset suffix.
+        return instant, parsed.strftime(self.fmt)
+
+    def key_start(self, key: str) -> tuple[int, str]:
+        """The window start Dagster derives from a key, and the text that start formats to.
+
+        Basic crons take the parsed instant as it is; others snap it to the next window.
+        """
+        cached = self._key_starts.get(key)
+        if cached is None:
+            instant, reformatted = self.parse_key(key)
+            if self.is_basic:
+                cached = (instant, reformatted)
+            else:
+                start = self._ticks[self.window_index_from(instant)]
+                cached = (start, self.format_instant(start))
+            if len(self._key_starts) > 500_000:
+                self._key_starts.clear()
+            self._key_starts[key] = cached
+        return cached
 
     def start_for_key(self, key: str) -> int:
         """The window start Dagster derives from a key (before any membership check)."""
-        cached = self._key_starts.get(key)
-        if cached is not None:
-            return cached
-        instant, _ = self.parse_key(key)
-        start = instant if self.is_basic else self._ticks[self.window_index_from(instant)]
-        if len(self._key_starts) < 200_000:
-            self._key_starts[key] = start
-        return start
+        return self.key_start(key)[0]
 
     def window_for_key(self, key: str) -> Window:
         """The window Dagster maps a key to: the first window starting at or after its instant."""
@@ -342,14 +415,8 @@ class TimeWindows:
 
     def check_key(self, key: str, now: int) -> int:
         """Tick index of `key` if it is a partition at `now`; else raise InvalidPartitionKey."""
-        instant, reformatted = self.parse_key(key)
-        if self.is_basic:
-            start = instant
-            formatted = reformatted
-        else:
-            start = self._ticks[self.window_index_from(instant)]
-            formatted = self.format_instant(start)
-        if self._is_excluded(start):
+        start, formatted = self.key_start(key)
+        if self.has_exclusions and self._is_excluded(start):
             raise InvalidPartitionKey(f"partition {key!r} is excluded")
         bounds = self.bounds(now)
         if bounds is None:
@@ -363,6 +430,44 @@ class TimeWindows:
                 f"{key!r} is not a partition key: the partition starting then is {formatted!r}"
             )
         return self.window_index_from(start)
+
+    def start_of_window_key(self, index: int) -> int:
+        """Where Dagster says the key of window `index` starts (its key, parsed back)."""
+        tick = self._ticks[index]
+        start = self._window_key_starts.get(tick)
+        if start is None:
+            start = self.start_for_key(self.key_at(index))
+            self._window_key_starts[tick] = start
+        return start
+
+    def end_of_window_key(self, index: int) -> int:
+        """Where Dagster says the key of window `index` ends (its key, parsed back)."""
+        tick = self._ticks[index]
+        end = self._window_key_ends.get(tick)
+        if end is None:
+            end = self.window_for_key(self.key_at(index)).end
+            self._window_key_ends[tick] = end
+        return end
+
+    def check_keys(self, keys: Sequence[str], now: int) -> list[int]:
+        """`check_key` for many keys; raises on the first bad one (with its position)."""
+        bounds = self.bounds(now)
+        indices: list[int] = []
+        for position, key in enumerate(keys):
+            start, formatted = self.key_start(key)
+            if (
+                bounds is None
+                or not bounds[0] <= start <= bounds[1]
+                or formatted != key
+                or (self.has_exclusions and self._is_excluded(start))
+            ):
+                try:
+                    self.check_key(key, now)
+                except InvalidPartitionKey as error:
+                    error.field = f"partition_keys[{position}]"
+                    raise
+            indices.append(self._index_at_or_after(start))
+        return indices
 
     def key_for_timestamp(self, ts: int, end_closed: bool = False) -> str:
         """Dagster's get_partition_key_for_timestamp."""
@@ -415,9 +520,27 @@ def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
-def _format_naive(parsed: datetime, windows: TimeWindows) -> str:
-    # A naive parse is the first occurrence (fold=0), which never gets the offset suffix.
-    return parsed.strftime(windows.fmt)
+_CANONICAL_DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_CANONICAL_MINUTE = re.compile(r"(\d{4})-(\d{2})-(\d{2})-(\d{2}):(\d{2})")
+
+
+def _fast_parse(key: str, fmt: str) -> datetime | None:
+    """strptime's answer for the preset formats' canonical keys, without strptime's cost.
+
+    Anything else (or an impossible date) returns None and goes through strptime.
+    """
+    if fmt == "%Y-%m-%d":
+        match = _CANONICAL_DAY.fullmatch(key)
+    elif fmt == "%Y-%m-%d-%H:%M":
+        match = _CANONICAL_MINUTE.fullmatch(key)
+    else:
+        return None
+    if match is None:
+        return None
+    try:
+        return datetime(*map(int, match.groups()))
+    except ValueError:
+        return None
 
 
 def _is_second_occurrence(local: datetime) -> bool:

@@ -61,6 +61,8 @@ def subset_with_keys(
     if not isinstance(definition, TimeWindowPartitions):
         return frozenset(keys)
     windows = compile_time_windows(definition)
+    if not isinstance(keys, list | tuple):
+        keys = list(keys)
     try:
         parts = [windows.window_for_key(key) for key in keys]
     except InvalidPartitionKey as error:
@@ -72,6 +74,8 @@ def subset_with_keys(
             if full is None
             else [part for part in parts if part.start >= full.start and part.end <= full.end]
         )
+    if len(parts) == 1:
+        return TimeSubset(windows, parts)
     return TimeSubset.from_key_windows(windows, parts)
 
 

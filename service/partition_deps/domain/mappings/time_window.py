@@ -62,8 +62,10 @@ def map_time_windows(
             start, end = span.start, span.end
             raw_start, raw_end = start, end
         target_start, target_end = _overlap(origin, target, start, end)
-        if downstream_to_upstream:
-            if raw_start < raw_end:
+        if downstream_to_upstream and raw_start < raw_end:
+            if (raw_start, raw_end) == (start, end):
+                unclamped.append(Window(target_start, target_end))
+            else:
                 unclamped.append(Window(*_overlap(origin, target, raw_start, raw_end)))
         else:
             target_start = _offset_with_bounds(target, target_start, start_offset, full)
@@ -108,6 +110,10 @@ def _statuses(
     now: int,
 ) -> list[KeyStatus]:
     """Classify the keys of the unclamped windows that lie outside the existing range."""
+    if first is not None and last is not None:
+        windows = [w for w in windows if w.start < first.start or w.end > last.end]
+    if not windows:
+        return []
     outside: list[Window] = []
     for window in windows:
         if first is None or last is None:
@@ -122,13 +128,8 @@ def _statuses(
 
 
 def _first_and_last(target: TimeWindows, now: int) -> tuple[Window | None, Window | None]:
-    bounds = target.bounds(now)
-    if bounds is None:
-        return None, None
-    return (
-        target.window(target.index_of_start(bounds[0])),
-        target.window(target.index_of_start(bounds[1])),
-    )
+    pair = target.first_and_last(now)
+    return (None, None) if pair is None else pair
 
 
 def _overlap(origin: TimeWindows, target: TimeWindows, start: int, end: int) -> tuple[int, int]:
@@ -138,9 +139,10 @@ def _overlap(origin: TimeWindows, target: TimeWindows, start: int, end: int) -> 
     )
     if same_ticks:
         return start, end
-    start_key = target.key_at(target.index_for_timestamp(start))
-    end_key = target.key_at(target.index_for_timestamp(end, end_closed=True))
-    return target.start_for_key(start_key), target.window_for_key(end_key).end
+    return (
+        target.start_of_window_key(target.index_for_timestamp(start)),
+        target.end_of_window_key(target.index_for_timestamp(end, end_closed=True)),
+    )
 
 
 def _offset_with_bounds(windows: TimeWindows, ts: int, offset: int, full: Window | None) -> int:
