@@ -313,9 +313,7 @@ class TimeWindows:
     def keys_slice(self, first: int, stop: int) -> list[str]:
         """Keys of tick indices `[first, stop)` (a slice of the memo, formatted once)."""
         keys = self._keys
-        if first < stop and (keys[first] is None or keys[stop - 1] is None):
-            self._format_block(first, stop)
-        elif None in keys[first:stop]:
+        if None in keys[first:stop]:
             self._format_block(first, stop)
         return keys[first:stop]  # type: ignore[return-value]
 
@@ -538,7 +536,8 @@ def _fast_parse(key: str, fmt: str) -> datetime | None:
     if match is None:
         return None
     try:
-        return datetime(*map(int, match.groups()))
+        year, month, day, *clock = (int(group) for group in match.groups())
+        return datetime(year, month, day, *clock)
     except ValueError:
         return None
 
