@@ -536,8 +536,8 @@ def _fast_parse(key: str, fmt: str) -> datetime | None:
     if match is None:
         return None
     try:
-        year, month, day, *clock = (int(group) for group in match.groups())
-        return datetime(year, month, day, *clock)
+        numbers = [int(group) for group in match.groups()] + [0, 0]
+        return datetime(numbers[0], numbers[1], numbers[2], numbers[3], numbers[4])
     except ValueError:
         return None
 
