@@ -1,0 +1,448 @@
+"""Staleness with causes, and "what should run now", over an asset graph and its events.
+
+Pure rules: the caller supplies what happened through `History` (the store implements it with
+index lookups). By default the answer is Dagster-compatible in spirit (direct dependencies
+only) but without Dagster's 100-partition cut-off; `StalenessOptions` turns on the transitive
+walk (an upstream that is itself stale or missing, with the path to the root cause) or
+Dagster's cut-off rules.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from partition_deps.domain.assets import AssetDefinition, Dependency
+from partition_deps.domain.definitions import Evaluation, MultiPartitions, TimeWindowPartitions
+from partition_deps.domain.dependencies import upstream_partitions
+from partition_deps.domain.mappings.inference import resolve_mapping
+from partition_deps.domain.mappings.kinds import AllMapping
+from partition_deps.domain.partitions import all_partitions, sorted_dimensions
+
+# Dagster skips a dependency edge that maps to this many upstream partitions or more.
+DAGSTER_PARTITION_CUTOFF = 100
+
+
+class Status(enum.Enum):
+    FRESH = "fresh"
+    STALE = "stale"
+    MISSING = "missing"
+
+
+class CauseKind(enum.Enum):
+    NEVER_MATERIALIZED = "never_materialized"
+    UPSTREAM_UPDATED = "upstream_updated"
+    CODE_VERSION_CHANGED = "code_version_changed"
+    DEPENDENCY_ADDED = "dependency_added"
+    DEPENDENCY_REMOVED = "dependency_removed"
+    UPSTREAM_MISSING = "upstream_missing"
+    UPSTREAM_NONEXISTENT = "upstream_nonexistent"
+    UPSTREAM_STALE = "upstream_stale"
+
+
+@dataclass(frozen=True)
+class Materialized:
+    """The latest materialization of one asset partition."""
+
+    event_id: int
+    time: datetime
+    data_version: str | None = None
+    code_version: str | None = None
+    # Upstream asset keys of the asset when this was recorded; None when unknown.
+    dependencies: frozenset[str] | None = None
+
+
+class History(Protocol):
+    """What happened, as the staleness rules need it."""
+
+    def latest(self, asset_key: str, partition_key: str | None) -> Materialized | None:
+        """The latest materialization of the partition (None: never materialized)."""
+        ...
+
+    def data_version_at(
+        self, asset_key: str, partition_key: str | None, event_id: int
+    ) -> str | None:
+        """The data version the partition had just after event `event_id` (None: none yet)."""
+        ...
+
+    def in_progress(self, asset_key: str, partition_key: str | None) -> bool:
+        """A run started for it and has neither materialized it nor failed."""
+        ...
+
+
+@dataclass(frozen=True)
+class Cause:
+    kind: CauseKind
+    message: str
+    upstream_asset: str | None = None
+    upstream_partition: str | None = None
+    upstream_time: datetime | None = None
+    # Transitive causes: the (asset, partition) hops from this partition to the root cause.
+    path: tuple[tuple[str, str | None], ...] = ()
+
+
+@dataclass(frozen=True)
+class PartitionStatus:
+    asset_key: str
+    partition_key: str | None
+    status: Status
+    causes: tuple[Cause, ...] = ()
+
+
+@dataclass(frozen=True)
+class StalenessOptions:
+    transitive: bool = False
+    # Dagster's skipped edges: 100+ mapped partitions, a time parent through All, a large
+    # self-dependency. Off by default: we never silently ignore a dependency.
+    dagster_cutoff: bool = False
+
+
+@dataclass
+class _Context:
+    graph: Mapping[str, AssetDefinition]
+    history: History
+    at: Evaluation
+    options: StalenessOptions
+    memo: dict[tuple[str, str | None], PartitionStatus] = field(default_factory=dict)
+    visiting: set[tuple[str, str | None]] = field(default_factory=set)
+
+
+def partition_status(
+    graph: Mapping[str, AssetDefinition],
+    asset_key: str,
+    partition_key: str | None,
+    history: History,
+    at: Evaluation,
+    options: StalenessOptions = StalenessOptions(),
+) -> PartitionStatus:
+    """Status of one asset partition, with every cause."""
+    return _status(_Context(graph, history, at, options), asset_key, partition_key)
+
+
+def statuses(
+    graph: Mapping[str, AssetDefinition],
+    asset_key: str,
+    partition_keys: Iterable[str | None],
+    history: History,
+    at: Evaluation,
+    options: StalenessOptions = StalenessOptions(),
+) -> list[PartitionStatus]:
+    context = _Context(graph, history, at, options)
+    return [_status(context, asset_key, key) for key in partition_keys]
+
+
+def _status(context: _Context, asset_key: str, partition_key: str | None) -> PartitionStatus:
+    node = (asset_key, partition_key)
+    known = context.memo.get(node)
+    if known is not None:
+        return known
+    asset = context.graph[asset_key]
+    latest = context.history.latest(asset_key, partition_key)
+    if latest is None:
+        result = PartitionStatus(
+            asset_key,
+            partition_key,
+            Status.MISSING,
+            (Cause(CauseKind.NEVER_MATERIALIZED, "never materialized"),),
+        )
+        context.memo[node] = result
+        return result
+    context.visiting.add(node)
+    causes = list(_own_causes(asset, latest))
+    for dependency in asset.dependencies:
+        causes.extend(_dependency_causes(context, asset, partition_key, latest, dependency))
+    context.visiting.discard(node)
+    result = PartitionStatus(
+        asset_key, partition_key, Status.STALE if causes else Status.FRESH, tuple(causes)
+    )
+    context.memo[node] = result
+    return result
+
+
+def _own_causes(asset: AssetDefinition, latest: Materialized) -> Iterable[Cause]:
+    if asset.code_version is not None and latest.code_version != asset.code_version:
+        yield Cause(
+            CauseKind.CODE_VERSION_CHANGED,
+            f"code version is {asset.code_version!r}, materialized with {latest.code_version!r}",
+        )
+    if latest.dependencies is not None:
+        current = {dependency.upstream_key for dependency in asset.dependencies}
+        for removed in sorted(latest.dependencies - current):
+            yield Cause(CauseKind.DEPENDENCY_REMOVED, f"dependency on {removed!r} removed", removed)
+        for added in sorted(current - latest.dependencies):
+            yield Cause(CauseKind.DEPENDENCY_ADDED, f"new dependency on {added!r}", added)
+
+
+def mapped_upstream(
+    graph: Mapping[str, AssetDefinition],
+    asset: AssetDefinition,
+    upstream_key: str,
+    partition_key: str | None,
+    at: Evaluation,
+) -> tuple[list[str | None], list[str]]:
+    """(existing upstream partitions, required-but-nonexistent keys) one partition reads."""
+    upstream = graph[upstream_key]
+    dependency = next(d for d in asset.dependencies if d.upstream_key == upstream_key)
+    if upstream.partitions is None:
+        return [None], []
+    keys = [] if partition_key is None else [partition_key]
+    result = upstream_partitions(
+        upstream.partitions, asset.partitions, dependency.mapping, keys, at
+    )
+    return list(result.partitions), list(result.required_but_nonexistent)
+
+
+def _skipped_by_dagster(
+    context: _Context, asset: AssetDefinition, upstream_key: str, mapped: Sequence[str | None]
+) -> bool:
+    upstream = context.graph[upstream_key]
+    dependency = next(d for d in asset.dependencies if d.upstream_key == upstream_key)
+    mapping = resolve_mapping(upstream.partitions, asset.partitions, dependency.mapping)
+    if isinstance(upstream.partitions, TimeWindowPartitions) and isinstance(mapping, AllMapping):
+        return True
+    large_self_dependency = (
+        upstream_key == asset.key
+        and asset.partitions is not None
+        and len(all_partitions(asset.partitions, context.at)) >= DAGSTER_PARTITION_CUTOFF
+    )
+    return large_self_dependency or len(mapped) >= DAGSTER_PARTITION_CUTOFF
+
+
+def _dependency_causes(
+    context: _Context,
+    asset: AssetDefinition,
+    partition_key: str | None,
+    latest: Materialized,
+    dependency: Dependency,
+) -> Iterable[Cause]:
+    upstream_key = dependency.upstream_key
+    if upstream_key not in context.graph:
+        return
+    mapped, nonexistent = mapped_upstream(
+        context.graph, asset, upstream_key, partition_key, context.at
+    )
+    if context.options.dagster_cutoff and _skipped_by_dagster(context, asset, upstream_key, mapped):
+        return
+    history = context.history
+    for missing_key in nonexistent:
+        yield Cause(
+            CauseKind.UPSTREAM_NONEXISTENT,
+            f"{upstream_key} {missing_key} is required but does not exist",
+            upstream_key,
+            missing_key,
+        )
+    for upstream_partition in mapped:
+        upstream_latest = history.latest(upstream_key, upstream_partition)
+        label = (
+            upstream_key if upstream_partition is None else f"{upstream_key} {upstream_partition}"
+        )
+        if upstream_latest is None:
+            yield Cause(
+                CauseKind.UPSTREAM_MISSING,
+                f"{label} is missing",
+                upstream_key,
+                upstream_partition,
+            )
+            continue
+        if upstream_latest.event_id > latest.event_id and _changed_since(
+            history, upstream_key, upstream_partition, upstream_latest, latest.event_id
+        ):
+            yield Cause(
+                CauseKind.UPSTREAM_UPDATED,
+                f"{label} was materialized after this partition",
+                upstream_key,
+                upstream_partition,
+                upstream_latest.time,
+            )
+        elif context.options.transitive and (upstream_key, upstream_partition) not in (
+            context.visiting
+        ):
+            upstream_status = _status(context, upstream_key, upstream_partition)
+            if upstream_status.status is not Status.FRESH:
+                yield _transitive(upstream_status)
+
+
+def _changed_since(
+    history: History,
+    upstream_key: str,
+    upstream_partition: str | None,
+    upstream_latest: Materialized,
+    event_id: int,
+) -> bool:
+    """Only a changed data version counts; without data versions, any newer event does."""
+    if upstream_latest.data_version is None:
+        return True
+    before = history.data_version_at(upstream_key, upstream_partition, event_id)
+    return before != upstream_latest.data_version
+
+
+def _transitive(upstream: PartitionStatus) -> Cause:
+    hop = (upstream.asset_key, upstream.partition_key)
+    root = upstream.causes[0]
+    label = (
+        upstream.asset_key
+        if upstream.partition_key is None
+        else f"{upstream.asset_key} {upstream.partition_key}"
+    )
+    return Cause(
+        CauseKind.UPSTREAM_STALE,
+        f"{label} is {upstream.status.value}: {root.message}",
+        upstream.asset_key,
+        upstream.partition_key,
+        root.upstream_time,
+        (hop, *root.path),
+    )
+
+
+# ----- planning ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """Consecutive partitions of one asset to materialize together, and why."""
+
+    asset_key: str
+    partition_keys: tuple[str | None, ...]
+    reason: str
+    # True: every input exists and is fresh now, so it can launch at once. False: it waits for
+    # runs planned upstream of it in this same plan.
+    ready: bool = True
+
+
+def topological_order(graph: Mapping[str, AssetDefinition]) -> list[str]:
+    """Asset keys, every asset after the assets it depends on (ties by key)."""
+    order: list[str] = []
+    placed: set[str] = set()
+    remaining = sorted(graph)
+    while remaining:
+        ready = [
+            key
+            for key in remaining
+            if all(
+                dep.upstream_key in placed
+                or dep.upstream_key not in graph
+                or dep.upstream_key == key
+                for dep in graph[key].dependencies
+            )
+        ]
+        if not ready:  # a cycle (rejected at registration); keep going deterministically
+            ready = remaining[:1]
+        order.extend(ready)
+        placed.update(ready)
+        remaining = [key for key in remaining if key not in placed]
+    return order
+
+
+def latest_window_keys(asset: AssetDefinition, at: Evaluation) -> list[str | None]:
+    """Dagster's `in_latest_time_window`: the last time partition (every key with it, for multi)."""
+    partitions = asset.partitions
+    if partitions is None:
+        return [None]
+    keys: list[str | None] = list(all_partitions(partitions, at))
+    if isinstance(partitions, TimeWindowPartitions):
+        return keys[-1:]
+    if isinstance(partitions, MultiPartitions):
+        dimensions = sorted_dimensions(partitions)
+        time_positions = [
+            index
+            for index, dimension in enumerate(dimensions)
+            if isinstance(dimension.partitions, TimeWindowPartitions)
+        ]
+        if len(time_positions) == 1:
+            position = time_positions[0]
+            time_keys = list(all_partitions(dimensions[position].partitions, at))
+            if not time_keys:
+                return []
+            return [
+                key for key in keys if key is not None and key.split("|")[position] == time_keys[-1]
+            ]
+    return list(keys)
+
+
+def plan_runs(
+    graph: Mapping[str, AssetDefinition],
+    history: History,
+    at: Evaluation,
+    *,
+    assets: Sequence[str] | None = None,
+    latest_window_only: bool = True,
+    limit: int | None = None,
+    options: StalenessOptions = StalenessOptions(),
+) -> list[PlannedRun]:
+    """Missing or stale partitions whose inputs all exist and are fresh (or are planned
+    upstream of them), not in progress, in dependency order, grouped into runs."""
+    context = _Context(graph, history, at, options)
+    wanted = set(graph if assets is None else assets)
+    planned: set[tuple[str, str | None]] = set()
+    runs: list[PlannedRun] = []
+    count = 0
+    for asset_key in topological_order(graph):
+        if asset_key not in wanted:
+            continue
+        asset = graph[asset_key]
+        if asset.partitions is None:
+            candidates: list[str | None] = [None]
+        elif latest_window_only:
+            candidates = latest_window_keys(asset, at)
+        else:
+            candidates = list(all_partitions(asset.partitions, at))
+        group: list[str | None] = []
+        group_reason: tuple[str, bool] = ("", True)
+        for partition_key in candidates:
+            if limit is not None and count >= limit:
+                break
+            status = _status(context, asset_key, partition_key)
+            reason = _runnable_reason(context, asset, partition_key, status, planned)
+            if reason is None:
+                if group:
+                    runs.append(PlannedRun(asset_key, tuple(group), *group_reason))
+                    group = []
+                continue
+            planned.add((asset_key, partition_key))
+            count += 1
+            if group and reason != group_reason:
+                runs.append(PlannedRun(asset_key, tuple(group), *group_reason))
+                group = []
+            group.append(partition_key)
+            group_reason = reason
+        if group:
+            runs.append(PlannedRun(asset_key, tuple(group), *group_reason))
+    return runs
+
+
+def _runnable_reason(
+    context: _Context,
+    asset: AssetDefinition,
+    partition_key: str | None,
+    status: PartitionStatus,
+    planned: set[tuple[str, str | None]],
+) -> tuple[str, bool] | None:
+    """(reason, ready now) if the partition belongs in the plan, else None."""
+    if status.status is Status.FRESH:
+        return None
+    if context.history.in_progress(asset.key, partition_key):
+        return None
+    ready = True
+    for dependency in asset.dependencies:
+        if dependency.upstream_key not in context.graph:
+            return None
+        mapped, nonexistent = mapped_upstream(
+            context.graph, asset, dependency.upstream_key, partition_key, context.at
+        )
+        if nonexistent:
+            return None
+        for upstream_partition in mapped:
+            node = (dependency.upstream_key, upstream_partition)
+            if node in planned:
+                ready = False
+                continue
+            upstream_status = _status(context, *node)
+            if upstream_status.status is not Status.FRESH:
+                return None
+    if status.status is Status.MISSING:
+        return "missing", ready
+    kinds = sorted({cause.kind.value for cause in status.causes})
+    return "stale: " + ", ".join(kinds), ready

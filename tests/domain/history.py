@@ -1,0 +1,51 @@
+"""An in-memory `History` for domain tests (the service uses the Postgres one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from partition_deps.domain.staleness import Materialized
+
+START = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+@dataclass
+class MemoryHistory:
+    events: list[tuple[int, str, str | None, str | None, str | None]] = field(default_factory=list)
+    running: set[tuple[str, str | None]] = field(default_factory=set)
+    dependencies: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def materialize(
+        self,
+        asset_key: str,
+        partition_key: str | None = None,
+        data_version: str | None = None,
+        code_version: str | None = None,
+    ) -> None:
+        event_id = len(self.events) + 1
+        self.events.append((event_id, asset_key, partition_key, data_version, code_version))
+        self.running.discard((asset_key, partition_key))
+
+    def latest(self, asset_key: str, partition_key: str | None) -> Materialized | None:
+        for event_id, asset, partition, data_version, code_version in reversed(self.events):
+            if (asset, partition) == (asset_key, partition_key):
+                return Materialized(
+                    event_id,
+                    START + timedelta(minutes=event_id),
+                    data_version,
+                    code_version,
+                    self.dependencies.get(asset_key),
+                )
+        return None
+
+    def data_version_at(
+        self, asset_key: str, partition_key: str | None, event_id: int
+    ) -> str | None:
+        for stored_id, asset, partition, data_version, _ in reversed(self.events):
+            if stored_id <= event_id and (asset, partition) == (asset_key, partition_key):
+                return data_version
+        return None
+
+    def in_progress(self, asset_key: str, partition_key: str | None) -> bool:
+        return (asset_key, partition_key) in self.running

@@ -1,0 +1,176 @@
+"""Staleness causes and run planning on the seed scenarios (domain rules, in-memory history)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from partition_deps.domain.assets import AssetDefinition, Dependency
+from partition_deps.domain.definitions import (
+    Dimension,
+    DynamicPartitions,
+    Evaluation,
+    MultiPartitions,
+    StaticPartitions,
+    TimeWindowPartitions,
+)
+from partition_deps.domain.mappings.kinds import AllMapping
+from partition_deps.domain.staleness import (
+    CauseKind,
+    StalenessOptions,
+    Status,
+    partition_status,
+    plan_runs,
+)
+from tests.domain.history import MemoryHistory
+
+DAILY = TimeWindowPartitions("0 0 * * *", datetime(2024, 1, 1))
+WEEKLY = TimeWindowPartitions("0 0 * * 0", datetime(2024, 1, 1))
+AT = Evaluation(datetime(2024, 1, 15, tzinfo=UTC))
+WEEK = [f"2024-01-{day:02d}" for day in range(7, 14)]
+GRAPH = {
+    "daily_sales_data": AssetDefinition("daily_sales_data", DAILY),
+    "weekly_sales_summary": AssetDefinition(
+        "weekly_sales_summary", WEEKLY, dependencies=(Dependency("daily_sales_data"),)
+    ),
+}
+
+
+def _planned(history: MemoryHistory) -> set[tuple[str, str | None]]:
+    runs = plan_runs(GRAPH, history, AT, latest_window_only=False)
+    return {(run.asset_key, key) for run in runs for key in run.partition_keys}
+
+
+def _ready(history: MemoryHistory) -> set[tuple[str, str | None]]:
+    runs = plan_runs(GRAPH, history, AT, latest_window_only=False)
+    return {(run.asset_key, key) for run in runs if run.ready for key in run.partition_keys}
+
+
+def test_weekly_runs_only_once_its_seven_days_exist_then_goes_stale_when_a_day_changes() -> None:
+    history = MemoryHistory()
+    for day in WEEK[:-1]:
+        history.materialize("daily_sales_data", day, data_version="v1")
+    # Six of seven days: the missing day can run now; the week only after it.
+    assert ("daily_sales_data", "2024-01-13") in _ready(history)
+    assert ("weekly_sales_summary", "2024-01-07") in _planned(history)
+    assert ("weekly_sales_summary", "2024-01-07") not in _ready(history)
+    history.materialize("daily_sales_data", "2024-01-13", data_version="v1")
+    assert ("weekly_sales_summary", "2024-01-07") in _ready(history)
+
+    history.materialize("weekly_sales_summary", "2024-01-07")
+    status = partition_status(GRAPH, "weekly_sales_summary", "2024-01-07", history, AT)
+    assert status.status is Status.FRESH
+
+    history.materialize("daily_sales_data", "2024-01-09", data_version="v2")
+    status = partition_status(GRAPH, "weekly_sales_summary", "2024-01-07", history, AT)
+    assert status.status is Status.STALE
+    assert [(c.kind, c.upstream_partition) for c in status.causes] == [
+        (CauseKind.UPSTREAM_UPDATED, "2024-01-09")
+    ]
+
+
+def test_a_rematerialization_with_the_same_data_version_is_not_a_change() -> None:
+    history = MemoryHistory()
+    for day in WEEK:
+        history.materialize("daily_sales_data", day, data_version="v1")
+    history.materialize("weekly_sales_summary", "2024-01-07")
+    history.materialize("daily_sales_data", "2024-01-09", data_version="v1")
+    status = partition_status(GRAPH, "weekly_sales_summary", "2024-01-07", history, AT)
+    assert status.status is Status.FRESH
+
+
+def test_the_week_is_not_runnable_while_a_day_is_missing_and_not_planned() -> None:
+    history = MemoryHistory()
+    for day in WEEK[:-1]:
+        history.materialize("daily_sales_data", day, data_version="v1")
+    history.running.add(("daily_sales_data", "2024-01-13"))  # in progress: not planned
+    planned = _planned(history)
+    assert ("daily_sales_data", "2024-01-13") not in planned
+    assert ("weekly_sales_summary", "2024-01-07") not in planned
+    status = partition_status(GRAPH, "weekly_sales_summary", "2024-01-07", history, AT)
+    assert status.status is Status.MISSING
+
+
+def test_code_version_change_makes_materialized_partitions_stale() -> None:
+    graph = {"a": AssetDefinition("a", DAILY, code_version="2")}
+    history = MemoryHistory()
+    history.materialize("a", "2024-01-05", code_version="1")
+    status = partition_status(graph, "a", "2024-01-05", history, AT)
+    assert [cause.kind for cause in status.causes] == [CauseKind.CODE_VERSION_CHANGED]
+
+
+def test_dagster_non_transitive_rule_and_our_transitive_answer() -> None:
+    graph = {
+        "up": AssetDefinition("up", DAILY),
+        "down": AssetDefinition("down", DAILY, dependencies=(Dependency("up"),)),
+        "down2": AssetDefinition("down2", DAILY, dependencies=(Dependency("down"),)),
+    }
+    history = MemoryHistory()
+    for asset in ("up", "down", "down2"):
+        history.materialize(asset, "2024-01-05")
+    history.materialize("up", "2024-01-05")
+    assert partition_status(graph, "down", "2024-01-05", history, AT).status is Status.STALE
+    direct = partition_status(graph, "down2", "2024-01-05", history, AT)
+    assert direct.status is Status.FRESH  # Dagster's rule: only direct dependencies count
+    transitive = partition_status(
+        graph, "down2", "2024-01-05", history, AT, StalenessOptions(transitive=True)
+    )
+    assert transitive.status is Status.STALE
+    (cause,) = transitive.causes
+    assert cause.kind is CauseKind.UPSTREAM_STALE
+    assert cause.path == (("down", "2024-01-05"),)
+    assert "up 2024-01-05 was materialized after" in cause.message
+
+
+def test_unpartitioned_child_of_a_daily_parent_is_stale_without_a_cutoff() -> None:
+    graph = {
+        "daily": AssetDefinition("daily", DAILY),
+        "report": AssetDefinition("report", None, dependencies=(Dependency("daily"),)),
+    }
+    history = MemoryHistory()
+    for day in range(1, 15):
+        history.materialize("daily", f"2024-01-{day:02d}")
+    history.materialize("report")
+    history.materialize("daily", "2024-01-03")
+    ours = partition_status(graph, "report", None, history, AT)
+    assert ours.status is Status.STALE
+    dagster = partition_status(
+        graph, "report", None, history, AT, StalenessOptions(dagster_cutoff=True)
+    )
+    assert dagster.status is Status.FRESH  # Dagster skips a time parent through All
+
+
+def test_date_by_region_downstream_of_daily() -> None:
+    regions = StaticPartitions(("us", "eu"))
+    graph = {
+        "daily": AssetDefinition("daily", DAILY),
+        "regional": AssetDefinition(
+            "regional",
+            MultiPartitions((Dimension("date", DAILY), Dimension("region", regions))),
+            dependencies=(Dependency("daily"),),
+        ),
+    }
+    history = MemoryHistory()
+    history.materialize("daily", "2024-01-14")
+    planned = {
+        (run.asset_key, key) for run in plan_runs(graph, history, AT) for key in run.partition_keys
+    }
+    assert planned == {("regional", "2024-01-14|us"), ("regional", "2024-01-14|eu")}
+
+
+def test_dynamic_upstream_through_all() -> None:
+    graph = {
+        "customers": AssetDefinition("customers", DynamicPartitions("customers")),
+        "report": AssetDefinition(
+            "report", DAILY, dependencies=(Dependency("customers", AllMapping()),)
+        ),
+    }
+    at = Evaluation(AT.as_of, {"customers": ["acme", "globex"]})
+    history = MemoryHistory()
+    history.materialize("customers", "acme")
+    status = partition_status(graph, "report", "2024-01-14", history, at)
+    assert status.status is Status.MISSING
+    history.materialize("report", "2024-01-14")
+    status = partition_status(graph, "report", "2024-01-14", history, at)
+    assert [(c.kind, c.upstream_partition) for c in status.causes] == [
+        (CauseKind.UPSTREAM_MISSING, "globex")
+    ]
