@@ -408,24 +408,39 @@ def dynamic_keys_from_proto(
     return {name: tuple(keys.partition_keys) for name, keys in dynamic.items()}
 
 
-def run_to_proto(run: PartitionRun) -> pb.PartitionRange:
-    message = pb.PartitionRange(
-        first_partition_key=run.first_key, last_partition_key=run.last_key, count=run.count
-    )
+def _fill_range(target: pb.PartitionRange, run: PartitionRun) -> None:
+    target.first_partition_key = run.first_key
+    target.last_partition_key = run.last_key
+    target.count = run.count
     if run.start is not None:
-        set_instant(message.start_time, run.start)
+        set_instant(target.start_time, run.start)
     if run.end is not None:
-        set_instant(message.end_time, run.end)
+        set_instant(target.end_time, run.end)
+
+
+def run_to_proto(run: PartitionRun) -> pb.PartitionRange:
+    message = pb.PartitionRange()
+    _fill_range(message, run)
     return message
 
 
+def fill_subset(target: pb.PartitionSet, subset: Subset, key_offset: int, key_limit: int) -> None:
+    """Write the subset as ranges, plus keys [key_offset, key_offset + key_limit) (none if
+    the limit is 0), into `target` in place (building sub-messages and copying them in costs
+    a copy per level on the serving hot path)."""
+    target.count = len(subset)
+    if not target.count:
+        return
+    for run in subset.runs():
+        _fill_range(target.ranges.add(), run)
+    if key_limit:
+        target.partition_keys.extend(subset.keys(key_offset, key_limit))
+
+
 def subset_to_proto(subset: Subset, key_offset: int, key_limit: int) -> pb.PartitionSet:
-    """The subset as ranges, plus keys [key_offset, key_offset + key_limit) (none if limit 0)."""
-    return pb.PartitionSet(
-        count=len(subset),
-        ranges=[run_to_proto(run) for run in subset.runs()],
-        partition_keys=subset.keys(key_offset, key_limit) if key_limit else (),
-    )
+    message = pb.PartitionSet()
+    fill_subset(message, subset, key_offset, key_limit)
+    return message
 
 
 _STATES = {

@@ -138,40 +138,44 @@ class KeyPage:
         return paging.encode_token(scope, end) if self.limit and max(lengths) > end else ""
 
 
-def upstream_to_proto(
-    upstream_key: str, mapping: PartitionMapping, result: UpstreamResult, page: KeyPage
-) -> pb.UpstreamPartitions:
-    return pb.UpstreamPartitions(
-        upstream_asset_key=upstream_key,
-        partition_mapping=convert.mapping_to_proto(mapping),
-        whole_asset=result.whole_asset,
-        partitions=convert.subset_to_proto(result.partitions, page.offset, page.limit),
-        required_but_nonexistent=convert.subset_to_proto(
-            result.required_but_nonexistent, page.offset, page.limit
-        ),
-        nonexistent=[
-            convert.key_status_to_proto(status)
-            for status in result.nonexistent[page.offset : page.offset + page.limit]
-        ],
-        next_page_token=page.next_token(
-            upstream_key,
-            len(result.partitions),
-            len(result.required_but_nonexistent),
-            len(result.nonexistent),
-        ),
+def fill_upstream(
+    target: pb.UpstreamPartitions,
+    upstream_key: str,
+    mapping: common_pb.PartitionMapping,
+    result: UpstreamResult,
+    page: KeyPage,
+) -> None:
+    target.upstream_asset_key = upstream_key
+    target.partition_mapping.CopyFrom(mapping)
+    target.whole_asset = result.whole_asset
+    convert.fill_subset(target.partitions, result.partitions, page.offset, page.limit)
+    convert.fill_subset(
+        target.required_but_nonexistent, result.required_but_nonexistent, page.offset, page.limit
+    )
+    target.nonexistent.extend(
+        convert.key_status_to_proto(status)
+        for status in result.nonexistent[page.offset : page.offset + page.limit]
+    )
+    target.next_page_token = page.next_token(
+        upstream_key,
+        len(result.partitions),
+        len(result.required_but_nonexistent),
+        len(result.nonexistent),
     )
 
 
-def downstream_to_proto(
-    downstream_key: str, mapping: PartitionMapping, result: DownstreamResult, page: KeyPage
-) -> pb.DownstreamPartitions:
-    return pb.DownstreamPartitions(
-        downstream_asset_key=downstream_key,
-        partition_mapping=convert.mapping_to_proto(mapping),
-        whole_asset=result.whole_asset,
-        partitions=convert.subset_to_proto(result.partitions, page.offset, page.limit),
-        next_page_token=page.next_token(downstream_key, len(result.partitions)),
-    )
+def fill_downstream(
+    target: pb.DownstreamPartitions,
+    downstream_key: str,
+    mapping: common_pb.PartitionMapping,
+    result: DownstreamResult,
+    page: KeyPage,
+) -> None:
+    target.downstream_asset_key = downstream_key
+    target.partition_mapping.CopyFrom(mapping)
+    target.whole_asset = result.whole_asset
+    convert.fill_subset(target.partitions, result.partitions, page.offset, page.limit)
+    target.next_page_token = page.next_token(downstream_key, len(result.partitions))
 
 
 def _mapping_in_force(
@@ -179,14 +183,16 @@ def _mapping_in_force(
     upstream: AssetDefinition,
     downstream: AssetDefinition,
     dependency: Dependency,
-) -> PartitionMapping:
-    """resolve_mapping, memoised for as long as the snapshot lives."""
+) -> common_pb.PartitionMapping:
+    """The resolved mapping as a message, memoised for as long as the snapshot lives."""
     memo_key = ("mapping", downstream.key, upstream.key)
-    mapping = snapshot.memo.get(memo_key)
-    if mapping is None:
-        mapping = resolve_mapping(upstream.partitions, downstream.partitions, dependency.mapping)
-        snapshot.memo[memo_key] = mapping
-    return mapping
+    message = snapshot.memo.get(memo_key)
+    if message is None:
+        resolved = resolve_mapping(upstream.partitions, downstream.partitions, dependency.mapping)
+        message = convert.mapping_to_proto(resolved)
+        snapshot.memo[memo_key] = message
+    assert isinstance(message, common_pb.PartitionMapping)
+    return message
 
 
 def _selected_others(
@@ -294,7 +300,7 @@ class QueriesServicer:
             except PartitionDepsError as error:
                 raise _key_error_field(error) from None
             mapping = _mapping_in_force(snapshot, upstream, asset, dependency)
-            response.dependencies.append(upstream_to_proto(upstream_key, mapping, result, page))
+            fill_upstream(response.dependencies.add(), upstream_key, mapping, result, page)
         return response
 
     def get_downstream(
@@ -320,7 +326,7 @@ class QueriesServicer:
             except PartitionDepsError as error:
                 raise _key_error_field(error) from None
             mapping = _mapping_in_force(snapshot, asset, downstream, dependency)
-            response.dependents.append(downstream_to_proto(downstream_key, mapping, result, page))
+            fill_downstream(response.dependents.add(), downstream_key, mapping, result, page)
         return response
 
     # -- inline ------------------------------------------------------------------------------
@@ -359,9 +365,8 @@ class QueriesServicer:
             result = upstream_partitions(upstream, downstream, mapping, keys, at)
         except PartitionDepsError as error:
             raise _key_error_field(error) from None
-        response = pb.ComputeUpstreamPartitionsResponse(
-            result=upstream_to_proto("", in_force, result, page)
-        )
+        response = pb.ComputeUpstreamPartitionsResponse()
+        fill_upstream(response.result, "", convert.mapping_to_proto(in_force), result, page)
         convert.set_instant(response.as_of, at.as_of)
         return response
 
@@ -375,9 +380,8 @@ class QueriesServicer:
             result = downstream_partitions(upstream, downstream, mapping, keys, at)
         except PartitionDepsError as error:
             raise _key_error_field(error) from None
-        response = pb.ComputeDownstreamPartitionsResponse(
-            result=downstream_to_proto("", in_force, result, page)
-        )
+        response = pb.ComputeDownstreamPartitionsResponse()
+        fill_downstream(response.result, "", convert.mapping_to_proto(in_force), result, page)
         convert.set_instant(response.as_of, at.as_of)
         return response
 
