@@ -32,3 +32,5 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # pgserver logs every pg_ctl command with its whole output at INFO.
+    logging.getLogger("pgserver").setLevel(max(logging.WARNING, root.level))

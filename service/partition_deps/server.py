@@ -154,6 +154,7 @@ class Server:
         self._cache.start()
         self._set_ready(True)
         self._checker.start()
+        logger.info("serving", extra={"port": self.port})
         return self.port
 
     def _prepare_database(self, url: str, abandon: threading.Event | None) -> bool:
