@@ -169,14 +169,14 @@ CASES = [
         apply(asset("bad", time_window("0 0 * * 9"))),
         grpc.StatusCode.INVALID_ARGUMENT,
         "INVALID_DEFINITION",
-        "assets[0].partitions_definition",
+        "assets[0].partitions_definition.time_window",
     ),
     BadInput(
         "unknown time zone",
         apply(asset("bad", time_window("0 0 * * *", timezone="Mars/Olympus_Mons"))),
         grpc.StatusCode.INVALID_ARGUMENT,
         "INVALID_DEFINITION",
-        "assets[0].partitions_definition",
+        "assets[0].partitions_definition.time_window.timezone",
     ),
     BadInput(
         "start not a wall time",
@@ -190,7 +190,7 @@ CASES = [
         apply(asset("bad", time_window("0 0 * * *", end="2023-01-01T00:00:00"))),
         grpc.StatusCode.INVALID_ARGUMENT,
         "INVALID_DEFINITION",
-        "assets[0].partitions_definition",
+        "assets[0].partitions_definition.time_window.end",
     ),
     BadInput(
         "mapping that does not fit the definitions",

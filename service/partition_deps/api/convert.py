@@ -149,6 +149,20 @@ def definition_from_proto(
     return MultiPartitions(tuple(dimensions))
 
 
+_DEFINITION_KINDS = {
+    TimeWindowPartitions: "time_window",
+    StaticPartitions: "static",
+    DynamicPartitions: "dynamic",
+    MultiPartitions: "multi",
+}
+
+
+def definition_field(field: str, definition: PartitionsDefinition) -> str:
+    """The request path of a definition's fields: domain errors name fields relative to the
+    definition (`timezone`), the request nests them in the oneof (`...time_window.timezone`)."""
+    return f"{field}.{_DEFINITION_KINDS[type(definition)]}"
+
+
 def definition_to_proto(definition: PartitionsDefinition | None) -> pb.PartitionsDefinition:
     match definition:
         case None:

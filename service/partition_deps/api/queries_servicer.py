@@ -221,7 +221,7 @@ def _validated(
         try:
             validate_definition(definition, at=at)
         except PartitionDepsError as error:
-            raise error.at(field) from None
+            raise error.at(convert.definition_field(field, definition)) from None
     return definition
 
 

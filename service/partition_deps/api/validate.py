@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 
 import grpc
 
+from partition_deps.api import convert
 from partition_deps.api.errors import ApiError
 from partition_deps.domain.assets import AssetDefinition, Dependency
 from partition_deps.domain.dependencies import resolve_mapping, validate_definition
@@ -44,7 +45,10 @@ def validate_graph(assets: Mapping[str, AssetDefinition], request_index: Mapping
             try:
                 validate_definition(definition)
             except PartitionDepsError as error:
-                raise error.at(f"assets[{index}].partitions_definition") from None
+                field = convert.definition_field(
+                    f"assets[{index}].partitions_definition", definition
+                )
+                raise error.at(field) from None
 
     for asset in assets.values():
         seen: set[str] = set()
