@@ -1,0 +1,76 @@
+# Sourced by the client scripts: installs the pinned tools they need, reusing what is already
+# there when (and only when) it is the pinned version. Needs Go, Node 20/npm and Python 3.11.
+# shellcheck shell=bash
+
+REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+
+# Pinned versions: the generated code names its generator versions, so the freshness check
+# (gen_clients.sh --check) is only deterministic with exactly these.
+PROTOC_GEN_GO=google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC=google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+GRPC_HEALTH_PROBE=github.com/grpc-ecosystem/grpc-health-probe@v0.4.62
+
+log() { printf '== %s\n' "$*" >&2; }
+
+gobin() {
+  local bin
+  bin=$(go env GOBIN)
+  [ -n "$bin" ] || bin="$(go env GOPATH)/bin"
+  printf '%s\n' "$bin"
+}
+
+# ensure_go_tool PACKAGE@VERSION: `go install` it unless GOBIN already has that exact build
+# (`go version -m` reads the module version out of the binary).
+ensure_go_tool() {
+  local spec=$1 package=${1%@*} version=${1##*@}
+  local name=${package##*/} bin
+  bin="$(gobin)/$name"
+  if [ -x "$bin" ] && go version -m "$bin" 2>/dev/null | awk '$1 == "mod" {print $3}' |
+      grep -qx -- "$version"; then
+    return 0
+  fi
+  log "go install $spec"
+  CGO_ENABLED=0 go install "$spec"
+}
+
+ensure_go_tools() {
+  ensure_go_tool "$PROTOC_GEN_GO"
+  ensure_go_tool "$PROTOC_GEN_GO_GRPC"
+  ensure_go_tool "$GRPC_HEALTH_PROBE"
+  PATH="$(gobin):$PATH"
+  export PATH
+}
+
+# ensure_npm DIR: `npm ci` unless node_modules was installed from this exact package-lock.json.
+ensure_npm() {
+  local dir=$1 stamp sum
+  stamp="$dir/node_modules/.installed-lock"
+  sum=$(sha1sum "$dir/package-lock.json" | cut -c1-40)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then
+    return 0
+  fi
+  log "npm ci ($dir)"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  printf '%s\n' "$sum" >"$stamp"
+}
+
+# ensure_service_venv: the repository's .venv (grpcio-tools, mypy-protobuf, buf, the service).
+ensure_service_venv() {
+  "$REPO/scripts/dev" setup
+}
+
+# ensure_venv DIR PIP_ARGS...: a venv at DIR with PIP_ARGS installed, redone only when the
+# arguments or the files they name (pyproject.toml of the client) change.
+ensure_venv() {
+  local dir=$1 sum
+  shift
+  sum=$( { printf '%s\n' "$@"; cat "$REPO/clients/python/pyproject.toml"; } | sha1sum | cut -c1-40)
+  if [ -f "$dir/.installed" ] && [ "$(cat "$dir/.installed")" = "$sum" ] && [ -x "$dir/bin/python" ]; then
+    return 0
+  fi
+  log "python venv $dir: pip install $*"
+  rm -rf "$dir"
+  "${PYTHON:-python3}" -m venv "$dir"
+  "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
+  printf '%s\n' "$sum" >"$dir/.installed"
+}
