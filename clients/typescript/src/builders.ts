@@ -1,0 +1,63 @@
+/** Small builders for the messages every caller writes (Dagster's preset definitions, keys). */
+import { create } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+
+import { type Event, EventSchema } from "./gen/partitiondeps/v1/events_service_pb.js";
+import {
+  type PartitionSelection,
+  PartitionSelectionSchema,
+  type PartitionsDefinition,
+  PartitionsDefinitionSchema,
+} from "./gen/partitiondeps/v1/partitions_pb.js";
+
+export const HOURLY_CRON = "0 * * * *";
+export const DAILY_CRON = "0 0 * * *";
+export const WEEKLY_CRON = "0 0 * * 0";
+export const MONTHLY_CRON = "0 0 1 * *";
+
+/** A UTC time-window definition with the default key format; `start` like "2024-01-01". */
+export function timeWindow(cronSchedule: string, start: string): PartitionsDefinition {
+  const wallTime = start.length === "2024-01-01".length ? `${start}T00:00:00` : start;
+  return create(PartitionsDefinitionSchema, {
+    kind: { case: "timeWindow", value: { cronSchedule, start: wallTime } },
+  });
+}
+
+/** Dagster's DailyPartitionsDefinition(start_date=start). */
+export const daily = (start: string): PartitionsDefinition => timeWindow(DAILY_CRON, start);
+
+/** Dagster's WeeklyPartitionsDefinition(start_date=start): weeks start on Sunday. */
+export const weekly = (start: string): PartitionsDefinition => timeWindow(WEEKLY_CRON, start);
+
+/** Explicit partition keys (none: an unpartitioned asset as a whole). */
+export function keys(...partitionKeys: string[]): PartitionSelection {
+  return create(PartitionSelectionSchema, { kind: { case: "keys", value: { partitionKeys } } });
+}
+
+/** A materialization event of one partition. */
+export function materialization(fields: {
+  idempotencyKey: string;
+  at: Date;
+  assetKey: string;
+  partitionKey?: string;
+  runId: string;
+  dataVersion: string;
+}): Event {
+  return create(EventSchema, {
+    idempotencyKey: fields.idempotencyKey,
+    eventTime: timestampFromDate(fields.at),
+    kind: {
+      case: "materialization",
+      value: {
+        assetKey: fields.assetKey,
+        partitionKey: fields.partitionKey,
+        runId: fields.runId,
+        dataVersion: fields.dataVersion,
+      },
+    },
+  });
+}
+
+export const toDate = (timestamp: Timestamp | undefined): Date | undefined =>
+  timestamp === undefined ? undefined : timestampDate(timestamp);
+export { timestampFromDate };
