@@ -28,12 +28,38 @@ class TimeWindowPartitions:
     end_offset: int = 0
     exclusions: tuple[str | datetime, ...] = ()
 
+    def __hash__(self) -> int:
+        # Definitions key every per-definition cache: hash once, not on every lookup.
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(
+                (
+                    self.cron_schedule,
+                    self.start,
+                    self.timezone,
+                    self.fmt,
+                    self.end,
+                    self.end_offset,
+                    self.exclusions,
+                )
+            )
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
 
 @dataclass(frozen=True)
 class StaticPartitions:
     """A fixed list of keys, in declared order."""
 
     keys: tuple[str, ...]
+
+    def __hash__(self) -> int:
+        # Definitions key every per-definition cache: hash once, not on every lookup.
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.keys,))
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
 
 @dataclass(frozen=True)
@@ -57,6 +83,14 @@ class MultiPartitions:
     """
 
     dimensions: tuple[Dimension, ...]
+
+    def __hash__(self) -> int:
+        # Definitions key every per-definition cache: hash once, not on every lookup.
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.dimensions,))
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
 
 PartitionsDefinition = TimeWindowPartitions | StaticPartitions | DynamicPartitions | MultiPartitions

@@ -116,29 +116,26 @@ def _prepare(
     at: Evaluation,
     options: Options,
 ) -> PartitionMapping:
-    now = now_of(at)
-    for field, definition in (("upstream", upstream), ("downstream", downstream)):
-        if definition is not None:
-            try:
-                _validated(definition, options, now)
-            except InvalidDefinition as error:
-                raise error.at(field) from None
-    return _resolved(upstream, downstream, mapping)
+    return _prepared(upstream, downstream, mapping, options, now_of(at))
 
 
 # Definitions and mappings are immutable values: their checks are memoised (errors are not,
 # so a bad definition is re-checked and re-reported each time).
 @functools.lru_cache(maxsize=4096)
-def _validated(definition: PartitionsDefinition, options: Options, now: int) -> None:
-    validate_definition(definition, options, Evaluation(datetime.fromtimestamp(now, UTC)))
-
-
-@functools.lru_cache(maxsize=4096)
-def _resolved(
+def _prepared(
     upstream: PartitionsDefinition | None,
     downstream: PartitionsDefinition | None,
     mapping: PartitionMapping | None,
+    options: Options,
+    now: int,
 ) -> PartitionMapping:
+    at = Evaluation(datetime.fromtimestamp(now, UTC))
+    for field, definition in (("upstream", upstream), ("downstream", downstream)):
+        if definition is not None:
+            try:
+                validate_definition(definition, options, at)
+            except InvalidDefinition as error:
+                raise error.at(field) from None
     return resolve_mapping(upstream, downstream, mapping)
 
 

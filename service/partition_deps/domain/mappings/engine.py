@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from partition_deps.domain.definitions import Evaluation, PartitionsDefinition
+from partition_deps.domain.definitions import (
+    Evaluation,
+    PartitionsDefinition,
+    TimeWindowPartitions,
+)
 from partition_deps.domain.errors import MappingError
 from partition_deps.domain.mappings import basic
-from partition_deps.domain.mappings.keysets import Keys, Mapped, empty_keys
+from partition_deps.domain.mappings.keysets import Keys, Mapped
 from partition_deps.domain.mappings.kinds import (
     AllMapping,
     IdentityMapping,
@@ -21,6 +25,7 @@ from partition_deps.domain.mappings.multi import dimension_dependencies, map_mul
 from partition_deps.domain.mappings.time_window import map_time_windows
 from partition_deps.domain.partitions import now_of
 from partition_deps.domain.subsets import TimeSubset
+from partition_deps.domain.timewindow import compile_time_windows
 
 
 def map_up(
@@ -45,14 +50,12 @@ def map_up(
         return basic.identity_up(downstream_def, downstream, upstream_def, at)
     if isinstance(mapping, TimeWindowMapping):
         if not isinstance(downstream, TimeSubset) or not isinstance(
-            empty_keys(upstream_def), TimeSubset
+            upstream_def, TimeWindowPartitions
         ):
             raise MappingError("a time-window mapping needs time-window partitions on both sides")
-        target = empty_keys(upstream_def)
-        assert isinstance(target, TimeSubset)
         result = map_time_windows(
             downstream,
-            target.windows,
+            compile_time_windows(upstream_def),
             mapping.start_offset,
             mapping.end_offset,
             mapping.allow_nonexistent_upstream_partitions,
@@ -91,12 +94,13 @@ def map_down(
     if isinstance(mapping, IdentityMapping):
         return basic.identity_down(upstream_def, upstream, downstream_def, at)
     if isinstance(mapping, TimeWindowMapping):
-        target = empty_keys(downstream_def)
-        if not isinstance(upstream, TimeSubset) or not isinstance(target, TimeSubset):
+        if not isinstance(upstream, TimeSubset) or not isinstance(
+            downstream_def, TimeWindowPartitions
+        ):
             raise MappingError("a time-window mapping needs time-window partitions on both sides")
         return map_time_windows(
             upstream,
-            target.windows,
+            compile_time_windows(downstream_def),
             -mapping.end_offset,
             -mapping.start_offset,
             mapping.allow_nonexistent_upstream_partitions,

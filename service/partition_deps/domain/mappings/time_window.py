@@ -52,8 +52,11 @@ def map_time_windows(
     first, last = _first_and_last(target, now)
     mapped: list[Window] = []
     unclamped: list[Window] = []
+    no_offsets = start_offset == 0 and end_offset == 0
     for span in source.spans:
-        if downstream_to_upstream:
+        if no_offsets:
+            start, end = raw_start, raw_end = span
+        elif downstream_to_upstream:
             start = _offset_with_bounds(origin, span.start, start_offset, full)
             end = _offset_with_bounds(origin, span.end, end_offset, full)
             raw_start = _offset(origin, span.start, start_offset)
@@ -67,7 +70,7 @@ def map_time_windows(
                 unclamped.append(Window(target_start, target_end))
             else:
                 unclamped.append(Window(*_overlap(origin, target, raw_start, raw_end)))
-        else:
+        elif not no_offsets:
             target_start = _offset_with_bounds(target, target_start, start_offset, full)
             target_end = _offset_with_bounds(target, target_end, end_offset, full)
         if target_start < target_end:
@@ -95,11 +98,13 @@ def map_time_windows(
     statuses: list[KeyStatus] = []
     if downstream_to_upstream:
         statuses = _statuses(target, unclamped, first, last, now)
-    return TimeMapped(
-        TimeSubset.from_windows(target, kept),
-        TimeSubset.from_windows(target, missing),
-        tuple(statuses),
-    )
+    return TimeMapped(_union(target, kept), _union(target, missing), tuple(statuses))
+
+
+def _union(target: TimeWindows, parts: list[Window]) -> TimeSubset:
+    if len(parts) <= 1:
+        return TimeSubset(target, parts)
+    return TimeSubset.from_windows(target, parts)
 
 
 def _statuses(
