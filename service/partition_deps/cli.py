@@ -15,7 +15,8 @@ from pathlib import Path
 from types import FrameType
 
 from partition_deps import logs
-from partition_deps.server import Config, Server
+from partition_deps.api.auth import TokenTable
+from partition_deps.server import Config, Server, TlsFiles
 from partition_deps.store.database import EmbeddedPostgres, PoolSettings, migrate
 
 logger = logging.getLogger("partition_deps.cli")
@@ -75,7 +76,35 @@ def _parser() -> argparse.ArgumentParser:
         default=int(_env("PD_WORKERS", "16")),
         help="threads serving calls (env PD_WORKERS)",
     )
+    serve.add_argument(
+        "--tokens-file",
+        type=Path,
+        default=None,
+        help='bearer tokens, JSON {"token": ["namespace", ...]} ("*": all namespaces); '
+        "env PD_TOKENS_FILE, or the JSON itself in PD_TOKENS; unset: auth off",
+    )
+    for flag, env, meaning in (
+        ("--tls-cert", "PD_TLS_CERT", "server certificate chain (PEM); with --tls-key: TLS"),
+        ("--tls-key", "PD_TLS_KEY", "server private key (PEM)"),
+        ("--tls-client-ca", "PD_TLS_CLIENT_CA", "CA (PEM) clients must present a cert of: mTLS"),
+    ):
+        serve.add_argument(
+            flag,
+            type=Path,
+            default=Path(os.environ[env]) if os.environ.get(env) else None,
+            help=f"{meaning} (env {env})",
+        )
     return parser
+
+
+def _tls(args: argparse.Namespace) -> TlsFiles | None:
+    if args.tls_cert is None and args.tls_key is None:
+        if args.tls_client_ca is not None:
+            raise SystemExit("--tls-client-ca needs --tls-cert and --tls-key")
+        return None
+    if args.tls_cert is None or args.tls_key is None:
+        raise SystemExit("--tls-cert and --tls-key go together")
+    return TlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         grace_seconds=args.grace_seconds,
         max_message_bytes=args.max_message_bytes,
         workers=args.workers,
+        tokens=TokenTable.configured(args.tokens_file),
+        tls=_tls(args),
     )
     server = Server(config)
     stop_requested = threading.Event()

@@ -21,6 +21,7 @@ from partition_deps.api import (
     events_servicer,
     queries_servicer,
 )
+from partition_deps.api.auth import AuthInterceptor, TokenTable
 from partition_deps.api.gen.partitiondeps.v1 import (
     definitions_service_pb2,
     diagnostics_service_pb2,
@@ -47,6 +48,23 @@ READINESS_NAMES = ("", "readiness", *SERVICE_NAMES)
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """PEM files: the server's certificate chain and key; with `client_ca`, mutual TLS."""
+
+    cert: Path
+    key: Path
+    # Clients must present a certificate signed by this CA.
+    client_ca: Path | None = None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.key.read_bytes(), self.cert.read_bytes())],
+            root_certificates=self.client_ca.read_bytes() if self.client_ca else None,
+            require_client_auth=self.client_ca is not None,
+        )
+
+
+@dataclass(frozen=True)
 class Config:
     listen: str = "127.0.0.1:50051"
     # None: embedded Postgres in `data_dir`.
@@ -59,6 +77,10 @@ class Config:
     health_interval_seconds: float = 1.0
     # Lets several server processes share one port (the kernel spreads connections).
     reuse_port: bool = False
+    # None: auth off (every call allowed). See api/auth.py.
+    tokens: TokenTable | None = None
+    # None: plaintext.
+    tls: TlsFiles | None = None
 
 
 class Server:
@@ -116,6 +138,7 @@ class Server:
                 ("grpc.max_send_message_length", config.max_message_bytes),
                 ("grpc.so_reuseport", 1 if config.reuse_port else 0),
             ],
+            interceptors=[AuthInterceptor(config.tokens)] if config.tokens is not None else [],
         )
         add_service(
             server,
@@ -142,12 +165,24 @@ class Server:
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
         try:
-            self.port = server.add_insecure_port(config.listen)
+            self.port = (
+                server.add_secure_port(config.listen, config.tls.credentials())
+                if config.tls is not None
+                else server.add_insecure_port(config.listen)
+            )
         except RuntimeError as error:
             raise RuntimeError(f"cannot listen on {config.listen}: {error}") from error
         server.start()
         self._grpc = server
-        logger.info("listening", extra={"address": config.listen, "port": self.port})
+        logger.info(
+            "listening",
+            extra={
+                "address": config.listen,
+                "port": self.port,
+                "tls": "mutual" if config.tls and config.tls.client_ca else bool(config.tls),
+                "auth": config.tokens is not None,
+            },
+        )
 
         if not self._prepare_database(url, abandon):
             return self.port

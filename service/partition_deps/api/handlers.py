@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import grpc
 from google.protobuf.message import Message
 
+from partition_deps.api.auth import check_namespaces, namespace_paths
 from partition_deps.api.errors import failure_of, to_status
 from partition_deps.store.database import statement_budget
 
@@ -58,12 +59,15 @@ def _abort(context: grpc.ServicerContext, method: str, error: BaseException) -> 
 def _unary(full_name: str, method: Method) -> Callable[[bytes, grpc.ServicerContext], Message]:
     parse = method.request_type.FromString
     call = method.call
+    namespaces = namespace_paths(method.request_type.DESCRIPTOR)
 
     def behaviour(body: bytes, context: grpc.ServicerContext) -> Message:
         started = time.perf_counter()
         budget = statement_budget.set(context.time_remaining())
         try:
-            return call(parse(body), context)
+            request = parse(body)
+            check_namespaces(request, namespaces)
+            return call(request, context)
         except Exception as error:
             _abort(context, full_name, error)
         finally:
@@ -80,11 +84,17 @@ def _client_stream(
 ) -> Callable[[Iterator[bytes], grpc.ServicerContext], Message]:
     parse = method.request_type.FromString
     call = method.call
+    namespaces = namespace_paths(method.request_type.DESCRIPTOR)
+
+    def checked(body: bytes) -> Message:
+        request = parse(body)
+        check_namespaces(request, namespaces)
+        return request
 
     def behaviour(bodies: Iterator[bytes], context: grpc.ServicerContext) -> Message:
         budget = statement_budget.set(context.time_remaining())
         try:
-            return call((parse(body) for body in bodies), context)
+            return call((checked(body) for body in bodies), context)
         except Exception as error:
             _abort(context, full_name, error)
         finally:
