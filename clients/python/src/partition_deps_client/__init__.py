@@ -1,0 +1,43 @@
+"""A small typed client for the partition-deps gRPC service.
+
+    from partition_deps_client import Client, daily, weekly, asset
+
+    with Client("127.0.0.1:50051") as pd:
+        pd.apply_assets("ns", [asset("daily", daily("2024-01-01")), ...])
+
+`partition_deps_client.dagster` (extra `dagster`) registers Dagster definitions.
+"""
+
+from partition_deps_client import pb
+from partition_deps_client.builders import (
+    DAILY_CRON,
+    HOURLY_CRON,
+    MONTHLY_CRON,
+    WEEKLY_CRON,
+    asset,
+    daily,
+    keys,
+    materialization,
+    time_window,
+    wall_time,
+    weekly,
+)
+from partition_deps_client.client import Client, Window, service_config
+
+__all__ = [
+    "DAILY_CRON",
+    "HOURLY_CRON",
+    "MONTHLY_CRON",
+    "WEEKLY_CRON",
+    "Client",
+    "Window",
+    "asset",
+    "daily",
+    "keys",
+    "materialization",
+    "pb",
+    "service_config",
+    "time_window",
+    "wall_time",
+    "weekly",
+]

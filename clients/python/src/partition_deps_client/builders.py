@@ -1,0 +1,89 @@
+"""Builders for the messages every caller writes: preset definitions, selections, events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from partition_deps_client.pb import definitions, events, partitions
+
+HOURLY_CRON = "0 * * * *"
+DAILY_CRON = "0 0 * * *"
+WEEKLY_CRON = "0 0 * * 0"
+MONTHLY_CRON = "0 0 1 * *"
+
+
+def wall_time(value: str | datetime) -> str:
+    """An ISO wall time without offset, as the API wants it ("2024-01-01T00:00:00")."""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{value}T00:00:00" if len(value) == len("2024-01-01") else value
+
+
+def time_window(
+    cron_schedule: str, start: str | datetime, *, timezone: str = "", fmt: str = ""
+) -> partitions.PartitionsDefinition:
+    return partitions.PartitionsDefinition(
+        time_window=partitions.TimeWindowPartitions(
+            cron_schedule=cron_schedule, start=wall_time(start), timezone=timezone, fmt=fmt
+        )
+    )
+
+
+def daily(start: str | datetime) -> partitions.PartitionsDefinition:
+    """Dagster's DailyPartitionsDefinition(start_date=start)."""
+    return time_window(DAILY_CRON, start)
+
+
+def weekly(start: str | datetime) -> partitions.PartitionsDefinition:
+    """Dagster's WeeklyPartitionsDefinition(start_date=start): weeks start on Sunday."""
+    return time_window(WEEKLY_CRON, start)
+
+
+def asset(
+    asset_key: str,
+    partitions_definition: partitions.PartitionsDefinition | None = None,
+    *,
+    depends_on: tuple[str, ...] | list[str] = (),
+    code_version: str | None = None,
+) -> definitions.Asset:
+    """An asset whose dependencies use the inferred (Dagster default) mappings."""
+    message = definitions.Asset(
+        asset_key=asset_key,
+        dependencies=[definitions.Dependency(upstream_asset_key=key) for key in depends_on],
+    )
+    if partitions_definition is not None:
+        message.partitions_definition.CopyFrom(partitions_definition)
+    if code_version is not None:
+        message.code_version = code_version
+    return message
+
+
+def keys(*partition_keys: str) -> partitions.PartitionSelection:
+    """Explicit keys (none: an unpartitioned asset as a whole)."""
+    return partitions.PartitionSelection(
+        keys=partitions.PartitionKeys(partition_keys=list(partition_keys))
+    )
+
+
+def materialization(
+    idempotency_key: str,
+    at: datetime,
+    asset_key: str,
+    partition_key: str | None,
+    *,
+    run_id: str,
+    data_version: str,
+    code_version: str | None = None,
+) -> events.Event:
+    event = events.Event(
+        idempotency_key=idempotency_key,
+        materialization=events.Materialization(
+            asset_key=asset_key, run_id=run_id, data_version=data_version
+        ),
+    )
+    event.event_time.FromDatetime(at)
+    if partition_key is not None:
+        event.materialization.partition_key = partition_key
+    if code_version is not None:
+        event.materialization.code_version = code_version
+    return event

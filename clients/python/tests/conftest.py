@@ -1,0 +1,36 @@
+"""The live server under test comes from PD_ADDR (scripts/client_tests.sh starts one).
+
+Without PD_ADDR the live tests skip on a developer's machine and fail in CI (CI=true), where a
+skipped interop test would hide a broken runner.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from partition_deps_client import Client
+
+
+@pytest.fixture(scope="session")
+def address() -> str:
+    value = os.environ.get("PD_ADDR", "")
+    if not value:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PD_ADDR is not set: CI must run these tests against a live server")
+        pytest.skip("PD_ADDR is not set; start a server and set PD_ADDR=host:port")
+    return value
+
+
+@pytest.fixture
+def client(address: str) -> Iterator[Client]:
+    with Client(address) as pd:
+        yield pd
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest) -> str:
+    return f"py-{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"
