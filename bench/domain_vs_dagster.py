@@ -109,6 +109,7 @@ class Row:
     dagster: Side[Any]
     ours: Side[Any] | None
     ours_missing: str = ""
+    when: Sequence[datetime] = ()
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,10 @@ class Measurement:
     ours_error: str
 
 
-def as_ofs(count: int) -> list[datetime]:
-    return [AS_OF + timedelta(seconds=i) for i in range(count)]
+def as_ofs(count: int, advancing: bool) -> list[datetime]:
+    """One `as_of` per round: one second later each round, or always the same instant."""
+    step = timedelta(seconds=1 if advancing else 0)
+    return [AS_OF + step * i for i in range(count)]
 
 
 def day_keys(first: datetime, count: int, step: timedelta) -> list[str]:
@@ -236,7 +239,7 @@ def ours_or_reason(make: Maker, when: list[datetime]) -> tuple[Side[Any] | None,
 # ---------------------------------------------------------------- the rows
 
 
-def build_rows(scale: float, with_ours: bool) -> list[Row]:
+def build_rows(scale: float, with_ours: bool, advancing: bool = True) -> list[Row]:
     def n(rounds: int) -> int:
         return max(3, round(rounds * scale))
 
@@ -265,9 +268,9 @@ def build_rows(scale: float, with_ours: bool) -> list[Row]:
     def row(
         name: str, target: Target, warmup: int, rounds: int, call: str, dagster: Maker, ours: Maker
     ) -> Row:
-        when = as_ofs(warmup + rounds)
+        when = as_ofs(warmup + rounds, advancing)
         our_side, missing = ours_or_reason(ours, when) if with_ours else (None, "skipped")
-        return Row(name, target, warmup, rounds, call, dagster(when), our_side, missing)
+        return Row(name, target, warmup, rounds, call, dagster(when), our_side, missing, when)
 
     return [
         row(
@@ -370,7 +373,7 @@ def compare(row: Row, ours: Side[Any], ours_answers: list[Any], dagster_answers:
     for i, (mine, theirs) in enumerate(zip(ours_answers, dagster_answers, strict=True)):
         a, b = ours.normalize(i, mine), row.dagster.normalize(i, theirs)
         if a != b:
-            return f"round {i} (as_of {AS_OF + timedelta(seconds=i)}): {difference(a, b)}"
+            return f"round {i} (as_of {row.when[i].isoformat()}): {difference(a, b)}"
     return ""
 
 
@@ -511,6 +514,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only rows whose name contains this text (repeatable)",
     )
     parser.add_argument(
+        "--as-of",
+        choices=("advancing", "fixed"),
+        default="advancing",
+        help="advancing (default): as_of moves on one second a round, as now does in a service,"
+        " so caches keyed on as_of miss on both sides; fixed: the same as_of every round",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="instead of timing, profile our side of the selected rows (cProfile, by cumtime)",
@@ -525,7 +535,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         flush=True,
     )
-    rows = build_rows(args.scale, with_ours=not args.dagster_only)
+    advancing = args.as_of == "advancing"
+    print(f"as_of: {'advancing one second a round' if advancing else f'fixed at {AS_OF}'}")
+    rows = build_rows(args.scale, with_ours=not args.dagster_only, advancing=advancing)
     if args.row:
         rows = [r for r in rows if any(text in r.name for text in args.row)]
     if args.profile:
