@@ -8,12 +8,12 @@ special-cased before the mapping is consulted, as Dagster's asset graph does.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from partition_deps.domain.definitions import (
     Evaluation,
+    MultiPartitions,
     PartitionsDefinition,
     TimeWindowPartitions,
 )
@@ -116,13 +116,39 @@ def _prepare(
     at: Evaluation,
     options: Options,
 ) -> PartitionMapping:
-    return _prepared(upstream, downstream, mapping, options, now_of(at))
+    now = now_of(at)
+    key = (
+        upstream,
+        downstream,
+        mapping,
+        options,
+        _situation(upstream, now),
+        _situation(downstream, now),
+    )
+    known = _PREPARED.get(key)
+    if known is None:
+        known = _prepare_uncached(upstream, downstream, mapping, options, now)
+        if len(_PREPARED) > 4096:
+            _PREPARED.clear()
+        _PREPARED[key] = known
+    return known
 
 
 # Definitions and mappings are immutable values: their checks are memoised (errors are not,
-# so a bad definition is re-checked and re-reported each time).
-@functools.lru_cache(maxsize=4096)
-def _prepared(
+# so a bad definition is re-checked and re-reported each time). The checks depend on `now`
+# only through which partitions exist, so the memo is keyed by that, not by `now`.
+_PREPARED: dict[tuple[object, ...], PartitionMapping] = {}
+
+
+def _situation(definition: PartitionsDefinition | None, now: int) -> object:
+    if isinstance(definition, TimeWindowPartitions):
+        return compile_time_windows(definition).bounds(now)
+    if isinstance(definition, MultiPartitions):
+        return tuple(_situation(dimension.partitions, now) for dimension in definition.dimensions)
+    return None
+
+
+def _prepare_uncached(
     upstream: PartitionsDefinition | None,
     downstream: PartitionsDefinition | None,
     mapping: PartitionMapping | None,

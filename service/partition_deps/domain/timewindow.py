@@ -34,6 +34,7 @@ _BASIC_CRONS = frozenset({"0 0 * * *", "0 * * * *"})
 # Dagster moves a missing wall time forward, and (on its calendar shortcut) picks the later
 # of two ambiguous ones, only for wall times in these hours; elsewhere it keeps the wall time.
 _DST_HOURS = frozenset({1, 2, 3})
+_UNKNOWN = object()
 
 
 class Window(NamedTuple):
@@ -96,6 +97,7 @@ class TimeWindows:
         # Memo of a window's key parsed back (Dagster maps through keys), by window start.
         self._window_key_starts: dict[int, int] = {}
         self._window_key_ends: dict[int, int] = {}
+        self._bounds_memo: dict[tuple[int, bool, bool], object] = {}
         # Ticks whose key is a wall time that does not exist (Dagster keeps such wall times
         # outside 01:00-03:59), keyed by instant.
         self._wall_overrides: dict[int, datetime] = {}
@@ -232,11 +234,45 @@ class TimeWindows:
         index = self._index_at_or_after(ts)
         return self.ensure_index(index)
 
+    def next_change(self, now: int) -> int | None:
+        """The first instant after `now` at which an answer given at `now` may differ.
+
+        Everything that depends on `now` (which partitions exist, key states) goes through
+        `bounds(now)`, which compares `now` only with ticks (excluded ones included) and with
+        the end: it is constant from `now` until the next tick or end, or for one second when
+        `now` is on one. None: no tick or end comes after `now` in the table's range.
+        """
+        index = self._index_at_or_after(now)
+        edges = [self._ticks[index]] if index < len(self._ticks) else []
+        if self.end_ts is not None:
+            edges.append(self.end_ts)
+        changes = [now + 1 if edge == now else edge for edge in edges if edge >= now]
+        return min(changes, default=None)
+
     # ----- which partitions exist at `now` -------------------------------------------
 
-    @functools.lru_cache(maxsize=256)  # noqa: B019 - the instance is itself cached by value
     def bounds(self, now: int) -> tuple[int, int] | None:
-        """(first, last) window start instants of the partitions that exist at `now`."""
+        """(first, last) window start instants of the partitions that exist at `now`.
+
+        `now` moves on with every request, but the answer changes only when it crosses a
+        tick (or the end): the memo is keyed by where `now` falls among the ticks.
+        """
+        tick_index = self._index_at_or_before(now)
+        last_tick = self._ticks[tick_index]
+        situation = (
+            last_tick,
+            last_tick == now,
+            self.end_ts is not None and self.end_ts < now,
+        )
+        known = self._bounds_memo.get(situation, _UNKNOWN)
+        if known is _UNKNOWN:
+            known = self._compute_bounds(now)
+            if len(self._bounds_memo) > 4096:
+                self._bounds_memo.clear()
+            self._bounds_memo[situation] = known
+        return known  # type: ignore[return-value]
+
+    def _compute_bounds(self, now: int) -> tuple[int, int] | None:
         first = self.window(self.window_index_from(self.start_ts))
         if self.end_ts is not None and self.end_ts <= self.start_ts:
             return None
@@ -289,24 +325,23 @@ class TimeWindows:
         first = self.index_of_start(bounds[0])
         return first, self.index_of_start(bounds[1])
 
-    @functools.lru_cache(maxsize=256)  # noqa: B019 - the instance is itself cached by value
     def first_and_last(self, now: int) -> tuple[Window, Window] | None:
         """The first and last existing partition windows at `now`."""
-        bounds = self.bounds(now)
+        return self._edges(self.bounds(now))
+
+    def full_window(self, now: int) -> Window | None:
+        """`[first.start, last.end)` of the partitions existing at `now`."""
+        edges = self._edges(self.bounds(now))
+        return None if edges is None else Window(edges[0].start, edges[1].end)
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - the instance is itself cached by value
+    def _edges(self, bounds: tuple[int, int] | None) -> tuple[Window, Window] | None:
         if bounds is None:
             return None
         return (
             self.window(self.index_of_start(bounds[0])),
             self.window(self.index_of_start(bounds[1])),
         )
-
-    @functools.lru_cache(maxsize=256)  # noqa: B019 - the instance is itself cached by value
-    def full_window(self, now: int) -> Window | None:
-        """`[first.start, last.end)` of the partitions existing at `now`."""
-        bounds = self.bounds(now)
-        if bounds is None:
-            return None
-        return Window(bounds[0], self.window(self.index_of_start(bounds[1])).end)
 
     # ----- keys ------------------------------------------------------------------------
 

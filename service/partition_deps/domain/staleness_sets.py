@@ -1,0 +1,156 @@
+"""Set-based staleness: the rules of `staleness.py` over rows a store fetched in bulk.
+
+`staleness.py` decides one partition at a time through `History`, which is right but costs
+Python work per partition. When every dependency of an asset joins its partitions by equal
+keys (identity, or a time-window mapping without offsets between equal definitions) or reads
+an unpartitioned upstream as a whole, a store can fetch, in one query, exactly the rows that
+might not be FRESH, with everything the rules read. `row_status` then applies the same rules
+to one such row and gives the same `PartitionStatus` as `staleness.partition_status` would.
+
+Also here: runs of consecutive partitions for answers given as ranges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from partition_deps.domain.assets import AssetDefinition, Dependency
+from partition_deps.domain.definitions import TimeWindowPartitions
+from partition_deps.domain.mappings.inference import resolve_mapping
+from partition_deps.domain.mappings.kinds import IdentityMapping, TimeWindowMapping
+from partition_deps.domain.partitions import time_window_for_key
+from partition_deps.domain.results import PartitionRun
+from partition_deps.domain.staleness import (
+    Cause,
+    CauseKind,
+    Materialized,
+    PartitionStatus,
+    Status,
+    _own_causes,
+    _transitive,
+)
+
+
+def joins_by_key(graph: Mapping[str, AssetDefinition], asset: AssetDefinition) -> bool:
+    """True when every dependency of the partitioned `asset` maps partition k to upstream k
+    (equal definitions through identity or an offset-free time-window mapping) or reads an
+    unpartitioned upstream; such an edge never hits Dagster's cut-off rules either."""
+    if asset.partitions is None:
+        return False
+    for dependency in asset.dependencies:
+        upstream = graph.get(dependency.upstream_key)
+        if upstream is None or upstream.key == asset.key:
+            return False
+        if upstream.partitions is None:
+            continue
+        if upstream.partitions != asset.partitions:
+            return False
+        mapping = resolve_mapping(upstream.partitions, asset.partitions, dependency.mapping)
+        if isinstance(mapping, IdentityMapping):
+            continue
+        if (
+            isinstance(mapping, TimeWindowMapping)
+            and mapping.start_offset == 0
+            and mapping.end_offset == 0
+        ):
+            continue
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class UpstreamRow:
+    """One dependency's side of a row: the upstream partition read (None: unpartitioned), its
+    latest materialization, and its data version as of the downstream's materialization
+    (fetched only when it matters: a newer upstream materialization with a data version)."""
+
+    partition_key: str | None
+    latest: Materialized | None
+    version_before: str | None = None
+
+
+def row_status(
+    asset: AssetDefinition,
+    partition_key: str,
+    latest: Materialized | None,
+    upstream: Sequence[tuple[Dependency, UpstreamRow]],
+    upstream_statuses: Mapping[str, PartitionStatus] | None = None,
+) -> PartitionStatus:
+    """`staleness.partition_status` of one partition of a `joins_by_key` asset.
+
+    `upstream` has one entry per dependency, in dependency order. `upstream_statuses`, for the
+    transitive walk only: upstream asset key -> status of the upstream partition this one
+    reads, present when that status is not FRESH.
+    """
+    if latest is None:
+        return PartitionStatus(
+            asset.key,
+            partition_key,
+            Status.MISSING,
+            (Cause(CauseKind.NEVER_MATERIALIZED, "never materialized"),),
+        )
+    causes = list(_own_causes(asset, latest))
+    for dependency, row in upstream:
+        cause = _dependency_cause(dependency.upstream_key, row, latest, upstream_statuses)
+        if cause is not None:
+            causes.append(cause)
+    return PartitionStatus(
+        asset.key, partition_key, Status.STALE if causes else Status.FRESH, tuple(causes)
+    )
+
+
+def _dependency_cause(
+    upstream_key: str,
+    row: UpstreamRow,
+    latest: Materialized,
+    upstream_statuses: Mapping[str, PartitionStatus] | None,
+) -> Cause | None:
+    """The rules of `staleness._dependency_causes` for the one upstream partition of an edge."""
+    label = upstream_key if row.partition_key is None else f"{upstream_key} {row.partition_key}"
+    upstream_latest = row.latest
+    if upstream_latest is None:
+        return Cause(
+            CauseKind.UPSTREAM_MISSING, f"{label} is missing", upstream_key, row.partition_key
+        )
+    if upstream_latest.event_id > latest.event_id and (
+        upstream_latest.data_version is None or row.version_before != upstream_latest.data_version
+    ):
+        return Cause(
+            CauseKind.UPSTREAM_UPDATED,
+            f"{label} was materialized after this partition",
+            upstream_key,
+            row.partition_key,
+            upstream_latest.time,
+        )
+    if upstream_statuses is not None:
+        upstream_status = upstream_statuses.get(upstream_key)
+        if upstream_status is not None and upstream_status.status is not Status.FRESH:
+            return _transitive(upstream_status)
+    return None
+
+
+def position_runs(
+    definition_keys: Sequence[str],
+    positions: Sequence[int],
+    time_definition: TimeWindowPartitions | None = None,
+) -> list[PartitionRun]:
+    """Runs of consecutive positions (sorted) in `definition_keys`; with a time definition,
+    each run carries its `[start, end)` instants."""
+    runs: list[PartitionRun] = []
+    index = 0
+    while index < len(positions):
+        first = positions[index]
+        last = first
+        index += 1
+        while index < len(positions) and positions[index] == last + 1:
+            last = positions[index]
+            index += 1
+        first_key, last_key = definition_keys[first], definition_keys[last]
+        if time_definition is None:
+            runs.append(PartitionRun(first_key, last_key, last - first + 1))
+        else:
+            start, _ = time_window_for_key(time_definition, first_key)
+            _, end = time_window_for_key(time_definition, last_key)
+            runs.append(PartitionRun(first_key, last_key, last - first + 1, start, end))
+    return runs
