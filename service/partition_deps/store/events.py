@@ -96,20 +96,32 @@ ON CONFLICT (namespace_id, run_id) DO UPDATE SET
 
 # Latest by storage id: a batch that commits later with smaller ids never overwrites a newer
 # row. DISTINCT ON sorts by key, so concurrent batches lock rows in the same order.
+# Each materialization also records the asset's upstream keys at ingest time (sorted), read
+# once per asset of the batch: staleness reports dependencies added or removed since.
 _MATERIALIZATIONS = """
+WITH upstream AS (
+    SELECT asset_key, array_agg(upstream_key ORDER BY upstream_key) AS keys
+    FROM dependencies
+    WHERE namespace_id = %(ns)s
+      AND asset_key IN (SELECT DISTINCT asset_key FROM event_ingested WHERE kind = 1)
+    GROUP BY asset_key
+)
 INSERT INTO latest_state (namespace_id, asset_key, partition_key, materialization_event_id,
-                          materialization_time, data_version, code_version, run_id)
-SELECT DISTINCT ON (asset_key, coalesce(partition_key, ''))
-       %(ns)s, asset_key, coalesce(partition_key, ''), event_id, event_time, data_version,
-       code_version, run_id
-FROM event_ingested WHERE kind = 1
-ORDER BY asset_key, coalesce(partition_key, ''), event_id DESC
+                          materialization_time, data_version, code_version, run_id,
+                          upstream_keys)
+SELECT DISTINCT ON (i.asset_key, coalesce(i.partition_key, ''))
+       %(ns)s, i.asset_key, coalesce(i.partition_key, ''), i.event_id, i.event_time,
+       i.data_version, i.code_version, i.run_id, coalesce(u.keys, '{}')
+FROM event_ingested i LEFT JOIN upstream u USING (asset_key)
+WHERE i.kind = 1
+ORDER BY i.asset_key, coalesce(i.partition_key, ''), i.event_id DESC
 ON CONFLICT (namespace_id, asset_key, partition_key) DO UPDATE SET
     materialization_event_id = EXCLUDED.materialization_event_id,
     materialization_time = EXCLUDED.materialization_time,
     data_version = EXCLUDED.data_version,
     code_version = EXCLUDED.code_version,
     run_id = EXCLUDED.run_id,
+    upstream_keys = EXCLUDED.upstream_keys,
     in_progress_run_id = CASE WHEN latest_state.in_progress_run_id = EXCLUDED.run_id
                               THEN NULL ELSE latest_state.in_progress_run_id END
 WHERE latest_state.materialization_event_id IS NULL
