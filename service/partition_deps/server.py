@@ -29,6 +29,7 @@ from partition_deps.api.gen.partitiondeps.v1 import (
     queries_service_pb2,
 )
 from partition_deps.api.handlers import add_service
+from partition_deps.api.response_memo import ResponseMemo
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.database import EmbeddedPostgres, PoolSettings, migrate
 from partition_deps.store.definitions import DefinitionsRepository
@@ -81,6 +82,8 @@ class Config:
     tokens: TokenTable | None = None
     # None: plaintext.
     tls: TlsFiles | None = None
+    # Serialized answers of stored queries kept (api/response_memo.py); 0: none.
+    memo_entries: int = 4096
 
 
 class Server:
@@ -153,7 +156,12 @@ class Server:
         add_service(
             server,
             queries_servicer.SERVICE_NAME,
-            list(queries_servicer.QueriesServicer(self._cache).methods()),
+            list(
+                queries_servicer.QueriesServicer(
+                    self._cache,
+                    ResponseMemo(config.memo_entries) if config.memo_entries > 0 else None,
+                ).methods()
+            ),
         )
         add_service(
             server,

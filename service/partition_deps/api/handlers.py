@@ -23,7 +23,8 @@ from partition_deps.store.database import statement_budget
 
 logger = logging.getLogger("partition_deps.access")
 
-UnaryCall = Callable[[Any, grpc.ServicerContext], Message]
+# A unary call may answer with bytes already serialized (api/response_memo.py).
+UnaryCall = Callable[[Any, grpc.ServicerContext], Message | bytes]
 StreamCall = Callable[[Iterator[Any], grpc.ServicerContext], Message]
 
 
@@ -56,12 +57,14 @@ def _abort(context: grpc.ServicerContext, method: str, error: BaseException) -> 
     raise AssertionError("abort_with_status returns only by raising")  # pragma: no cover
 
 
-def _unary(full_name: str, method: Method) -> Callable[[bytes, grpc.ServicerContext], Message]:
+def _unary(
+    full_name: str, method: Method
+) -> Callable[[bytes, grpc.ServicerContext], Message | bytes]:
     parse = method.request_type.FromString
     call = method.call
     namespaces = namespace_paths(method.request_type.DESCRIPTOR)
 
-    def behaviour(body: bytes, context: grpc.ServicerContext) -> Message:
+    def behaviour(body: bytes, context: grpc.ServicerContext) -> Message | bytes:
         started = time.perf_counter()
         budget = statement_budget.set(context.time_remaining())
         try:
@@ -126,5 +129,5 @@ def add_service(
     server.add_registered_method_handlers(service_name, handlers)
 
 
-def _serialize(message: Message) -> bytes:
-    return message.SerializeToString()
+def _serialize(message: Message | bytes) -> bytes:
+    return message if isinstance(message, bytes) else message.SerializeToString()

@@ -6,10 +6,11 @@ trip unless the namespace changed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 
 import grpc
+from google.protobuf.message import Message
 
 from partition_deps.api import convert, paging
 from partition_deps.api.definitions_servicer import required_name
@@ -17,6 +18,7 @@ from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as common_pb
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as pb
 from partition_deps.api.handlers import Method
+from partition_deps.api.response_memo import ResponseMemo
 from partition_deps.domain import partitions
 from partition_deps.domain.assets import AssetDefinition, Dependency
 from partition_deps.domain.definitions import (
@@ -31,6 +33,7 @@ from partition_deps.domain.dependencies import (
     validate_definition,
 )
 from partition_deps.domain.errors import InvalidPartitionKey, PartitionDepsError
+from partition_deps.domain.horizon import valid_until
 from partition_deps.domain.mappings.kinds import PartitionMapping
 from partition_deps.domain.results import DownstreamResult, UpstreamResult
 from partition_deps.store.cache import DefinitionsCache
@@ -236,9 +239,23 @@ def _resolved(
         raise error.at("partition_mapping") from None
 
 
+def _clock() -> datetime:
+    return datetime.now(UTC)
+
+
 class QueriesServicer:
-    def __init__(self, cache: DefinitionsCache) -> None:
+    """`memo`: serialized answers of stored queries (None: every answer computed afresh);
+    `clock`: the server's "now" for requests without `as_of`."""
+
+    def __init__(
+        self,
+        cache: DefinitionsCache,
+        memo: ResponseMemo | None = None,
+        clock: Callable[[], datetime] = _clock,
+    ) -> None:
         self._cache = cache
+        self._memo = memo
+        self._clock = clock
 
     def methods(self) -> list[Method]:
         return [
@@ -277,11 +294,52 @@ class QueriesServicer:
             raise AssetNotFound(f"asset {key!r} does not exist in {namespace!r}", "asset_key")
         return snapshot, asset
 
+    def _memoised(
+        self,
+        method: str,
+        request: pb.GetUpstreamPartitionsRequest | pb.GetDownstreamPartitionsRequest,
+        snapshot: NamespaceSnapshot,
+        involved: Iterable[PartitionsDefinition | None],
+        answer: Callable[[datetime], Message],
+    ) -> Message | bytes:
+        """`answer(as_of)`, from the memo when an identical request was answered within the
+        same generation and time horizon (api/response_memo.py)."""
+        explicit = request.HasField("as_of")
+        as_of = convert.instant_from_proto(request.as_of) if explicit else self._clock()
+        memo = self._memo
+        if memo is None:
+            return answer(as_of)
+        now = int(as_of.timestamp())  # the domain's `now` (partitions.now_of)
+        key = (method, snapshot.namespace, snapshot.generation, request.SerializeToString())
+        hit = memo.get(key, as_of, now)
+        if hit is not None:
+            return hit
+        serialized = answer(as_of).SerializeToString()
+        until = None if explicit else valid_until(involved, now)
+        memo.put(key, serialized, as_of, explicit, now, until)
+        return serialized
+
     def get_upstream(
         self, request: pb.GetUpstreamPartitionsRequest, context: grpc.ServicerContext
-    ) -> pb.GetUpstreamPartitionsResponse:
+    ) -> Message | bytes:
         snapshot, asset = self._stored_asset(request.namespace, request.asset_key)
-        as_of = convert.as_of_from_request(request)
+        involved = [asset.partitions]
+        involved += [snapshot.assets[d.upstream_key].partitions for d in asset.dependencies]
+        return self._memoised(
+            "upstream",
+            request,
+            snapshot,
+            involved,
+            lambda as_of: self._upstream_answer(request, snapshot, asset, as_of),
+        )
+
+    def _upstream_answer(
+        self,
+        request: pb.GetUpstreamPartitionsRequest,
+        snapshot: NamespaceSnapshot,
+        asset: AssetDefinition,
+        as_of: datetime,
+    ) -> pb.GetUpstreamPartitionsResponse:
         at = Evaluation(as_of, snapshot.dynamic_keys)
         page = KeyPage(request.key_paging)
         keys = selected_keys(asset.partitions, request.selection, at)
@@ -305,9 +363,27 @@ class QueriesServicer:
 
     def get_downstream(
         self, request: pb.GetDownstreamPartitionsRequest, context: grpc.ServicerContext
-    ) -> pb.GetDownstreamPartitionsResponse:
+    ) -> Message | bytes:
         snapshot, asset = self._stored_asset(request.namespace, request.asset_key)
-        as_of = convert.as_of_from_request(request)
+        involved = [asset.partitions]
+        involved += [
+            snapshot.assets[key].partitions for key in snapshot.dependents.get(asset.key, ())
+        ]
+        return self._memoised(
+            "downstream",
+            request,
+            snapshot,
+            involved,
+            lambda as_of: self._downstream_answer(request, snapshot, asset, as_of),
+        )
+
+    def _downstream_answer(
+        self,
+        request: pb.GetDownstreamPartitionsRequest,
+        snapshot: NamespaceSnapshot,
+        asset: AssetDefinition,
+        as_of: datetime,
+    ) -> pb.GetDownstreamPartitionsResponse:
         at = Evaluation(as_of, snapshot.dynamic_keys)
         page = KeyPage(request.key_paging)
         keys = selected_keys(asset.partitions, request.selection, at)

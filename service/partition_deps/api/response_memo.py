@@ -1,0 +1,98 @@
+"""Serialized answers of stored queries, memoised per namespace generation and time horizon.
+
+A stored query's answer is a pure function of the namespace snapshot (its generation), the
+request and the effective `as_of`. The memo key is (method, namespace, generation, request
+bytes); the request bytes include an explicit `as_of`, so such an answer is valid for as long
+as the generation is current. Without one, the answer at the server's clock is valid from the
+second it was computed at until the next instant at which a definition involved gains or loses
+a partition (domain/horizon.py); a hit then puts the current clock into the answer's `as_of`,
+which is field 1 of every memoised response, so the bytes are exactly those that computing the
+answer afresh would give (`SerializeToString` writes fields in field-number order; `split`
+checks it on every miss).
+
+Entries of older generations are never looked up again and leave with the LRU order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from partition_deps.api import convert
+
+# Defence in depth: even a definition with no tick ahead is recomputed this often.
+MAX_AGE_SECONDS = 3600
+AS_OF_TAG = b"\x0a"  # field 1, length-delimited
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    # Without an explicit as_of: everything after the as_of field; with one: the whole answer.
+    body: bytes
+    explicit: bool
+    valid_from: int
+    valid_until: int
+
+
+def as_of_field(as_of: datetime) -> bytes:
+    """Field 1 (`as_of`, a Timestamp) as `SerializeToString` writes it."""
+    timestamp = Timestamp()
+    convert.set_instant(timestamp, as_of)
+    value = timestamp.SerializeToString()
+    return AS_OF_TAG + bytes((len(value),)) + value  # a Timestamp is under 128 bytes
+
+
+class ResponseMemo:
+    """A bounded LRU of serialized answers; thread-safe."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Hashable, as_of: datetime, now: int) -> bytes | None:
+        """The memoised answer for `key` at `as_of` (`now`: its whole seconds), or None."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or not entry.valid_from <= now < entry.valid_until:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+        return entry.body if entry.explicit else as_of_field(as_of) + entry.body
+
+    def put(
+        self,
+        key: Hashable,
+        answer: bytes,
+        as_of: datetime,
+        explicit: bool,
+        now: int,
+        valid_until: int | None,
+    ) -> None:
+        """Remember `answer` (the full serialized response, computed at `as_of`)."""
+        if explicit:
+            entry = Entry(answer, True, -(2**63), 2**63)
+        else:
+            head = as_of_field(as_of)
+            if not answer.startswith(head):  # as_of not first: never serve spliced bytes
+                return
+            until = now + MAX_AGE_SECONDS
+            if valid_until is not None:
+                until = min(until, valid_until)
+            entry = Entry(answer[len(head) :], False, now, until)
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
