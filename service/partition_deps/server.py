@@ -20,6 +20,7 @@ from partition_deps.api import (
     diagnostics_servicer,
     events_servicer,
     queries_servicer,
+    staleness_servicer,
 )
 from partition_deps.api.auth import AuthInterceptor, TokenTable
 from partition_deps.api.gen.partitiondeps.v1 import (
@@ -27,6 +28,7 @@ from partition_deps.api.gen.partitiondeps.v1 import (
     diagnostics_service_pb2,
     events_service_pb2,
     queries_service_pb2,
+    staleness_service_pb2,
 )
 from partition_deps.api.handlers import add_service
 from partition_deps.api.response_memo import ResponseMemo
@@ -34,6 +36,7 @@ from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.database import EmbeddedPostgres, PoolSettings, migrate
 from partition_deps.store.definitions import DefinitionsRepository
 from partition_deps.store.events import EventsRepository
+from partition_deps.store.staleness import StalenessRepository
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ SERVICE_NAMES = (
     events_service_pb2.DESCRIPTOR.services_by_name["EventsService"].full_name,
     queries_service_pb2.DESCRIPTOR.services_by_name["QueriesService"].full_name,
     diagnostics_service_pb2.DESCRIPTOR.services_by_name["DiagnosticsService"].full_name,
+    staleness_service_pb2.DESCRIPTOR.services_by_name["StalenessService"].full_name,
 )
 # Health names that follow the database ("" is the server as a whole; "readiness" is for
 # Kubernetes probes). "liveness" is SERVING as long as the process answers.
@@ -160,6 +164,15 @@ class Server:
                 queries_servicer.QueriesServicer(
                     self._cache,
                     ResponseMemo(config.memo_entries) if config.memo_entries > 0 else None,
+                ).methods()
+            ),
+        )
+        add_service(
+            server,
+            staleness_servicer.SERVICE_NAME,
+            list(
+                staleness_servicer.StalenessServicer(
+                    StalenessRepository(self._pool), self._cache
                 ).methods()
             ),
         )

@@ -20,7 +20,10 @@ from partition_deps.api.gen.partitiondeps.v1 import (
 from partition_deps.api.gen.partitiondeps.v1 import (
     partitions_pb2 as pb,
 )
-from partition_deps.domain import events
+from partition_deps.api.gen.partitiondeps.v1 import (
+    staleness_service_pb2 as stale_pb,
+)
+from partition_deps.domain import events, partitions, staleness
 from partition_deps.domain.assets import AssetDefinition, Dependency
 from partition_deps.domain.definitions import (
     Dimension,
@@ -471,3 +474,82 @@ def key_status_to_proto(status: KeyStatus) -> pb.PartitionStatus:
     if status.available_at is not None:
         set_instant(message.available_time, status.available_at)
     return message
+
+
+# -- staleness and plans -------------------------------------------------------------------
+
+_STALE_STATUSES = {
+    staleness.Status.FRESH: stale_pb.STALE_STATUS_FRESH,
+    staleness.Status.STALE: stale_pb.STALE_STATUS_STALE,
+    staleness.Status.MISSING: stale_pb.STALE_STATUS_MISSING,
+}
+
+_CAUSE_KINDS = {
+    staleness.CauseKind.NEVER_MATERIALIZED: stale_pb.STALE_CAUSE_KIND_NEVER_MATERIALIZED,
+    staleness.CauseKind.UPSTREAM_UPDATED: stale_pb.STALE_CAUSE_KIND_UPSTREAM_UPDATED,
+    staleness.CauseKind.CODE_VERSION_CHANGED: stale_pb.STALE_CAUSE_KIND_CODE_VERSION_CHANGED,
+    staleness.CauseKind.DEPENDENCY_ADDED: stale_pb.STALE_CAUSE_KIND_DEPENDENCY_ADDED,
+    staleness.CauseKind.DEPENDENCY_REMOVED: stale_pb.STALE_CAUSE_KIND_DEPENDENCY_REMOVED,
+    staleness.CauseKind.UPSTREAM_MISSING: stale_pb.STALE_CAUSE_KIND_UPSTREAM_MISSING,
+    staleness.CauseKind.UPSTREAM_NONEXISTENT: stale_pb.STALE_CAUSE_KIND_UPSTREAM_NONEXISTENT,
+    staleness.CauseKind.UPSTREAM_STALE: stale_pb.STALE_CAUSE_KIND_UPSTREAM_STALE,
+}
+
+
+def fill_range(target: pb.PartitionRange, run: PartitionRun) -> None:
+    _fill_range(target, run)
+
+
+def staleness_options_from_proto(message: stale_pb.StalenessOptions) -> staleness.StalenessOptions:
+    return staleness.StalenessOptions(
+        transitive=message.transitive, dagster_cutoff=message.dagster_cutoff
+    )
+
+
+def fill_partition_staleness(
+    target: stale_pb.PartitionStaleness,
+    asset_key: str,
+    partition_key: str | None,
+    status: staleness.PartitionStatus | None,
+) -> None:
+    """`status` None: FRESH (the set-based path does not build statuses of fresh partitions)."""
+    target.asset_key = asset_key
+    if partition_key is not None:
+        target.partition_key = partition_key
+    if status is None:
+        target.status = stale_pb.STALE_STATUS_FRESH
+        return
+    target.status = _STALE_STATUSES[status.status]
+    for cause in status.causes:
+        message = target.causes.add(kind=_CAUSE_KINDS[cause.kind], message=cause.message)
+        if cause.upstream_asset is not None:
+            message.upstream_asset_key = cause.upstream_asset
+        if cause.upstream_partition is not None:
+            message.upstream_partition_key = cause.upstream_partition
+        if cause.upstream_time is not None:
+            set_instant(message.upstream_time, cause.upstream_time)
+        for hop_asset, hop_partition in cause.path:
+            hop = message.path.add(asset_key=hop_asset)
+            if hop_partition is not None:
+                hop.partition_key = hop_partition
+
+
+def fill_planned_run(
+    target: stale_pb.PlannedRun,
+    run: staleness.PlannedRun,
+    definition: PartitionsDefinition | None,
+    include_keys: bool,
+) -> None:
+    target.asset_key = run.asset_key
+    target.reason = run.reason
+    target.ready = run.ready
+    keys = [key for key in run.partition_keys if key is not None]
+    if not keys:
+        return
+    start = end = None
+    if isinstance(definition, TimeWindowPartitions):
+        start = partitions.time_window_for_key(definition, keys[0])[0]
+        end = partitions.time_window_for_key(definition, keys[-1])[1]
+    _fill_range(target.range, PartitionRun(keys[0], keys[-1], len(keys), start, end))
+    if include_keys:
+        target.partition_keys.extend(keys)

@@ -1,0 +1,292 @@
+"""StalenessService: staleness with causes, and "what should run now", over stored events.
+
+Definitions come from the in-memory namespace snapshot; events from one REPEATABLE READ
+snapshot per call (store/staleness.py), set-based for key-joined dependencies. Page tokens pin
+the as_of, the generation and the event position of the first page.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import cast
+
+import grpc
+
+from partition_deps.api import convert, paging
+from partition_deps.api.definitions_servicer import required_name
+from partition_deps.api.errors import ApiError
+from partition_deps.api.gen.partitiondeps.v1 import staleness_service_pb2 as pb
+from partition_deps.api.handlers import Method
+from partition_deps.api.queries_servicer import selected_keys
+from partition_deps.domain.assets import AssetDefinition
+from partition_deps.domain.definitions import Evaluation, TimeWindowPartitions
+from partition_deps.domain.partitions import all_partitions, order_keys
+from partition_deps.domain.staleness import (
+    PartitionStatus,
+    PlannedRun,
+    StalenessOptions,
+    Status,
+    topological_order,
+)
+from partition_deps.domain.staleness_sets import position_runs
+from partition_deps.store.cache import DefinitionsCache
+from partition_deps.store.definitions import NamespaceSnapshot
+from partition_deps.store.errors import AssetNotFound
+from partition_deps.store.staleness import StalenessEngine, StalenessReader, StalenessRepository
+from partition_deps.store.staleness import plan as plan_runs
+
+SERVICE_NAME = "partitiondeps.v1.StalenessService"
+
+
+@dataclass(frozen=True)
+class _Token:
+    offset: int
+    as_of: datetime
+    generation: int
+    event_position: int
+
+
+def _encode(token: _Token) -> str:
+    stamp = token.as_of.timestamp()
+    raw = json.dumps(
+        [token.offset, stamp, token.generation, token.event_position], separators=(",", ":")
+    )
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode(text: str, field: str = "page_token") -> _Token | None:
+    if not text:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        offset, stamp, generation, position = json.loads(raw)
+        if all(isinstance(v, int) for v in (offset, generation, position)) and offset >= 0:
+            return _Token(offset, datetime.fromtimestamp(float(stamp), UTC), generation, position)
+    except (ValueError, TypeError):
+        pass
+    raise ApiError(
+        grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAGE_TOKEN", "not a page token of ours", field
+    )
+
+
+def _check_token(token: _Token | None, generation: int, event_position: int) -> None:
+    if token is not None and (token.generation, token.event_position) != (
+        generation,
+        event_position,
+    ):
+        raise ApiError(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "EVENTS_CHANGED",
+            "events or definitions changed since the first page "
+            f"(event position {token.event_position} -> {event_position}, generation "
+            f"{token.generation} -> {generation}): ask again from the first page",
+            "page_token",
+        )
+
+
+def _assets(snapshot: NamespaceSnapshot, requested: Sequence[str], field: str) -> list[str]:
+    """The requested asset keys (all when none), in dependency order."""
+    for index, key in enumerate(requested):
+        if key not in snapshot.assets:
+            raise AssetNotFound(
+                f"asset {key!r} does not exist in {snapshot.namespace!r}", f"{field}[{index}]"
+            )
+    wanted = set(requested) if requested else set(snapshot.assets)
+    return [key for key in _order(snapshot) if key in wanted]
+
+
+def _order(snapshot: NamespaceSnapshot) -> list[str]:
+    memo_key = ("topological_order",)
+    order = snapshot.memo.get(memo_key)
+    if order is None:
+        order = topological_order(snapshot.assets)
+        snapshot.memo[memo_key] = order
+    assert isinstance(order, list)
+    return order
+
+
+def _all_keys(asset: AssetDefinition, at: Evaluation) -> list[str | None]:
+    if asset.partitions is None:
+        return [None]
+    return list(all_partitions(asset.partitions, at).keys())
+
+
+class StalenessServicer:
+    def __init__(self, repository: StalenessRepository, cache: DefinitionsCache) -> None:
+        self._repository = repository
+        self._cache = cache
+
+    def methods(self) -> list[Method]:
+        return [
+            Method("GetStaleness", pb.GetStalenessRequest, self.get_staleness),
+            Method("PlanRuns", pb.PlanRunsRequest, self.plan_runs),
+        ]
+
+    def _begin(
+        self, namespace: str, page_token: str, request: object
+    ) -> tuple[NamespaceSnapshot, _Token | None, datetime]:
+        snapshot = self._cache.snapshot(required_name(namespace, "namespace"))
+        token = _decode(page_token)
+        as_of = token.as_of if token is not None else convert.as_of_from_request(request)
+        return snapshot, token, as_of
+
+    # -- staleness -----------------------------------------------------------------------------
+
+    def get_staleness(
+        self, request: pb.GetStalenessRequest, context: grpc.ServicerContext
+    ) -> pb.GetStalenessResponse:
+        snapshot, token, as_of = self._begin(request.namespace, request.page_token, request)
+        at = Evaluation(as_of, snapshot.dynamic_keys)
+        asset_keys = _assets(snapshot, request.asset_keys, "asset_keys")
+        size = paging.page_size(request.page_size, "page_size")
+        candidates: dict[str, list[str | None]] = {}
+        for asset_key in asset_keys:
+            asset = snapshot.assets[asset_key]
+            candidates[asset_key] = _all_keys(asset, at)
+        if request.HasField("selection"):
+            if len(request.asset_keys) != 1:
+                raise convert.InvalidRequest(
+                    "a partition selection needs exactly one asset in asset_keys", "selection"
+                )
+            asset = snapshot.assets[asset_keys[0]]
+            keys = selected_keys(asset.partitions, request.selection, at)
+            if asset.partitions is not None:
+                if request.selection.WhichOneof("kind") == "keys":
+                    keys = order_keys(asset.partitions, keys, at)
+                candidates[asset.key] = list(keys)
+        options = convert.staleness_options_from_proto(request.options)
+        with self._repository.reading(snapshot.namespace_id) as reader:
+            position = reader.event_position()
+            _check_token(token, snapshot.generation, position)
+            engine = StalenessEngine(snapshot.assets, reader, at, options)
+            answers = {key: engine.statuses(key, candidates[key]) for key in asset_keys}
+        response = pb.GetStalenessResponse(generation=snapshot.generation, event_position=position)
+        convert.set_instant(response.as_of, as_of)
+        for asset_key in asset_keys:
+            self._summary(response.assets.add(), snapshot.assets[asset_key], candidates, answers)
+        offset = 0 if token is None else token.offset
+        end = self._page(
+            response, asset_keys, candidates, answers, offset, size, request.include_fresh
+        )
+        if end is not None:
+            response.next_page_token = _encode(_Token(end, as_of, snapshot.generation, position))
+        return response
+
+    @staticmethod
+    def _summary(
+        target: pb.AssetStaleness,
+        asset: AssetDefinition,
+        candidates: Mapping[str, list[str | None]],
+        answers: Mapping[str, dict[int, PartitionStatus]],
+    ) -> None:
+        keys = candidates[asset.key]
+        not_fresh = answers[asset.key]
+        stale = sorted(n for n, s in not_fresh.items() if s.status is Status.STALE)
+        missing = sorted(n for n, s in not_fresh.items() if s.status is Status.MISSING)
+        target.asset_key = asset.key
+        target.stale_count = len(stale)
+        target.missing_count = len(missing)
+        target.fresh_count = len(keys) - len(stale) - len(missing)
+        if asset.partitions is None:
+            return
+        time_definition = (
+            asset.partitions if isinstance(asset.partitions, TimeWindowPartitions) else None
+        )
+        partition_keys = cast(list[str], keys)  # a partitioned asset's keys are strings
+        for ranges, positions in (
+            (target.stale_ranges, stale),
+            (target.missing_ranges, missing),
+        ):
+            for run in position_runs(partition_keys, positions, time_definition):
+                convert.fill_range(ranges.add(), run)
+
+    @staticmethod
+    def _page(
+        response: pb.GetStalenessResponse,
+        asset_keys: Sequence[str],
+        candidates: Mapping[str, list[str | None]],
+        answers: Mapping[str, dict[int, PartitionStatus]],
+        offset: int,
+        size: int,
+        include_fresh: bool,
+    ) -> int | None:
+        """Fill one page of partition statuses; the offset of the next page, or None."""
+        skipped = 0
+        for asset_key in asset_keys:
+            keys = candidates[asset_key]
+            not_fresh = answers[asset_key]
+            positions: Sequence[int] = range(len(keys)) if include_fresh else sorted(not_fresh)
+            if skipped + len(positions) <= offset:
+                skipped += len(positions)
+                continue
+            start = offset - skipped
+            for index in range(start, len(positions)):
+                if len(response.partitions) >= size:
+                    return skipped + index
+                position = positions[index]
+                convert.fill_partition_staleness(
+                    response.partitions.add(), asset_key, keys[position], not_fresh.get(position)
+                )
+            skipped += len(positions)
+            offset = skipped
+        return None
+
+    # -- planning ------------------------------------------------------------------------------
+
+    def plan_runs(
+        self, request: pb.PlanRunsRequest, context: grpc.ServicerContext
+    ) -> pb.PlanRunsResponse:
+        snapshot, token, as_of = self._begin(request.namespace, request.page_token, request)
+        at = Evaluation(as_of, snapshot.dynamic_keys)
+        asset_keys = _assets(snapshot, request.asset_keys, "asset_keys")
+        size = paging.page_size(request.page_size, "page_size")
+        if request.limit < 0:
+            raise convert.InvalidRequest("limit must not be negative", "limit")
+        options = convert.staleness_options_from_proto(request.options)
+        with self._repository.reading(snapshot.namespace_id) as reader:
+            position = reader.event_position()
+            _check_token(token, snapshot.generation, position)
+            runs = self._plan(snapshot, reader, at, asset_keys, request, options)
+        response = pb.PlanRunsResponse(
+            generation=snapshot.generation,
+            event_position=position,
+            total_runs=len(runs),
+            total_partitions=sum(len(run.partition_keys) for run in runs),
+        )
+        convert.set_instant(response.as_of, as_of)
+        offset = 0 if token is None else token.offset
+        for run in runs[offset : offset + size]:
+            convert.fill_planned_run(
+                response.runs.add(),
+                run,
+                snapshot.assets[run.asset_key].partitions,
+                request.include_keys,
+            )
+        if offset + size < len(runs):
+            response.next_page_token = _encode(
+                _Token(offset + size, as_of, snapshot.generation, position)
+            )
+        return response
+
+    @staticmethod
+    def _plan(
+        snapshot: NamespaceSnapshot,
+        reader: StalenessReader,
+        at: Evaluation,
+        asset_keys: Sequence[str],
+        request: pb.PlanRunsRequest,
+        options: StalenessOptions,
+    ) -> list[PlannedRun]:
+        return plan_runs(
+            snapshot.assets,
+            reader,
+            at,
+            assets=asset_keys if request.asset_keys else None,
+            latest_window_only=not request.catch_up,
+            limit=request.limit or None,
+            options=options,
+        )

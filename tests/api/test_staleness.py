@@ -1,0 +1,406 @@
+"""Staleness and planning end to end: real gRPC channel, real Postgres, the seed scenarios."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+
+import grpc
+import pytest
+
+from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
+from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb
+from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as pb
+from partition_deps.api.gen.partitiondeps.v1 import staleness_service_pb2 as stale_pb
+from partition_deps.api.gen.partitiondeps.v1.staleness_service_pb2_grpc import (
+    StalenessServiceStub,
+)
+
+from .builders import DAILY, WEEKLY, asset, keys, timestamp
+from .conftest import Stubs
+
+AS_OF = timestamp("2024-01-15T00:00:00+00:00")
+WEEK = [f"2024-01-{day:02d}" for day in range(7, 14)]
+FRESH, STALE, MISSING = (
+    stale_pb.STALE_STATUS_FRESH,
+    stale_pb.STALE_STATUS_STALE,
+    stale_pb.STALE_STATUS_MISSING,
+)
+_ids = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def staleness(stubs: Stubs) -> StalenessServiceStub:
+    return StalenessServiceStub(stubs.channel)
+
+
+def materialize(
+    stubs: Stubs,
+    namespace: str,
+    asset_key: str,
+    partition_keys: list[str | None],
+    data_version: str = "",
+    run_id: str = "run",
+) -> None:
+    events = []
+    for partition_key in partition_keys:
+        body = events_pb.Materialization(
+            asset_key=asset_key, run_id=run_id, data_version=data_version
+        )
+        if partition_key is not None:
+            body.partition_key = partition_key
+        events.append(
+            events_pb.Event(
+                idempotency_key=f"e{next(_ids)}",
+                event_time=timestamp("2024-01-14T12:00:00+00:00"),
+                materialization=body,
+            )
+        )
+    stubs.events.ReportEvents(events_pb.ReportEventsRequest(namespace=namespace, events=events))
+
+
+def apply(stubs: Stubs, namespace: str, *assets: defs_pb.Asset) -> None:
+    stubs.definitions.ApplyAssets(
+        defs_pb.ApplyAssetsRequest(namespace=namespace, assets=assets, replace_all=True)
+    )
+
+
+def status_of(
+    staleness: StalenessServiceStub,
+    namespace: str,
+    asset_key: str,
+    partition_key: str | None,
+    **options: bool,
+) -> stale_pb.PartitionStaleness:
+    response = staleness.GetStaleness(
+        stale_pb.GetStalenessRequest(
+            namespace=namespace,
+            asset_keys=[asset_key],
+            selection=keys() if partition_key is None else keys(partition_key),
+            as_of=AS_OF,
+            include_fresh=True,
+            options=stale_pb.StalenessOptions(**options),
+        )
+    )
+    [partition] = response.partitions
+    return partition
+
+
+def planned(
+    staleness: StalenessServiceStub, namespace: str, **fields: object
+) -> dict[tuple[str, str], bool]:
+    """(asset, partition) -> ready, over every page of the plan."""
+    result: dict[tuple[str, str], bool] = {}
+    token = ""
+    while True:
+        response = staleness.PlanRuns(
+            stale_pb.PlanRunsRequest(
+                namespace=namespace,
+                as_of=AS_OF,
+                include_keys=True,
+                page_size=3,
+                page_token=token,
+                **fields,  # type: ignore[arg-type]
+            )
+        )
+        for run in response.runs:
+            for key in run.partition_keys or [""]:
+                result[(run.asset_key, key)] = run.ready
+        token = response.next_page_token
+        if not token:
+            return result
+
+
+def test_weekly_is_runnable_only_with_its_seven_days_fresh_then_stale_when_a_day_changes(
+    stubs: Stubs, staleness: StalenessServiceStub, namespace: str
+) -> None:
+    apply(
+        stubs,
+        namespace,
+        asset("daily_sales_data", DAILY),
+        asset("weekly_sales_summary", WEEKLY, "daily_sales_data"),
+    )
+    week = ("weekly_sales_summary", "2024-01-07")
+    materialize(stubs, namespace, "daily_sales_data", WEEK[:-1], "v1")
+    plan = planned(staleness, namespace, catch_up=True)
+    assert plan[week] is False  # waits for 2024-01-13, planned upstream of it
+    assert plan[("daily_sales_data", "2024-01-13")] is True
+    assert week not in planned(staleness, namespace, catch_up=True, asset_keys=[week[0]])
+    assert status_of(staleness, namespace, *week).status == MISSING
+
+    materialize(stubs, namespace, "daily_sales_data", ["2024-01-13"], "v1")
+    assert planned(staleness, namespace, catch_up=True)[week] is True
+    # Dagster's eager condition looks at the latest window only: the week is in it here.
+    assert planned(staleness, namespace)[week] is True
+
+    materialize(stubs, namespace, "weekly_sales_summary", ["2024-01-07"], "w1")
+    assert status_of(staleness, namespace, *week).status == FRESH
+    assert week not in planned(staleness, namespace, catch_up=True)
+
+    # Re-materialized with the same data version: not a change.
+    materialize(stubs, namespace, "daily_sales_data", ["2024-01-09"], "v1")
+    assert status_of(staleness, namespace, *week).status == FRESH
+
+    materialize(stubs, namespace, "daily_sales_data", ["2024-01-09"], "v2")
+    stale = status_of(staleness, namespace, *week)
+    assert stale.status == STALE
+    [cause] = stale.causes
+    assert cause.kind == stale_pb.STALE_CAUSE_KIND_UPSTREAM_UPDATED
+    assert (cause.upstream_asset_key, cause.upstream_partition_key) == (
+        "daily_sales_data",
+        "2024-01-09",
+    )
+    assert cause.upstream_time.ToDatetime(tzinfo=UTC) == datetime(2024, 1, 14, 12, tzinfo=UTC)
+    assert planned(staleness, namespace, catch_up=True)[week] is True
+
+
+def test_each_missing_day_blocks_the_week(
+    stubs: Stubs, staleness: StalenessServiceStub, namespace: str
+) -> None:
+    apply(
+        stubs,
+        namespace,
+        asset("daily_sales_data", DAILY),
+        asset("weekly_sales_summary", WEEKLY, "daily_sales_data"),
+    )
+    week = ("weekly_sales_summary", "2024-01-07")
+    present: list[str | None] = []
+    for day in WEEK:
+        plan = planned(staleness, namespace, catch_up=True)
+        assert plan[week] is False, f"runnable with {day} missing"
+        present.append(day)
+        materialize(stubs, namespace, "daily_sales_data", [day], "v1")
+    assert planned(staleness, namespace, catch_up=True)[week] is True
+
+
+def test_runs_in_progress_are_not_planned(
+    stubs: Stubs, staleness: StalenessServiceStub, namespace: str
+) -> None:
+    apply(stubs, namespace, asset("daily_sales_data", DAILY))
+    started = events_pb.Event(
+        idempotency_key="start",
+        event_time=AS_OF,
+        run_started=events_pb.RunStarted(
+            run_id="r1",
+            targets=[
+                events_pb.PartitionTarget(asset_key="daily_sales_data", partition_key="2024-01-14")
+            ],
+        ),
+    )
+    stubs.events.ReportEvents(events_pb.ReportEventsRequest(namespace=namespace, events=[started]))
+    assert ("daily_sales_data", "2024-01-14") not in planned(staleness, namespace)
+    assert ("daily_sales_data", "2024-01-13") in planned(staleness, namespace, catch_up=True)
+    materialize(stubs, namespace, "daily_sales_data", ["2024-01-14"], "v1", run_id="r1")
+    assert status_of(staleness, namespace, "daily_sales_data", "2024-01-14").status == FRESH
+
+
+def test_unpartitioned_downstream_of_a_daily_asset(
+    stubs: Stubs, staleness: StalenessServiceStub, namespace: str
+) -> None:
+    apply(stubs, namespace, asset("daily", DAILY), asset("report", None, "daily"))
+    days: list[str | None] = [f"2024-01-{day:02d}" for day in range(1, 15)]
+    materialize(stubs, namespace, "daily", days[:-1], "v1")
+    assert status_of(staleness, namespace, "report", None).status == MISSING
+    # A day is missing: the report waits for it (planned upstream in the same plan).
+    assert planned(staleness, namespace)[("report", "")] is False
+    materialize(stubs, namespace, "daily", days[-1:], "v1")
+    assert planned(staleness, namespace)[("report", "")] is True
+    materialize(stubs, namespace, "report", [None], "r1")
+    assert status_of(staleness, namespace, "report", None).status == FRESH
+    materialize(stubs, namespace, "daily", ["2024-01-03"], "v2")
+    ours = status_of(staleness, namespace, "report", None)
+    assert ours.status == STALE
+    assert [c.upstream_partition_key for c in ours.causes] == ["2024-01-03"]
+    # Dagster skips a time-partitioned parent read through All: never stale.
+    assert status_of(staleness, namespace, "report", None, dagster_cutoff=True).status == FRESH
+
+
+def test_date_by_region_downstream_of_a_daily_asset(
+    stubs: Stubs, staleness: StalenessServiceStub, namespace: str
+) -> None:
+    regions = pb.PartitionsDefinition(static=pb.StaticPartitions(partition_keys=["us", "eu"]))
+    date_region = pb.PartitionsDefinition(
+        multi=pb.MultiPartitions(
+            dimensions=[
+                pb.Dimension(name="date", partitions=DAILY),
+                pb.Dimension(name="region", partitions=regions),
+            ]
+        )
+    )
+    apply(stubs, namespace, asset("daily", DAILY), asset("regional", date_region, "daily"))
+    materialize(stubs, namespace, "daily", ["2024-01-14"], "v1")
+    plan = planned(staleness, namespace)
+    assert {key for key in plan if key[0] == "regional"} == {
+        ("regional", "2024-01-14|us"),
+        ("regional", "2024-01-14|eu"),
+    }
+    assert all(plan[("regional", f"2024-01-14|{r}")] for r in ("us", "eu"))
+    materialize(stubs, namespace, "regional", ["2024-01-14|us", "2024-01-14|eu"], "r1")
+    assert status_of(staleness, namespace, "regional", "2024-01-14|us").status == FRESH
+    materialize(stubs, namespace, "daily", ["2024-01-14"], "v2")
+    stale = status_of(staleness, namespace, "regional", "2024-01-14|eu")
+    assert stale.status == STALE
+    assert [(c.upstream_asset_key, c.upstream_partition_key) for c in stale.causes] == [
+        ("daily", "2024-01-14")
+    ]
+
+
+def test_dynamic_upstream(stubs: Stubs, staleness: StalenessServiceStub, namespace: str) -> None:
+    customers = pb.PartitionsDefinition(dynamic=pb.DynamicPartitions(name="customers"))
+    all_mapping = pb.PartitionMapping(all=pb.AllMapping())
+    apply(
+        stubs,
+        namespace,
+        asset("customers", customers),
+        asset("scores", customers, "customers"),
+        asset("report", DAILY, ("customers", all_mapping)),
+    )
+    stubs.definitions.AddDynamicPartitions(
+        defs_pb.AddDynamicPartitionsRequest(
+            namespace=namespace, definition_name="customers", partition_keys=["acme", "globex"]
+        )
+    )
+    materialize(stubs, namespace, "customers", ["acme"], "v1")
+    materialize(stubs, namespace, "report", ["2024-01-14"], "r1")
+    report = status_of(staleness, namespace, "report", "2024-01-14")
+    assert [(c.kind, c.upstream_partition_key) for c in report.causes] == [
+        (stale_pb.STALE_CAUSE_KIND_UPSTREAM_MISSING, "globex")
+    ]
+    plan = planned(staleness, namespace)
+    assert plan[("customers", "globex")] is True
+    assert plan[("scores", "acme")] is True
+    assert plan[("scores", "globex")] is False  # waits for customers globex, planned upstream
+    # A key added at run time is a new partition, missing until materialized.
+    stubs.definitions.AddDynamicPartitions(
+        defs_pb.AddDynamicPartitionsRequest(
+            namespace=namespace, definition_name="customers", partition_keys=["initech"]
+        )
+    )
+    response = staleness.GetStaleness(
+        stale_pb.GetStalenessRequest(namespace=namespace, asset_keys=["customers"], as_of=AS_OF)
+    )
+    [summary] = response.assets
+    assert (summary.fresh_count, summary.missing_count) == (1, 2)
+    assert [(r.first_partition_key, r.last_partition_key) for r in summary.missing_ranges] == [
+        ("globex", "initech")
+    ]
+
+
+def test_dagster_non_transitive_rule_and_the_transitive_answer_with_its_path(
+    stubs: Stubs, staleness: StalenessServiceStub, namespace: str
+) -> None:
+    apply(
+        stubs,
+        namespace,
+        asset("up", DAILY),
+        asset("down", DAILY, "up"),
+        asset("down2", DAILY, "down"),
+    )
+    for asset_key in ("up", "down", "down2"):
+        materialize(stubs, namespace, asset_key, ["2024-01-05"])
+    materialize(stubs, namespace, "up", ["2024-01-05"])
+    assert status_of(staleness, namespace, "down", "2024-01-05").status == STALE
+    # Dagster's rule: only direct dependencies count.
+    assert status_of(staleness, namespace, "down2", "2024-01-05").status == FRESH
+    transitive = status_of(staleness, namespace, "down2", "2024-01-05", transitive=True)
+    assert transitive.status == STALE
+    [cause] = transitive.causes
+    assert cause.kind == stale_pb.STALE_CAUSE_KIND_UPSTREAM_STALE
+    assert [(hop.asset_key, hop.partition_key) for hop in cause.path] == [("down", "2024-01-05")]
+    assert "up 2024-01-05 was materialized after" in cause.message
+    # The same over the whole asset (the set-based path).
+    whole = staleness.GetStaleness(
+        stale_pb.GetStalenessRequest(
+            namespace=namespace,
+            asset_keys=["down2"],
+            as_of=AS_OF,
+            options=stale_pb.StalenessOptions(transitive=True),
+        )
+    )
+    by_key = {p.partition_key: p for p in whole.partitions}
+    assert by_key["2024-01-05"] == transitive
+    assert whole.assets[0].stale_count == 1
+
+
+def test_code_version_and_dependency_changes(
+    stubs: Stubs, staleness: StalenessServiceStub, namespace: str
+) -> None:
+    apply(stubs, namespace, asset("a", DAILY), asset("b", DAILY), asset("c", DAILY, "a"))
+    materialize(stubs, namespace, "a", ["2024-01-05"])
+    materialize(stubs, namespace, "b", ["2024-01-05"])
+    materialize(stubs, namespace, "c", ["2024-01-05"])
+    changed_c = asset("c", DAILY, "b")
+    changed_c.code_version = "2"
+    apply(stubs, namespace, asset("a", DAILY), asset("b", DAILY), changed_c)
+    status = status_of(staleness, namespace, "c", "2024-01-05")
+    assert [(c.kind, c.upstream_asset_key) for c in status.causes] == [
+        (stale_pb.STALE_CAUSE_KIND_CODE_VERSION_CHANGED, ""),
+        (stale_pb.STALE_CAUSE_KIND_DEPENDENCY_REMOVED, "a"),
+        (stale_pb.STALE_CAUSE_KIND_DEPENDENCY_ADDED, "b"),
+    ]
+
+
+def test_whole_namespace_pages_at_one_event_position(
+    stubs: Stubs, staleness: StalenessServiceStub, namespace: str
+) -> None:
+    apply(stubs, namespace, asset("up", DAILY), asset("down", DAILY, "up"))
+    materialize(stubs, namespace, "up", [f"2024-01-{day:02d}" for day in range(1, 15)])
+    materialize(stubs, namespace, "down", ["2024-01-02", "2024-01-03"])
+    materialize(stubs, namespace, "up", ["2024-01-03"])
+
+    def page(token: str = "") -> stale_pb.GetStalenessResponse:
+        return staleness.GetStaleness(
+            stale_pb.GetStalenessRequest(
+                namespace=namespace, as_of=AS_OF, page_size=5, page_token=token
+            )
+        )
+
+    first = page()
+    assert first.event_position > 0
+    assert [a.asset_key for a in first.assets] == ["up", "down"]
+    down = first.assets[1]
+    assert (down.fresh_count, down.stale_count, down.missing_count) == (1, 1, 12)
+    assert [
+        (r.first_partition_key, r.last_partition_key, r.count) for r in down.missing_ranges
+    ] == [
+        ("2024-01-01", "2024-01-01", 1),
+        ("2024-01-04", "2024-01-14", 11),
+    ]
+    assert down.missing_ranges[1].end_time.ToDatetime(tzinfo=UTC) == datetime(
+        2024, 1, 15, tzinfo=UTC
+    )
+    listed = list(first.partitions)
+    token = first.next_page_token
+    while token:
+        following = page(token)
+        assert (following.as_of, following.event_position) == (first.as_of, first.event_position)
+        listed.extend(following.partitions)
+        token = following.next_page_token
+    assert [(p.asset_key, p.partition_key) for p in listed] == [
+        ("down", key)
+        for key in ["2024-01-01", "2024-01-03", *(f"2024-01-{d:02d}" for d in range(4, 15))]
+    ]
+    # A token is refused once events moved on: pages never mix two states.
+    materialize(stubs, namespace, "down", ["2024-01-04"])
+    with pytest.raises(grpc.RpcError) as refused:
+        page(first.next_page_token)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_unknown_assets_and_bad_requests(
+    stubs: Stubs, staleness: StalenessServiceStub, namespace: str
+) -> None:
+    apply(stubs, namespace, asset("a", DAILY), asset("b", DAILY))
+    with pytest.raises(grpc.RpcError) as unknown:
+        staleness.GetStaleness(stale_pb.GetStalenessRequest(namespace=namespace, asset_keys=["x"]))
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as two:
+        staleness.GetStaleness(
+            stale_pb.GetStalenessRequest(
+                namespace=namespace, asset_keys=["a", "b"], selection=keys("2024-01-01")
+            )
+        )
+    assert two.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as token:
+        staleness.PlanRuns(stale_pb.PlanRunsRequest(namespace=namespace, page_token="nope"))
+    assert token.value.code() == grpc.StatusCode.INVALID_ARGUMENT
