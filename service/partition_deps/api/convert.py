@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from partition_deps.api import limits
 from partition_deps.api.gen.partitiondeps.v1 import (
     definitions_service_pb2 as defs_pb,
 )
@@ -127,7 +128,7 @@ def definition_from_proto(
                 )
             else:
                 raise InvalidDefinition("an exclusion needs a kind", f"{at}.exclusions[{index}]")
-        return TimeWindowPartitions(
+        definition: PartitionsDefinition = TimeWindowPartitions(
             cron_schedule=window.cron_schedule,
             start=_wall_time(window.start, f"{at}.start"),
             timezone=window.timezone or "UTC",
@@ -136,6 +137,8 @@ def definition_from_proto(
             end_offset=window.end_offset,
             exclusions=tuple(exclusions),
         )
+        limits.check_definition_size(definition, at)
+        return definition
     if kind == "static":
         return StaticPartitions(tuple(message.static.partition_keys))
     if kind == "dynamic":
@@ -149,7 +152,9 @@ def definition_from_proto(
                 "a dimension must be a time-window, static or dynamic definition", inner_field
             )
         dimensions.append(Dimension(dimension.name, inner))
-    return MultiPartitions(tuple(dimensions))
+    multi = MultiPartitions(tuple(dimensions))
+    limits.check_definition_size(multi, at)
+    return multi
 
 
 _DEFINITION_KINDS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from partition_deps.api import convert, paging
+from partition_deps.api import convert, limits, paging
 from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as pb
 from partition_deps.api.handlers import Method
@@ -29,6 +29,9 @@ def required_name(value: str, field: str) -> str:
 
 
 def _unique_keys(keys: list[str], field: str) -> list[str]:
+    limits.check_count(
+        len(keys), limits.MAX_KEYS_PER_REQUEST, "partition keys", field, "TOO_MANY_KEYS"
+    )
     seen: set[str] = set()
     for index, key in enumerate(keys):
         if not key:
@@ -66,6 +69,13 @@ class DefinitionsServicer:
         self, request: pb.ApplyAssetsRequest, context: grpc.ServicerContext
     ) -> pb.ApplyAssetsResponse:
         namespace = required_name(request.namespace, "namespace")
+        limits.check_count(
+            len(request.assets),
+            limits.MAX_ASSETS_PER_REQUEST,
+            "assets",
+            "assets",
+            "TOO_MANY_ASSETS",
+        )
         assets: list[AssetDefinition] = []
         positions: dict[str, int] = {}
         for index, message in enumerate(request.assets):

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 
 import grpc
 
-from partition_deps.api import convert
+from partition_deps.api import convert, limits
 from partition_deps.api.definitions_servicer import required_name
 from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as pb
@@ -81,6 +81,9 @@ class EventsServicer:
         ]
 
     def _ingest(self, namespace: str, messages: Sequence[pb.Event]) -> IngestResult:
+        limits.check_count(
+            len(messages), limits.MAX_EVENTS_PER_REQUEST, "events", "events", "TOO_MANY_EVENTS"
+        )
         snapshot = self._cache.snapshot(required_name(namespace, "namespace"))
         return self._repository.ingest(snapshot.namespace_id, events_from_proto(snapshot, messages))
 

@@ -8,15 +8,22 @@ import json
 import grpc
 
 from partition_deps.api.errors import ApiError
+from partition_deps.api.limits import MAX_PAGE_SIZE
 
 DEFAULT_PAGE_SIZE = 1000
-MAX_PAGE_SIZE = 10_000
 
 
 def page_size(requested: int, field: str, default: int = DEFAULT_PAGE_SIZE) -> int:
     if requested < 0:
         raise ApiError(
             grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAGE_SIZE", "must not be negative", field
+        )
+    if requested > MAX_PAGE_SIZE:
+        raise ApiError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "PAGE_SIZE_TOO_LARGE",
+            f"page size {requested} exceeds the maximum page size {MAX_PAGE_SIZE}",
+            field,
         )
     return min(requested or default, MAX_PAGE_SIZE)
 

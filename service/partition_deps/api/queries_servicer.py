@@ -12,9 +12,8 @@ from datetime import UTC, datetime
 import grpc
 from google.protobuf.message import Message
 
-from partition_deps.api import convert, paging
+from partition_deps.api import convert, limits, paging
 from partition_deps.api.definitions_servicer import required_name
-from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as common_pb
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as pb
 from partition_deps.api.handlers import Method
@@ -35,7 +34,7 @@ from partition_deps.domain.dependencies import (
 from partition_deps.domain.errors import InvalidPartitionKey, PartitionDepsError
 from partition_deps.domain.horizon import valid_until
 from partition_deps.domain.mappings.kinds import PartitionMapping
-from partition_deps.domain.results import DownstreamResult, UpstreamResult
+from partition_deps.domain.results import DownstreamResult, Subset, UpstreamResult
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.definitions import NamespaceSnapshot
 from partition_deps.store.errors import AssetNotFound
@@ -43,7 +42,7 @@ from partition_deps.store.errors import AssetNotFound
 SERVICE_NAME = "partitiondeps.v1.QueriesService"
 
 # A selection larger than this is refused: answers are ranges, but selections are keys.
-MAX_SELECTED_KEYS = 100_000
+MAX_SELECTED_KEYS = limits.MAX_KEYS_PER_REQUEST
 
 
 def _key_error_field(error: PartitionDepsError) -> PartitionDepsError:
@@ -74,13 +73,16 @@ def selected_keys(
             return []
         raise convert.InvalidRequest("a partition selection is required", field)
     if kind == "keys":
+        _check_selected(len(selection.keys.partition_keys), f"{field}.keys.partition_keys")
         keys = list(selection.keys.partition_keys)
     elif definition is None:
         raise convert.InvalidRequest("the asset is not partitioned", field)
     elif kind == "all":
-        keys = list(partitions.all_partitions(definition, at).keys())
+        subset = partitions.all_partitions(definition, at)
+        _check_selected(len(subset), f"{field}.all")
+        keys = list(subset.keys())
     elif kind == "key_range":
-        every = partitions.all_partitions(definition, at).keys()
+        every = _scannable(definition, at, f"{field}.key_range").keys()
         first, last = (
             selection.key_range.first_partition_key,
             selection.key_range.last_partition_key,
@@ -96,14 +98,21 @@ def selected_keys(
         keys = every[start : stop + 1]
     else:
         keys = _keys_in_time_range(definition, selection.time_range, at, f"{field}.time_range")
-    if len(keys) > MAX_SELECTED_KEYS:
-        raise ApiError(
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
-            "SELECTION_TOO_LARGE",
-            f"{len(keys)} keys selected; at most {MAX_SELECTED_KEYS} per request",
-            field,
-        )
+    _check_selected(len(keys), field)
     return keys
+
+
+def _check_selected(count: int, field: str) -> None:
+    limits.check_count(count, MAX_SELECTED_KEYS, "keys selected", field, "SELECTION_TOO_LARGE")
+
+
+def _scannable(definition: PartitionsDefinition, at: Evaluation, field: str) -> Subset:
+    """Every partition, if there are few enough to scan for a range's keys."""
+    every = partitions.all_partitions(definition, at)
+    limits.check_count(
+        len(every), limits.MAX_RANGE_EXPANSION, "partitions to scan", field, "RANGE_TOO_LARGE"
+    )
+    return every
 
 
 def _keys_in_time_range(
@@ -116,7 +125,7 @@ def _keys_in_time_range(
     start = convert.instant_from_proto(time_range.start_time)
     end = convert.instant_from_proto(time_range.end_time)
     selected = []
-    for key in partitions.all_partitions(definition, at):
+    for key in _scannable(definition, at, field):
         window_start, window_end = partitions.time_window_for_key(definition, key)
         if window_end > start and window_start < end:
             selected.append(key)

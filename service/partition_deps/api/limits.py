@@ -1,0 +1,85 @@
+"""Per-request limits, in one place. Each refusal names the limit and its value.
+
+The request size itself is bounded by gRPC (`--max-message-bytes`, RESOURCE_EXHAUSTED with
+"Received message larger than max (N vs. LIMIT)").
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import grpc
+
+from partition_deps.api.errors import ApiError
+from partition_deps.domain.cron import parse_cron
+from partition_deps.domain.definitions import (
+    DynamicPartitions,
+    MultiPartitions,
+    PartitionsDefinition,
+    StaticPartitions,
+)
+from partition_deps.domain.errors import PartitionDepsError
+
+# Keys named or selected by one request (explicit keys, and ranges once expanded).
+MAX_KEYS_PER_REQUEST = 100_000
+# Partitions a range selection (`all`, `key_range`, `time_range`) may scan to find its keys.
+MAX_RANGE_EXPANSION = 250_000
+MAX_EVENTS_PER_REQUEST = 50_000
+MAX_ASSETS_PER_REQUEST = 10_000
+MAX_PAGE_SIZE = 10_000
+
+
+def check_count(count: int, limit: int, what: str, field: str, reason: str) -> None:
+    """RESOURCE_EXHAUSTED when `count` exceeds `limit`."""
+    if count > limit:
+        raise ApiError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            reason,
+            f"{count} {what}; the limit is {limit} per request",
+            field,
+        )
+
+
+# Partitions one definition may span (time windows up to now or their end; the product of a
+# multi definition's static and time-window dimensions). The domain compiles a time-window
+# definition into a table of every tick of the years it spans (about 100 bytes a tick), so an
+# every-minute cron started decades ago would cost gigabytes: such a definition is refused.
+MAX_DEFINITION_PARTITIONS = 3_000_000
+# The domain's tick tables cover these years (domain/timewindow.py clamps to them).
+_TABLE_YEARS = (1900, 2300)
+
+
+def estimated_partitions(definition: PartitionsDefinition, now: datetime) -> int:
+    """An upper bound of the ticks the domain tabulates for `definition` (0 if unknown)."""
+    if isinstance(definition, StaticPartitions):
+        return len(definition.keys)
+    if isinstance(definition, DynamicPartitions):
+        return 0  # known only at query time; keys are added one request at a time
+    if isinstance(definition, MultiPartitions):
+        product = 1
+        for dimension in definition.dimensions:
+            product *= max(1, estimated_partitions(dimension.partitions, now))
+        return product
+    try:
+        cron = parse_cron(definition.cron_schedule)
+    except PartitionDepsError:
+        return 0  # validation reports the cron
+    per_day = len(cron.minutes) * len(cron.hours_of_day)
+    per_year = per_day * 366 * (len(cron.months) if cron.months is not None else 12) // 12
+    low, high = _TABLE_YEARS
+    last = definition.end.year if definition.end is not None else now.year
+    first_year = min(max(definition.start.year, low), high) - 1
+    last_year = min(max(last, definition.start.year, low), high) + 1
+    return per_year * (last_year - first_year + 1)
+
+
+def check_definition_size(definition: PartitionsDefinition, field: str) -> None:
+    estimate = estimated_partitions(definition, datetime.now(UTC))
+    if estimate > MAX_DEFINITION_PARTITIONS:
+        raise ApiError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "DEFINITION_TOO_LARGE",
+            f"the definition spans about {estimate} partitions; the limit is"
+            f" {MAX_DEFINITION_PARTITIONS} (use a coarser cron, a later start or an end)",
+            field,
+        )
