@@ -77,6 +77,18 @@ def _parser() -> argparse.ArgumentParser:
         help="threads serving calls (env PD_WORKERS)",
     )
     serve.add_argument(
+        "--metrics-listen",
+        default=os.environ.get("PD_METRICS_LISTEN") or None,
+        help="host:port of a Prometheus /metrics endpoint, e.g. 127.0.0.1:9464 "
+        "(env PD_METRICS_LISTEN); unset: no metrics",
+    )
+    serve.add_argument(
+        "--memo-entries",
+        type=int,
+        default=int(_env("PD_MEMO_ENTRIES", "4096")),
+        help="serialized answers of stored queries kept in memory; 0: none (env PD_MEMO_ENTRIES)",
+    )
+    serve.add_argument(
         "--tokens-file",
         type=Path,
         default=None,
@@ -130,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         tokens=TokenTable.configured(args.tokens_file),
         tls=_tls(args),
+        metrics_listen=args.metrics_listen,
+        memo_entries=args.memo_entries,
     )
     server = Server(config)
     stop_requested = threading.Event()

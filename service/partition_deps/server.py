@@ -31,6 +31,7 @@ from partition_deps.api.gen.partitiondeps.v1 import (
     staleness_service_pb2,
 )
 from partition_deps.api.handlers import add_service
+from partition_deps.api.metrics import Metrics, MetricsInterceptor
 from partition_deps.api.response_memo import ResponseMemo
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.database import EmbeddedPostgres, PoolSettings, migrate
@@ -88,6 +89,8 @@ class Config:
     tls: TlsFiles | None = None
     # Serialized answers of stored queries kept (api/response_memo.py); 0: none.
     memo_entries: int = 4096
+    # host:port of the Prometheus endpoint (HTTP /metrics); None: no metrics.
+    metrics_listen: str | None = None
 
 
 class Server:
@@ -100,6 +103,7 @@ class Server:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.port = 0
+        self.metrics: Metrics | None = None
         self._embedded: EmbeddedPostgres | None = None
         self._pool: ConnectionPool | None = None
         self._cache: DefinitionsCache | None = None
@@ -145,7 +149,7 @@ class Server:
                 ("grpc.max_send_message_length", config.max_message_bytes),
                 ("grpc.so_reuseport", 1 if config.reuse_port else 0),
             ],
-            interceptors=[AuthInterceptor(config.tokens)] if config.tokens is not None else [],
+            interceptors=self._interceptors(),
         )
         add_service(
             server,
@@ -160,12 +164,7 @@ class Server:
         add_service(
             server,
             queries_servicer.SERVICE_NAME,
-            list(
-                queries_servicer.QueriesServicer(
-                    self._cache,
-                    ResponseMemo(config.memo_entries) if config.memo_entries > 0 else None,
-                ).methods()
-            ),
+            list(queries_servicer.QueriesServicer(self._cache, self._memo()).methods()),
         )
         add_service(
             server,
@@ -266,6 +265,46 @@ class Server:
         if self._grpc is not None:
             self._grpc.wait_for_termination()
 
+    def _interceptors(self) -> list[grpc.ServerInterceptor]:
+        """Metrics outermost (so refused calls are counted too), then auth."""
+        interceptors: list[grpc.ServerInterceptor] = []
+        if self.config.metrics_listen is not None:
+            assert self._pool is not None
+            assert self._cache is not None
+            self.metrics = Metrics()
+            self.metrics.watch_pool(self._pool)
+            cache = self._cache
+            self.metrics.watch(
+                "partition_deps_snapshot_loads",
+                "Namespace snapshots read from the database (definition cache misses).",
+                lambda: cache.loads,
+            )
+            interceptors.append(MetricsInterceptor(self.metrics))
+            port = self.metrics.serve(self.config.metrics_listen)
+            logger.info(
+                "metrics listening", extra={"address": self.config.metrics_listen, "port": port}
+            )
+        if self.config.tokens is not None:
+            interceptors.append(AuthInterceptor(self.config.tokens))
+        return interceptors
+
+    def _memo(self) -> ResponseMemo | None:
+        if self.config.memo_entries <= 0:
+            return None
+        memo = ResponseMemo(self.config.memo_entries)
+        if self.metrics is not None:
+            self.metrics.watch(
+                "partition_deps_response_memo_hits",
+                "Stored queries answered from the response memo.",
+                lambda: memo.hits,
+            )
+            self.metrics.watch(
+                "partition_deps_response_memo_misses",
+                "Stored queries computed (and memoised).",
+                lambda: memo.misses,
+            )
+        return memo
+
     def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING first, then finish in-flight calls within the grace period."""
         if self._stopping.is_set():
@@ -282,4 +321,6 @@ class Server:
             self._pool.close()
         if self._embedded is not None:
             self._embedded.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         logger.info("stopped")
