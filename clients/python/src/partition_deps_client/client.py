@@ -1,12 +1,13 @@
 """`Client`: one gRPC channel to partition-deps with sensible defaults, and typed helpers.
 
-What it adds to the generated stubs, all through the channel's gRPC service config (so the
-policy is the same one the Go client installs):
+What it adds to the generated stubs (the same policy the Go and TypeScript clients install):
 
-- a default deadline for every call (`timeout`, seconds); a call's own `timeout=` wins;
+- a default deadline for every call (`timeout`, seconds); a call's own `timeout=` wins. It is set
+  by a client interceptor, not by the service config's `timeout`: grpcio applies that one up to
+  about two seconds early (grpc/grpc#34547, #40633; measured here with grpcio 1.85);
 - retries of UNAVAILABLE (the server answers it while its database is down, before doing any
-  work) with exponential backoff, `max_attempts` attempts in all. Event reports are safe to retry:
-  every event carries an idempotency key.
+  work) with exponential backoff, `max_attempts` attempts in all, through the channel's gRPC
+  service config. Event reports are safe to retry: every event carries an idempotency key.
 
 The stubs stay reachable (`client.definitions`, `.events`, `.queries`, `.diagnostics`) for
 anything the helpers do not cover.
@@ -19,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 
@@ -44,14 +45,9 @@ SERVICES = (
 )
 
 
-def service_config(
-    *, timeout: float, max_attempts: int, initial_backoff: float, max_backoff: float
-) -> str:
-    """The gRPC service config (JSON) of a `Client` with these settings."""
-    method: dict[str, Any] = {
-        "name": [{"service": service} for service in SERVICES],
-        "timeout": f"{timeout:.9g}s",
-    }
+def service_config(*, max_attempts: int, initial_backoff: float, max_backoff: float) -> str:
+    """The gRPC service config (JSON) of a `Client` with these settings: the retry policy."""
+    method: dict[str, Any] = {"name": [{"service": service} for service in SERVICES]}
     if max_attempts > 1:
         method["retryPolicy"] = {
             "maxAttempts": max_attempts,
@@ -61,6 +57,40 @@ def service_config(
             "retryableStatusCodes": ["UNAVAILABLE"],
         }
     return json.dumps({"methodConfig": [method]})
+
+
+class _CallDetails(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: grpc.CallCredentials | None
+    wait_for_ready: bool | None
+    compression: Any
+
+
+class _DefaultDeadline(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClientInterceptor):
+    """Gives every call without a timeout the client's default one."""
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+
+    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        if details.timeout is not None:
+            return details
+        return _CallDetails(  # type: ignore[return-value]
+            details.method,
+            self._timeout,
+            details.metadata,
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
 
 
 @dataclass(frozen=True)
@@ -91,7 +121,6 @@ class Client:
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         config = service_config(
-            timeout=timeout,
             max_attempts=max_attempts,
             initial_backoff=initial_backoff,
             max_backoff=max_backoff,
@@ -101,18 +130,19 @@ class Client:
             ("grpc.enable_retries", 1),
             *options,
         ]
-        self.channel: grpc.Channel = (
+        self._raw_channel: grpc.Channel = (
             grpc.secure_channel(target, credentials, options=channel_options)
             if credentials is not None
             else grpc.insecure_channel(target, options=channel_options)
         )
+        self.channel = grpc.intercept_channel(self._raw_channel, _DefaultDeadline(timeout))
         self.definitions = definitions_grpc.DefinitionsServiceStub(self.channel)
         self.events = events_grpc.EventsServiceStub(self.channel)
         self.queries = queries_grpc.QueriesServiceStub(self.channel)
         self.diagnostics = diagnostics_grpc.DiagnosticsServiceStub(self.channel)
 
     def close(self) -> None:
-        self.channel.close()
+        self._raw_channel.close()
 
     def __enter__(self) -> Client:
         return self
