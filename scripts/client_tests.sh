@@ -38,7 +38,8 @@ suite() { # suite NAME COMMAND...: run one suite, remember its outcome, never st
 }
 
 # Static checks first: they need no server.
-suite "go: gofmt + vet" bash -c 'cd clients/go && test -z "$(gofmt -l . | tee /dev/stderr)" && go vet ./...'
+suite "go: gofmt + vet" bash -c 'cd clients/go && unformatted=$(gofmt -l .) \
+  && { [ -z "$unformatted" ] || { echo "gofmt needed: $unformatted" >&2; false; }; } && go vet ./...'
 suite "python: ruff + mypy --strict" bash -c "cd clients/python && ../../.venv/bin/ruff check . \
   && ../../.venv/bin/ruff format --check . && .venv-dagster/bin/mypy"
 
@@ -86,7 +87,8 @@ log "server SERVING"
 
 suite "go test" bash -c 'cd clients/go && go test -count=1 ./...'
 suite "typescript: npm test" bash -c 'cd clients/typescript && npm test --silent'
-suite "python: pytest" "$PY_VENV/bin/python" -m pytest -p no:cacheprovider clients/python/tests/test_client.py
+suite "python: pytest" "$PY_VENV/bin/python" -m pytest -p no:cacheprovider \
+  clients/python/tests/test_client.py clients/python/tests/test_call_policy.py
 suite "python dagster converter: pytest" "$DAGSTER_VENV/bin/python" -m pytest -p no:cacheprovider \
   clients/python/tests/test_dagster.py
 

@@ -38,11 +38,16 @@ generate() {
   mkdir -p "$py_out"
   local protos
   mapfile -t protos < <(cd proto && find . -name '*.proto' | sed 's|^\./||' | sort)
-  (cd proto && "$REPO/.venv/bin/python" -m grpc_tools.protoc --proto_path=. \
+  # mypy-protobuf reports every file it writes on stderr: keep that only when protoc fails.
+  if ! (cd proto && "$REPO/.venv/bin/python" -m grpc_tools.protoc --proto_path=. \
     --plugin=protoc-gen-mypy="$REPO/.venv/bin/protoc-gen-mypy" \
     --plugin=protoc-gen-mypy_grpc="$REPO/.venv/bin/protoc-gen-mypy_grpc" \
     --python_out="$py_out" --grpc_python_out="$py_out" \
-    --mypy_out="$py_out" --mypy_grpc_out="$py_out" "${protos[@]}")
+    --mypy_out="$py_out" --mypy_grpc_out="$py_out" "${protos[@]}") 2>"$root/.protoc.log"; then
+    cat "$root/.protoc.log" >&2
+    return 1
+  fi
+  rm -f "$root/.protoc.log"
   local file
   while IFS= read -r file; do
     { printf '%s\n' "$PY_HEADER"
