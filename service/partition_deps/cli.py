@@ -83,6 +83,13 @@ def _parser() -> argparse.ArgumentParser:
         "(env PD_METRICS_LISTEN); unset: no metrics",
     )
     serve.add_argument(
+        "--processes",
+        type=int,
+        default=int(_env("PD_PROCESSES", "1")),
+        help="serving processes sharing the port (SO_REUSEPORT), under one supervisor; "
+        "needs a fixed port (env PD_PROCESSES)",
+    )
+    serve.add_argument(
         "--memo-entries",
         type=int,
         default=int(_env("PD_MEMO_ENTRIES", "4096")),
@@ -145,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         metrics_listen=args.metrics_listen,
         memo_entries=args.memo_entries,
     )
+    if args.processes > 1:
+        from partition_deps.processes import serve_processes
+
+        return serve_processes(config, args.processes)
     server = Server(config)
     stop_requested = threading.Event()
 

@@ -10,15 +10,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
-from partition_deps.api.gen.partitiondeps.v1 import diagnostics_service_pb2 as diag_pb
-from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb
-from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
 from partition_deps.api.gen.partitiondeps.v1 import (
     definitions_service_pb2_grpc,
     diagnostics_service_pb2_grpc,
     events_service_pb2_grpc,
     queries_service_pb2_grpc,
 )
+from partition_deps.api.gen.partitiondeps.v1 import diagnostics_service_pb2 as diag_pb
+from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb
+from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
 from partition_deps.api.metrics import parse_listen
 from partition_deps.server import Config, Server
 from partition_deps.store.database import PoolSettings

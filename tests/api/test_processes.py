@@ -1,0 +1,123 @@
+"""`serve --processes 2`: two serving processes on one port, health, metrics, SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import grpc
+
+from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
+from partition_deps.api.gen.partitiondeps.v1 import (
+    definitions_service_pb2_grpc,
+    queries_service_pb2_grpc,
+)
+from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
+
+from .builders import DAILY, WEEKLY, asset, keys
+from .test_lifecycle import REPO, SERVING, eventually, free_port, health_status
+
+
+def _serve(*flags: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["PYTHONPATH"] = str(REPO / "service")
+    return subprocess.Popen(
+        [sys.executable, "-m", "partition_deps.cli", "serve", "--grace-seconds", "2", *flags],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def _metrics_port() -> int:
+    """A free port whose successor is free too (child i serves metrics on port + i)."""
+    while True:
+        port = free_port()
+        try:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+
+
+def test_two_processes_share_the_port_and_stop_on_sigterm(
+    database_url: str, namespace: str
+) -> None:
+    port, metrics = free_port(), _metrics_port()
+    process = _serve(
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--database-url",
+        database_url,
+        "--processes",
+        "2",
+        "--metrics-listen",
+        f"127.0.0.1:{metrics}",
+    )
+    channels = [
+        grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(8)
+    ]
+    try:
+        eventually(lambda: len(_children(process.pid)) == 2, seconds=60)
+        children = _children(process.pid)
+        for channel in channels:  # each its own connection, spread over the processes
+            eventually(lambda channel=channel: health_status(channel) == SERVING, seconds=60)
+        definitions_service_pb2_grpc.DefinitionsServiceStub(channels[0]).ApplyAssets(
+            defs_pb.ApplyAssetsRequest(
+                namespace=namespace,
+                assets=[asset("daily", DAILY), asset("weekly", WEEKLY, "daily")],
+            )
+        )
+        request = queries_pb.GetUpstreamPartitionsRequest(
+            namespace=namespace, asset_key="weekly", selection=keys("2024-01-07")
+        )
+        for channel in channels:
+            answer = queries_service_pb2_grpc.QueriesServiceStub(channel).GetUpstreamPartitions(
+                request
+            )
+            assert answer.generation == 1
+            assert answer.dependencies[0].partitions.count == 7
+        handled = 0.0
+        for offset in (0, 1):
+            url = f"http://127.0.0.1:{metrics + offset}/metrics"
+            with urllib.request.urlopen(url, timeout=10) as response:
+                for line in response.read().decode().splitlines():
+                    if line.startswith("grpc_server_handled_total{") and "Health" in line:
+                        handled += float(line.rsplit(" ", 1)[1])
+        assert handled >= 8
+        for channel in channels:
+            channel.close()
+
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        for channel in channels:
+            channel.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr
+    assert stderr.count('"message": "stopped"') == 3  # two servers, then the supervisor
+    for child in children:
+        assert not Path(f"/proc/{child}").exists()
+
+
+def test_processes_need_a_fixed_port() -> None:
+    process = _serve("--listen", "127.0.0.1:0", "--processes", "2")
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert "fixed port" in stderr
