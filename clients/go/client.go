@@ -35,6 +35,7 @@ var services = []string{
 	"partitiondeps.v1.EventsService",
 	"partitiondeps.v1.QueriesService",
 	"partitiondeps.v1.DiagnosticsService",
+	"partitiondeps.v1.StalenessService",
 }
 
 // Options tune Dial. The zero value of each field means its default.
@@ -120,6 +121,7 @@ type Client struct {
 	Events      pdv1.EventsServiceClient
 	Queries     pdv1.QueriesServiceClient
 	Diagnostics pdv1.DiagnosticsServiceClient
+	Staleness   pdv1.StalenessServiceClient
 	Health      healthpb.HealthClient
 }
 
@@ -149,6 +151,7 @@ func Dial(target string, options ...Options) (*Client, error) {
 		Events:      pdv1.NewEventsServiceClient(conn),
 		Queries:     pdv1.NewQueriesServiceClient(conn),
 		Diagnostics: pdv1.NewDiagnosticsServiceClient(conn),
+		Staleness:   pdv1.NewStalenessServiceClient(conn),
 		Health:      healthpb.NewHealthClient(conn),
 	}, nil
 }

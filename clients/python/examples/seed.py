@@ -1,11 +1,11 @@
 """Play the seed scenario against a running server.
 
 daily_sales_data (daily) feeds weekly_sales_summary (weekly); seven daily partitions are
-materialized; then it asks which daily partitions weekly 2024-01-07 needs, with their windows.
+materialized; it asks which daily partitions weekly 2024-01-07 needs, with their windows; then
+what is stale: weekly 2024-01-07 is missing, and once materialized it turns stale when one of
+its days is materialized again.
 
     PD_ADDR=127.0.0.1:50051 python examples/seed.py
-
-The API has no staleness RPC yet, so the example stops after the upstream question.
 """
 
 from __future__ import annotations
@@ -15,10 +15,24 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from partition_deps_client import Client, asset, daily, materialization, weekly
+from partition_deps_client import Client, asset, daily, materialization, pb, weekly
 
 DAILY = "daily_sales_data"
 WEEKLY = "weekly_sales_summary"
+AS_OF = datetime(2024, 2, 1, tzinfo=UTC)
+
+
+def weekly_status(pd: Client, namespace: str) -> str:
+    """Print and return the status of weekly 2024-01-07 with its causes."""
+    answer = pd.stale_partitions(
+        namespace, [WEEKLY], ["2024-01-07"], as_of=AS_OF, include_fresh=True
+    )
+    [partition] = answer.partitions
+    status = pb.staleness.StaleStatus.Name(partition.status).removeprefix("STALE_STATUS_")
+    print(f"staleness of {WEEKLY} 2024-01-07: {status}")
+    for cause in partition.causes:
+        print(f"  because {cause.message}")
+    return status
 
 
 def main() -> int:
@@ -53,9 +67,7 @@ def main() -> int:
         )
         print(f"reported {len(days)} materializations ({reported.stored_count} new)")
 
-        answer = pd.upstream_partitions(
-            namespace, WEEKLY, ["2024-01-07"], as_of=datetime(2024, 2, 1, tzinfo=UTC)
-        )
+        answer = pd.upstream_partitions(namespace, WEEKLY, ["2024-01-07"], as_of=AS_OF)
         for dependency in answer.dependencies:
             needed = dependency.partitions
             print(
@@ -67,7 +79,33 @@ def main() -> int:
                 print(f"  {key}  [{window.start.isoformat()}, {window.end.isoformat()})")
             if dependency.required_but_nonexistent.count:
                 print(f"  {dependency.required_but_nonexistent.count} do not exist yet")
-        print("staleness: skipped (the API has no staleness RPC yet)")
+
+        # What is stale? weekly 2024-01-07 was never materialized: MISSING (and runnable).
+        weekly_status(pd, namespace)
+        # Materialize it, then one of its days again: it is STALE, with the cause.
+        pd.report_events(
+            namespace,
+            [
+                materialization(
+                    "seed-weekly-2024-01-07",
+                    datetime(2024, 1, 15, tzinfo=UTC),
+                    WEEKLY,
+                    "2024-01-07",
+                    run_id="run-weekly",
+                    data_version="w1",
+                ),
+                materialization(
+                    "seed-2024-01-09-again",
+                    datetime(2024, 1, 16, tzinfo=UTC),
+                    DAILY,
+                    "2024-01-09",
+                    run_id="run-fix",
+                    data_version="v2",
+                ),
+            ],
+        )
+        print(f"materialized {WEEKLY} 2024-01-07, then {DAILY} 2024-01-09 again")
+        weekly_status(pd, namespace)
     return 0
 
 

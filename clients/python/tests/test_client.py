@@ -24,6 +24,7 @@ from partition_deps_client import (
 from partition_deps_client.pb import partitions
 
 DAYS = [f"2024-01-{day:02d}" for day in range(7, 14)]
+WEEKLY = "weekly_sales_summary"
 AS_OF = datetime(2024, 2, 1, tzinfo=UTC)
 
 
@@ -72,6 +73,45 @@ def test_weekly_needs_its_seven_days(client: Client, namespace: str) -> None:
     assert [
         (d.downstream_asset_key, list(d.partitions.partition_keys)) for d in downstream.dependents
     ] == [("weekly_sales_summary", ["2024-01-07"])]
+
+
+def test_a_rematerialized_day_makes_its_week_stale(client: Client, namespace: str) -> None:
+    client.apply_assets(
+        namespace,
+        [
+            asset("daily_sales_data", daily("2024-01-01")),
+            asset(WEEKLY, weekly("2024-01-01"), depends_on=["daily_sales_data"]),
+        ],
+    )
+    at = datetime(2024, 1, 20, tzinfo=UTC)
+    days = [
+        materialization(f"d-{key}", at, "daily_sales_data", key, run_id="r1", data_version="v1")
+        for key in DAYS
+    ]
+    week = materialization(
+        "w", at + timedelta(hours=1), WEEKLY, "2024-01-07", run_id="r2", data_version="w1"
+    )
+    again = materialization(
+        "again",
+        at + timedelta(hours=2),
+        "daily_sales_data",
+        "2024-01-10",
+        run_id="r3",
+        data_version="v2",
+    )
+    client.report_events(namespace, [*days, week])
+    fresh = client.stale_partitions(
+        namespace, [WEEKLY], ["2024-01-07"], as_of=AS_OF, include_fresh=True
+    )
+    assert [p.status for p in fresh.partitions] == [pb.staleness.STALE_STATUS_FRESH]
+
+    client.report_events(namespace, [again])
+    stale = client.stale_partitions(namespace, [WEEKLY], ["2024-01-07"], as_of=AS_OF)
+    [partition] = stale.partitions
+    assert partition.status == pb.staleness.STALE_STATUS_STALE
+    assert [(c.kind, c.upstream_partition_key) for c in partition.causes] == [
+        (pb.staleness.STALE_CAUSE_KIND_UPSTREAM_UPDATED, "2024-01-10")
+    ]
 
 
 def test_inline_form_needs_no_registration(client: Client) -> None:
@@ -129,3 +169,5 @@ def test_seed_example(address: str) -> None:
     for key in DAYS:
         assert key in run.stdout
     assert "[2024-01-07T00:00:00+00:00, 2024-01-08T00:00:00+00:00)" in run.stdout
+    assert f"{WEEKLY} 2024-01-07: MISSING" in run.stdout
+    assert f"{WEEKLY} 2024-01-07: STALE" in run.stdout

@@ -1,17 +1,19 @@
 /**
  * Plays the seed scenario against a running server: daily_sales_data (daily) feeds
- * weekly_sales_summary (weekly); seven daily partitions are materialized; then it asks which
- * daily partitions weekly 2024-01-07 needs, with their [start, end) windows.
+ * weekly_sales_summary (weekly); seven daily partitions are materialized; it asks which daily
+ * partitions weekly 2024-01-07 needs, with their [start, end) windows; then what is stale:
+ * weekly 2024-01-07 is missing, and once materialized it turns stale when one of its days is
+ * materialized again.
  *
  *   PD_ADDR=127.0.0.1:50051 npm run example
- *
- * The API has no staleness RPC yet, so the example stops after the upstream question.
  */
 import { pathToFileURL } from "node:url";
 
 import {
   connect,
   daily,
+  type PartitionDepsClient,
+  StaleStatus,
   keys,
   materialization,
   timestampFromDate,
@@ -28,11 +30,43 @@ export interface Window {
   end: Date;
 }
 
+export interface SeedResult {
+  windows: Window[];
+  /** weekly 2024-01-07 before it is materialized, and after one of its days is re-materialized. */
+  before: StaleStatus;
+  after: StaleStatus;
+}
+
+const AS_OF = timestampFromDate(new Date(Date.UTC(2024, 1, 1)));
+
+async function weeklyStatus(
+  pd: PartitionDepsClient,
+  namespace: string,
+  log: (line: string) => void,
+): Promise<StaleStatus> {
+  const answer = await pd.staleness.getStaleness({
+    namespace,
+    assetKeys: [WEEKLY],
+    selection: keys("2024-01-07"),
+    asOf: AS_OF,
+    includeFresh: true,
+  });
+  const partition = answer.partitions[0];
+  if (partition === undefined) {
+    throw new Error(`no staleness answer for ${WEEKLY} 2024-01-07`);
+  }
+  log(`staleness of ${partition.assetKey} ${partition.partitionKey ?? ""}: ${StaleStatus[partition.status]}`);
+  for (const cause of partition.causes) {
+    log(`  because ${cause.message}`);
+  }
+  return partition.status;
+}
+
 export async function runSeed(
   address: string,
   namespace: string,
   log: (line: string) => void = console.log,
-): Promise<Window[]> {
+): Promise<SeedResult> {
   const pd = connect(address);
   try {
     const applied = await pd.definitions.applyAssets({
@@ -70,7 +104,7 @@ export async function runSeed(
       namespace,
       assetKey: WEEKLY,
       selection: keys("2024-01-07"),
-      asOf: timestampFromDate(new Date(Date.UTC(2024, 1, 1))),
+      asOf: AS_OF,
       keyPaging: { includeKeys: true },
     });
     const windows: Window[] = [];
@@ -97,8 +131,33 @@ export async function runSeed(
         log(`  ${missing} needed partitions do not exist yet`);
       }
     }
-    log("staleness: skipped (the API has no staleness RPC yet)");
-    return windows;
+    // What is stale? weekly 2024-01-07 was never materialized: MISSING (and runnable).
+    const before = await weeklyStatus(pd, namespace, log);
+    // Materialize it, then one of its days again: it is STALE, with the cause.
+    await pd.events.reportEvents({
+      namespace,
+      events: [
+        materialization({
+          idempotencyKey: "seed-weekly-2024-01-07",
+          at: new Date(Date.UTC(2024, 0, 15)),
+          assetKey: WEEKLY,
+          partitionKey: "2024-01-07",
+          runId: "run-weekly",
+          dataVersion: "w1",
+        }),
+        materialization({
+          idempotencyKey: "seed-2024-01-09-again",
+          at: new Date(Date.UTC(2024, 0, 16)),
+          assetKey: DAILY,
+          partitionKey: "2024-01-09",
+          runId: "run-fix",
+          dataVersion: "v2",
+        }),
+      ],
+    });
+    log(`materialized ${WEEKLY} 2024-01-07, then ${DAILY} 2024-01-09 again`);
+    const after = await weeklyStatus(pd, namespace, log);
+    return { windows, before, after };
   } finally {
     pd.close();
   }

@@ -18,6 +18,7 @@ import { DefinitionsService } from "./gen/partitiondeps/v1/definitions_service_p
 import { DiagnosticsService } from "./gen/partitiondeps/v1/diagnostics_service_pb.js";
 import { EventsService } from "./gen/partitiondeps/v1/events_service_pb.js";
 import { QueriesService } from "./gen/partitiondeps/v1/queries_service_pb.js";
+import { StalenessService } from "./gen/partitiondeps/v1/staleness_service_pb.js";
 
 export interface ClientOptions {
   /** Deadline of each call that sets none itself (default 10 s). */
@@ -38,6 +39,7 @@ export interface PartitionDepsClient {
   readonly events: Client<typeof EventsService>;
   readonly queries: Client<typeof QueriesService>;
   readonly diagnostics: Client<typeof DiagnosticsService>;
+  readonly staleness: Client<typeof StalenessService>;
   /** Closes the HTTP/2 connection (calls in flight fail). */
   close(): void;
 }
@@ -110,6 +112,7 @@ export function connect(address: string, options: ClientOptions = {}): Partition
     events: createClient(EventsService, transport),
     queries: createClient(QueriesService, transport),
     diagnostics: createClient(DiagnosticsService, transport),
+    staleness: createClient(StalenessService, transport),
     close: () => sessionManager.abort(),
   };
 }

@@ -13,6 +13,7 @@ import {
   DiagnosticsService,
   keys,
   materialization,
+  StaleStatus,
   timeWindow,
   timestampFromDate,
   toDate,
@@ -38,7 +39,9 @@ const DAYS = ["2024-01-07", "2024-01-08", "2024-01-09", "2024-01-10", "2024-01-1
 
 describe("live server", { skip }, () => {
   it("plays the seed example", async () => {
-    const windows = await runSeed(address!, namespace("example"), () => {});
+    const { windows, before, after } = await runSeed(address!, namespace("example"), () => {});
+    assert.equal(before, StaleStatus.MISSING);
+    assert.equal(after, StaleStatus.STALE);
     assert.deepEqual(
       windows.map((w) => [w.key, w.start.toISOString(), w.end.toISOString()]),
       DAYS.map((day, i) => [

@@ -1,10 +1,10 @@
 // Command seed plays the seed scenario against a running partition-deps server:
 // daily_sales_data (daily) feeds weekly_sales_summary (weekly); seven daily partitions are
-// materialized; then it asks which daily partitions weekly 2024-01-07 needs, with their windows.
+// materialized; it asks which daily partitions weekly 2024-01-07 needs, with their windows; then
+// what is stale: weekly 2024-01-07 is missing, and once materialized it turns stale when one of
+// its days is materialized again.
 //
 //	go run ./examples/seed -addr 127.0.0.1:50051
-//
-// There is no staleness RPC in the API yet, so the example stops after the upstream question.
 package main
 
 import (
@@ -32,6 +32,14 @@ type Window struct {
 	Start, End time.Time
 }
 
+// Result is what the example found out.
+type Result struct {
+	Windows []Window
+	// The status of weekly 2024-01-07 before it is materialized, and after one of its days is
+	// materialized again.
+	Before, After pdv1.StaleStatus
+}
+
 func main() {
 	addr := flag.String("addr", envOr("PD_ADDR", "127.0.0.1:50051"), "server address (env PD_ADDR)")
 	namespace := flag.String("namespace", fmt.Sprintf("seed-go-%d", time.Now().UnixNano()), "namespace to use")
@@ -49,8 +57,8 @@ func envOr(name, fallback string) string {
 	return fallback
 }
 
-// Run registers the two assets, reports the materializations and returns the needed windows.
-func Run(ctx context.Context, addr, namespace string, out io.Writer) ([]Window, error) {
+// Run plays the scenario, printing each answer to out.
+func Run(ctx context.Context, addr, namespace string, out io.Writer) (*Result, error) {
 	client, err := pdclient.Dial(addr)
 	if err != nil {
 		return nil, err
@@ -120,6 +128,48 @@ func Run(ctx context.Context, addr, namespace string, out io.Writer) ([]Window, 
 			fmt.Fprintf(out, "  %d needed partitions do not exist yet\n", missing)
 		}
 	}
-	fmt.Fprintln(out, "staleness: skipped (the API has no staleness RPC yet)")
-	return windows, nil
+	result := &Result{Windows: windows}
+
+	// What is stale? weekly 2024-01-07 was never materialized: it is MISSING (and runnable,
+	// since its seven days exist).
+	if result.Before, err = weeklyStatus(ctx, client, namespace, asOf, out); err != nil {
+		return nil, err
+	}
+	// Materialize it, then materialize one of its days again: it is STALE, with the cause.
+	later := []*pdv1.Event{
+		pdclient.Materialization("seed-weekly-2024-01-07", time.Date(2024, 1, 15, 0, 0, 0, 0, time.UTC),
+			weekly, "2024-01-07", "run-weekly", "w1"),
+		pdclient.Materialization("seed-2024-01-09-again", time.Date(2024, 1, 16, 0, 0, 0, 0, time.UTC),
+			daily, "2024-01-09", "run-fix", "v2"),
+	}
+	if _, err := client.Events.ReportEvents(ctx, &pdv1.ReportEventsRequest{Namespace: namespace, Events: later}); err != nil {
+		return nil, fmt.Errorf("report events: %w", err)
+	}
+	fmt.Fprintf(out, "materialized %s 2024-01-07, then %s 2024-01-09 again\n", weekly, daily)
+	if result.After, err = weeklyStatus(ctx, client, namespace, asOf, out); err != nil {
+		return nil, err
+	}
+	return result, nil
+}
+
+// weeklyStatus asks for the staleness of weekly 2024-01-07 and prints it with its causes.
+func weeklyStatus(ctx context.Context, client *pdclient.Client, namespace string, asOf *timestamppb.Timestamp, out io.Writer) (pdv1.StaleStatus, error) {
+	answer, err := client.Staleness.GetStaleness(ctx, &pdv1.GetStalenessRequest{
+		Namespace:    namespace,
+		AssetKeys:    []string{weekly},
+		Selection:    pdclient.Keys("2024-01-07"),
+		AsOf:         asOf,
+		IncludeFresh: true,
+	})
+	if err != nil {
+		return pdv1.StaleStatus_STALE_STATUS_UNSPECIFIED, fmt.Errorf("staleness: %w", err)
+	}
+	for _, partition := range answer.Partitions {
+		fmt.Fprintf(out, "staleness of %s %s: %s\n", partition.AssetKey, partition.GetPartitionKey(), partition.Status)
+		for _, cause := range partition.Causes {
+			fmt.Fprintf(out, "  because %s (%s)\n", cause.Message, cause.Kind)
+		}
+		return partition.Status, nil
+	}
+	return pdv1.StaleStatus_STALE_STATUS_UNSPECIFIED, fmt.Errorf("staleness: no answer for %s 2024-01-07", weekly)
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	pdv1 "partition-deps/clients/go/gen/partitiondeps/v1"
 )
 
 func TestSeedExample(t *testing.T) {
@@ -20,10 +22,14 @@ func TestSeedExample(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	windows, err := Run(ctx, addr, fmt.Sprintf("seed-go-example-%d", time.Now().UnixNano()), &out)
+	result, err := Run(ctx, addr, fmt.Sprintf("seed-go-example-%d", time.Now().UnixNano()), &out)
 	if err != nil {
 		t.Fatalf("example failed: %v\n%s", err, out.String())
 	}
+	if result.Before != pdv1.StaleStatus_STALE_STATUS_MISSING || result.After != pdv1.StaleStatus_STALE_STATUS_STALE {
+		t.Fatalf("staleness before/after: %v/%v\n%s", result.Before, result.After, out.String())
+	}
+	windows := result.Windows
 	if len(windows) != 7 {
 		t.Fatalf("want 7 windows, got %d\n%s", len(windows), out.String())
 	}

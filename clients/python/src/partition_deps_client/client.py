@@ -9,8 +9,8 @@ What it adds to the generated stubs (the same policy the Go and TypeScript clien
   work) with exponential backoff, `max_attempts` attempts in all, through the channel's gRPC
   service config. Event reports are safe to retry: every event carries an idempotency key.
 
-The stubs stay reachable (`client.definitions`, `.events`, `.queries`, `.diagnostics`) for
-anything the helpers do not cover.
+The stubs stay reachable (`client.definitions`, `.events`, `.queries`, `.staleness`,
+`.diagnostics`) for anything the helpers do not cover.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from partition_deps_client.pb import (
     partitions,
     queries,
     queries_grpc,
+    staleness,
+    staleness_grpc,
 )
 
 SERVICES = (
@@ -42,6 +44,7 @@ SERVICES = (
     "partitiondeps.v1.EventsService",
     "partitiondeps.v1.QueriesService",
     "partitiondeps.v1.DiagnosticsService",
+    "partitiondeps.v1.StalenessService",
 )
 
 
@@ -140,6 +143,7 @@ class Client:
         self.events = events_grpc.EventsServiceStub(self.channel)
         self.queries = queries_grpc.QueriesServiceStub(self.channel)
         self.diagnostics = diagnostics_grpc.DiagnosticsServiceStub(self.channel)
+        self.staleness = staleness_grpc.StalenessServiceStub(self.channel)
 
     def close(self) -> None:
         self._raw_channel.close()
@@ -241,6 +245,31 @@ class Client:
             timeout=timeout,
         )
         return Window(partition_key, _instant(response.start_time), _instant(response.end_time))
+
+    def stale_partitions(
+        self,
+        namespace: str,
+        asset_keys: Sequence[str] = (),
+        partition_keys: Sequence[str] | None = None,
+        *,
+        as_of: datetime | None = None,
+        include_fresh: bool = False,
+        transitive: bool = False,
+        timeout: float | None = None,
+    ) -> staleness.GetStalenessResponse:
+        """FRESH/STALE/MISSING with causes: every asset, or `asset_keys` (one asset may narrow
+        to `partition_keys`). One page; page on with `client.staleness.GetStaleness`."""
+        request = staleness.GetStalenessRequest(
+            namespace=namespace,
+            asset_keys=list(asset_keys),
+            include_fresh=include_fresh,
+            options=staleness.StalenessOptions(transitive=transitive),
+        )
+        if partition_keys is not None:
+            request.selection.CopyFrom(keys(*partition_keys))
+        if as_of is not None:
+            request.as_of.FromDatetime(as_of)
+        return self.staleness.GetStaleness(request, timeout=timeout)
 
     def compute_upstream_partitions(
         self,

@@ -21,6 +21,10 @@ from partition_deps_client._gen.partitiondeps.v1 import events_service_pb2_grpc 
 from partition_deps_client._gen.partitiondeps.v1 import partitions_pb2 as partitions
 from partition_deps_client._gen.partitiondeps.v1 import queries_service_pb2 as queries
 from partition_deps_client._gen.partitiondeps.v1 import queries_service_pb2_grpc as queries_grpc
+from partition_deps_client._gen.partitiondeps.v1 import staleness_service_pb2 as staleness
+from partition_deps_client._gen.partitiondeps.v1 import (
+    staleness_service_pb2_grpc as staleness_grpc,
+)
 
 __all__ = [
     "definitions",
@@ -32,4 +36,6 @@ __all__ = [
     "partitions",
     "queries",
     "queries_grpc",
+    "staleness",
+    "staleness_grpc",
 ]
