@@ -171,7 +171,8 @@ def test_memoised_answers_are_the_fresh_bytes_across_ticks_and_generations(
 
 
 def test_the_as_of_field_is_written_as_protobuf_writes_it() -> None:
-    for instant in [*INSTANTS, datetime(1970, 1, 1, tzinfo=UTC), _at("9999-12-31T23:59:59")]:
+    edges = ["1970-01-01T00:00:00", "9999-12-31T23:59:59.999999", "0001-01-01T00:00:00"]
+    for instant in [*INSTANTS, *map(_at, edges), _at("1969-07-20T20:17:40.000001")]:
         response = queries_pb.GetUpstreamPartitionsResponse(generation=3)
         response.as_of.FromDatetime(instant)
         assert response.SerializeToString().startswith(as_of_field(instant))

@@ -248,6 +248,24 @@ def _resolved(
         raise error.at("partition_mapping") from None
 
 
+def _horizon(
+    snapshot: NamespaceSnapshot,
+    method: str,
+    asset: AssetDefinition,
+    involved: Callable[[], Iterable[PartitionsDefinition | None]],
+    now: int,
+) -> int | None:
+    """`valid_until(involved(), now)`, memoised in the snapshot: it is the same for every
+    `now` from the one it was computed at until itself (no tick or end lies in between)."""
+    memo_key = ("horizon", method, asset.key)
+    known = snapshot.memo.get(memo_key)
+    if known is not None and known[0] <= now and (known[1] is None or now < known[1]):
+        return known[1]  # type: ignore[no-any-return]
+    until = valid_until(involved(), now)
+    snapshot.memo[memo_key] = (now, until)
+    return until
+
+
 def _clock() -> datetime:
     return datetime.now(UTC)
 
@@ -308,7 +326,8 @@ class QueriesServicer:
         method: str,
         request: pb.GetUpstreamPartitionsRequest | pb.GetDownstreamPartitionsRequest,
         snapshot: NamespaceSnapshot,
-        involved: Iterable[PartitionsDefinition | None],
+        asset: AssetDefinition,
+        involved: Callable[[], Iterable[PartitionsDefinition | None]],
         answer: Callable[[datetime], Message],
     ) -> Message | bytes:
         """`answer(as_of)`, from the memo when an identical request was answered within the
@@ -324,7 +343,7 @@ class QueriesServicer:
         if hit is not None:
             return hit
         serialized = answer(as_of).SerializeToString()
-        until = None if explicit else valid_until(involved, now)
+        until = None if explicit else _horizon(snapshot, method, asset, involved, now)
         memo.put(key, serialized, as_of, explicit, now, until)
         return serialized
 
@@ -332,13 +351,15 @@ class QueriesServicer:
         self, request: pb.GetUpstreamPartitionsRequest, context: grpc.ServicerContext
     ) -> Message | bytes:
         snapshot, asset = self._stored_asset(request.namespace, request.asset_key)
-        involved = [asset.partitions]
-        involved += [snapshot.assets[d.upstream_key].partitions for d in asset.dependencies]
         return self._memoised(
             "upstream",
             request,
             snapshot,
-            involved,
+            asset,
+            lambda: [
+                asset.partitions,
+                *(snapshot.assets[d.upstream_key].partitions for d in asset.dependencies),
+            ],
             lambda as_of: self._upstream_answer(request, snapshot, asset, as_of),
         )
 
@@ -374,15 +395,18 @@ class QueriesServicer:
         self, request: pb.GetDownstreamPartitionsRequest, context: grpc.ServicerContext
     ) -> Message | bytes:
         snapshot, asset = self._stored_asset(request.namespace, request.asset_key)
-        involved = [asset.partitions]
-        involved += [
-            snapshot.assets[key].partitions for key in snapshot.dependents.get(asset.key, ())
-        ]
         return self._memoised(
             "downstream",
             request,
             snapshot,
-            involved,
+            asset,
+            lambda: [
+                asset.partitions,
+                *(
+                    snapshot.assets[key].partitions
+                    for key in snapshot.dependents.get(asset.key, ())
+                ),
+            ],
             lambda as_of: self._downstream_answer(request, snapshot, asset, as_of),
         )
 

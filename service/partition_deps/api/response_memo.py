@@ -19,11 +19,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
-from datetime import datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
-
-from partition_deps.api import convert
+from datetime import UTC, datetime, timedelta
 
 # Defence in depth: even a definition with no tick ahead is recomputed this often.
 MAX_AGE_SECONDS = 3600
@@ -39,11 +35,28 @@ class Entry:
     valid_until: int
 
 
+def _varint(value: int) -> bytes:
+    value &= (1 << 64) - 1  # negative int64: ten bytes of two's complement, as protobuf does
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_SECOND = timedelta(seconds=1)
+
+
 def as_of_field(as_of: datetime) -> bytes:
-    """Field 1 (`as_of`, a Timestamp) as `SerializeToString` writes it."""
-    timestamp = Timestamp()
-    convert.set_instant(timestamp, as_of)
-    value = timestamp.SerializeToString()
+    """Field 1 (`as_of`, a Timestamp) as `SerializeToString` writes it (by hand: a third of
+    the cost of building a Timestamp message, on every memo hit)."""
+    seconds = (as_of - _EPOCH) // _ONE_SECOND
+    nanos = as_of.microsecond * 1000
+    value = (b"\x08" + _varint(seconds) if seconds else b"") + (
+        b"\x10" + _varint(nanos) if nanos else b""
+    )
     return AS_OF_TAG + bytes((len(value),)) + value  # a Timestamp is under 128 bytes
 
 
