@@ -330,8 +330,8 @@ class QueriesServicer:
         involved: Callable[[], Iterable[PartitionsDefinition | None]],
         answer: Callable[[datetime], Message],
     ) -> Message | bytes:
-        """`answer(as_of)`, from the memo when an identical request was answered within the
-        same generation and time horizon (api/response_memo.py)."""
+        """`answer(as_of)`, serialized and memoised (api/response_memo.py); hits are served
+        by `_memo_hit` before any of this."""
         explicit = request.HasField("as_of")
         as_of = convert.instant_from_proto(request.as_of) if explicit else self._clock()
         memo = self._memo
@@ -339,17 +339,37 @@ class QueriesServicer:
             return answer(as_of)
         now = int(as_of.timestamp())  # the domain's `now` (partitions.now_of)
         key = (method, snapshot.namespace, snapshot.generation, request.SerializeToString())
-        hit = memo.get(key, as_of, now)
-        if hit is not None:
-            return hit
         serialized = answer(as_of).SerializeToString()
         until = None if explicit else _horizon(snapshot, method, asset, involved, now)
         memo.put(key, serialized, as_of, explicit, now, until)
         return serialized
 
+    def _memo_hit(
+        self,
+        method: str,
+        request: pb.GetUpstreamPartitionsRequest | pb.GetDownstreamPartitionsRequest,
+    ) -> bytes | None:
+        """The memoised answer, looked up before validating anything: an entry exists only
+        for request bytes that were valid and answered in this very snapshot (and, without
+        `as_of`, within the time horizon), so they would be again."""
+        memo = self._memo
+        if memo is None:
+            return None
+        snapshot = self._cache.cached(request.namespace)
+        if snapshot is None:
+            return None
+        key = (method, snapshot.namespace, snapshot.generation, request.SerializeToString())
+        if request.HasField("as_of"):
+            return memo.get(key, None, 0)  # kept for the whole generation, as_of included
+        as_of = self._clock()
+        return memo.get(key, as_of, int(as_of.timestamp()))
+
     def get_upstream(
         self, request: pb.GetUpstreamPartitionsRequest, context: grpc.ServicerContext
     ) -> Message | bytes:
+        hit = self._memo_hit("upstream", request)
+        if hit is not None:
+            return hit
         snapshot, asset = self._stored_asset(request.namespace, request.asset_key)
         return self._memoised(
             "upstream",
@@ -394,6 +414,9 @@ class QueriesServicer:
     def get_downstream(
         self, request: pb.GetDownstreamPartitionsRequest, context: grpc.ServicerContext
     ) -> Message | bytes:
+        hit = self._memo_hit("downstream", request)
+        if hit is not None:
+            return hit
         snapshot, asset = self._stored_asset(request.namespace, request.asset_key)
         return self._memoised(
             "downstream",

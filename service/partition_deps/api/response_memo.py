@@ -19,7 +19,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from partition_deps.api import convert
 
 # Defence in depth: even a definition with no tick ahead is recomputed this often.
 MAX_AGE_SECONDS = 3600
@@ -35,28 +39,11 @@ class Entry:
     valid_until: int
 
 
-def _varint(value: int) -> bytes:
-    value &= (1 << 64) - 1  # negative int64: ten bytes of two's complement, as protobuf does
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_SECOND = timedelta(seconds=1)
-
-
 def as_of_field(as_of: datetime) -> bytes:
-    """Field 1 (`as_of`, a Timestamp) as `SerializeToString` writes it (by hand: a third of
-    the cost of building a Timestamp message, on every memo hit)."""
-    seconds = (as_of - _EPOCH) // _ONE_SECOND
-    nanos = as_of.microsecond * 1000
-    value = (b"\x08" + _varint(seconds) if seconds else b"") + (
-        b"\x10" + _varint(nanos) if nanos else b""
-    )
+    """Field 1 (`as_of`, a Timestamp) as `SerializeToString` writes it."""
+    timestamp = Timestamp()
+    convert.set_instant(timestamp, as_of)
+    value = timestamp.SerializeToString()
     return AS_OF_TAG + bytes((len(value),)) + value  # a Timestamp is under 128 bytes
 
 
@@ -67,22 +54,26 @@ class ResponseMemo:
         self.capacity = capacity
         self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
         self._lock = threading.Lock()
+        # Answers served from the memo, and answers computed then memoised.
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: Hashable, as_of: datetime, now: int) -> bytes | None:
-        """The memoised answer for `key` at `as_of` (`now`: its whole seconds), or None."""
+    def get(self, key: Hashable, as_of: datetime | None, now: int) -> bytes | None:
+        """The memoised answer for `key` at `as_of` (`now`: its whole seconds), or None.
+        Entries of requests with an explicit `as_of` need neither."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None or not entry.valid_from <= now < entry.valid_until:
-                self.misses += 1
                 return None
             self._entries.move_to_end(key)
             self.hits += 1
-        return entry.body if entry.explicit else as_of_field(as_of) + entry.body
+        if entry.explicit:
+            return entry.body
+        assert as_of is not None, "an answer at the server's clock needs the clock"
+        return as_of_field(as_of) + entry.body
 
     def put(
         self,
@@ -105,6 +96,7 @@ class ResponseMemo:
                 until = min(until, valid_until)
             entry = Entry(answer[len(head) :], False, now, until)
         with self._lock:
+            self.misses += 1
             self._entries[key] = entry
             self._entries.move_to_end(key)
             while len(self._entries) > self.capacity:

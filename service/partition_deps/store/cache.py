@@ -63,6 +63,10 @@ class DefinitionsCache:
         if self._thread.is_alive():  # never started when the server gave up waiting
             self._thread.join(timeout=5)
 
+    def cached(self, namespace: str) -> NamespaceSnapshot | None:
+        """The snapshot of `namespace` if it is in memory (never reads the database)."""
+        return self._snapshots.get(namespace)
+
     def snapshot(self, namespace: str) -> NamespaceSnapshot:
         """The current snapshot of `namespace`; raises NamespaceNotFound or StoreUnavailable."""
         cached = self._snapshots.get(namespace)
