@@ -101,7 +101,7 @@ def probe() -> Path:
         reason = (
             "grpc-health-probe not found on PATH or in GOPATH/bin; install it with "
             "`go install github.com/grpc-ecosystem/grpc-health-probe@v0.4.62` "
-            "(scripts/client_tests.sh does)"
+            "(scripts/install_tools.sh does)"
         )
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
