@@ -211,6 +211,18 @@ async def _many_in_flight(
     return per_channel * len(channels) / (time.perf_counter() - started)
 
 
+async def _until_answered(channel: grpc.aio.Channel, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            await channel.unary_unary(UPSTREAM)(_upstream("2024-01-07"), timeout=5)
+            return
+        except grpc.aio.AioRpcError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
 def _check_answers(channel: grpc.Channel) -> None:
     """Outside the timed region: the query answers what the README says (seven days)."""
     raw = channel.unary_unary(UPSTREAM)(_upstream("2024-01-07"))
@@ -228,8 +240,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=300, help="calls per method per round, x1")
+    parser.add_argument("--rounds-parallel", type=int, default=30, help="rounds at eight in flight")
     parser.add_argument(
-        "--calls-parallel", type=int, default=1200, help="calls per method per round, x8"
+        "--calls-parallel", type=int, default=600, help="calls per method per round, x8"
     )
     parser.add_argument("--processes", type=int, default=0, help="server --processes (0: unset)")
     parser.add_argument("server_args", nargs="*", help="more `serve` flags, after --")
@@ -275,11 +288,13 @@ async def _parallel(
         for _ in range(IN_FLIGHT)
     ]
     try:
+        for channel in channels:  # with --processes, every process must be serving first
+            await _until_answered(channel)
         for load in loads:
             await _many_in_flight(channels, load, IN_FLIGHT * 50, offset)
         offset += IN_FLIGHT * 50
         gc.disable()
-        for round_ in range(args.rounds):
+        for round_ in range(args.rounds_parallel):
             order = loads[round_ % len(loads) :] + loads[: round_ % len(loads)]
             for load in order:
                 load.rates.append(
@@ -295,8 +310,8 @@ async def _parallel(
 def _report(loads: list[Workload], args: argparse.Namespace) -> int:
     ping, *queries = loads
     print(
-        f"\nserving benchmark: {args.rounds} rounds, {args.calls} calls x1 and "
-        f"{args.calls_parallel} calls x{IN_FLIGHT} per method per round; "
+        f"\nserving benchmark: {args.rounds} rounds of {args.calls} calls x1, "
+        f"{args.rounds_parallel} rounds of {args.calls_parallel} calls x{IN_FLIGHT}, per method; "
         f"server processes: {args.processes or 1}; cpus: {os.cpu_count()}"
     )
     header = f"{'method':<18}{'p50 us x1':>11}{'ratio':>8}{'paired':>8}"
