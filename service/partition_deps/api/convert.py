@@ -63,9 +63,22 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_SECOND = timedelta(seconds=1)
 
 
-def instant_from_proto(timestamp: Timestamp) -> datetime:
+# The calendar the service answers for: the domain tabulates cron ticks for these years only.
+FIRST_YEAR, LAST_YEAR = 1900, 2299
+_MIN_SECONDS = int((datetime(FIRST_YEAR, 1, 1, tzinfo=UTC) - _EPOCH).total_seconds())
+_MAX_SECONDS = int((datetime(LAST_YEAR + 1, 1, 1, tzinfo=UTC) - _EPOCH).total_seconds()) - 1
+
+
+def instant_from_proto(timestamp: Timestamp, field: str = "") -> datetime:
+    seconds, nanos = timestamp.seconds, timestamp.nanos
+    if not (_MIN_SECONDS <= seconds <= _MAX_SECONDS and 0 <= nanos <= 999_999_999):
+        raise InvalidRequest(
+            f"timestamps must be within the years {FIRST_YEAR}-{LAST_YEAR} and nanos within"
+            f" [0, 999999999] (got seconds={seconds}, nanos={nanos})",
+            field,
+        )
     # Arithmetic on the epoch: a third of Timestamp.ToDatetime's cost, on the ingest hot path.
-    return _EPOCH + timedelta(seconds=timestamp.seconds, microseconds=timestamp.nanos // 1000)
+    return _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
 
 
 def set_instant(timestamp: Timestamp, instant: datetime) -> None:
@@ -84,7 +97,7 @@ def instant_to_proto(instant: datetime) -> Timestamp:
 def as_of_from_request(request: object, field: str = "as_of") -> datetime:
     """The request's `as_of`, or the server's clock when unset."""
     if request.HasField(field):  # type: ignore[attr-defined]
-        return instant_from_proto(getattr(request, field))
+        return instant_from_proto(getattr(request, field), field)
     return datetime.now(UTC)
 
 
@@ -100,6 +113,8 @@ def _wall_time(text: str, field: str) -> datetime:
         ) from None
     if value.tzinfo is not None:
         raise InvalidDefinition(f"{text!r} must not carry a UTC offset", field)
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise InvalidDefinition(f"{text!r} is outside the years {FIRST_YEAR}-{LAST_YEAR}", field)
     return value
 
 
@@ -128,6 +143,7 @@ def definition_from_proto(
                 )
             else:
                 raise InvalidDefinition("an exclusion needs a kind", f"{at}.exclusions[{index}]")
+        limits.check_offset(window.end_offset, f"{at}.end_offset")
         definition: PartitionsDefinition = TimeWindowPartitions(
             cron_schedule=window.cron_schedule,
             start=_wall_time(window.start, f"{at}.start"),
@@ -226,6 +242,8 @@ def mapping_from_proto(message: pb.PartitionMapping, field: str) -> PartitionMap
             return LastMapping()
         case "time_window":
             window = message.time_window
+            limits.check_offset(window.start_offset, f"{field}.time_window.start_offset")
+            limits.check_offset(window.end_offset, f"{field}.time_window.end_offset")
             return TimeWindowMapping(
                 start_offset=window.start_offset,
                 end_offset=window.end_offset,
@@ -373,7 +391,7 @@ def event_from_proto(message: events_pb.Event, field: str) -> events.Event:
     idempotency_key = _required(message.idempotency_key, f"{field}.idempotency_key")
     if not message.HasField("event_time"):
         raise InvalidRequest("event_time is required", f"{field}.event_time")
-    event_time = instant_from_proto(message.event_time)
+    event_time = instant_from_proto(message.event_time, f"{field}.event_time")
     kind = message.WhichOneof("kind")
     at = f"{field}.{kind}"
     if kind == "materialization":

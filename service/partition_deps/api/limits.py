@@ -27,6 +27,19 @@ MAX_RANGE_EXPANSION = 250_000
 MAX_EVENTS_PER_REQUEST = 50_000
 MAX_ASSETS_PER_REQUEST = 10_000
 MAX_PAGE_SIZE = 10_000
+# Partition offsets (time-window mappings, a definition's end_offset): each partition of
+# offset costs domain work, and 10,000 daily partitions are already 27 years.
+MAX_OFFSET = 10_000
+
+
+def check_offset(offset: int, field: str) -> None:
+    if abs(offset) > MAX_OFFSET:
+        raise ApiError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "OFFSET_TOO_LARGE",
+            f"offset {offset} is beyond the limit of {MAX_OFFSET} partitions either way",
+            field,
+        )
 
 
 def check_count(count: int, limit: int, what: str, field: str, reason: str) -> None:

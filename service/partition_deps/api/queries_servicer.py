@@ -122,8 +122,8 @@ def _keys_in_time_range(
         raise convert.InvalidRequest("start_time and end_time are required", field)
     if not isinstance(definition, TimeWindowPartitions):
         raise convert.InvalidRequest("a time range selects time-window partitions only", field)
-    start = convert.instant_from_proto(time_range.start_time)
-    end = convert.instant_from_proto(time_range.end_time)
+    start = convert.instant_from_proto(time_range.start_time, f"{field}.start_time")
+    end = convert.instant_from_proto(time_range.end_time, f"{field}.end_time")
     selected = []
     for key in _scannable(definition, at, field):
         window_start, window_end = partitions.time_window_for_key(definition, key)
@@ -333,7 +333,7 @@ class QueriesServicer:
         """`answer(as_of)`, serialized and memoised (api/response_memo.py); hits are served
         by `_memo_hit` before any of this."""
         explicit = request.HasField("as_of")
-        as_of = convert.instant_from_proto(request.as_of) if explicit else self._clock()
+        as_of = convert.instant_from_proto(request.as_of, "as_of") if explicit else self._clock()
         memo = self._memo
         if memo is None:
             return answer(as_of)
@@ -584,7 +584,9 @@ class QueriesServicer:
             raise convert.InvalidRequest("timestamp is required", "timestamp")
         try:
             key = partitions.key_for_timestamp(
-                definition, convert.instant_from_proto(request.timestamp), request.end_closed
+                definition,
+                convert.instant_from_proto(request.timestamp, "timestamp"),
+                request.end_closed,
             )
         except PartitionDepsError as error:
             if not error.field:

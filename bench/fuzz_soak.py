@@ -1,0 +1,183 @@
+"""Fuzz soak: 100,000 Hypothesis-generated requests over every RPC against a server process.
+
+    .venv/bin/python bench/fuzz_soak.py                    # 100,000 calls, own Postgres + server
+    .venv/bin/python bench/fuzz_soak.py --calls 5000 --seed 7
+    .venv/bin/python bench/fuzz_soak.py --target 127.0.0.1:50051   # a running server
+
+Starts an embedded Postgres and `partition-deps serve` as a child process (killed by pid at
+the end), seeds a namespace, then sends valid, invalid, random and malformed bodies (the
+strategies of tests/api/fuzzing.py) round-robin over the RPCs. Every INTERNAL or UNKNOWN answer
+is collected (not just the first); at the end the server must still answer health SERVING.
+Prints the status-code counts, the bad answers, the server's RSS before and after; exit status
+1 if any call was answered INTERNAL/UNKNOWN or the server died.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "service"), str(REPO)]
+
+import grpc  # noqa: E402
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
+from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from partition_deps.api.gen.partitiondeps.v1 import (  # noqa: E402
+    definitions_service_pb2_grpc,
+    events_service_pb2_grpc,
+)
+from partition_deps.server import SERVICE_NAMES  # noqa: E402
+from partition_deps.store.database import EmbeddedPostgres  # noqa: E402
+from tests.api.fuzzing import BAD_CODES, Rpc, bodies, outcome, rpcs, seed_events, seed_requests  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _serving(channel: grpc.Channel) -> bool:
+    try:
+        status = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=5
+        )
+    except grpc.RpcError:
+        return False
+    return bool(status.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _fuzzer(
+    channel: grpc.Channel,
+    rpc: Rpc,
+    examples: int,
+    codes: collections.Counter[str],
+    bad: list[tuple[str, str, list[bytes]]],
+) -> Any:
+    @settings(
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        derandomize=False,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(data=st.data())
+    def fuzz(data: Any) -> None:
+        payload = data.draw(bodies(rpc))
+        code = outcome(channel, rpc, payload)
+        codes[code.name] += 1
+        if code in BAD_CODES:
+            bad.append((rpc.path, code.name, payload))
+
+    return fuzz
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--target", help="address of a running server (default: start one)")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="fuzz-soak-"))
+    work.chmod(0o755)  # pgserver runs Postgres as its own user
+    database: EmbeddedPostgres | None = None
+    server: subprocess.Popen[bytes] | None = None
+    target = args.target
+    if target is None:
+        database = EmbeddedPostgres(work / "pg")
+        port = _free_port()
+        target = f"127.0.0.1:{port}"
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "partition_deps.cli",
+                "serve",
+                "--listen",
+                target,
+                "--database-url",
+                database.url,
+                "--log-level",
+                "ERROR",
+            ],
+            env={**os.environ, "PYTHONPATH": str(REPO / "service")},
+            stdin=subprocess.DEVNULL,
+            stderr=open(work / "server.log", "wb"),  # noqa: SIM115
+        )
+    channel = grpc.insecure_channel(target)
+    try:
+        deadline = time.monotonic() + 60
+        while not _serving(channel):
+            if time.monotonic() > deadline or (server is not None and server.poll() is not None):
+                print("server did not become ready", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        apply, dynamic = seed_requests()
+        definitions_service_pb2_grpc.DefinitionsServiceStub(channel).ApplyAssets(apply)
+        definitions_service_pb2_grpc.DefinitionsServiceStub(channel).AddDynamicPartitions(dynamic)
+        events_service_pb2_grpc.EventsServiceStub(channel).ReportEvents(seed_events())
+
+        rss_before = _rss_kib(server.pid) if server else 0
+        methods = rpcs(SERVICE_NAMES)
+        codes: collections.Counter[str] = collections.Counter()
+        bad: list[tuple[str, str, list[bytes]]] = []
+        started = time.monotonic()
+        per_method = max(1, args.calls // len(methods))
+        for index, rpc in enumerate(methods):
+            fuzz = _fuzzer(channel, rpc, per_method, codes, bad)
+            # A seed per method so reruns with --seed reproduce.
+            seed(args.seed * 1000 + index)(fuzz)()
+            print(
+                f"{rpc.path}: {per_method} calls, total {sum(codes.values())},"
+                f" {time.monotonic() - started:.0f}s",
+                flush=True,
+            )
+        alive = _serving(channel)
+        rss_after = _rss_kib(server.pid) if server else 0
+    finally:
+        channel.close()
+        if server is not None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        if database is not None:
+            database.stop()
+
+    total = sum(codes.values())
+    print(f"\ncalls: {total} in {time.monotonic() - started:.0f}s (seed {args.seed})")
+    for name, count in codes.most_common():
+        print(f"  {name:20} {count}")
+    if rss_before:
+        print(f"server RSS: {rss_before / 1024:.0f} MiB -> {rss_after / 1024:.0f} MiB")
+    print(f"server alive and SERVING afterwards: {alive}")
+    for path, code, payload in bad[:20]:
+        print(f"BAD {code} {path} {payload!r}"[:2000])
+    print(f"INTERNAL/UNKNOWN answers: {len(bad)}")
+    return 0 if alive and not bad else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
