@@ -142,7 +142,14 @@ def test_the_dockerfile_has_one_healthcheck_that_probes_pd_port() -> None:
 def test_healthcheck_passes_while_serving_and_fails_once_the_database_is_down(
     probe: Path, database: EmbeddedPostgres, tmp_path: Path
 ) -> None:
+    argv = healthcheck_argv(DOCKERFILE)  # parsed before anything starts: nothing to clean up
     port = free_port()
+    check_env = {
+        **os.environ,
+        **image_env(DOCKERFILE),
+        "PD_PORT": str(port),  # the one difference from the image: this server's port
+        "PATH": f"{probe.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     server_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     server_env["PYTHONPATH"] = str(REPO / "service")
     server = subprocess.Popen(
@@ -164,13 +171,6 @@ def test_healthcheck_passes_while_serving_and_fails_once_the_database_is_down(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    check_env = {
-        **os.environ,
-        **image_env(DOCKERFILE),
-        "PD_PORT": str(port),  # the one difference from the image: this server's port
-        "PATH": f"{probe.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    argv = healthcheck_argv(DOCKERFILE)
 
     def healthcheck() -> int:
         return subprocess.run(
