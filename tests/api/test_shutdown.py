@@ -1,0 +1,167 @@
+"""SIGTERM with calls in flight: health NOT_SERVING first, in-flight calls finish, new ones refused.
+
+Calls are held in flight without timing: a unary ApplyAssets waits on a row lock this test
+holds in Postgres, and a client-streaming StreamEvents waits for the test's next message. The
+order is observed by a Health.Watch stream opened before the signal.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psycopg
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
+from partition_deps.api.gen.partitiondeps.v1 import (
+    definitions_service_pb2_grpc,
+    diagnostics_service_pb2_grpc,
+    events_service_pb2_grpc,
+)
+from partition_deps.api.gen.partitiondeps.v1 import diagnostics_service_pb2 as diagnostics_pb
+from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb
+
+from .builders import DAILY, asset, materialization
+
+REPO = Path(__file__).resolve().parents[2]
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+# Generous: the in-flight calls end when the test releases them, long before this.
+GRACE_SECONDS = 60
+
+
+def eventually(condition: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _ping(channel: grpc.Channel) -> grpc.StatusCode:
+    try:
+        diagnostics_service_pb2_grpc.DiagnosticsServiceStub(channel).Ping(
+            diagnostics_pb.PingRequest(), timeout=5
+        )
+    except grpc.RpcError as error:
+        return error.code()  # type: ignore[attr-defined, no-any-return]
+    return grpc.StatusCode.OK
+
+
+def _lock_waiters(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_sigterm_drains_in_flight_calls_and_refuses_new_ones(
+    database_url: str, namespace: str
+) -> None:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "partition_deps.cli", "serve",
+         "--listen", f"127.0.0.1:{port}", "--database-url", database_url,
+         "--grace-seconds", str(GRACE_SECONDS), "--log-level", "INFO"],
+        env={**os.environ, "PYTHONPATH": str(REPO / "service")},
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        health = health_pb2_grpc.HealthStub(channel)
+        eventually(lambda: _ping(channel) == grpc.StatusCode.OK)
+        definitions = definitions_service_pb2_grpc.DefinitionsServiceStub(channel)
+        definitions.ApplyAssets(
+            defs_pb.ApplyAssetsRequest(namespace=namespace, assets=[asset("daily", DAILY)])
+        )
+
+        # Health, watched from before the signal: every status change arrives on this stream.
+        statuses: queue.Queue[int] = queue.Queue()
+        watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
+
+        def follow(stream: Iterator[health_pb2.HealthCheckResponse]) -> None:
+            try:
+                for response in stream:
+                    statuses.put(response.status)
+            except grpc.RpcError:
+                statuses.put(-1)  # the stream ended with the server
+
+        threading.Thread(target=follow, args=(watch,), daemon=True).start()
+        assert statuses.get(timeout=30) == SERVING
+
+        # In flight 1: an apply blocked on the namespace row, locked here.
+        locker = psycopg.connect(database_url)
+        locker.execute("SELECT 1 FROM namespaces WHERE name = %s FOR UPDATE", (namespace,))
+        apply: Future[defs_pb.ApplyAssetsResponse] = definitions.ApplyAssets.future(
+            defs_pb.ApplyAssetsRequest(namespace=namespace, assets=[asset("other", DAILY)]),
+            timeout=GRACE_SECONDS * 2,
+        )
+        with psycopg.connect(database_url, autocommit=True) as observer:
+            eventually(lambda: _lock_waiters(observer) >= 1)
+
+        # In flight 2: a client stream that has sent one message and waits to send the next.
+        more: queue.Queue[events_pb.StreamEventsRequest | None] = queue.Queue()
+
+        def messages() -> Iterator[events_pb.StreamEventsRequest]:
+            while (message := more.get()) is not None:
+                yield message
+
+        stream: Future[events_pb.StreamEventsResponse] = events_service_pb2_grpc.EventsServiceStub(
+            channel
+        ).StreamEvents.future(messages(), timeout=GRACE_SECONDS * 2)
+        more.put(
+            events_pb.StreamEventsRequest(
+                namespace=namespace, events=[materialization("s1", "daily", "2024-01-01")]
+            )
+        )
+
+        process.send_signal(signal.SIGTERM)
+
+        # Health turns NOT_SERVING first ...
+        assert statuses.get(timeout=30) == NOT_SERVING
+        watch.cancel()  # a watch stream would otherwise hold the server for the whole grace
+        # ... then new calls are refused (a fresh connection, too) ...
+        eventually(lambda: _ping(channel) == grpc.StatusCode.UNAVAILABLE)
+        fresh = grpc.insecure_channel(f"127.0.0.1:{port}")
+        assert _ping(fresh) == grpc.StatusCode.UNAVAILABLE
+        fresh.close()
+        # ... while the calls in flight are still running, and finish once released.
+        assert not apply.done()
+        assert not stream.done()
+        more.put(
+            events_pb.StreamEventsRequest(
+                namespace=namespace, events=[materialization("s2", "daily", "2024-01-02")]
+            )
+        )
+        more.put(None)
+        locker.rollback()
+        locker.close()
+        assert apply.result().generation == 2
+        assert stream.result().stored_count == 2
+
+        _, stderr = process.communicate(timeout=GRACE_SECONDS * 2)
+        assert process.returncode == 0, stderr
+        assert stderr.index('"signal received"') < stderr.index('"stopped"')
+    finally:
+        channel.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
