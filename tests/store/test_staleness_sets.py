@@ -201,3 +201,38 @@ def test_position_runs_group_consecutive_positions_with_their_windows() -> None:
     ]
     assert runs[0].start == datetime(2024, 1, 1, tzinfo=UTC)
     assert runs[0].end == datetime(2024, 1, 4, tzinfo=UTC)
+
+
+def test_keys_containing_the_separator_take_the_array_form(
+    pool: ConnectionPool, namespace: str
+) -> None:
+    odd = DynamicPartitions("odd")
+    graph = {
+        "a": AssetDefinition("a", odd),
+        "b": AssetDefinition("b", odd, None, (Dependency("a"),)),
+    }
+    keys: list[str | None] = ["x\x1fy", "plain", "z"]
+    at = Evaluation(AT.as_of, {"odd": tuple(key for key in keys if key is not None)})
+    definitions = DefinitionsRepository(pool)
+    definitions.apply_assets(
+        namespace, list(graph.values()), replace_all=True,
+        expected_generation=None, validate=lambda _: None,
+    )  # fmt: skip
+    namespace_id = definitions.load_snapshot(namespace).namespace_id
+    EventsRepository(pool).ingest(
+        namespace_id,
+        [
+            Materialization("1", T0, "b", "x\x1fy", "r", "v"),
+            Materialization("2", T0, "a", "x\x1fy", "r", "v"),
+            Materialization("3", T0, "b", "plain", "r", "v"),
+        ],
+    )
+    with StalenessRepository(pool).reading(namespace_id) as reader:
+        fast = StalenessEngine(graph, reader, at).statuses("b", keys)
+        slow = StalenessEngine(graph, reader, at, set_based=False).statuses("b", keys)
+    assert fast == slow
+    assert {position: status.status for position, status in fast.items()} == {
+        0: Status.STALE,
+        1: Status.STALE,
+        2: Status.MISSING,
+    }
