@@ -63,6 +63,7 @@ class Clients:
     def __init__(self, channel: grpc.Channel) -> None:
         self.events = events_service_pb2_grpc.EventsServiceStub(channel)
         self.queries = queries_service_pb2_grpc.QueriesServiceStub(channel)
+        self.definitions = definitions_service_pb2_grpc.DefinitionsServiceStub(channel)
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.acknowledged: list[str] = []
@@ -101,18 +102,42 @@ class Clients:
             batch += 1
 
     def query(self) -> None:
-        request = queries_pb.GetUpstreamPartitionsRequest(
+        """A cached query, reads that go to the database, and writes of definitions."""
+        upstream = queries_pb.GetUpstreamPartitionsRequest(
             namespace=NAMESPACE,
             asset_key="weekly",
             selection=keys("2024-01-07"),
             as_of=timestamp("2024-03-01T00:00:00+00:00"),
         )
+        calls: list[tuple[str, Callable[[], object]]] = [
+            (
+                "GetUpstreamPartitions",
+                lambda: self.queries.GetUpstreamPartitions(upstream, timeout=10),
+            ),
+            (
+                "ListDynamicPartitions",
+                lambda: self.definitions.ListDynamicPartitions(
+                    defs_pb.ListDynamicPartitionsRequest(namespace=NAMESPACE, definition_name="d"),
+                    timeout=10,
+                ),
+            ),
+            (
+                "AddDynamicPartitions",
+                lambda: self.definitions.AddDynamicPartitions(
+                    defs_pb.AddDynamicPartitionsRequest(
+                        namespace=NAMESPACE, definition_name="d", partition_keys=["k"]
+                    ),
+                    timeout=10,
+                ),
+            ),
+        ]
         while not self.stop.is_set():
-            try:
-                self.queries.GetUpstreamPartitions(request, timeout=10)
-                self._record(grpc.StatusCode.OK, "GetUpstreamPartitions")
-            except grpc.RpcError as error:
-                self._record(error.code(), "GetUpstreamPartitions")  # type: ignore[attr-defined]
+            for name, call in calls:
+                try:
+                    call()
+                    self._record(grpc.StatusCode.OK, name)
+                except grpc.RpcError as error:
+                    self._record(error.code(), name)  # type: ignore[attr-defined]
             time.sleep(0.01)
 
     def acknowledged_count(self) -> int:
