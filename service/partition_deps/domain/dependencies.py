@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from partition_deps.domain.definitions import (
+    DynamicPartitions,
     Evaluation,
     MultiPartitions,
     PartitionsDefinition,
@@ -64,6 +65,23 @@ def upstream_partitions(
     options: Options = DAGSTER,
 ) -> UpstreamResult:
     """Upstream partitions that `downstream_keys` (of `downstream`) need, Dagster-exact."""
+    memo_key = _answer_key("up", upstream, downstream, mapping, downstream_keys, options, at)
+    known = _ANSWERS.get(memo_key) if memo_key is not None else None
+    if isinstance(known, UpstreamResult):
+        return known
+    result = _upstream(upstream, downstream, mapping, downstream_keys, at, options)
+    _remember(memo_key, result)
+    return result
+
+
+def _upstream(
+    upstream: PartitionsDefinition | None,
+    downstream: PartitionsDefinition | None,
+    mapping: PartitionMapping | None,
+    downstream_keys: Sequence[str],
+    at: Evaluation,
+    options: Options,
+) -> UpstreamResult:
     resolved = _prepare(upstream, downstream, mapping, at, options)
     indices = _check_keys(downstream, downstream_keys, at)
     if upstream is None:
@@ -95,6 +113,23 @@ def downstream_partitions(
     options: Options = DAGSTER,
 ) -> DownstreamResult:
     """Downstream partitions that use `upstream_keys` (of `upstream`), Dagster-exact."""
+    memo_key = _answer_key("down", upstream, downstream, mapping, upstream_keys, options, at)
+    known = _ANSWERS.get(memo_key) if memo_key is not None else None
+    if isinstance(known, DownstreamResult):
+        return known
+    result = _downstream(upstream, downstream, mapping, upstream_keys, at, options)
+    _remember(memo_key, result)
+    return result
+
+
+def _downstream(
+    upstream: PartitionsDefinition | None,
+    downstream: PartitionsDefinition | None,
+    mapping: PartitionMapping | None,
+    upstream_keys: Sequence[str],
+    at: Evaluation,
+    options: Options,
+) -> DownstreamResult:
     resolved = _prepare(upstream, downstream, mapping, at, options)
     indices = _check_keys(upstream, upstream_keys, at)
     if downstream is None:
@@ -107,6 +142,54 @@ def downstream_partitions(
     except (MappingError, InvalidPartitionKey) as error:
         raise MappingError(error.message, "mapping") from None
     return DownstreamResult(partitions=_as_subset(downstream, mapped, at))
+
+
+# Answers are pure functions of the definitions, mapping, keys and options, and of `now` only
+# through which partitions exist: a question asked again (schedulers poll) is answered from
+# this memo until a tick or an end is crossed. Dynamic keys come with each request, so answers
+# that involve dynamic definitions are never memoised.
+_ANSWERS: dict[tuple[object, ...], UpstreamResult | DownstreamResult] = {}
+_ANSWER_MEMO_SIZE = 8192
+
+
+def _answer_key(
+    direction: str,
+    upstream: PartitionsDefinition | None,
+    downstream: PartitionsDefinition | None,
+    mapping: PartitionMapping | None,
+    keys: Sequence[str],
+    options: Options,
+    at: Evaluation,
+) -> tuple[object, ...] | None:
+    if _involves_dynamic(upstream) or _involves_dynamic(downstream):
+        return None
+    now = now_of(at)
+    return (
+        direction,
+        upstream,
+        downstream,
+        mapping,
+        tuple(keys),
+        options,
+        _situation(upstream, now),
+        _situation(downstream, now),
+    )
+
+
+def _involves_dynamic(definition: PartitionsDefinition | None) -> bool:
+    if isinstance(definition, DynamicPartitions):
+        return True
+    if isinstance(definition, MultiPartitions):
+        return any(_involves_dynamic(dimension.partitions) for dimension in definition.dimensions)
+    return False
+
+
+def _remember(key: tuple[object, ...] | None, result: UpstreamResult | DownstreamResult) -> None:
+    if key is None:
+        return
+    if len(_ANSWERS) >= _ANSWER_MEMO_SIZE:
+        _ANSWERS.clear()
+    _ANSWERS[key] = result
 
 
 def _prepare(

@@ -76,12 +76,14 @@ def row_status(
     latest: Materialized | None,
     upstream: Sequence[tuple[Dependency, UpstreamRow]],
     upstream_statuses: Mapping[str, PartitionStatus] | None = None,
+    dependency_keys: frozenset[str] | None = None,
 ) -> PartitionStatus:
     """`staleness.partition_status` of one partition of a `joins_by_key` asset.
 
     `upstream` has one entry per dependency, in dependency order. `upstream_statuses`, for the
     transitive walk only: upstream asset key -> status of the upstream partition this one
-    reads, present when that status is not FRESH.
+    reads, present when that status is not FRESH. `dependency_keys`: the asset's upstream keys,
+    when the caller computed them once for many rows.
     """
     if latest is None:
         return PartitionStatus(
@@ -90,7 +92,12 @@ def row_status(
             Status.MISSING,
             (Cause(CauseKind.NEVER_MATERIALIZED, "never materialized"),),
         )
-    causes = list(_own_causes(asset, latest))
+    if dependency_keys is None:
+        dependency_keys = frozenset(d.upstream_key for d in asset.dependencies)
+    unchanged = (asset.code_version is None or latest.code_version == asset.code_version) and (
+        latest.dependencies is None or latest.dependencies == dependency_keys
+    )
+    causes = [] if unchanged else list(_own_causes(asset, latest))
     for dependency, row in upstream:
         cause = _dependency_cause(dependency.upstream_key, row, latest, upstream_statuses)
         if cause is not None:

@@ -24,6 +24,7 @@ class TimeSubset:
         self.windows = windows
         self.spans = tuple(spans)
         self._counts: list[int] | None = None
+        self._keys: list[str] | None = None
 
     @classmethod
     def from_windows(cls, windows: TimeWindows, parts: Iterable[Window]) -> TimeSubset:
@@ -75,8 +76,17 @@ class TimeSubset:
 
     def __iter__(self) -> Iterator[str]:
         if len(self.spans) == 1:
-            return iter(self._span_keys(self.spans[0]))
+            return iter(self._single_span_keys())
         return (key for span in self.spans for key in self._span_keys(span))
+
+    def _single_span_keys(self) -> list[str]:
+        # Memoised answers are iterated again and again; small ones keep their key list.
+        keys = self._keys
+        if keys is None:
+            keys = self._span_keys(self.spans[0])
+            if len(keys) <= 10_000:
+                self._keys = keys
+        return keys
 
     def _span_keys(self, span: Window) -> list[str]:
         windows = self.windows
