@@ -7,10 +7,12 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from partition_deps.api import limits
+from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
+from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb
 from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as pb
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
 
-from .builders import DAILY, WEEKLY, keys, time_window, timestamp
+from .builders import DAILY, WEEKLY, asset, keys, time_window, timestamp
 from .conftest import Stubs
 from .errors import error_info
 
@@ -69,3 +71,44 @@ def test_a_huge_mapping_offset_is_invalid_not_a_hang(stubs: Stubs) -> None:
 def test_a_start_outside_the_calendar_is_invalid(stubs: Stubs) -> None:
     ancient = time_window("0 0 * * *", "0001-01-01T00:00:00")
     _refused(lambda: _upstream(stubs, upstream=ancient))
+
+
+def _event(idempotency_key: str, asset_key: str, partition_key: str) -> events_pb.Event:
+    return events_pb.Event(
+        idempotency_key=idempotency_key,
+        event_time=timestamp("2024-02-01T00:00:00+00:00"),
+        materialization=events_pb.Materialization(
+            asset_key=asset_key, partition_key=partition_key, run_id="r\x00"
+        ),
+    )
+
+
+def test_nul_characters_postgres_cannot_store_are_invalid(stubs: Stubs, namespace: str) -> None:
+    # Were CharacterNotInRepertoire / UntranslatableCharacter / DataError (INTERNAL).
+    stubs.definitions.ApplyAssets(
+        defs_pb.ApplyAssetsRequest(namespace=namespace, assets=[asset("daily", DAILY)])
+    )
+    calls = [
+        lambda: stubs.events.ReportEvents(
+            events_pb.ReportEventsRequest(
+                namespace=namespace, events=[_event("e\x00", "daily", "2024-01-01")]
+            )
+        ),
+        lambda: stubs.definitions.AddDynamicPartitions(
+            defs_pb.AddDynamicPartitionsRequest(
+                namespace=namespace, definition_name="d", partition_keys=["\x00"]
+            )
+        ),
+        lambda: stubs.definitions.ApplyAssets(
+            defs_pb.ApplyAssetsRequest(
+                namespace=namespace,
+                assets=[
+                    asset(
+                        "dyn", pb.PartitionsDefinition(dynamic=pb.DynamicPartitions(name="x\x00"))
+                    )
+                ],
+            )
+        ),
+    ]
+    for call in calls:
+        _refused(call)

@@ -36,6 +36,10 @@ def _unique_keys(keys: list[str], field: str) -> list[str]:
     for index, key in enumerate(keys):
         if not key:
             raise convert.InvalidRequest("partition keys must not be empty", f"{field}[{index}]")
+        if "\x00" in key:
+            raise convert.InvalidRequest(
+                "partition keys must not contain NUL characters", f"{field}[{index}]"
+            )
         if key in seen:
             raise ApiError(
                 grpc.StatusCode.INVALID_ARGUMENT,

@@ -52,6 +52,7 @@ _STORE_ERRORS: tuple[tuple[type[store_errors.StoreError], grpc.StatusCode, str],
     (store_errors.GenerationMismatch, grpc.StatusCode.ABORTED, "GENERATION_MISMATCH"),
     (store_errors.AssetInUse, grpc.StatusCode.FAILED_PRECONDITION, "ASSET_IN_USE"),
     (store_errors.StoreUnavailable, grpc.StatusCode.UNAVAILABLE, "DATABASE_UNAVAILABLE"),
+    (store_errors.UnstorableValue, grpc.StatusCode.INVALID_ARGUMENT, "UNSTORABLE_VALUE"),
 )
 
 

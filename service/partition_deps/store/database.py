@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from partition_deps.store.errors import StoreUnavailable
+from partition_deps.store.errors import StoreUnavailable, UnstorableValue
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,10 @@ def migrate(url: str) -> list[str]:
     return applied_now
 
 
+def _first_line(error: Exception) -> str:
+    return str(error).split("\n", 1)[0]
+
+
 # Seconds left of the request being served, set by the API layer around each call: statements
 # of its transactions are cancelled (SQLSTATE 57014) rather than outliving the caller's deadline.
 statement_budget: ContextVar[float | None] = ContextVar("statement_budget", default=None)
@@ -141,6 +145,10 @@ def transaction(
             yield conn
     except PoolTimeout as error:
         raise StoreUnavailable("no database connection available") from error
+    except psycopg.DataError as error:
+        # SQLSTATE class 22 (data exception), or psycopg refusing a NUL byte in text before
+        # sending it: the request carried a value Postgres cannot store.
+        raise UnstorableValue(f"a value cannot be stored: {_first_line(error)}") from error
     except psycopg.OperationalError as error:
         if error.sqlstate is None or error.sqlstate.startswith(("08", "57P")):
             raise StoreUnavailable(f"database unavailable: {error}") from error

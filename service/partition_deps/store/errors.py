@@ -28,5 +28,9 @@ class AssetInUse(StoreError):
     """An asset that other assets depend on cannot be deleted."""
 
 
+class UnstorableValue(StoreError):
+    """A value Postgres refuses as data (e.g. a NUL character in text): the caller's input."""
+
+
 class StoreUnavailable(StoreError):
     """The database cannot be reached (retryable)."""
