@@ -379,6 +379,7 @@ class StalenessEngine:
                 upstream_not_fresh[upstream.key] = whole
                 edges.append(_Edge(dependency, False, not_fresh_whole=bool(whole)))
         rows = self._reader.candidate_rows(asset, edges, keys)
+        dependency_keys = frozenset(d.upstream_key for d in asset.dependencies)
         result: dict[int, PartitionStatus] = {}
         for row in rows:
             position = row[0] - 1
@@ -410,7 +411,9 @@ class StalenessEngine:
                     )
                     if found is not None:
                         upstream_statuses[upstream_key] = found
-            status = row_status(asset, key, latest, upstream_rows, upstream_statuses)
+            status = row_status(
+                asset, key, latest, upstream_rows, upstream_statuses, dependency_keys
+            )
             if status.status is not Status.FRESH:
                 result[position] = status
         return result
