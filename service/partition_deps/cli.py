@@ -116,6 +116,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tokens(tokens_file: Path | None) -> TokenTable | None:
+    try:
+        return TokenTable.configured(tokens_file)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"bearer tokens: {error}") from None
+
+
 def _tls(args: argparse.Namespace) -> TlsFiles | None:
     if args.tls_cert is None and args.tls_key is None:
         if args.tls_client_ca is not None:
@@ -147,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         grace_seconds=args.grace_seconds,
         max_message_bytes=args.max_message_bytes,
         workers=args.workers,
-        tokens=TokenTable.configured(args.tokens_file),
+        tokens=_tokens(args.tokens_file),
         tls=_tls(args),
         metrics_listen=args.metrics_listen,
         memo_entries=args.memo_entries,

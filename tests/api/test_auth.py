@@ -203,3 +203,14 @@ def test_tokens_come_from_a_file_or_the_environment(tmp_path: Path) -> None:
     for bad in ("[]", '{"t": "a"}', '{"": ["a"]}', "not json"):
         with pytest.raises(ValueError, match="PD_TOKENS"):
             TokenTable.configured(None, environ={"PD_TOKENS": bad})
+
+
+def test_a_bad_tokens_file_stops_the_cli_with_a_message(tmp_path: Path) -> None:
+    from partition_deps import cli
+
+    path = tmp_path / "tokens.json"
+    path.write_text('{"t": "not a list"}')
+    with pytest.raises(SystemExit, match="bearer tokens"):
+        cli._tokens(path)
+    with pytest.raises(SystemExit, match="bearer tokens"):
+        cli._tokens(tmp_path / "missing.json")
