@@ -6,10 +6,11 @@ Method, so that the ratios mean something on a noisy shared machine:
 - Both sides get the same definitions, the same mapping and the same query in each round, and
   each round alternates which side goes first. Ratios are Dagster's median over ours, from the
   same rounds of the same run.
-- Every round asks a different question: the queried keys rotate through a pool larger than
-  Dagster's per-definition lru caches (100 single keys, 5 key sets), and `as_of` moves on by one
-  second a round, as "now" does in a service. Repeating one identical question would mostly time
-  Dagster's caches.
+- By default every round asks a question never asked before in the run (`--questions fresh`):
+  the queried keys differ each round, and on the whole-definition rows `as_of` moves on an hour
+  a round, so no answer is served from a memo of earlier answers on either side. `as_of` moves
+  on one second a round elsewhere, as "now" does in a service. `--questions repeated` asks small
+  pools over and over instead, as a polling scheduler does; memoised answers then count.
 - The timed region is everything a caller needs for the answer: the evaluation context, parsing
   the queried keys, the mapping, and the answer as a list of keys (as runs for the range row).
 - Every timed answer of both sides is compared afterwards, outside the timed region; a row whose
@@ -121,9 +122,8 @@ class Measurement:
     ours_error: str
 
 
-def as_ofs(count: int, advancing: bool) -> list[datetime]:
-    """One `as_of` per round: one second later each round, or always the same instant."""
-    step = timedelta(seconds=1 if advancing else 0)
+def as_ofs(count: int, step: timedelta) -> list[datetime]:
+    """One `as_of` per round, `step` later each round, as "now" moves on in a service."""
     return [AS_OF + step * i for i in range(count)]
 
 
@@ -239,25 +239,44 @@ def ours_or_reason(make: Maker, when: list[datetime]) -> tuple[Side[Any] | None,
 # ---------------------------------------------------------------- the rows
 
 
-def build_rows(scale: float, with_ours: bool, advancing: bool = True) -> list[Row]:
+def recent_keys(last: datetime, count: int, step: timedelta) -> list[list[str]]:
+    """`count` one-key questions, oldest first, the newest on `last`."""
+    return [[k] for k in day_keys(last - step * (count - 1), count, step)]
+
+
+def build_rows(scale: float, with_ours: bool, fresh: bool = True) -> list[Row]:
     def n(rounds: int) -> int:
         return max(3, round(rounds * scale))
 
-    daily = TimeDef("0 0 * * *", datetime(2020, 1, 1), "UTC", DAILY_FMT)
-    weekly = TimeDef("0 0 * * 0", datetime(2020, 1, 1), "UTC", DAILY_FMT)
-    hourly = TimeDef("0 * * * *", datetime(2020, 1, 1), "UTC", HOURLY_FMT)
-    daily_ny = TimeDef("0 0 * * *", datetime(2020, 1, 1), "America/New_York", DAILY_FMT)
-    hourly_ny = TimeDef("0 * * * *", datetime(2020, 1, 1), "America/New_York", HOURLY_FMT)
-    hourly_10y = TimeDef("0 * * * *", datetime(2015, 1, 1), "UTC", HOURLY_FMT)
+    utc, new_york = "UTC", "America/New_York"
+    daily_long = TimeDef("0 0 * * *", datetime(1972, 1, 1), utc, DAILY_FMT)
+    weekly_long = TimeDef("0 0 * * 0", datetime(1972, 1, 1), utc, DAILY_FMT)
+    daily = TimeDef("0 0 * * *", datetime(2015, 1, 1), utc, DAILY_FMT)
+    hourly = TimeDef("0 * * * *", datetime(2015, 1, 1), utc, HOURLY_FMT)
+    daily_ny = TimeDef("0 0 * * *", datetime(2015, 1, 1), new_york, DAILY_FMT)
+    hourly_ny = TimeDef("0 * * * *", datetime(2015, 1, 1), new_york, HOURLY_FMT)
 
-    # 256 Sundays from 2020-01-05; 512 days from 2020-01-01 (New York's include 23- and
-    # 25-hour days); 40 windows of 365 consecutive days, each starting one day later.
-    weeks = [[k] for k in day_keys(datetime(2020, 1, 5), 256, timedelta(weeks=1))]
-    days = [[k] for k in day_keys(datetime(2020, 1, 1), 512, timedelta(days=1))]
+    # Fresh: one question per round, never asked before in the run (the pool is as long as the
+    # row), so no answer can come from a memo of earlier answers, ours or Dagster's. Repeated:
+    # small pools asked over and over, as a polling scheduler does. The daily pools cross New
+    # York's 23- and 25-hour days.
+    def pool(fresh_count: int, repeated_count: int, step: timedelta) -> list[list[str]]:
+        last = datetime(2024, 12, 22) if step == timedelta(weeks=1) else datetime(2024, 12, 30)
+        return recent_keys(last, fresh_count if fresh else repeated_count, step)
+
+    one_key_warmup, one_key_rounds = 100, n(2000)
+    weeks = pool(one_key_warmup + one_key_rounds, 256, timedelta(weeks=1))
+    if weeks[0][0] < weekly_long.start.strftime(DAILY_FMT):
+        sys.exit(f"--scale {scale} needs more distinct weekly keys than 1972-2024 holds")
+    days = pool(one_key_warmup + one_key_rounds, 512, timedelta(days=1))
+    year_warmup, year_rounds = 5, n(80)
     years = [
         day_keys(datetime(2023, 1, 1) + timedelta(days=j), 365, timedelta(days=1))
-        for j in range(40)
+        for j in range(year_warmup + year_rounds if fresh else 40)
     ]
+    # The whole-definition rows have no keys to vary: fresh moves as_of on one hour a round,
+    # so each round asks about a different set of partitions.
+    whole_step = timedelta(hours=1) if fresh else timedelta(seconds=1)
 
     upstream_call = (
         "partition_loading_context(effective_dt) + subset_with_partition_keys + "
@@ -266,27 +285,33 @@ def build_rows(scale: float, with_ours: bool, advancing: bool = True) -> list[Ro
     )
 
     def row(
-        name: str, target: Target, warmup: int, rounds: int, call: str, dagster: Maker, ours: Maker
+        name: str,
+        target: Target,
+        counts: tuple[int, int],
+        call: str,
+        dagster: Maker,
+        ours: Maker,
+        step: timedelta = timedelta(seconds=1),
     ) -> Row:
-        when = as_ofs(warmup + rounds, advancing)
+        warmup, rounds = counts
+        when = as_ofs(warmup + rounds, step)
         our_side, missing = ours_or_reason(ours, when) if with_ours else (None, "skipped")
         return Row(name, target, warmup, rounds, call, dagster(when), our_side, missing, when)
 
+    one_key = (one_key_warmup, one_key_rounds)
     return [
         row(
             "weekly <- daily, 1 key, UTC",
             Target("ratio", 50),
-            100,
-            n(3000),
+            one_key,
             upstream_call,
-            lambda w: dagster_upstream(daily, weekly, weeks, w),
-            lambda w: ours_upstream(daily, weekly, weeks, w),
+            lambda w: dagster_upstream(daily_long, weekly_long, weeks, w),
+            lambda w: ours_upstream(daily_long, weekly_long, weeks, w),
         ),
         row(
             "daily <- hourly, 1 key, UTC",
             Target("ratio", 20),
-            100,
-            n(3000),
+            one_key,
             upstream_call,
             lambda w: dagster_upstream(hourly, daily, days, w),
             lambda w: ours_upstream(hourly, daily, days, w),
@@ -294,8 +319,7 @@ def build_rows(scale: float, with_ours: bool, advancing: bool = True) -> list[Ro
         row(
             "daily <- hourly, 1 key, New York",
             Target("ratio", 20),
-            100,
-            n(3000),
+            one_key,
             upstream_call,
             lambda w: dagster_upstream(hourly_ny, daily_ny, days, w),
             lambda w: ours_upstream(hourly_ny, daily_ny, days, w),
@@ -303,8 +327,7 @@ def build_rows(scale: float, with_ours: bool, advancing: bool = True) -> list[Ro
         row(
             "365 daily keys -> hourly keys, UTC",
             Target("ratio", 100),
-            5,
-            n(80),
+            (year_warmup, year_rounds),
             upstream_call,
             lambda w: dagster_upstream(hourly, daily, years, w),
             lambda w: ours_upstream(hourly, daily, years, w),
@@ -312,20 +335,20 @@ def build_rows(scale: float, with_ours: bool, advancing: bool = True) -> list[Ro
         row(
             "10y hourly as ranges, UTC",
             Target("under_us", 1000),
-            100,
-            n(3000),
+            (100, n(2000)),
             "partition_loading_context + subset_with_all_partitions().get_partition_key_ranges()",
-            lambda w: dagster_ranges(hourly_10y, w),
-            lambda w: ours_all(hourly_10y, w, as_runs=True),
+            lambda w: dagster_ranges(hourly, w),
+            lambda w: ours_all(hourly, w, as_runs=True),
+            whole_step,
         ),
         row(
             "10y hourly keys listed, UTC",
             Target("none"),
-            1,
-            n(10),
+            (1, n(10)),
             "partition_loading_context + get_partition_keys()",
-            lambda w: dagster_keys(hourly_10y, w),
-            lambda w: ours_all(hourly_10y, w, as_runs=False),
+            lambda w: dagster_keys(hourly, w),
+            lambda w: ours_all(hourly, w, as_runs=False),
+            whole_step,
         ),
     ]
 
@@ -514,11 +537,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only rows whose name contains this text (repeatable)",
     )
     parser.add_argument(
-        "--as-of",
-        choices=("advancing", "fixed"),
-        default="advancing",
-        help="advancing (default): as_of moves on one second a round, as now does in a service,"
-        " so caches keyed on as_of miss on both sides; fixed: the same as_of every round",
+        "--questions",
+        choices=("fresh", "repeated"),
+        default="fresh",
+        help="fresh (default): no question is asked twice in a run, so memoised answers never"
+        " serve a timed round; repeated: small pools asked over and over (a polling scheduler)",
     )
     parser.add_argument(
         "--profile",
@@ -535,9 +558,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         flush=True,
     )
-    advancing = args.as_of == "advancing"
-    print(f"as_of: {'advancing one second a round' if advancing else f'fixed at {AS_OF}'}")
-    rows = build_rows(args.scale, with_ours=not args.dagster_only, advancing=advancing)
+    fresh = args.questions == "fresh"
+    print(
+        "questions: "
+        + (
+            "fresh (never asked before in the run)"
+            if fresh
+            else "repeated (small pools asked again and again)"
+        )
+        + f"; as_of from {AS_OF.isoformat()}, one second later a round"
+        + (" (one hour on the 10y rows)" if fresh else ""),
+        flush=True,
+    )
+    rows = build_rows(args.scale, with_ours=not args.dagster_only, fresh=fresh)
     if args.row:
         rows = [r for r in rows if any(text in r.name for text in args.row)]
     if args.profile:
