@@ -9,6 +9,7 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from partition_deps.api.auth import TokenTable
 from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
 from partition_deps.api.gen.partitiondeps.v1 import (
     definitions_service_pb2_grpc,
@@ -130,3 +131,44 @@ def test_metrics_addresses() -> None:
 
 def test_no_metrics_endpoint_by_default(server: Server) -> None:
     assert server.metrics is None
+
+
+def test_calls_refused_by_auth_are_counted_too(database_url: str, namespace: str) -> None:
+    server = Server(
+        Config(
+            listen="127.0.0.1:0",
+            database_url=database_url,
+            pool=PoolSettings(min_size=1, max_size=2),
+            grace_seconds=1,
+            workers=4,
+            metrics_listen="127.0.0.1:0",
+            tokens=TokenTable({"secret": [namespace]}),
+        )
+    )
+    server.start()
+    try:
+        granted = (("authorization", "Bearer secret"),)
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            diagnostics = diagnostics_service_pb2_grpc.DiagnosticsServiceStub(channel)
+            queries = queries_service_pb2_grpc.QueriesServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as raised:
+                diagnostics.Ping(diag_pb.PingRequest())
+            assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+            for _ in range(2):  # auth builds a handler per call: each is wrapped and counted
+                diagnostics.Ping(diag_pb.PingRequest(), metadata=granted)
+            with pytest.raises(grpc.RpcError) as raised:
+                queries.GetUpstreamPartitions(
+                    queries_pb.GetUpstreamPartitionsRequest(
+                        namespace=f"{namespace}-other", asset_key="x", selection=keys("a")
+                    ),
+                    metadata=granted,
+                )
+            assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+        _, samples = _scrape(server)
+    finally:
+        server.stop()
+    handled = "grpc_server_handled_total"
+    assert samples[handled, _labels("DiagnosticsService", "Ping", "UNAUTHENTICATED")] == 1
+    assert samples[handled, _labels("DiagnosticsService", "Ping", "OK")] == 2
+    denied = _labels("QueriesService", "GetUpstreamPartitions", "PERMISSION_DENIED")
+    assert samples[handled, denied] == 1
