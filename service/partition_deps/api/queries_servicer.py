@@ -338,7 +338,7 @@ class QueriesServicer:
         if memo is None:
             return answer(as_of)
         now = int(as_of.timestamp())  # the domain's `now` (partitions.now_of)
-        key = (method, snapshot.namespace, snapshot.generation, request.SerializeToString())
+        key = (method, snapshot.namespace_id, snapshot.generation, request.SerializeToString())
         serialized = answer(as_of).SerializeToString()
         until = None if explicit else _horizon(snapshot, method, asset, involved, now)
         memo.put(key, serialized, as_of, explicit, now, until)
@@ -358,7 +358,7 @@ class QueriesServicer:
         snapshot = self._cache.cached(request.namespace)
         if snapshot is None:
             return None
-        key = (method, snapshot.namespace, snapshot.generation, request.SerializeToString())
+        key = (method, snapshot.namespace_id, snapshot.generation, request.SerializeToString())
         if request.HasField("as_of"):
             return memo.get(key, None, 0)  # kept for the whole generation, as_of included
         as_of = self._clock()

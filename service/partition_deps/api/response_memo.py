@@ -1,7 +1,7 @@
 """Serialized answers of stored queries, memoised per namespace generation and time horizon.
 
 A stored query's answer is a pure function of the namespace snapshot (its generation), the
-request and the effective `as_of`. The memo key is (method, namespace, generation, request
+request and the effective `as_of`. The memo key is (method, namespace id, generation, request
 bytes); the request bytes include an explicit `as_of`, so such an answer is valid for as long
 as the generation is current. Without one, the answer at the server's clock is valid from the
 second it was computed at until the next instant at which a definition involved gains or loses
