@@ -121,3 +121,24 @@ def test_processes_need_a_fixed_port() -> None:
     _, stderr = process.communicate(timeout=60)
     assert process.returncode != 0
     assert "fixed port" in stderr
+
+
+def test_a_dying_process_stops_the_others(database_url: str) -> None:
+    port = free_port()
+    process = _serve(
+        "--listen", f"127.0.0.1:{port}", "--database-url", database_url, "--processes", "2"
+    )
+    try:
+        eventually(lambda: len(_children(process.pid)) == 2, seconds=60)
+        first, second = _children(process.pid)
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            eventually(lambda: health_status(channel) == SERVING, seconds=60)
+        os.kill(first, signal.SIGKILL)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 1, stderr
+    assert "serving process exited" in stderr
+    assert not Path(f"/proc/{second}").exists()
