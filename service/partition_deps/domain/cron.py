@@ -119,8 +119,8 @@ class Cron:
 @functools.lru_cache(maxsize=1024)
 def parse_cron(expression: str) -> Cron:
     """Parse a cron; raise InvalidDefinition with the reason if Dagster would refuse it."""
-    text = expression.strip().lower()
-    text = _ALIASES.get(text, text)
+    text = expression.lower()
+    text = _ALIASES.get(text, text)  # only an exact alias: " @daily" is refused, as Dagster does
     fields = text.split()
     if len(fields) != 5:
         raise InvalidDefinition(
@@ -139,6 +139,7 @@ def parse_cron(expression: str) -> Cron:
         and months == frozenset({2})
         and days_of_month is not None
         and not last_day
+        and len(days_of_month) == 1
         and days_of_month <= {30, 31}
     ):
         raise InvalidDefinition(f"invalid cron schedule {expression!r}: February has no such day")
@@ -174,24 +175,28 @@ def _expand_items(text: str, field: int) -> set[int]:
     for item in text.split(","):
         if not item:
             raise ValueError(f"empty item in {_FIELD_NAMES[field]}")
-        body, _, step_text = item.partition("/")
-        if step_text:
+        body, slash, step_text = item.partition("/")
+        if slash:
             if not step_text.isdigit() or int(step_text) == 0:
                 raise ValueError(f"invalid step {step_text!r} in {_FIELD_NAMES[field]}")
             step = int(step_text)
         else:
             step = 1
-        if body == "*":
+        if body in ("*", "?") and (body == "*" or field in (2, 4)):
             first, last = low, high
         elif "-" in body:
             first_text, _, last_text = body.partition("-")
-            first, last = _value(first_text, field), _value(last_text, field)
-            if first > last:
-                raise ValueError(f"range {body!r} runs backwards in {_FIELD_NAMES[field]}")
+            first = _value(first_text, field)
+            last = high if field == 2 and last_text == "l" else _value(last_text, field)
         else:
             first = _value(body, field)
-            last = high if step_text else first
-        values.update(range(first, last + 1, step))
+            last = high if slash else first
+        if first <= last:
+            values.update(range(first, last + 1, step))
+        else:
+            # A backwards range wraps around the end of the field, as Dagster's parser does.
+            wrapped = [*range(first, high + 1), *range(low, last + 1)]
+            values.update(wrapped[::step])
     return values
 
 
@@ -202,6 +207,8 @@ def _expand(text: str, field: int) -> frozenset[int] | None:
 
 
 def _expand_day_of_month(text: str) -> tuple[frozenset[int] | None, bool]:
+    if text == "?":
+        return None, False
     items = text.split(",")
     last_day = "l" in items
     numeric = [item for item in items if item != "l"]
@@ -216,6 +223,8 @@ def _expand_day_of_month(text: str) -> tuple[frozenset[int] | None, bool]:
 def _expand_day_of_week(
     text: str,
 ) -> tuple[frozenset[int] | None, tuple[tuple[int, frozenset[int]], ...]]:
+    if text == "?":
+        return None, ()
     plain: list[str] = []
     nth: dict[int, set[int]] = {}
     for item in text.split(","):

@@ -67,6 +67,17 @@ def validate_definition(
         _validate_multi(definition, options)
 
 
+def _validate_construction(definition: PartitionsDefinition) -> None:
+    """What Dagster checks when it builds a multi dimension: not the fmt (Dagster only runs
+    its load-time fmt check on a whole time-window definition, never on a dimension)."""
+    if isinstance(definition, TimeWindowPartitions):
+        compile_time_windows(definition)  # raises on a bad cron, exclusion or zone
+    elif isinstance(definition, StaticPartitions):
+        _validate_static(definition)
+    elif isinstance(definition, DynamicPartitions) and not definition.name:
+        raise InvalidDefinition("a dynamic partitions definition needs a name", "name")
+
+
 def _validate_static(definition: StaticPartitions) -> None:
     seen: set[str] = set()
     for index, key in enumerate(definition.keys):
@@ -99,7 +110,7 @@ def _validate_multi(definition: MultiPartitions, options: Options) -> None:
         ):
             raise InvalidDefinition("multi definitions cannot be nested", field)
         try:
-            validate_definition(dimension.partitions, options)
+            _validate_construction(dimension.partitions)
         except InvalidDefinition as error:
             raise error.at(field) from None
         if isinstance(dimension.partitions, StaticPartitions):
@@ -151,10 +162,15 @@ def time_windows(definition: TimeWindowPartitions) -> TimeWindows:
 
 
 def all_time_subset(windows: TimeWindows, now: int) -> TimeSubset:
-    full = windows.full_window(now)
-    if full is None or full.start > full.end:
+    edges = windows.first_and_last(now)
+    if edges is None:
         return TimeSubset(windows, ())
-    return TimeSubset(windows, (full,))
+    first, last = edges
+    if last.start < first.start:
+        # An end before the first tick: Dagster's listing still yields the first window
+        # (its membership test accepts none); we list what Dagster lists.
+        return TimeSubset(windows, (first,))
+    return TimeSubset(windows, (Window(first.start, last.end),))
 
 
 def dynamic_keys(definition: DynamicPartitions, at: Evaluation) -> Sequence[str]:

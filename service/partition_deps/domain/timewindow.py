@@ -196,6 +196,10 @@ class TimeWindows:
         index = self._index_at_or_after(ts)
         while True:
             index = self.ensure_index(index)
+            if index + 1 >= len(self._ticks):
+                raise InvalidDefinition(
+                    "no partition window: every tick of the cron is excluded", "exclusions"
+                )
             if not self._excluded[index]:
                 return index
             index += 1
@@ -407,7 +411,10 @@ class TimeWindows:
                 parsed = datetime.strptime(key, self.fmt)
             except ValueError:
                 try:
-                    parsed = datetime.strptime(key, self.fmt + "%z")
+                    # Dagster retries with the offset suffix only when fmt lacks one.
+                    parsed = datetime.strptime(
+                        key, self.fmt if self.fmt_has_offset else self.fmt + "%z"
+                    )
                 except ValueError:
                     raise InvalidPartitionKey(
                         f"{key!r} does not match the format {self.fmt!r}"

@@ -65,10 +65,10 @@ def map_time_windows(
             start, end = span.start, span.end
             raw_start, raw_end = start, end
         target_start, target_end = _overlap(origin, target, start, end)
-        if downstream_to_upstream and raw_start < raw_end:
+        if downstream_to_upstream:
             if (raw_start, raw_end) == (start, end):
                 unclamped.append(Window(target_start, target_end))
-            else:
+            elif raw_start < raw_end:
                 unclamped.append(Window(*_overlap(origin, target, raw_start, raw_end)))
         elif not no_offsets:
             target_start = _offset_with_bounds(target, target_start, start_offset, full)
