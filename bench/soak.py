@@ -43,9 +43,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb  # noqa: E402
 from partition_deps.api.gen.partitiondeps.v1 import (  # noqa: E402
     definitions_service_pb2_grpc,
+    diagnostics_service_pb2_grpc,
     events_service_pb2_grpc,
     queries_service_pb2_grpc,
 )
+from partition_deps.api.gen.partitiondeps.v1 import diagnostics_service_pb2 as diagnostics_pb  # noqa: E402
 from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb  # noqa: E402
 from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as pb  # noqa: E402
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb  # noqa: E402
@@ -77,13 +79,18 @@ def _keys(*keys: str) -> pb.PartitionSelection:
 @dataclass
 class Minute:
     latencies: list[float] = field(default_factory=list)
+    # By kind of call: "query", "ingest", and "control" (an empty Ping, outside the mix: it
+    # shows what the machine itself adds, on a box shared with other work).
+    by_kind: dict[str, list[float]] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     rss_kib: int = 0
+    load: str = ""
 
 
 class Load:
     def __init__(self, channel: grpc.Channel) -> None:
         self.queries = queries_service_pb2_grpc.QueriesServiceStub(channel)
+        self.diagnostics = diagnostics_service_pb2_grpc.DiagnosticsServiceStub(channel)
         self.events = events_service_pb2_grpc.EventsServiceStub(channel)
         self.batches = itertools.count()
         self.calls = itertools.count()
@@ -108,11 +115,17 @@ class Load:
             )
         )
 
-    def next_call(self) -> Callable[[], object]:
+    def control(self) -> object:
+        return self.diagnostics.Ping(diagnostics_pb.PingRequest(), timeout=30)
+
+    def next_call(self) -> tuple[str, Callable[[], object]]:
         n = next(self.calls)
+        if n % 10 < 2:
+            return "ingest", self._ingest
+        return "query", self._query(n)
+
+    def _query(self, n: int) -> Callable[[], object]:
         slot = n % 10
-        if slot < 2:
-            return self._ingest
         day, sunday = DAYS[n % len(DAYS)], SUNDAYS[n % len(SUNDAYS)]
         if slot < 5:
             request = queries_pb.GetUpstreamPartitionsRequest(
@@ -201,7 +214,7 @@ def run(channel: grpc.Channel, pid: int, minutes: int, rate: float, workers: int
     started = time.monotonic()
     end = started + 60 * minutes
 
-    def one(scheduled: float, call: Callable[[], object]) -> None:
+    def one(scheduled: float, kind: str, call: Callable[[], object]) -> None:
         code = "OK"
         try:
             call()
@@ -212,7 +225,9 @@ def run(channel: grpc.Channel, pid: int, minutes: int, rate: float, workers: int
         with lock:
             bucket = per_minute[minute]
             if code == "OK":
-                bucket.latencies.append(latency)
+                if kind != "control":
+                    bucket.latencies.append(latency)
+                bucket.by_kind.setdefault(kind, []).append(latency)
             else:
                 bucket.errors[code] = bucket.errors.get(code, 0) + 1
 
@@ -222,12 +237,17 @@ def run(channel: grpc.Channel, pid: int, minutes: int, rate: float, workers: int
                 time.sleep(min(1.0, max(0.0, started + 60 * (minute + 1) - time.monotonic())))
             per_minute[minute].rss_kib = _rss_kib(pid)
             bucket = per_minute[minute]
+            bucket.load = Path("/proc/loadavg").read_text().split()[0]
+            kinds = " ".join(
+                f"{kind} {_p(bucket.by_kind.get(kind, []), 0.99) * 1000:6.1f}"
+                for kind in ("query", "ingest", "control")
+            )
             print(
                 f"minute {minute + 1:3d}: {len(bucket.latencies):6d} ok,"
                 f" {sum(bucket.errors.values())} errors {bucket.errors or ''},"
-                f" p50 {_p(bucket.latencies, 0.5) * 1000:7.2f} ms,"
-                f" p99 {_p(bucket.latencies, 0.99) * 1000:7.2f} ms,"
-                f" RSS {bucket.rss_kib / 1024:6.1f} MiB",
+                f" p50 {_p(bucket.latencies, 0.5) * 1000:6.2f} ms,"
+                f" p99 {_p(bucket.latencies, 0.99) * 1000:7.2f} ms ({kinds}),"
+                f" RSS {bucket.rss_kib / 1024:6.1f} MiB, load {bucket.load}",
                 flush=True,
             )
 
@@ -242,7 +262,9 @@ def run(channel: grpc.Channel, pid: int, minutes: int, rate: float, workers: int
             delay = scheduled - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            pool.submit(one, scheduled, load.next_call())
+            pool.submit(one, scheduled, *load.next_call())
+            if n % 10 == 0:
+                pool.submit(one, scheduled, "control", load.control)
             n += 1
     sampler.join(timeout=120)
     return per_minute
@@ -312,6 +334,13 @@ def main() -> int:
     print(
         f"p99 first minute {_p(first.latencies, 0.99) * 1000:.2f} ms, last minute"
         f" {_p(last.latencies, 0.99) * 1000:.2f} ms, ratio {p99_ratio:.2f} (limit 2.0)"
+    )
+    control_ratio = _p(last.by_kind.get("control", []), 0.99) / _p(
+        first.by_kind.get("control", []), 0.99
+    )
+    print(
+        f"control (empty Ping) p99 ratio last/first minute: {control_ratio:.2f};"
+        f" load average first/last minute: {first.load}/{last.load}"
     )
     passed = growth < 10 and p99_ratio <= 2.0 and errors == 0
     print("PASS" if passed else "FAIL")
