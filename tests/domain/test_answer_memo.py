@@ -26,7 +26,12 @@ def test_memoised_answers_equal_fresh_ones_for_every_conformance_case() -> None:
         args = (case.upstream, case.downstream, case.mapping, raw["partition_keys"])
         first = upstream_partitions(*args, case.evaluation)
         again = upstream_partitions(*args, case.evaluation)
-        fresh = dependencies._upstream(*args, case.evaluation, dependencies.DAGSTER)
+        now = int(case.evaluation.as_of.timestamp())
+        situations = (
+            dependencies._situation(case.upstream, now),
+            dependencies._situation(case.downstream, now),
+        )
+        fresh = dependencies._upstream(*args, case.evaluation, dependencies.DAGSTER, situations)
         for answer in (first, again):
             assert list(answer.partitions) == list(fresh.partitions), case.id
             assert list(answer.required_but_nonexistent) == list(fresh.required_but_nonexistent), (

@@ -65,11 +65,15 @@ def upstream_partitions(
     options: Options = DAGSTER,
 ) -> UpstreamResult:
     """Upstream partitions that `downstream_keys` (of `downstream`) need, Dagster-exact."""
-    memo_key = _answer_key("up", upstream, downstream, mapping, downstream_keys, options, at)
+    now = now_of(at)
+    situations = (_situation(upstream, now), _situation(downstream, now))
+    memo_key = _answer_key(
+        "up", upstream, downstream, mapping, downstream_keys, options, situations
+    )
     known = _ANSWERS.get(memo_key) if memo_key is not None else None
     if isinstance(known, UpstreamResult):
         return known
-    result = _upstream(upstream, downstream, mapping, downstream_keys, at, options)
+    result = _upstream(upstream, downstream, mapping, downstream_keys, at, options, situations)
     _remember(memo_key, result)
     return result
 
@@ -81,8 +85,9 @@ def _upstream(
     downstream_keys: Sequence[str],
     at: Evaluation,
     options: Options,
+    situations: tuple[object, object],
 ) -> UpstreamResult:
-    resolved = _prepare(upstream, downstream, mapping, at, options)
+    resolved = _prepare(upstream, downstream, mapping, at, options, situations)
     indices = _check_keys(downstream, downstream_keys, at)
     if upstream is None:
         return UpstreamResult(whole_asset=True)
@@ -113,11 +118,15 @@ def downstream_partitions(
     options: Options = DAGSTER,
 ) -> DownstreamResult:
     """Downstream partitions that use `upstream_keys` (of `upstream`), Dagster-exact."""
-    memo_key = _answer_key("down", upstream, downstream, mapping, upstream_keys, options, at)
+    now = now_of(at)
+    situations = (_situation(upstream, now), _situation(downstream, now))
+    memo_key = _answer_key(
+        "down", upstream, downstream, mapping, upstream_keys, options, situations
+    )
     known = _ANSWERS.get(memo_key) if memo_key is not None else None
     if isinstance(known, DownstreamResult):
         return known
-    result = _downstream(upstream, downstream, mapping, upstream_keys, at, options)
+    result = _downstream(upstream, downstream, mapping, upstream_keys, at, options, situations)
     _remember(memo_key, result)
     return result
 
@@ -129,8 +138,9 @@ def _downstream(
     upstream_keys: Sequence[str],
     at: Evaluation,
     options: Options,
+    situations: tuple[object, object],
 ) -> DownstreamResult:
-    resolved = _prepare(upstream, downstream, mapping, at, options)
+    resolved = _prepare(upstream, downstream, mapping, at, options, situations)
     indices = _check_keys(upstream, upstream_keys, at)
     if downstream is None:
         return DownstreamResult(whole_asset=True)
@@ -159,21 +169,11 @@ def _answer_key(
     mapping: PartitionMapping | None,
     keys: Sequence[str],
     options: Options,
-    at: Evaluation,
+    situations: tuple[object, object],
 ) -> tuple[object, ...] | None:
     if _involves_dynamic(upstream) or _involves_dynamic(downstream):
         return None
-    now = now_of(at)
-    return (
-        direction,
-        upstream,
-        downstream,
-        mapping,
-        tuple(keys),
-        options,
-        _situation(upstream, now),
-        _situation(downstream, now),
-    )
+    return (direction, upstream, downstream, mapping, tuple(keys), options, situations)
 
 
 def _involves_dynamic(definition: PartitionsDefinition | None) -> bool:
@@ -198,19 +198,12 @@ def _prepare(
     mapping: PartitionMapping | None,
     at: Evaluation,
     options: Options,
+    situations: tuple[object, object],
 ) -> PartitionMapping:
-    now = now_of(at)
-    key = (
-        upstream,
-        downstream,
-        mapping,
-        options,
-        _situation(upstream, now),
-        _situation(downstream, now),
-    )
+    key = (upstream, downstream, mapping, options, situations)
     known = _PREPARED.get(key)
     if known is None:
-        known = _prepare_uncached(upstream, downstream, mapping, options, now)
+        known = _prepare_uncached(upstream, downstream, mapping, options, now_of(at))
         if len(_PREPARED) > 4096:
             _PREPARED.clear()
         _PREPARED[key] = known

@@ -137,7 +137,7 @@ def _validate_time_windows(definition: TimeWindowPartitions, at: Evaluation | No
         last_end = full.end
     first_key = windows.key_at(first)
     try:
-        parsed, _ = windows.parse_key(first_key)
+        parsed = windows.parse_instant(first_key)
     except InvalidPartitionKey:
         raise InvalidDefinition(
             f"fmt {definition.fmt!r} cannot parse its own key {first_key!r}", "fmt"
@@ -343,7 +343,7 @@ def classify_key(definition: PartitionsDefinition, key: str, at: Evaluation) -> 
     if isinstance(definition, TimeWindowPartitions):
         windows = compile_time_windows(definition)
         try:
-            instant, _ = windows.parse_key(key)
+            instant = windows.parse_instant(key)
         except InvalidPartitionKey:
             return KeyStatus(key, KeyState.NEVER, "not a key of this definition")
         index = windows.window_index_from(instant)
@@ -367,7 +367,7 @@ def _time_windows_of(definition: PartitionsDefinition) -> TimeWindows:
 def time_window_for_key(definition: PartitionsDefinition, key: str) -> tuple[datetime, datetime]:
     """The `[start, end)` instants of a key, whether or not the partition exists yet."""
     windows = _time_windows_of(definition)
-    instant, _ = windows.parse_key(key)
+    instant = windows.parse_instant(key)
     index = windows.window_index_from(instant)
     if windows.key_at(index) != key:
         raise InvalidPartitionKey(

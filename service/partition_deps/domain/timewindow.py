@@ -35,6 +35,7 @@ _BASIC_CRONS = frozenset({"0 0 * * *", "0 * * * *"})
 # of two ambiguous ones, only for wall times in these hours; elsewhere it keeps the wall time.
 _DST_HOURS = frozenset({1, 2, 3})
 _UNKNOWN = object()
+_CANONICAL = object()
 
 
 class Window(NamedTuple):
@@ -92,7 +93,7 @@ class TimeWindows:
         self._last_year = -1  # inclusive; empty table
         # Per-key memo of Dagster's parse (instant, re-formatted text) or its error message;
         # keys repeat across queries and strptime is the costliest step of a lookup.
-        self._parsed: dict[str, tuple[int, str] | str] = {}
+        self._parsed: dict[str, tuple[int, datetime | object | None] | str] = {}
         self._key_starts: dict[str, tuple[int, str]] = {}
         # Memo of a window's key parsed back (Dagster maps through keys), by window start.
         self._window_key_starts: dict[int, int] = {}
@@ -391,10 +392,26 @@ class TimeWindows:
 
         The re-formatted text is what a basic cron's membership test compares against.
         """
+        instant, parsed = self._parse(key)
+        if parsed is None:
+            return instant, self.format_instant(instant)
+        if parsed is _CANONICAL:
+            return instant, key  # a canonical preset key re-formats to itself
+        # A naive parse is the first occurrence (fold=0), which never gets the offset suffix.
+        assert isinstance(parsed, datetime)
+        return instant, parsed.strftime(self.fmt)
+
+    def parse_instant(self, key: str) -> int:
+        """The instant Dagster parses a key to."""
+        return self._parse(key)[0]
+
+    def _parse(self, key: str) -> tuple[int, datetime | object | None]:
+        """(instant, the naive datetime parsed; None when the key carried an offset;
+        `_CANONICAL` for a canonical preset key), memoised per key, errors included."""
         cached = self._parsed.get(key)
         if cached is None:
             try:
-                cached = self._parse_key(key)
+                cached = self._parse_uncached(key)
             except InvalidPartitionKey as error:
                 cached = error.message
             if len(self._parsed) > 500_000:
@@ -404,8 +421,9 @@ class TimeWindows:
             raise InvalidPartitionKey(cached)
         return cached
 
-    def _parse_key(self, key: str) -> tuple[int, str]:
+    def _parse_uncached(self, key: str) -> tuple[int, datetime | object | None]:
         parsed = _fast_parse(key, self.fmt)
+        canonical = parsed is not None
         if parsed is None:
             try:
                 parsed = datetime.strptime(key, self.fmt)
@@ -420,11 +438,14 @@ class TimeWindows:
                         f"{key!r} does not match the format {self.fmt!r}"
                     ) from None
         if parsed.tzinfo is not None:
-            instant = int(parsed.timestamp())
-            return instant, self.format_instant(instant)
-        instant = _wall_to_instant(self.tz, parsed)
-        # A naive parse is the first occurrence (fold=0), which never gets the offset suffix.
-        return instant, parsed.strftime(self.fmt)
+            return int(parsed.timestamp()), None
+        if self.is_utc:
+            instant = (parsed.toordinal() - _EPOCH_ORDINAL) * 86400 + (
+                parsed.hour * 3600 + parsed.minute * 60 + parsed.second
+            )
+        else:
+            instant = _wall_to_instant(self.tz, parsed)
+        return instant, _CANONICAL if canonical else parsed
 
     def key_start(self, key: str) -> tuple[int, str]:
         """The window start Dagster derives from a key, and the text that start formats to.
@@ -433,12 +454,11 @@ class TimeWindows:
         """
         cached = self._key_starts.get(key)
         if cached is None:
-            instant, reformatted = self.parse_key(key)
             if self.is_basic:
-                cached = (instant, reformatted)
+                cached = self.parse_key(key)
             else:
-                start = self._ticks[self.window_index_from(instant)]
-                cached = (start, self.format_instant(start))
+                index = self.window_index_from(self.parse_instant(key))
+                cached = (self._ticks[index], self.key_at(index))
             if len(self._key_starts) > 500_000:
                 self._key_starts.clear()
             self._key_starts[key] = cached
@@ -446,11 +466,13 @@ class TimeWindows:
 
     def start_for_key(self, key: str) -> int:
         """The window start Dagster derives from a key (before any membership check)."""
+        if self.is_basic:
+            return self.parse_instant(key)
         return self.key_start(key)[0]
 
     def window_for_key(self, key: str) -> Window:
         """The window Dagster maps a key to: the first window starting at or after its instant."""
-        instant, _ = self.parse_key(key)
+        instant = self.parse_instant(key)
         return self.window(self.window_index_from(instant))
 
     def check_key(self, key: str, now: int) -> int:

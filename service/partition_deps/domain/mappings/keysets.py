@@ -95,7 +95,7 @@ def is_enumerated(definition: PartitionsDefinition, key: str, at: Evaluation) ->
     if isinstance(definition, TimeWindowPartitions):
         windows = compile_time_windows(definition)
         try:
-            instant, _ = windows.parse_key(key)
+            instant = windows.parse_instant(key)
         except InvalidPartitionKey:
             return False
         index = windows.window_index_from(instant)
