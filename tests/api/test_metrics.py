@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health
 from prometheus_client.parser import text_string_to_metric_families
 
 from partition_deps.api.auth import TokenTable
@@ -20,7 +22,7 @@ from partition_deps.api.gen.partitiondeps.v1 import (
 from partition_deps.api.gen.partitiondeps.v1 import diagnostics_service_pb2 as diag_pb
 from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
-from partition_deps.api.metrics import parse_listen
+from partition_deps.api.metrics import Metrics, MetricsInterceptor, parse_listen
 from partition_deps.server import Config, Server
 from partition_deps.store.database import PoolSettings
 
@@ -172,3 +174,23 @@ def test_calls_refused_by_auth_are_counted_too(database_url: str, namespace: str
     assert samples[handled, _labels("DiagnosticsService", "Ping", "OK")] == 2
     denied = _labels("QueriesService", "GetUpstreamPartitions", "PERMISSION_DENIED")
     assert samples[handled, denied] == 1
+
+
+def test_non_blocking_health_watches_are_left_unwrapped() -> None:
+    health_servicer = health.HealthServicer()
+    watch = grpc.unary_stream_rpc_method_handler(health_servicer.Watch)
+    check = grpc.unary_unary_rpc_method_handler(health_servicer.Check)
+    interceptor = MetricsInterceptor(Metrics())
+
+    def intercepted(handler: Any, method: str) -> Any:
+        return interceptor.intercept_service(lambda _: handler, _Details(method))
+
+    # grpc serves Watch without holding a thread only if it still sees the attribute.
+    assert intercepted(watch, "/grpc.health.v1.Health/Watch").unary_stream == health_servicer.Watch
+    assert intercepted(check, "/grpc.health.v1.Health/Check").unary_unary != health_servicer.Check
+
+
+class _Details(grpc.HandlerCallDetails):
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.invocation_metadata = ()

@@ -257,6 +257,9 @@ def _wrap(
     replaced = {
         name: (single if name.endswith("unary") else streaming)(behaviour)
         for name, behaviour in handlers.items()
-        if behaviour is not None
+        # Non-blocking streams (Health.Watch) answer through a callback after returning and
+        # hold no thread meanwhile; a wrapper would hide the attribute that grpc looks for and
+        # turn each open watch into a blocked worker thread. They are not timed.
+        if behaviour is not None and not getattr(behaviour, "experimental_non_blocking", False)
     }
     return handler._replace(**replaced)  # type: ignore[attr-defined,no-any-return]
