@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import psycopg
@@ -305,12 +306,30 @@ class Server:
             )
         return memo
 
+    def _end_health_watches(self) -> None:
+        """End every Health.Watch stream (status OK) once it has been sent NOT_SERVING.
+
+        A watch never ends by itself, so one open watch (gRPC client-side health checking
+        keeps one per connection) would hold every shutdown for the whole grace period.
+        grpcio's servicer keeps the streams' send callbacks; None completes a stream.
+        """
+        health: Any = self._health  # private state: there is no public way to end watches
+        with health._lock:
+            callbacks = [
+                callback
+                for per_service in health._send_response_callbacks.values()
+                for callback in per_service
+            ]
+        for callback in callbacks:
+            callback(None)
+
     def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING first, then finish in-flight calls within the grace period."""
         if self._stopping.is_set():
             return
         self._stopping.set()
         self._health.enter_graceful_shutdown()
+        self._end_health_watches()
         if self._grpc is not None:
             self._grpc.stop(self.config.grace_seconds if grace is None else grace).wait()
         if self._checker.is_alive():

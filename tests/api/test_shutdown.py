@@ -40,6 +40,7 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 # Generous: the in-flight calls end when the test releases them, long before this.
 GRACE_SECONDS = 60
+WATCH_ENDED = 100
 
 
 def eventually(condition: Callable[[], bool], seconds: float = 60) -> None:
@@ -101,8 +102,9 @@ def test_sigterm_drains_in_flight_calls_and_refuses_new_ones(
             try:
                 for response in stream:
                     statuses.put(response.status)
+                statuses.put(WATCH_ENDED)
             except grpc.RpcError:
-                statuses.put(-1)  # the stream ended with the server
+                statuses.put(-1)  # cancelled with the server
 
         threading.Thread(target=follow, args=(watch,), daemon=True).start()
         assert statuses.get(timeout=30) == SERVING
@@ -137,7 +139,8 @@ def test_sigterm_drains_in_flight_calls_and_refuses_new_ones(
 
         # Health turns NOT_SERVING first ...
         assert statuses.get(timeout=30) == NOT_SERVING
-        watch.cancel()  # a watch stream would otherwise hold the server for the whole grace
+        # The server ends watch streams (OK) rather than letting them hold it for the grace.
+        assert statuses.get(timeout=30) == WATCH_ENDED
         # ... then new calls are refused (a fresh connection, too) ...
         eventually(lambda: _ping(channel) == grpc.StatusCode.UNAVAILABLE)
         fresh = grpc.insecure_channel(f"127.0.0.1:{port}")
