@@ -213,3 +213,18 @@ def test_an_answer_is_valid_until_the_next_tick_or_end(
     assert valid_until([definition, None], seconds) == int(_at(expected).timestamp())
     assert valid_until([None], seconds) is None
     assert (_at(expected) - _at(now)) <= timedelta(days=7)
+
+
+def test_the_memo_is_bounded_in_bytes_too() -> None:
+    memo = ResponseMemo(1000, max_bytes=6400)  # answers over 100 bytes are not kept
+    instant = INSTANTS[0]
+    memo.put(("big", b"request"), b"x" * 200, instant, True, 0, None)
+    assert memo.get(("big", b"request"), instant, 0) is None
+    for index in range(100):
+        memo.put(("small", index), b"y" * 90, instant, True, 0, None)  # 95 bytes with the key
+    assert memo.size_bytes <= 6400
+    assert len(memo) == 6400 // 95
+    assert memo.get(("small", 99), instant, 0) == b"y" * 90  # the most recent stay
+    assert memo.get(("small", 0), instant, 0) is None
+    memo.put(("small", 99), b"z" * 10, instant, True, 0, None)  # replacing frees the old size
+    assert memo.size_bytes == (6400 // 95 - 1) * 95 + 15

@@ -47,26 +47,41 @@ def as_of_field(as_of: datetime) -> bytes:
     return AS_OF_TAG + bytes((len(value),)) + value  # a Timestamp is under 128 bytes
 
 
-class ResponseMemo:
-    """A bounded LRU of serialized answers; thread-safe."""
+def _size(key: Hashable, body: bytes) -> int:
+    parts = key if isinstance(key, tuple) else (key,)
+    return len(body) + sum(len(part) for part in parts if isinstance(part, bytes | str))
 
-    def __init__(self, capacity: int) -> None:
+
+class ResponseMemo:
+    """An LRU of serialized answers bounded in entries and in bytes (answers plus request
+    bytes); an answer larger than `max_bytes / 64` is not kept. Thread-safe."""
+
+    def __init__(self, capacity: int, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[Hashable, tuple[Entry, int]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
-        # Answers served from the memo, and answers computed then memoised.
+        # Answers served from the memo, and answers computed (then memoised if small enough).
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
     def get(self, key: Hashable, as_of: datetime | None, now: int) -> bytes | None:
         """The memoised answer for `key` at `as_of` (`now`: its whole seconds), or None.
         Entries of requests with an explicit `as_of` need neither."""
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is None or not entry.valid_from <= now < entry.valid_until:
+            known = self._entries.get(key)
+            if known is None:
+                return None
+            entry = known[0]
+            if not entry.valid_from <= now < entry.valid_until:
                 return None
             self._entries.move_to_end(key)
             self.hits += 1
@@ -85,6 +100,11 @@ class ResponseMemo:
         valid_until: int | None,
     ) -> None:
         """Remember `answer` (the full serialized response, computed at `as_of`)."""
+        with self._lock:
+            self.misses += 1
+        size = _size(key, answer)
+        if size > self.max_bytes // 64:
+            return
         if explicit:
             entry = Entry(answer, True, -(2**63), 2**63)
         else:
@@ -96,8 +116,11 @@ class ResponseMemo:
                 until = min(until, valid_until)
             entry = Entry(answer[len(head) :], False, now, until)
         with self._lock:
-            self.misses += 1
-            self._entries[key] = entry
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
+            replaced = self._entries.pop(key, None)
+            if replaced is not None:
+                self._bytes -= replaced[1]
+            self._entries[key] = (entry, size)
+            self._bytes += size
+            while len(self._entries) > self.capacity or self._bytes > self.max_bytes:
+                _, (_, evicted) = self._entries.popitem(last=False)
+                self._bytes -= evicted
