@@ -162,65 +162,86 @@ _LARGE_JOIN_WORK_MEM = "64MB"
 
 
 def _candidate_query(edges: Sequence[_Edge], joined: bool = True) -> str:
-    """The rows of one asset that may not be FRESH, with what the rules read."""
-    columns = [
+    """The rows of one asset that may not be FRESH, with what the rules read.
+
+    Two steps: the inner join keeps the rows that could be stale or missing on the latest
+    states alone (any newer upstream counts); only for those, the outer step looks up the
+    upstream's data version as of the asset's materialization and drops the rows whose
+    upstream came back with the same version. A LATERAL inside the big join would be entered
+    once per partition even when it reads nothing.
+    """
+    inner = [
         "k.n",
-        "a.materialization_event_id",
-        "a.materialization_time",
-        "nullif(a.data_version, '')",
-        "a.code_version",
-        "a.upstream_keys",
+        "k.key",
+        "a.materialization_event_id AS a_id",
+        "a.materialization_time AS a_time",
+        "nullif(a.data_version, '') AS a_version",
+        "a.code_version AS a_code",
+        "a.upstream_keys AS a_upstream",
     ]
+    outer = ["c.n", "c.a_id", "c.a_time", "c.a_version", "c.a_code", "c.a_upstream"]
     joins = [
         "LEFT JOIN latest_state a ON a.namespace_id = %(ns)s AND a.asset_key = %(asset)s"
         " AND a.partition_key = k.key"
     ]
-    conditions = [
+    own = [
         "a.materialization_event_id IS NULL",
         "(%(code)s::text IS NOT NULL AND a.code_version IS DISTINCT FROM %(code)s::text)",
         "(a.upstream_keys IS NOT NULL AND a.upstream_keys <> %(upstream_keys)s::text[])",
     ]
+    inner_conditions = list(own)
+    outer_conditions = [
+        "c.a_id IS NULL",
+        "(%(code)s::text IS NOT NULL AND c.a_code IS DISTINCT FROM %(code)s::text)",
+        "(c.a_upstream IS NOT NULL AND c.a_upstream <> %(upstream_keys)s::text[])",
+    ]
+    laterals = []
     for index, edge in enumerate(edges):
         d, o = f"d{index}", f"o{index}"
         same_key = "k.key" if edge.partitioned else "''"
-        event_key = "e.partition_key = k.key" if edge.partitioned else "e.partition_key IS NULL"
-        version = f"nullif({d}.data_version, '')"
-        columns += [
-            f"{d}.materialization_event_id",
-            f"{d}.materialization_time",
-            version,
-            f"{o}.data_version",
+        event_key = "e.partition_key = c.key" if edge.partitioned else "e.partition_key IS NULL"
+        inner += [
+            f"{d}.materialization_event_id AS {d}_id",
+            f"{d}.materialization_time AS {d}_time",
+            f"nullif({d}.data_version, '') AS {d}_version",
         ]
+        outer += [f"c.{d}_id", f"c.{d}_time", f"c.{d}_version", f"{o}.data_version"]
         joins.append(
             f"LEFT JOIN latest_state {d} ON {d}.namespace_id = %(ns)s"
             f" AND {d}.asset_key = %(up{index})s AND {d}.partition_key = {same_key}"
         )
-        # Only rows whose upstream is newer and carries a data version look it up.
-        joins.append(
+        laterals.append(
             f"LEFT JOIN LATERAL (SELECT nullif(e.data_version, '') AS data_version FROM events e"
-            f" WHERE {d}.materialization_event_id > a.materialization_event_id"
-            f" AND {version} IS NOT NULL"
+            f" WHERE c.{d}_id > c.a_id AND c.{d}_version IS NOT NULL"
             f" AND e.namespace_id = %(ns)s AND e.asset_key = %(up{index})s AND {event_key}"
-            " AND e.kind = 1 AND e.event_id <= a.materialization_event_id"
+            " AND e.kind = 1 AND e.event_id <= c.a_id"
             f" ORDER BY e.event_id DESC LIMIT 1) {o} ON true"
         )
-        conditions.append(f"{d}.materialization_event_id IS NULL")
-        conditions.append(
-            f"({d}.materialization_event_id > a.materialization_event_id"
-            f" AND ({version} IS NULL OR {o}.data_version IS DISTINCT FROM {version}))"
+        inner_conditions.append(f"{d}.materialization_event_id IS NULL")
+        inner_conditions.append(f"{d}.materialization_event_id > a.materialization_event_id")
+        outer_conditions.append(f"c.{d}_id IS NULL")
+        outer_conditions.append(
+            f"(c.{d}_id > c.a_id AND (c.{d}_version IS NULL"
+            f" OR {o}.data_version IS DISTINCT FROM c.{d}_version))"
         )
         if edge.partitioned:
             if edge.not_fresh_keys:
-                conditions.append(f"k.key = ANY(%(t{index})s::text[])")
+                inner_conditions.append(f"k.key = ANY(%(t{index})s::text[])")
+                outer_conditions.append(f"c.key = ANY(%(t{index})s::text[])")
         elif edge.not_fresh_whole:
-            conditions.append("true")
+            inner_conditions.append("true")
+            outer_conditions.append("true")
     return (
-        f"SELECT {', '.join(columns)}"
+        f"WITH c AS MATERIALIZED (SELECT {', '.join(inner)}"
         f" FROM {_KEY_SOURCE if joined else _KEY_ARRAY_SOURCE} "
         + " ".join(joins)
         + " WHERE "
-        + " OR ".join(conditions)
-        + " ORDER BY k.n"
+        + " OR ".join(inner_conditions)
+        + f") SELECT {', '.join(outer)} FROM c "
+        + " ".join(laterals)
+        + " WHERE "
+        + " OR ".join(outer_conditions)
+        + " ORDER BY c.n"
     )
 
 
