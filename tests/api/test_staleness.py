@@ -404,3 +404,18 @@ def test_unknown_assets_and_bad_requests(
     with pytest.raises(grpc.RpcError) as token:
         staleness.PlanRuns(stale_pb.PlanRunsRequest(namespace=namespace, page_token="nope"))
     assert token.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_page_token_keeps_the_server_clock_as_of_exactly(
+    stubs: Stubs, staleness: StalenessServiceStub, namespace: str
+) -> None:
+    apply(stubs, namespace, asset("daily", DAILY))
+    request = stale_pb.GetStalenessRequest(namespace=namespace, page_size=2)
+    first = staleness.GetStaleness(request)
+    assert first.as_of.nanos % 1000 == 0
+    assert first.next_page_token
+    request.page_token = first.next_page_token
+    second = staleness.GetStaleness(request)
+    assert second.as_of == first.as_of
+    assert second.assets == first.assets
+    assert [p.partition_key for p in second.partitions] == ["2024-01-03", "2024-01-04"]

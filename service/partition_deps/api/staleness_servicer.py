@@ -11,7 +11,7 @@ import base64
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import grpc
@@ -41,6 +41,9 @@ from partition_deps.store.staleness import plan as plan_runs
 
 SERVICE_NAME = "partitiondeps.v1.StalenessService"
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
 
 @dataclass(frozen=True)
 class _Token:
@@ -51,9 +54,10 @@ class _Token:
 
 
 def _encode(token: _Token) -> str:
-    stamp = token.as_of.timestamp()
+    # Whole microseconds since the epoch: exact, where a float timestamp may round.
+    micros = (token.as_of - _EPOCH) // _MICROSECOND
     raw = json.dumps(
-        [token.offset, stamp, token.generation, token.event_position], separators=(",", ":")
+        [token.offset, micros, token.generation, token.event_position], separators=(",", ":")
     )
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
@@ -63,9 +67,9 @@ def _decode(text: str, field: str = "page_token") -> _Token | None:
         return None
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        offset, stamp, generation, position = json.loads(raw)
-        if all(isinstance(v, int) for v in (offset, generation, position)) and offset >= 0:
-            return _Token(offset, datetime.fromtimestamp(float(stamp), UTC), generation, position)
+        offset, micros, generation, position = json.loads(raw)
+        if all(isinstance(v, int) for v in (offset, micros, generation, position)) and offset >= 0:
+            return _Token(offset, _EPOCH + micros * _MICROSECOND, generation, position)
     except (ValueError, TypeError):
         pass
     raise ApiError(
