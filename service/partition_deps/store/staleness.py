@@ -158,10 +158,12 @@ _KEY_ARRAY_SOURCE = "unnest(%(keys)s::text[]) WITH ORDINALITY AS k(key, n)"
 
 
 _LARGE_JOIN = 20_000
+# From this many asked keys on, join the asset's rows without the asked keys (see below).
+WHOLE_ASSET_MIN_KEYS = 5_000
 _LARGE_JOIN_WORK_MEM = "64MB"
 
 
-def _candidate_query(edges: Sequence[_Edge], joined: bool = True) -> str:
+def _candidate_query(edges: Sequence[_Edge], source: str = "text") -> str:
     """The rows of one asset that may not be FRESH, with what the rules read.
 
     Two steps: the inner join keeps the rows that could be stale or missing on the latest
@@ -169,27 +171,45 @@ def _candidate_query(edges: Sequence[_Edge], joined: bool = True) -> str:
     upstream's data version as of the asset's materialization and drops the rows whose
     upstream came back with the same version. A LATERAL inside the big join would be entered
     once per partition even when it reads nothing.
+
+    `source`: "text" or "array", the asked keys (rows carry their position); "asset", every
+    materialized partition of the asset (rows carry their key; the caller maps keys to
+    positions and finds the missing ones with `materialized_keys`): for large asks, one join of
+    the asset's rows with its upstreams' rows, without the asked keys in the join.
     """
+    whole = source == "asset"
+    key = "a.partition_key" if whole else "k.key"
     inner = [
-        "k.n",
-        "k.key",
+        "NULL::bigint AS n" if whole else "k.n",
+        f"{key} AS key",
         "a.materialization_event_id AS a_id",
         "a.materialization_time AS a_time",
         "nullif(a.data_version, '') AS a_version",
         "a.code_version AS a_code",
         "a.upstream_keys AS a_upstream",
     ]
-    outer = ["c.n", "c.a_id", "c.a_time", "c.a_version", "c.a_code", "c.a_upstream"]
-    joins = [
-        "LEFT JOIN latest_state a ON a.namespace_id = %(ns)s AND a.asset_key = %(asset)s"
-        " AND a.partition_key = k.key"
+    outer = [
+        "c.key" if whole else "c.n",
+        "c.a_id",
+        "c.a_time",
+        "c.a_version",
+        "c.a_code",
+        "c.a_upstream",
     ]
+    joins = (
+        []
+        if whole
+        else [
+            "LEFT JOIN latest_state a ON a.namespace_id = %(ns)s AND a.asset_key = %(asset)s"
+            " AND a.partition_key = k.key"
+        ]
+    )
     own = [
         "a.materialization_event_id IS NULL",
         "(%(code)s::text IS NOT NULL AND a.code_version IS DISTINCT FROM %(code)s::text)",
         "(a.upstream_keys IS NOT NULL AND a.upstream_keys <> %(upstream_keys)s::text[])",
     ]
-    inner_conditions = list(own)
+    inner_conditions = own[1:] if whole else list(own)
     outer_conditions = [
         "c.a_id IS NULL",
         "(%(code)s::text IS NOT NULL AND c.a_code IS DISTINCT FROM %(code)s::text)",
@@ -198,7 +218,7 @@ def _candidate_query(edges: Sequence[_Edge], joined: bool = True) -> str:
     laterals = []
     for index, edge in enumerate(edges):
         d, o = f"d{index}", f"o{index}"
-        same_key = "k.key" if edge.partitioned else "''"
+        same_key = key if edge.partitioned else "''"
         event_key = "e.partition_key = c.key" if edge.partitioned else "e.partition_key IS NULL"
         inner += [
             f"{d}.materialization_event_id AS {d}_id",
@@ -226,22 +246,32 @@ def _candidate_query(edges: Sequence[_Edge], joined: bool = True) -> str:
         )
         if edge.partitioned:
             if edge.not_fresh_keys:
-                inner_conditions.append(f"k.key = ANY(%(t{index})s::text[])")
+                inner_conditions.append(f"{key} = ANY(%(t{index})s::text[])")
                 outer_conditions.append(f"c.key = ANY(%(t{index})s::text[])")
         elif edge.not_fresh_whole:
             inner_conditions.append("true")
             outer_conditions.append("true")
+    if whole:
+        source_clause = "latest_state a"
+        where = (
+            "a.namespace_id = %(ns)s AND a.asset_key = %(asset)s"
+            " AND a.materialization_event_id IS NOT NULL AND ("
+            + " OR ".join(inner_conditions)
+            + ")"
+        )
+    else:
+        source_clause = _KEY_SOURCE if source == "text" else _KEY_ARRAY_SOURCE
+        where = " OR ".join(inner_conditions)
     return (
-        f"WITH c AS MATERIALIZED (SELECT {', '.join(inner)}"
-        f" FROM {_KEY_SOURCE if joined else _KEY_ARRAY_SOURCE} "
+        f"WITH c AS MATERIALIZED (SELECT {', '.join(inner)} FROM {source_clause} "
         + " ".join(joins)
         + " WHERE "
-        + " OR ".join(inner_conditions)
+        + where
         + f") SELECT {', '.join(outer)} FROM c "
         + " ".join(laterals)
         + " WHERE "
         + " OR ".join(outer_conditions)
-        + " ORDER BY c.n"
+        + ("" if whole else " ORDER BY c.n")
     )
 
 
@@ -264,10 +294,18 @@ class StalenessReader:
         return int(row[0]) if row else 0
 
     def candidate_rows(
-        self, asset: AssetDefinition, edges: Sequence[_Edge], keys: Sequence[str]
+        self,
+        asset: AssetDefinition,
+        edges: Sequence[_Edge],
+        keys: Sequence[str],
+        *,
+        whole_asset: bool = False,
     ) -> list[tuple[Any, ...]]:
-        joined = KEY_SEPARATOR.join(keys)
+        """Rows that may not be FRESH: by position in `keys` (first column), or with
+        `whole_asset` every materialized partition's row by key (the asked keys unused)."""
+        joined = "" if whole_asset else KEY_SEPARATOR.join(keys)
         separable = joined.count(KEY_SEPARATOR) == len(keys) - 1
+        source = "asset" if whole_asset else "text" if separable else "array"
         params: dict[str, Any] = {
             "ns": self.namespace_id,
             "asset": asset.key,
@@ -283,7 +321,26 @@ class StalenessReader:
         if len(keys) > _LARGE_JOIN:
             # Hash joins of ~100,000 rows per side: in memory, not in batches spilled to disk.
             self.conn.execute("SELECT set_config('work_mem', %s, true)", (_LARGE_JOIN_WORK_MEM,))
-        return self.conn.execute(_candidate_query(edges, separable), params).fetchall()
+        return self.conn.execute(_candidate_query(edges, source), params).fetchall()
+
+    def materialized_keys(self, asset_key: str) -> set[str]:
+        """Every partition key of the asset with a materialization (one aggregated text)."""
+        row = self.conn.execute(
+            "SELECT string_agg(partition_key, %(sep)s)"
+            " FILTER (WHERE strpos(partition_key, %(sep)s) = 0),"
+            " array_agg(partition_key) FILTER (WHERE strpos(partition_key, %(sep)s) > 0)"
+            " FROM latest_state WHERE namespace_id = %(ns)s AND asset_key = %(asset)s"
+            " AND materialization_event_id IS NOT NULL",
+            {"sep": KEY_SEPARATOR, "ns": self.namespace_id, "asset": asset_key},
+        ).fetchone()
+        keys: set[str] = set()
+        if row is not None:
+            joined, odd = row
+            if joined:
+                keys.update(joined.split(KEY_SEPARATOR))
+            if odd:
+                keys.update(odd)
+        return keys
 
 
 class StalenessRepository:
@@ -330,6 +387,9 @@ class StalenessEngine:
 
     `statuses(asset, keys)` returns the partitions that are not FRESH, by position in `keys`;
     every other position is FRESH. `set_based=False` forces the domain rules (for tests).
+    From `whole_asset_min_keys` asked keys on, the set-based query joins every materialized row
+    of the asset with its upstreams' rows and leaves the asked keys out of the join (they only
+    locate rows and find the missing ones, in Python): the cheaper plan for large asks.
     """
 
     def __init__(
@@ -340,8 +400,10 @@ class StalenessEngine:
         options: StalenessOptions = DEFAULT_OPTIONS,
         *,
         set_based: bool = True,
+        whole_asset_min_keys: int = WHOLE_ASSET_MIN_KEYS,
     ) -> None:
         self._graph = graph
+        self._whole_asset_min_keys = whole_asset_min_keys
         self._reader = reader
         self._at = at
         self._options = options
@@ -396,14 +458,24 @@ class StalenessEngine:
                     _Edge(dependency, True, not_fresh_keys=[keys[n] for n in sorted(not_fresh)])
                 )
             else:
-                whole = self.statuses(upstream.key, [None])
-                upstream_not_fresh[upstream.key] = whole
-                edges.append(_Edge(dependency, False, not_fresh_whole=bool(whole)))
-        rows = self._reader.candidate_rows(asset, edges, keys)
+                upstream_status = self.statuses(upstream.key, [None])
+                upstream_not_fresh[upstream.key] = upstream_status
+                edges.append(_Edge(dependency, False, not_fresh_whole=bool(upstream_status)))
         dependency_keys = frozenset(d.upstream_key for d in asset.dependencies)
         result: dict[int, PartitionStatus] = {}
-        for row in rows:
-            position = row[0] - 1
+        whole_asset = len(keys) >= self._whole_asset_min_keys
+        rows = self._reader.candidate_rows(asset, edges, keys, whole_asset=whole_asset)
+        located: list[tuple[int, tuple[Any, ...]]]
+        if whole_asset:
+            materialized = self._reader.materialized_keys(asset.key)
+            for position, key in enumerate(keys):
+                if key not in materialized:
+                    result[position] = row_status(asset, key, None, ())
+            position_of = {key: position for position, key in enumerate(keys)}
+            located = [(position_of[row[0]], row) for row in rows if row[0] in position_of]
+        else:
+            located = [(row[0] - 1, row) for row in rows]
+        for position, row in located:
             key = keys[position]
             latest = _materialized(_State(row[1], row[2], row[3], row[4], row[5], None))
             upstream_rows: list[tuple[Dependency, UpstreamRow]] = []
