@@ -47,3 +47,9 @@ class MappingError(PartitionDepsError):
     """A mapping that loaded but cannot map the keys it was given."""
 
     category = "mapping_error"
+
+
+class OutsideCalendar(PartitionDepsError):
+    """A question that reaches beyond the years the tick tables cover (1900-2300)."""
+
+    category = "outside_calendar_range"

@@ -16,7 +16,12 @@ from partition_deps.domain.definitions import (
     StaticPartitions,
     TimeWindowPartitions,
 )
-from partition_deps.domain.errors import InvalidDefinition, InvalidPartitionKey, PartitionDepsError
+from partition_deps.domain.errors import (
+    InvalidDefinition,
+    InvalidPartitionKey,
+    OutsideCalendar,
+    PartitionDepsError,
+)
 from partition_deps.domain.results import KeyState, KeyStatus, KeySubset, Subset
 from partition_deps.domain.subsets import TimeSubset
 from partition_deps.domain.timewindow import TimeWindows, Window, compile_time_windows
@@ -128,7 +133,13 @@ def _validate_time_windows(definition: TimeWindowPartitions, at: Evaluation | No
         raise InvalidDefinition("end is before start", "end")
     # Dagster's load-time check: the key after the first must differ from it. It runs on the
     # first partition at load time; a fmt that cannot parse its own keys fails here too.
-    first = windows.window_index_from(windows.start_ts)
+    try:
+        first = windows.window_index_from(windows.start_ts)
+    except OutsideCalendar:
+        raise InvalidDefinition(
+            "the definition has no window: its cron never fires, or every tick is excluded",
+            "exclusions" if definition.exclusions else "cron_schedule",
+        ) from None
     last_end: int | None = None
     if at is not None:
         full = windows.full_window(now_of(at))

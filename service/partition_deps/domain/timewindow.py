@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from partition_deps.domain.cron import Cron, parse_cron
 from partition_deps.domain.definitions import TimeWindowPartitions
-from partition_deps.domain.errors import InvalidDefinition, InvalidPartitionKey
+from partition_deps.domain.errors import InvalidDefinition, InvalidPartitionKey, OutsideCalendar
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _MIN_YEAR = 1900
@@ -188,6 +188,11 @@ class TimeWindows:
             before = len(self._ticks)
             self._prepend_years(self._first_year - 1, self._first_year - 1)
             index += len(self._ticks) - before
+        if index < 0 or index + 1 >= len(self._ticks):
+            raise OutsideCalendar(
+                f"the question reaches beyond the years {_MIN_YEAR}-{_MAX_YEAR} "
+                "that the service computes"
+            )
         return index
 
     # ----- windows, as Dagster's iterators see them ----------------------------------
@@ -197,10 +202,6 @@ class TimeWindows:
         index = self._index_at_or_after(ts)
         while True:
             index = self.ensure_index(index)
-            if index + 1 >= len(self._ticks):
-                raise InvalidDefinition(
-                    "no partition window: every tick of the cron is excluded", "exclusions"
-                )
             if not self._excluded[index]:
                 return index
             index += 1
@@ -278,7 +279,10 @@ class TimeWindows:
         return known  # type: ignore[return-value]
 
     def _compute_bounds(self, now: int) -> tuple[int, int] | None:
-        first = self.window(self.window_index_from(self.start_ts))
+        try:
+            first = self.window(self.window_index_from(self.start_ts))
+        except OutsideCalendar:
+            return None  # no window at all (every tick excluded): validation reports it
         if self.end_ts is not None and self.end_ts <= self.start_ts:
             return None
         if self.end_offset == 0:
