@@ -172,15 +172,17 @@ def time_windows(definition: TimeWindowPartitions) -> TimeWindows:
     return compile_time_windows(definition)
 
 
-def all_time_subset(windows: TimeWindows, now: int) -> TimeSubset:
+def all_time_subset(windows: TimeWindows, now: int, listing: bool = True) -> TimeSubset:
+    """Every partition at `now`: Dagster's listing (`get_partition_keys`) by default, or its
+    `subset_with_all_partitions` (`listing=False`). They differ only when the end falls
+    before the first window ends: the listing still yields the first window, the subset is
+    empty (and the membership test accepts no key)."""
     edges = windows.first_and_last(now)
     if edges is None:
         return TimeSubset(windows, ())
     first, last = edges
     if last.start < first.start:
-        # An end before the first tick: Dagster's listing still yields the first window
-        # (its membership test accepts none); we list what Dagster lists.
-        return TimeSubset(windows, (first,))
+        return TimeSubset(windows, (first,) if listing else ())
     return TimeSubset(windows, (Window(first.start, last.end),))
 
 
@@ -249,6 +251,26 @@ def has_key(definition: PartitionsDefinition, key: str, at: Evaluation) -> bool:
     return True
 
 
+_LISTED_POSITIONS: dict[tuple[TimeWindows, object], dict[str, int]] = {}
+
+
+def _listed_positions(windows: TimeWindows, now: int) -> dict[str, int]:
+    """Key -> start instant of its first window in Dagster's listing (bounded in size),
+    memoised by which partitions exist."""
+    memo_key = (windows, windows.bounds(now))
+    positions = _LISTED_POSITIONS.get(memo_key)
+    if positions is None:
+        positions = {}
+        subset = all_time_subset(windows, now)
+        if len(subset) <= 200_000:
+            for key, window in zip(subset, subset.window_list(), strict=True):
+                positions.setdefault(key, window.start)
+        if len(_LISTED_POSITIONS) > 64:
+            _LISTED_POSITIONS.clear()
+        _LISTED_POSITIONS[memo_key] = positions
+    return positions
+
+
 _STATIC_POSITIONS: dict[StaticPartitions, dict[str, int]] = {}
 
 
@@ -280,10 +302,14 @@ def order_keys(definition: PartitionsDefinition, keys: Iterable[str], at: Evalua
 def _position(definition: PartitionsDefinition, key: str, at: Evaluation) -> tuple[int, ...] | None:
     if isinstance(definition, TimeWindowPartitions):
         windows = compile_time_windows(definition)
+        now = now_of(at)
         try:
-            index = windows.check_key(key, now_of(at))
+            index = windows.check_key(key, now)
         except InvalidPartitionKey:
-            return None
+            # A coarse fmt lists keys its own membership test refuses; Dagster orders set
+            # answers by the listing, so look the key up there.
+            listed = _listed_positions(windows, now).get(key)
+            return None if listed is None else (listed,)
         return (windows.tick(index),)
     if isinstance(definition, StaticPartitions):
         static_index = _static_positions(definition).get(key)

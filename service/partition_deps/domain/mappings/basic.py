@@ -58,7 +58,7 @@ def all_up(upstream_def: PartitionsDefinition, at: Evaluation) -> Mapped:
 def all_down(upstream: Keys, downstream_def: PartitionsDefinition, at: Evaluation) -> Keys:
     if is_empty(upstream):
         return empty_keys(downstream_def)
-    return all_keys(downstream_def, at)
+    return all_keys(downstream_def, at, listing=False)
 
 
 def last_up(upstream_def: PartitionsDefinition, at: Evaluation) -> Mapped:
@@ -75,7 +75,7 @@ def last_down(
 ) -> Keys:
     last = last_key(upstream_def, at)
     if last is not None and contains(upstream, last):
-        return all_keys(downstream_def, at)
+        return all_keys(downstream_def, at, listing=False)
     return empty_keys(downstream_def)
 
 
@@ -89,7 +89,7 @@ def specific_down(
     keys: tuple[str, ...], upstream: Keys, downstream_def: PartitionsDefinition, at: Evaluation
 ) -> Keys:
     if any(contains(upstream, key) for key in keys):
-        return all_keys(downstream_def, at)
+        return all_keys(downstream_def, at, listing=False)
     return empty_keys(downstream_def)
 
 

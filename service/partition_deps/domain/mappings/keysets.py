@@ -79,9 +79,11 @@ def subset_with_keys(
     return TimeSubset.from_key_windows(windows, parts)
 
 
-def all_keys(definition: PartitionsDefinition, at: Evaluation) -> Keys:
+def all_keys(definition: PartitionsDefinition, at: Evaluation, listing: bool = True) -> Keys:
+    """Every partition: Dagster's listing, or (`listing=False`) `subset_with_all_partitions`,
+    which the downstream direction of all, last and specific mappings uses."""
     if isinstance(definition, TimeWindowPartitions):
-        return all_time_subset(compile_time_windows(definition), now_of(at))
+        return all_time_subset(compile_time_windows(definition), now_of(at), listing)
     return frozenset(all_partitions(definition, at))
 
 
