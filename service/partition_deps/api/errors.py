@@ -9,7 +9,6 @@ Bad input never becomes INTERNAL; only a bug does.
 from __future__ import annotations
 
 import logging
-import traceback
 from dataclasses import dataclass
 
 import grpc
@@ -79,31 +78,8 @@ def failure_of(error: BaseException) -> Failure:
         return Failure(grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", "query cancelled")
     if isinstance(error, psycopg.OperationalError):
         return Failure(grpc.StatusCode.UNAVAILABLE, "DATABASE_UNAVAILABLE", str(error))
-    if isinstance(error, IndexError | OverflowError) and _beyond_calendar(error):
-        # A domain defect, worked around here: its tick tables cover the years 1900-2300 and a
-        # computation that steps past them fails with IndexError/OverflowError instead of a
-        # domain error. The request reached beyond the calendar: a bad request, not a crash.
-        logger.warning("request beyond the calendar range", exc_info=error)
-        return Failure(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "OUTSIDE_CALENDAR_RANGE",
-            "the request reaches partitions outside the years 1900-2300 the service computes",
-        )
     logger.exception("unexpected error", exc_info=error)
     return Failure(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error")
-
-
-# The domain modules holding the tick tables and their offset arithmetic.
-_CALENDAR_MODULES = ("domain/timewindow.py", "domain/mappings/time_window.py")
-
-
-def _beyond_calendar(error: BaseException) -> bool:
-    """Whether the innermost frame of our code that raised `error` is a calendar module."""
-    innermost = ""
-    for frame in traceback.extract_tb(error.__traceback__):
-        if "partition_deps" in frame.filename:
-            innermost = frame.filename.replace("\\", "/")
-    return innermost.endswith(_CALENDAR_MODULES)
 
 
 def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -> any_pb2.Any:
