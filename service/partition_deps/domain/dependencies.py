@@ -280,4 +280,6 @@ def _source_subset(
 def _as_subset(definition: PartitionsDefinition, keys: Keys, at: Evaluation) -> Subset:
     if isinstance(keys, TimeSubset):
         return keys
+    if isinstance(keys, tuple):
+        return KeySubset(keys)
     return KeySubset(tuple(order_keys(definition, key_list(keys), at)))

@@ -26,8 +26,9 @@ from partition_deps.domain.subsets import TimeSubset
 from partition_deps.domain.timewindow import compile_time_windows
 
 # A time subset keeps Dagster's chronological order; a frozenset is Dagster's unordered
-# default subset, ordered at the very end by the definition's enumeration order.
-Keys = TimeSubset | frozenset[str]
+# default subset, ordered at the very end by the definition's enumeration order; a tuple is a
+# listing already in its final order (duplicates included, as Dagster lists them).
+Keys = TimeSubset | frozenset[str] | tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ def all_keys(definition: PartitionsDefinition, at: Evaluation, listing: bool = T
     which the downstream direction of all, last and specific mappings uses."""
     if isinstance(definition, TimeWindowPartitions):
         return all_time_subset(compile_time_windows(definition), now_of(at), listing)
+    if listing:
+        return tuple(all_partitions(definition, at))
     return frozenset(all_partitions(definition, at))
 
 
@@ -125,7 +128,7 @@ def is_enumerated(definition: PartitionsDefinition, key: str, at: Evaluation) ->
 
 def contains(keys: Keys, key: str) -> bool:
     """Dagster's `key in subset`."""
-    if isinstance(keys, frozenset):
+    if not isinstance(keys, TimeSubset):
         return key in keys
     try:
         start = keys.windows.start_for_key(key)
