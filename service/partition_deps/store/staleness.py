@@ -10,9 +10,11 @@ Two ways to the same answer (tests/store/test_staleness_sets.py checks they agre
   partition. Right for every mapping, but Python work per partition.
 - For an asset whose dependencies all join by equal keys (`staleness_sets.joins_by_key`), one
   query joins `latest_state` of the asset with `latest_state` of each upstream on the key and
-  returns only the rows that may not be FRESH, with a LATERAL lookup of the upstream's data
-  version as of the asset's materialization only for rows where it matters. The domain's rules
-  are then applied to those rows (`staleness_sets.row_status`).
+  returns only the rows that may not be FRESH, then looks up the upstream's data version as of
+  the asset's materialization for those rows only. For small asks the asked keys drive the
+  join (index lookups); from `WHOLE_ASSET_MIN_KEYS` on, the asset's materialized rows are
+  joined without them and the missing partitions come from one aggregated key list. The
+  domain's rules are then applied to the returned rows (`staleness_sets.row_status`).
 """
 
 from __future__ import annotations
