@@ -419,3 +419,29 @@ def test_a_page_token_keeps_the_server_clock_as_of_exactly(
     assert second.as_of == first.as_of
     assert second.assets == first.assets
     assert [p.partition_key for p in second.partitions] == ["2024-01-03", "2024-01-04"]
+
+
+def test_plan_limit_ranges_and_dependency_order(
+    stubs: Stubs, staleness: StalenessServiceStub, namespace: str
+) -> None:
+    apply(stubs, namespace, asset("up", DAILY), asset("down", DAILY, "up"))
+    whole = staleness.PlanRuns(
+        stale_pb.PlanRunsRequest(namespace=namespace, as_of=AS_OF, catch_up=True)
+    )
+    # Everything is missing: all of `up` can run now; `down` waits for it, one run each.
+    assert [(r.asset_key, r.ready, r.reason) for r in whole.runs] == [
+        ("up", True, "missing"),
+        ("down", False, "missing"),
+    ]
+    [up, _] = whole.runs
+    assert (up.range.first_partition_key, up.range.last_partition_key, up.range.count) == (
+        "2024-01-01",
+        "2024-01-14",
+        14,
+    )
+    assert up.range.end_time.ToDatetime(tzinfo=UTC) == datetime(2024, 1, 15, tzinfo=UTC)
+    assert (whole.total_runs, whole.total_partitions) == (2, 28)
+    limited = staleness.PlanRuns(
+        stale_pb.PlanRunsRequest(namespace=namespace, as_of=AS_OF, catch_up=True, limit=5)
+    )
+    assert [(r.asset_key, r.range.count) for r in limited.runs] == [("up", 5)]
