@@ -935,10 +935,12 @@ def known_pattern(case: dict[str, Any], expected: dict[str, Any], got: dict[str,
     if got.get("error") == "invalid_definition" and multi_dims and (
             "too coarse" in message or "cannot parse its own key" in message):
         return "d01"
-    if multi_dims and not any("error" in x for x in (expected, got)) and any(
-            len(set(x.get("partition_keys", []))) != len(x.get("partition_keys", []))
-            or "order" in diff_kind(expected, got) for x in (expected, got)):
-        return "d08"
+    if multi_dims and not any("error" in x for x in (expected, got)):
+        if any(len(set(x.get("partition_keys", []))) != len(x.get("partition_keys", []))
+               for x in (expected, got)):
+            return "d10"
+        if "order" in diff_kind(expected, got):
+            return "d08"
     if (case["direction"] == "downstream" and case["mapping"]
             and case["mapping"]["type"] in ("all", "specific")
             and any(d["end"] for d in _time_defs(case["downstream"]))):
@@ -1169,6 +1171,9 @@ TICK_CRONS = [c for c, _ in CRONS] + [
     "59 23 * * *", "0 12 L * *", "0 0 1 * 1-5", "15 2 * * *", "0 3 * * 0", "*/45 * * * *",
     "0 */5 * * *", "0 0 * 3 0", "0 2 25-31 3 0", "0 1 1-7 11 0", "45 1 * * *", "30 3 * * *",
     "0 0 29 * *", "0 0 30 * *", "0 2 * * *", "0 0-3 * * *", "0,30 1-3 * * *",
+    "0 22-2 * * *", "0 0 * * 5-1", "0 0 28-3 * *", "0 0 1 11-2 *", "0 0 ? * *", "0 0 1-L * *",
+    "0 0 5-L * *", "0 0 * * ?", "30 23-1 * * *", "0 0 L,15 * *", "0 0 * * 1#1,3#3",
+    "0 0 * * *,1#1", "50-10/5 * * * *", "0 20-4/3 * * *",
 ]
 
 
