@@ -948,6 +948,12 @@ def known_pattern(case: dict[str, Any], expected: dict[str, Any], got: dict[str,
             and case["mapping"]["type"] in ("all", "specific")
             and any(d["end"] for d in _time_defs(case["downstream"]))):
         return "d09"
+    if expected.get("error") == "invalid_definition" and "Invariant" in expected.get("message", ""):
+        return "d11"
+    if any("#" in d["cron_schedule"] and "*," in d["cron_schedule"] for d in defs):
+        return "d13"
+    if any("/" in f and "-" in f for d in defs for f in d["cron_schedule"].split()[:2]):
+        return "d12"
     if got.get("error") == "outside_calendar_range":
         return "d03"
     if any("29 2" in d["cron_schedule"] for d in defs):
