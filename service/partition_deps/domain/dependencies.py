@@ -46,7 +46,7 @@ from partition_deps.domain.results import (
     UpstreamResult,
 )
 from partition_deps.domain.subsets import TimeSubset
-from partition_deps.domain.timewindow import compile_time_windows
+from partition_deps.domain.timewindow import Window, compile_time_windows
 
 __all__ = [
     "downstream_partitions",
@@ -271,6 +271,20 @@ def _source_subset(
     if not isinstance(definition, TimeWindowPartitions) or indices is None:
         return subset_with_keys(definition, keys, at)
     windows = compile_time_windows(definition)
+    if not windows.has_exclusions:
+        # Without exclusions Dagster's merge joins exactly the touching windows: runs of
+        # consecutive tick indices.
+        ordered = sorted(set(indices))
+        spans: list[Window] = []
+        run_start = previous = ordered[0] if ordered else 0
+        for index in ordered[1:]:
+            if index != previous + 1:
+                spans.append(Window(windows.tick(run_start), windows.window(previous).end))
+                run_start = index
+            previous = index
+        if ordered:
+            spans.append(Window(windows.tick(run_start), windows.window(previous).end))
+        return TimeSubset(windows, spans)
     parts = [windows.window(index) for index in indices]
     if len(parts) == 1:
         return TimeSubset(windows, parts)

@@ -97,6 +97,8 @@ class TimeSubset:
         return windows.keys_slice(first, stop)
 
     def keys(self, offset: int = 0, limit: int | None = None) -> list[str]:
+        if offset == 0 and limit is None and len(self.spans) == 1:
+            return list(self._single_span_keys())
         result: list[str] = []
         remaining = offset
         for span, count in zip(self.spans, self._span_counts(), strict=True):

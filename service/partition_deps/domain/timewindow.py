@@ -372,13 +372,16 @@ class TimeWindows:
     def _format_block(self, first: int, stop: int) -> None:
         """Format keys a block at a time: neighbouring keys are almost always asked for next,
         and one bulk pass costs far less than many single formats spread over queries."""
-        block = 2048
-        begin = first - first % block
-        end = min(len(self._ticks), max(stop, begin + block))
+        block = 1024
         keys, ticks, format_instant = self._keys, self._ticks, self.format_instant
-        for index in range(begin, end):
-            if keys[index] is None:
-                keys[index] = format_instant(ticks[index])
+        begin = first - first % block
+        end = min(len(ticks), max(stop, begin + block))
+        for chunk in range(begin, end, block):
+            if None not in keys[chunk : chunk + block]:  # a C-speed scan of formatted blocks
+                continue
+            for index in range(chunk, min(chunk + block, end)):
+                if keys[index] is None:
+                    keys[index] = format_instant(ticks[index])
 
     def format_instant(self, ts: int) -> str:
         wall = self._wall_overrides.get(ts)
