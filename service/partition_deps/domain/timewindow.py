@@ -35,6 +35,8 @@ _BASIC_CRONS = frozenset({"0 0 * * *", "0 * * * *"})
 # of two ambiguous ones, only for wall times in these hours; elsewhere it keeps the wall time.
 _DST_HOURS = frozenset({1, 2, 3})
 _UNKNOWN = object()
+# Formats whose keys hold every field of a cron tick's wall time (a tick has no seconds).
+_EXACT_FORMATS = frozenset({"%Y-%m-%d", "%Y-%m-%d-%H:%M"})
 _CANONICAL = object()
 
 
@@ -500,8 +502,26 @@ class TimeWindows:
             )
         return self.window_index_from(start)
 
+    def _key_is_exact(self, index: int) -> bool:
+        """Whether the key of window `index` parses back to exactly its start (so Dagster's
+        key round trip can be skipped): a preset format that holds every field of the wall
+        time, and not the unmarked first of two repeated wall times' second twin."""
+        if self.fmt not in _EXACT_FORMATS or self._excluded[index]:
+            return False
+        tick = self._ticks[index]
+        if tick in self._wall_overrides:
+            return True
+        if self.is_utc:
+            return self.fmt != "%Y-%m-%d" or tick % 86400 == 0
+        local = datetime.fromtimestamp(tick, self.tz)
+        if local.fold == 1 and not self.cron.repeats_every_hour:
+            return False  # a second occurrence whose key carries no offset
+        return self.fmt != "%Y-%m-%d" or (local.hour == 0 and local.minute == 0)
+
     def start_of_window_key(self, index: int) -> int:
         """Where Dagster says the key of window `index` starts (its key, parsed back)."""
+        if self._key_is_exact(index):
+            return self._ticks[index]
         tick = self._ticks[index]
         start = self._window_key_starts.get(tick)
         if start is None:
@@ -511,6 +531,8 @@ class TimeWindows:
 
     def end_of_window_key(self, index: int) -> int:
         """Where Dagster says the key of window `index` ends (its key, parsed back)."""
+        if self._key_is_exact(index):
+            return self.window(index).end
         tick = self._ticks[index]
         end = self._window_key_ends.get(tick)
         if end is None:
