@@ -948,6 +948,10 @@ def known_pattern(case: dict[str, Any], expected: dict[str, Any], got: dict[str,
             and case["mapping"]["type"] in ("all", "specific")
             and any(d["end"] for d in _time_defs(case["downstream"]))):
         return "d09"
+    if (case["direction"] == "upstream" and case["mapping"]
+            and case["mapping"]["type"] == "identity"
+            and any(d["end"] for d in _time_defs(case["upstream"]))):
+        return "d09c"
     if expected.get("error") == "invalid_definition" and "Invariant" in expected.get("message", ""):
         return "d11"
     if any("#" in d["cron_schedule"] and "*," in d["cron_schedule"] for d in defs):
