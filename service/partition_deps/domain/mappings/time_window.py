@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from partition_deps.domain.errors import MappingError
+from partition_deps.domain.errors import MappingError, OutsideCalendar
 from partition_deps.domain.partitions import statuses_in
 from partition_deps.domain.results import KeyStatus
 from partition_deps.domain.subsets import TimeSubset
@@ -167,7 +167,10 @@ def _offset(windows: TimeWindows, ts: int, offset: int) -> int:
     if windows.is_basic_daily:
         # Calendar days on the wall clock, snapped back to midnight across DST.
         local = datetime.fromtimestamp(ts, windows.tz).replace(tzinfo=None)
-        wall = local + timedelta(days=offset)
+        try:
+            wall = local + timedelta(days=offset)
+        except OverflowError:
+            raise OutsideCalendar(f"an offset of {offset} days leaves the calendar") from None
         if wall.hour == 23:
             wall += timedelta(hours=1)
         elif wall.hour == 1:
