@@ -952,7 +952,8 @@ def known_pattern(case: dict[str, Any], expected: dict[str, Any], got: dict[str,
             and case["mapping"]["type"] == "identity"
             and any(d["end"] for d in _time_defs(case["upstream"]))):
         return "d09c"
-    if expected.get("error") == "invalid_definition" and "Invariant" in expected.get("message", ""):
+    if expected.get("error") in ("invalid_definition", "mapping_error") and "Invariant" in expected.get(
+            "message", ""):
         return "d11"
     if any("#" in d["cron_schedule"] and "*," in d["cron_schedule"] for d in defs):
         return "d13"
