@@ -4,7 +4,7 @@ Runs only inside the Dagster venv (Dagster is never a runtime dependency of the 
 
     /work/dagster-venv/bin/pip install -e /work/main --no-deps
     /work/dagster-venv/bin/pip install pendulum
-    /work/dagster-venv/bin/python scripts/differential.py --check-oracle          # oracle vs cases.jsonl
+    /work/dagster-venv/bin/python scripts/differential.py --check-oracle  # oracle vs cases.jsonl
     /work/dagster-venv/bin/python scripts/differential.py --cases 2000 --seed 1   # random cases
     /work/dagster-venv/bin/python scripts/differential.py --cron-syntax --cases 5000 --seed 1
     /work/dagster-venv/bin/python scripts/differential.py --cron-ticks --cases 300 --seed 1
@@ -18,20 +18,17 @@ plus `ours`. `--findings FILE` appends new distinct patterns to a findings file.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import faulthandler
 import functools
-import io
 import json
 import logging
-import os
 import random
 import signal
 import sys
 import time
 import traceback
 import warnings
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -44,10 +41,10 @@ warnings.filterwarnings("ignore")
 logging.disable(logging.CRITICAL)
 
 import dagster as dg  # noqa: E402
+from dagster._core.definitions.partitions.subset.all import AllPartitionsSubset  # noqa: E402
 from dagster._core.definitions.partitions.subset.time_window import (  # noqa: E402
     TimeWindowPartitionsSubset,
 )
-from dagster._core.definitions.partitions.subset.all import AllPartitionsSubset  # noqa: E402
 from dagster._utils.schedules import is_valid_cron_schedule  # noqa: E402
 
 from partition_deps.domain.dependencies import (  # noqa: E402
@@ -197,7 +194,11 @@ def _oracle(case: dict[str, Any]) -> dict[str, Any]:
             @dg.asset(name="up", partitions_def=up_def)
             def _up() -> None: ...
 
-            dep = dg.AssetDep("up", partition_mapping=mapping) if mapping is not None else dg.AssetDep("up")
+            dep = (
+                dg.AssetDep("up", partition_mapping=mapping)
+                if mapping is not None
+                else dg.AssetDep("up")
+            )
 
             @dg.asset(name="down", partitions_def=down_def, deps=[dep])
             def _down() -> None: ...
@@ -260,61 +261,160 @@ def _oracle(case: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 DST_ZONES = [
-    "America/New_York", "America/Los_Angeles", "Europe/Berlin", "Australia/Sydney",
-    "America/Sao_Paulo", "Asia/Kolkata", "Europe/London", "America/Santiago",
-    "Pacific/Auckland", "Asia/Tehran", "Australia/Lord_Howe",
+    "America/New_York",
+    "America/Los_Angeles",
+    "Europe/Berlin",
+    "Australia/Sydney",
+    "America/Sao_Paulo",
+    "Asia/Kolkata",
+    "Europe/London",
+    "America/Santiago",
+    "Pacific/Auckland",
+    "Asia/Tehran",
+    "Australia/Lord_Howe",
 ]
 ZONE_WEIGHTS = [6, 5, 5, 4, 4, 2, 3, 3, 3, 2, 2]
 
 # (cron, grain); grain decides spans and fmts.
 CRONS = [
-    ("0 * * * *", "hour"), ("15 * * * *", "hour"), ("30 * * * *", "hour"),
-    ("45 * * * *", "hour"), ("*/15 * * * *", "sub"), ("*/30 * * * *", "sub"),
-    ("0,30 * * * *", "sub"), ("*/20 * * * *", "sub"), ("0 */2 * * *", "hour"),
-    ("0 */6 * * *", "hour"), ("0 0,12 * * *", "hour"), ("0 1-5 * * *", "hour"),
-    ("30 */3 * * *", "hour"), ("@hourly", "hour"), ("0 0-23/4 * * *", "hour"),
-    ("0 0 * * *", "day"), ("30 0 * * *", "day"), ("30 1 * * *", "day"), ("30 2 * * *", "day"),
-    ("0 3 * * *", "day"), ("0 23 * * *", "day"), ("0 2 * * *", "day"), ("0 1 * * *", "day"),
-    ("45 2 * * *", "day"), ("@daily", "day"), ("@midnight", "day"), ("0 0 * * 1-5", "day"),
-    ("0 9 * * MON-FRI", "day"), ("30 2 * * 1-5", "day"), ("0 0 * * mon,wed,fri", "day"),
-    ("0 12 * * 0,3", "day"), ("0 0 */2 * *", "day"), ("0 0 1-7 * *", "day"),
-    ("0 0 * * 0", "week"), ("0 0 * * 1", "week"), ("0 6 * * 0", "week"), ("30 2 * * 0", "week"),
-    ("0 2 * * SUN", "week"), ("0 0 * * 6", "week"), ("@weekly", "week"), ("0 1 * * 7", "week"),
-    ("0 0 * * 1#1", "month"), ("0 2 * * 0#2", "month"), ("0 0 * * 5#5", "month"),
-    ("0 0 1 * *", "month"), ("0 0 15 * *", "month"), ("0 0 28 * *", "month"),
-    ("0 0 31 * *", "month"), ("0 0 L * *", "month"), ("0 2 L * *", "month"),
-    ("@monthly", "month"), ("0 5 1 * *", "month"), ("30 2 1 * *", "month"),
-    ("0 0 1,15 * *", "month"), ("0 0 1 */3 *", "quarter"), ("0 0 1 JAN,JUL *", "quarter"),
-    ("0 0 1 1 *", "year"), ("@yearly", "year"), ("0 0 29 2 *", "year"),
-    ("0 2 * 3,11 0", "month"), ("0 0 10-12 * *", "month"), ("0 0 1 * 1", "day"),
-    ("0 0 15W * *", "month"), ("0 0 L * 5", "week"),
-    ("0 9-17 * * 1-5", "hour"), ("*/5 * * * *", "sub"), ("0 0 * * 1,3,5", "day"),
-    ("0 */8 * * *", "hour"), ("30 1,13 * * *", "hour"), ("0 2,3 * * *", "hour"),
-    ("0 1-3 * * *", "hour"), ("30 1-3 * * 0", "day"), ("0 0 1 1,4,7,10 *", "quarter"),
-    ("0 3 L * *", "month"), ("0 2 1 * *", "month"), ("0 1 * * 0", "week"),
-    ("0 0 * * 0#1", "month"), ("0 2 8-14 * 0", "day"), ("15,45 * * * *", "sub"),
-    ("0 0-23/3 * * *", "hour"), ("0 12 * * *", "day"), ("0 0 * 1-6 *", "day"),
-    ("0 22-2 * * *", "hour"), ("0 0 * * 5-1", "day"), ("0 0 28-3 * *", "day"),
-    ("0 0 ? * *", "day"), ("0 0 1-L/2 * *", "day"), ("0 0 5-L * *", "day"),
-    ("0 0 29 * *", "month"), ("0 0 30 * *", "month"), ("0 0 * * 1#1,3#3", "week"),
+    ("0 * * * *", "hour"),
+    ("15 * * * *", "hour"),
+    ("30 * * * *", "hour"),
+    ("45 * * * *", "hour"),
+    ("*/15 * * * *", "sub"),
+    ("*/30 * * * *", "sub"),
+    ("0,30 * * * *", "sub"),
+    ("*/20 * * * *", "sub"),
+    ("0 */2 * * *", "hour"),
+    ("0 */6 * * *", "hour"),
+    ("0 0,12 * * *", "hour"),
+    ("0 1-5 * * *", "hour"),
+    ("30 */3 * * *", "hour"),
+    ("@hourly", "hour"),
+    ("0 0-23/4 * * *", "hour"),
+    ("0 0 * * *", "day"),
+    ("30 0 * * *", "day"),
+    ("30 1 * * *", "day"),
+    ("30 2 * * *", "day"),
+    ("0 3 * * *", "day"),
+    ("0 23 * * *", "day"),
+    ("0 2 * * *", "day"),
+    ("0 1 * * *", "day"),
+    ("45 2 * * *", "day"),
+    ("@daily", "day"),
+    ("@midnight", "day"),
+    ("0 0 * * 1-5", "day"),
+    ("0 9 * * MON-FRI", "day"),
+    ("30 2 * * 1-5", "day"),
+    ("0 0 * * mon,wed,fri", "day"),
+    ("0 12 * * 0,3", "day"),
+    ("0 0 */2 * *", "day"),
+    ("0 0 1-7 * *", "day"),
+    ("0 0 * * 0", "week"),
+    ("0 0 * * 1", "week"),
+    ("0 6 * * 0", "week"),
+    ("30 2 * * 0", "week"),
+    ("0 2 * * SUN", "week"),
+    ("0 0 * * 6", "week"),
+    ("@weekly", "week"),
+    ("0 1 * * 7", "week"),
+    ("0 0 * * 1#1", "month"),
+    ("0 2 * * 0#2", "month"),
+    ("0 0 * * 5#5", "month"),
+    ("0 0 1 * *", "month"),
+    ("0 0 15 * *", "month"),
+    ("0 0 28 * *", "month"),
+    ("0 0 31 * *", "month"),
+    ("0 0 L * *", "month"),
+    ("0 2 L * *", "month"),
+    ("@monthly", "month"),
+    ("0 5 1 * *", "month"),
+    ("30 2 1 * *", "month"),
+    ("0 0 1,15 * *", "month"),
+    ("0 0 1 */3 *", "quarter"),
+    ("0 0 1 JAN,JUL *", "quarter"),
+    ("0 0 1 1 *", "year"),
+    ("@yearly", "year"),
+    ("0 0 29 2 *", "year"),
+    ("0 2 * 3,11 0", "month"),
+    ("0 0 10-12 * *", "month"),
+    ("0 0 1 * 1", "day"),
+    ("0 0 15W * *", "month"),
+    ("0 0 L * 5", "week"),
+    ("0 9-17 * * 1-5", "hour"),
+    ("*/5 * * * *", "sub"),
+    ("0 0 * * 1,3,5", "day"),
+    ("0 */8 * * *", "hour"),
+    ("30 1,13 * * *", "hour"),
+    ("0 2,3 * * *", "hour"),
+    ("0 1-3 * * *", "hour"),
+    ("30 1-3 * * 0", "day"),
+    ("0 0 1 1,4,7,10 *", "quarter"),
+    ("0 3 L * *", "month"),
+    ("0 2 1 * *", "month"),
+    ("0 1 * * 0", "week"),
+    ("0 0 * * 0#1", "month"),
+    ("0 2 8-14 * 0", "day"),
+    ("15,45 * * * *", "sub"),
+    ("0 0-23/3 * * *", "hour"),
+    ("0 12 * * *", "day"),
+    ("0 0 * 1-6 *", "day"),
+    ("0 22-2 * * *", "hour"),
+    ("0 0 * * 5-1", "day"),
+    ("0 0 28-3 * *", "day"),
+    ("0 0 ? * *", "day"),
+    ("0 0 1-L/2 * *", "day"),
+    ("0 0 5-L * *", "day"),
+    ("0 0 29 * *", "month"),
+    ("0 0 30 * *", "month"),
+    ("0 0 * * 1#1,3#3", "week"),
 ]
-GRAIN_HOURS = {"sub": 0.25, "hour": 1, "day": 24, "week": 168, "month": 730, "quarter": 2190,
-               "year": 8760}
+GRAIN_HOURS = {
+    "sub": 0.25,
+    "hour": 1,
+    "day": 24,
+    "week": 168,
+    "month": 730,
+    "quarter": 2190,
+    "year": 8760,
+}
 FMTS = {
-    "sub": ["%Y-%m-%d-%H:%M"] * 6 + ["%Y-%m-%d-%H:%M%z", "%Y-%m-%dT%H:%M:%S%z",
-                                      "%Y-%m-%d %H:%M", "%Y%m%d%H", "%Y-%m-%d-%H"],
-    "hour": ["%Y-%m-%d-%H:%M"] * 6 + ["%Y-%m-%d-%H:%M%z"] * 2
+    "sub": ["%Y-%m-%d-%H:%M"] * 6
+    + ["%Y-%m-%d-%H:%M%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M", "%Y%m%d%H", "%Y-%m-%d-%H"],
+    "hour": ["%Y-%m-%d-%H:%M"] * 6
+    + ["%Y-%m-%d-%H:%M%z"] * 2
     + ["%Y%m%d%H", "%Y-%m-%dT%H", "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d-%H%z"],
-    "day": ["%Y-%m-%d"] * 8 + ["%Y%m%d", "%d.%m.%Y", "%Y-%m-%d-%H:%M", "%Y-%j", "%Y-%m",
-                               "%Y-%m-%d%z", "%Y-%m-%d-%H:%M%z", "%Y/%m/%d"],
+    "day": ["%Y-%m-%d"] * 8
+    + [
+        "%Y%m%d",
+        "%d.%m.%Y",
+        "%Y-%m-%d-%H:%M",
+        "%Y-%j",
+        "%Y-%m",
+        "%Y-%m-%d%z",
+        "%Y-%m-%d-%H:%M%z",
+        "%Y/%m/%d",
+    ],
     "week": ["%Y-%m-%d"] * 6 + ["%Y-W%W-%a", "%Y%m%d", "%Y-%m", "%Y-%m-%d-%H:%M", "%G-W%V"],
     "month": ["%Y-%m-%d"] * 5 + ["%Y-%m", "%b %Y", "%Y", "%Y-%m-%d-%H:%M"],
     "quarter": ["%Y-%m-%d"] * 3 + ["%Y-%m", "%Y"],
     "year": ["%Y-%m-%d", "%Y", "%Y-%m"],
 }
-EXCLUSION_CRONS = ["0 0 * * 6,0", "0 0 * * 0", "0 0 1 * *", "0 0 * * 1-5", "0 * * * 6,0",
-                   "0 2 * * *", "0 0 * * SAT", "*/30 * * * *", "0 12 * * *", "0 0 L * *",
-                   "0 3 * * *", "30 2 * * *", "0 0 15 * *"]
+EXCLUSION_CRONS = [
+    "0 0 * * 6,0",
+    "0 0 * * 0",
+    "0 0 1 * *",
+    "0 0 * * 1-5",
+    "0 * * * 6,0",
+    "0 2 * * *",
+    "0 0 * * SAT",
+    "*/30 * * * *",
+    "0 12 * * *",
+    "0 0 L * *",
+    "0 3 * * *",
+    "30 2 * * *",
+    "0 0 15 * *",
+]
 
 
 class Gen:
@@ -328,8 +428,8 @@ class Gen:
     def transitions(zone: str, year: int) -> list[datetime]:
         tz = ZoneInfo(zone)
         out = []
-        t = datetime(year, 1, 1, tzinfo=timezone.utc)
-        end = datetime(year + 1, 1, 1, tzinfo=timezone.utc)
+        t = datetime(year, 1, 1, tzinfo=UTC)
+        end = datetime(year + 1, 1, 1, tzinfo=UTC)
         prev = t.astimezone(tz).utcoffset()
         step = timedelta(hours=6)
         while t < end:
@@ -362,11 +462,18 @@ class Gen:
         trans = self.transitions(zone, year)
         if trans and r.random() < 0.85:
             base = r.choice(trans)
-            delta = timedelta(hours=r.choice([r.uniform(-30, 30), r.uniform(-24 * 3, 24 * 40),
-                                              r.choice([-1, 0, 1, 2, 3, 24, 25, 23, 48])]))
+            delta = timedelta(
+                hours=r.choice(
+                    [
+                        r.uniform(-30, 30),
+                        r.uniform(-24 * 3, 24 * 40),
+                        r.choice([-1, 0, 1, 2, 3, 24, 25, 23, 48]),
+                    ]
+                )
+            )
             t = base + delta
         else:
-            t = datetime(year, 1, 1, tzinfo=timezone.utc) + timedelta(days=r.uniform(0, 365))
+            t = datetime(year, 1, 1, tzinfo=UTC) + timedelta(days=r.uniform(0, 365))
         choice = r.random()
         if choice < 0.5:
             t = t.replace(minute=r.choice([0, 0, 0, 15, 30, 45]), second=0, microsecond=0)
@@ -379,7 +486,7 @@ class Gen:
     def fmt_as_of(self, t: datetime, zone: str) -> str:
         r = self.r.random()
         if r < 0.4:
-            return t.astimezone(timezone.utc).isoformat()
+            return t.astimezone(UTC).isoformat()
         if r < 0.8:
             return t.astimezone(ZoneInfo(zone)).isoformat()
         off = timedelta(minutes=self.r.choice([-600, -300, -180, 60, 330, 345, 540, 780]))
@@ -390,13 +497,17 @@ class Gen:
         options = [c for c in CRONS if grain is None or c[1] == grain]
         return self.r.choice(options)
 
-    def time_def(self, zone: str, as_of: datetime, cron: str, grain: str,
-                 start_local: datetime | None = None) -> dict[str, Any]:
+    def time_def(
+        self, zone: str, as_of: datetime, cron: str, grain: str, start_local: datetime | None = None
+    ) -> dict[str, Any]:
         r = self.r
         hours = GRAIN_HOURS[grain]
         if start_local is None:
-            count = r.choice([3, 10, 30, 60, 120, 300]) if hours >= 24 else r.choice(
-                [5, 24, 72, 200, 500])
+            count = (
+                r.choice([3, 10, 30, 60, 120, 300])
+                if hours >= 24
+                else r.choice([5, 24, 72, 200, 500])
+            )
             span = timedelta(hours=hours * count * r.uniform(0.5, 1.5))
             if hours <= 1:
                 span = min(span, timedelta(days=25))
@@ -411,8 +522,9 @@ class Gen:
             elif style < 0.75:
                 local = local.replace(minute=0, second=0, microsecond=0)
             elif style < 0.85:
-                local = local.replace(hour=r.choice([1, 2, 3]), minute=r.choice([0, 30]),
-                                      second=0, microsecond=0)
+                local = local.replace(
+                    hour=r.choice([1, 2, 3]), minute=r.choice([0, 30]), second=0, microsecond=0
+                )
             else:
                 local = local.replace(minute=r.choice([0, 15, 30, 45]), second=0, microsecond=0)
             if grain in ("month", "quarter", "year") and r.random() < 0.6:
@@ -421,8 +533,11 @@ class Gen:
         fmt = r.choice(FMTS[grain])
         end = None
         if r.random() < 0.15:
-            end_local = (as_of + timedelta(hours=hours * r.uniform(-10, 3))).astimezone(
-                ZoneInfo(zone)).replace(tzinfo=None, second=0, microsecond=0)
+            end_local = (
+                (as_of + timedelta(hours=hours * r.uniform(-10, 3)))
+                .astimezone(ZoneInfo(zone))
+                .replace(tzinfo=None, second=0, microsecond=0)
+            )
             if r.random() < 0.6:
                 end_local = end_local.replace(minute=0)
             if end_local > start_local:
@@ -433,24 +548,32 @@ class Gen:
         if r.random() < 0.08:
             t = as_of - timedelta(hours=hours * r.randint(1, 10))
             wall = t.astimezone(ZoneInfo(zone)).replace(tzinfo=None, second=0, microsecond=0)
-            if hours >= 24:
-                wall = wall.replace(hour=0, minute=0)
-            else:
-                wall = wall.replace(minute=0)
+            wall = wall.replace(hour=0, minute=0) if hours >= 24 else wall.replace(minute=0)
             exclusions.append(wall.isoformat())
         if any(not _is_instant(e) for e in exclusions) and _excludes_all(
-                cron, [e for e in exclusions if not _is_instant(e)], start_local):
+            cron, [e for e in exclusions if not _is_instant(e)], start_local
+        ):
             exclusions = [e for e in exclusions if _is_instant(e)]
         return {
-            "type": "time_window", "cron_schedule": cron, "start": start_local.isoformat(),
-            "end": end, "timezone": zone, "fmt": fmt,
+            "type": "time_window",
+            "cron_schedule": cron,
+            "start": start_local.isoformat(),
+            "end": end,
+            "timezone": zone,
+            "fmt": fmt,
             "end_offset": r.choices([0, 1, -1, 2, -2], [10, 3, 3, 1, 1])[0],
             "exclusions": exclusions,
         }
 
     def static_def(self) -> dict[str, Any]:
-        pools = [["us", "eu", "apac"], ["a", "b", "c", "d", "e"], ["red", "green", "blue"],
-                 ["x", "y", "z", "w"], ["p1", "p2", "p3", "p10"], ["é", "a|b", "k.1", "2024-01-01"]]
+        pools = [
+            ["us", "eu", "apac"],
+            ["a", "b", "c", "d", "e"],
+            ["red", "green", "blue"],
+            ["x", "y", "z", "w"],
+            ["p1", "p2", "p3", "p10"],
+            ["é", "a|b", "k.1", "2024-01-01"],
+        ]
         keys = list(self.r.choice(pools))
         if self.r.random() < 0.3:
             self.r.shuffle(keys)
@@ -459,23 +582,32 @@ class Gen:
     def dynamic_def(self, dyn: dict[str, list[str]]) -> dict[str, Any]:
         name = self.r.choice(["dyn_a", "dyn_b", "customers"])
         if name not in dyn and self.r.random() < 0.9:
-            keys = self.r.sample(["alpha", "z9", "m", "p2", "acme", "globex", "b", "a"],
-                                 self.r.randint(1, 6))
+            keys = self.r.sample(
+                ["alpha", "z9", "m", "p2", "acme", "globex", "b", "a"], self.r.randint(1, 6)
+            )
             dyn[name] = keys
         return {"type": "dynamic", "name": name}
 
-    def multi_def(self, zone: str, as_of: datetime, dyn: dict[str, list[str]],
-                  time_part: dict[str, Any] | None = None,
-                  names: tuple[str, str] | None = None) -> dict[str, Any]:
+    def multi_def(
+        self,
+        zone: str,
+        as_of: datetime,
+        dyn: dict[str, list[str]],
+        time_part: dict[str, Any] | None = None,
+        names: tuple[str, str] | None = None,
+    ) -> dict[str, Any]:
         r = self.r
-        names = names or r.choice([("date", "region"), ("time", "color"), ("a_date", "z_key"),
-                                   ("z_date", "a_key")])
+        names = names or r.choice(
+            [("date", "region"), ("time", "color"), ("a_date", "z_key"), ("z_date", "a_key")]
+        )
         if time_part is None:
             cron, grain = self.cron(r.choice(["day", "day", "hour", "month", "week"]))
             time_part = self.time_def(zone, as_of, cron, grain)
         other = self.dynamic_def(dyn) if r.random() < 0.2 else self.static_def()
-        dims = [{"name": names[0], "partitions": time_part},
-                {"name": names[1], "partitions": other}]
+        dims = [
+            {"name": names[0], "partitions": time_part},
+            {"name": names[1], "partitions": other},
+        ]
         if r.random() < 0.5:
             dims.reverse()
         return {"type": "multi", "dimensions": dims}
@@ -489,8 +621,12 @@ class Gen:
             a, b = b, a
         if r.random() < 0.3:
             a, b = r.choice([(0, 0), (-1, -1), (-1, 0), (0, 1), (1, 1), (-7, 0), (-2, 0)])
-        return {"type": "time_window", "start_offset": a, "end_offset": b,
-                "allow_nonexistent_upstream_partitions": r.random() < 0.35}
+        return {
+            "type": "time_window",
+            "start_offset": a,
+            "end_offset": b,
+            "allow_nonexistent_upstream_partitions": r.random() < 0.35,
+        }
 
     # ---- keys
     def dg_keys(self, data: dict[str, Any] | None, case: dict[str, Any]) -> list[str]:
@@ -510,11 +646,13 @@ class Gen:
         r = self.r
         out = ["garbage", "2024-13-45", ""]
         if data["type"] != "time_window":
-            return out + ["nope", "a|zz"]
+            return [*out, "nope", "a|zz"]
         fmt = data["fmt"]
         tz = ZoneInfo(data["timezone"])
         year = datetime.fromisoformat(data["start"]).year
-        trans = [t for y in (year, year + 1, year + 2) for t in self.transitions(data["timezone"], y)]
+        trans = [
+            t for y in (year, year + 1, year + 2) for t in self.transitions(data["timezone"], y)
+        ]
         for t in r.sample(trans, min(4, len(trans))):
             before = (t - timedelta(minutes=1)).astimezone(tz)
             after = t.astimezone(tz)
@@ -541,14 +679,14 @@ class Gen:
             n = r.randint(2, 10)
             if r.random() < 0.5:
                 i = r.randint(0, max(0, len(valid) - n))
-                keys = valid[i:i + n]
+                keys = valid[i : i + n]
             else:
                 keys = r.sample(valid, min(n, len(valid)))
         else:
             n = r.randint(100, 400)
             if r.random() < 0.6:
                 i = r.randint(0, max(0, len(valid) - n))
-                keys = valid[i:i + n]
+                keys = valid[i : i + n]
             else:
                 keys = r.sample(valid, min(n, len(valid)))
         if invalid and r.random() < 0.15:
@@ -566,8 +704,8 @@ class Gen:
         as_of = self.as_of(zone)
         dyn: dict[str, list[str]] = {}
         kind = r.choices(
-            ["tw", "multi_single", "multi_multi", "keyed", "unpart", "mixed"],
-            [62, 10, 7, 8, 6, 7])[0]
+            ["tw", "multi_single", "multi_multi", "keyed", "unpart", "mixed"], [62, 10, 7, 8, 6, 7]
+        )[0]
         mapping: dict[str, Any] | None = None
         up: dict[str, Any] | None
         down: dict[str, Any] | None
@@ -575,22 +713,34 @@ class Gen:
             up_cron, up_grain = self.cron()
             same = r.random() < 0.3
             down_cron, down_grain = (up_cron, up_grain) if same else self.cron()
-            if r.random() < 0.6 and not same:
-                # prefer downstream coarser than upstream
-                if GRAIN_HOURS[down_grain] < GRAIN_HOURS[up_grain]:
-                    up_cron, up_grain, down_cron, down_grain = (
-                        down_cron, down_grain, up_cron, up_grain)
+            # prefer downstream coarser than upstream
+            if r.random() < 0.6 and not same and GRAIN_HOURS[down_grain] < GRAIN_HOURS[up_grain]:
+                up_cron, up_grain, down_cron, down_grain = (
+                    down_cron,
+                    down_grain,
+                    up_cron,
+                    up_grain,
+                )
             up = self.time_def(zone, as_of, up_cron, up_grain)
             if r.random() < 0.5:
-                down = self.time_def(zone, as_of, down_cron, down_grain,
-                                     datetime.fromisoformat(up["start"]))
+                down = self.time_def(
+                    zone, as_of, down_cron, down_grain, datetime.fromisoformat(up["start"])
+                )
             else:
                 down = self.time_def(zone, as_of, down_cron, down_grain)
             if r.random() < 0.05:
                 down["timezone"] = self.zone()
             mapping = r.choices(
-                [None, self.tw_mapping(), {"type": "identity"}, {"type": "all"},
-                 {"type": "last"}, "specific"], [35, 45, 6, 4, 5, 5])[0]
+                [
+                    None,
+                    self.tw_mapping(),
+                    {"type": "identity"},
+                    {"type": "all"},
+                    {"type": "last"},
+                    "specific",
+                ],
+                [35, 45, 6, 4, 5, 5],
+            )[0]
         elif kind == "multi_single":
             cron, grain = self.cron(r.choice(["day", "hour", "week", "month"]))
             t = self.time_def(zone, as_of, cron, grain)
@@ -600,33 +750,51 @@ class Gen:
                 single = self.static_def()
             up, down = (multi, single) if r.random() < 0.5 else (single, multi)
             names = [d["name"] for d in multi["dimensions"]]
-            mapping = r.choice([None, None, {"type": "multi_to_single_dimension",
-                                             "partition_dimension_name": r.choice(names + [None, "x"])},
-                                {"type": "all"}, {"type": "last"}, "specific"])
+            mapping = r.choice(
+                [
+                    None,
+                    None,
+                    {
+                        "type": "multi_to_single_dimension",
+                        "partition_dimension_name": r.choice([*names, None, "x"]),
+                    },
+                    {"type": "all"},
+                    {"type": "last"},
+                    "specific",
+                ]
+            )
         elif kind == "multi_multi":
             names = r.choice([("date", "region"), ("time", "color")])
             cron, grain = self.cron(r.choice(["day", "hour", "week", "month"]))
-            up = self.multi_def(zone, as_of, dyn, names=names,
-                                time_part=self.time_def(zone, as_of, cron, grain))
-            cron2, grain2 = (cron, grain) if r.random() < 0.5 else self.cron(
-                r.choice(["day", "week", "month"]))
-            down = self.multi_def(zone, as_of, dyn, names=names,
-                                  time_part=self.time_def(zone, as_of, cron2, grain2))
+            up = self.multi_def(
+                zone, as_of, dyn, names=names, time_part=self.time_def(zone, as_of, cron, grain)
+            )
+            cron2, grain2 = (
+                (cron, grain) if r.random() < 0.5 else self.cron(r.choice(["day", "week", "month"]))
+            )
+            down = self.multi_def(
+                zone, as_of, dyn, names=names, time_part=self.time_def(zone, as_of, cron2, grain2)
+            )
             if r.random() < 0.6:
                 table: dict[str, Any] = {}
                 if r.random() < 0.85:
-                    table[names[0]] = {"dimension_name": names[0],
-                                       "partition_mapping": r.choice(
-                                           [self.tw_mapping(), {"type": "identity"},
-                                            {"type": "all"}])}
+                    table[names[0]] = {
+                        "dimension_name": names[0],
+                        "partition_mapping": r.choice(
+                            [self.tw_mapping(), {"type": "identity"}, {"type": "all"}]
+                        ),
+                    }
                 if r.random() < 0.7:
-                    table[names[1]] = {"dimension_name": names[1],
-                                       "partition_mapping": r.choice(
-                                           [{"type": "identity"}, {"type": "all"}])}
+                    table[names[1]] = {
+                        "dimension_name": names[1],
+                        "partition_mapping": r.choice([{"type": "identity"}, {"type": "all"}]),
+                    }
                 mapping = {"type": "multi", "downstream_mappings_by_upstream_dimension": table}
         elif kind == "keyed":
+
             def one() -> dict[str, Any]:
                 return self.dynamic_def(dyn) if r.random() < 0.35 else self.static_def()
+
             up, down = one(), one()
             if r.random() < 0.25:
                 tcron, tgrain = self.cron("day")
@@ -642,32 +810,58 @@ class Gen:
                     if r.random() < 0.8:
                         v = r.sample(down["keys"], r.randint(1, min(2, len(down["keys"]))))
                         table[k] = v[0] if len(v) == 1 and r.random() < 0.5 else v
-                mapping = {"type": "static",
-                           "downstream_partition_keys_by_upstream_partition_key": table}
+                mapping = {
+                    "type": "static",
+                    "downstream_partition_keys_by_upstream_partition_key": table,
+                }
             else:
-                mapping = r.choice([None, {"type": "identity"}, {"type": "all"},
-                                    {"type": "last"}, "specific"])
+                mapping = r.choice(
+                    [None, {"type": "identity"}, {"type": "all"}, {"type": "last"}, "specific"]
+                )
         elif kind == "unpart":
             cron, grain = self.cron()
-            other = r.choice([self.time_def(zone, as_of, cron, grain), self.static_def(),
-                              self.multi_def(zone, as_of, dyn)])
+            other = r.choice(
+                [
+                    self.time_def(zone, as_of, cron, grain),
+                    self.static_def(),
+                    self.multi_def(zone, as_of, dyn),
+                ]
+            )
             up, down = (None, other) if r.random() < 0.5 else (other, None)
-            mapping = r.choice([None, {"type": "all"}, {"type": "last"}, {"type": "identity"},
-                                self.tw_mapping(), "specific"])
+            mapping = r.choice(
+                [
+                    None,
+                    {"type": "all"},
+                    {"type": "last"},
+                    {"type": "identity"},
+                    self.tw_mapping(),
+                    "specific",
+                ]
+            )
         else:
             # mismatched kinds and odd pairs
             cron, grain = self.cron()
             a = self.time_def(zone, as_of, cron, grain)
-            b = r.choice([self.static_def(), self.dynamic_def(dyn),
-                          self.time_def(self.zone(), as_of, *self.cron())])
+            b = r.choice(
+                [
+                    self.static_def(),
+                    self.dynamic_def(dyn),
+                    self.time_def(self.zone(), as_of, *self.cron()),
+                ]
+            )
             up, down = (a, b) if r.random() < 0.5 else (b, a)
-            mapping = r.choice([None, {"type": "identity"}, self.tw_mapping(), "specific",
-                                {"type": "last"}])
+            mapping = r.choice(
+                [None, {"type": "identity"}, self.tw_mapping(), "specific", {"type": "last"}]
+            )
         case: dict[str, Any] = {
-            "id": f"fz{self.counter:06d}-{kind}", "category": kind,
-            "upstream": up, "downstream": down, "mapping": None,
+            "id": f"fz{self.counter:06d}-{kind}",
+            "category": kind,
+            "upstream": up,
+            "downstream": down,
+            "mapping": None,
             "direction": "upstream" if r.random() < 0.6 else "downstream",
-            "partition_keys": [], "as_of": self.fmt_as_of(as_of, zone),
+            "partition_keys": [],
+            "as_of": self.fmt_as_of(as_of, zone),
             "dynamic_partitions": dyn,
         }
         up_keys = self.dg_keys(up, case)
@@ -707,7 +901,7 @@ def _excludes_all(cron: str, exclusions: list[str], start: datetime) -> bool:
             if not any(croniter.match(e, tick) for e in exclusions):
                 return False
         return True
-    except Exception:  # noqa: BLE001
+    except Exception:
         return True
 
 
@@ -722,6 +916,7 @@ def _instance_cached(frozen: tuple[tuple[str, tuple[str, ...]], ...]) -> Any:
 
 def _instance_for(dyn: dict[str, list[str]]) -> Any:
     return _instance_cached(tuple((k, tuple(v)) for k, v in sorted(dyn.items())))
+
 
 # --------------------------------------------------------------------------------------------
 # Our core
@@ -776,9 +971,9 @@ def check_oracle(path: Path, limit: int | None) -> int:
             if not same(got, case["expected"]):
                 bad += 1
                 print(
-                    json.dumps(
-                        {"id": case["id"], "expected": case["expected"], "oracle": got}
-                    )[:1500]
+                    json.dumps({"id": case["id"], "expected": case["expected"], "oracle": got})[
+                        :1500
+                    ]
                 )
             if limit and total >= limit:
                 break
@@ -856,10 +1051,19 @@ def signature(case: dict[str, Any], expected: dict[str, Any], got: dict[str, Any
                 return "none"
             return "multi" if d["type"] == "multi" else d["type"]
 
-        return " | ".join([kind, mapping, shape(case["upstream"]), shape(case["downstream"]),
-                           _norm(got.get("message", "")), _norm(expected.get("message", ""))])
-    return " | ".join([kind, mapping, case["direction"],
-                       _summary(case["upstream"]), _summary(case["downstream"])])
+        return " | ".join(
+            [
+                kind,
+                mapping,
+                shape(case["upstream"]),
+                shape(case["downstream"]),
+                _norm(got.get("message", "")),
+                _norm(expected.get("message", "")),
+            ]
+        )
+    return " | ".join(
+        [kind, mapping, case["direction"], _summary(case["upstream"]), _summary(case["downstream"])]
+    )
 
 
 def disagree(case: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -883,7 +1087,7 @@ def minimise(case: dict[str, Any], kind: str, budget: float = 60.0) -> dict[str,
     if len(keys) > 1:
         order = list(range(len(keys)))
         random.Random(0).shuffle(order)
-        singles = [0, len(keys) - 1] + order[:30]
+        singles = [0, len(keys) - 1, *order[:30]]
         for index in singles:
             candidate = dict(case, partition_keys=[keys[index]])
             if still(candidate):
@@ -923,37 +1127,58 @@ def _time_defs(data: dict[str, Any] | None) -> list[dict[str, Any]]:
     if data["type"] == "time_window":
         return [data]
     if data["type"] == "multi":
-        return [d["partitions"] for d in data["dimensions"] if d["partitions"]["type"] == "time_window"]
+        return [
+            d["partitions"] for d in data["dimensions"] if d["partitions"]["type"] == "time_window"
+        ]
     return []
 
 
-def known_pattern(case: dict[str, Any], expected: dict[str, Any], got: dict[str, Any]) -> str | None:
+def known_pattern(
+    case: dict[str, Any], expected: dict[str, Any], got: dict[str, Any]
+) -> str | None:
     """Name the already-reported finding that explains a disagreement, if any."""
     message = got.get("message", "")
     defs = _time_defs(case["upstream"]) + _time_defs(case["downstream"])
-    multi_dims = [d for side in ("upstream", "downstream") if (case[side] or {}).get("type") == "multi"
-                  for d in _time_defs(case[side])]
+    multi_dims = [
+        d
+        for side in ("upstream", "downstream")
+        if (case[side] or {}).get("type") == "multi"
+        for d in _time_defs(case[side])
+    ]
     if "redefinition of group name" in message:
         return "d02"
-    if got.get("error") == "invalid_definition" and multi_dims and (
-            "too coarse" in message or "cannot parse its own key" in message):
+    if (
+        got.get("error") == "invalid_definition"
+        and multi_dims
+        and ("too coarse" in message or "cannot parse its own key" in message)
+    ):
         return "d01"
     if multi_dims and not any("error" in x for x in (expected, got)):
-        if any(len(set(x.get("partition_keys", []))) != len(x.get("partition_keys", []))
-               for x in (expected, got)):
+        if any(
+            len(set(x.get("partition_keys", []))) != len(x.get("partition_keys", []))
+            for x in (expected, got)
+        ):
             return "d10"
         if "order" in diff_kind(expected, got):
             return "d08"
-    if (case["direction"] == "downstream" and case["mapping"]
-            and case["mapping"]["type"] in ("all", "specific")
-            and any(d["end"] for d in _time_defs(case["downstream"]))):
+    if (
+        case["direction"] == "downstream"
+        and case["mapping"]
+        and case["mapping"]["type"] in ("all", "specific")
+        and any(d["end"] for d in _time_defs(case["downstream"]))
+    ):
         return "d09"
-    if (case["direction"] == "upstream" and case["mapping"]
-            and case["mapping"]["type"] == "identity"
-            and any(d["end"] for d in _time_defs(case["upstream"]))):
+    if (
+        case["direction"] == "upstream"
+        and case["mapping"]
+        and case["mapping"]["type"] == "identity"
+        and any(d["end"] for d in _time_defs(case["upstream"]))
+    ):
         return "d09c"
-    if expected.get("error") in ("invalid_definition", "mapping_error") and "Invariant" in expected.get(
-            "message", ""):
+    if expected.get("error") in (
+        "invalid_definition",
+        "mapping_error",
+    ) and "Invariant" in expected.get("message", ""):
         return "d11"
     if any("#" in d["cron_schedule"] and "*," in d["cron_schedule"] for d in defs):
         return "d13"
@@ -963,16 +1188,24 @@ def known_pattern(case: dict[str, Any], expected: dict[str, Any], got: dict[str,
         return "d03"
     if any("29 2" in d["cron_schedule"] for d in defs):
         return "d04"
-    if got.get("error") == "CRASH" and "IndexError" in message and any(d["exclusions"] for d in defs):
+    if (
+        got.get("error") == "CRASH"
+        and "IndexError" in message
+        and any(d["exclusions"] for d in defs)
+    ):
         return "d03"
     mappings = [case["mapping"]] if case["mapping"] else []
     if mappings and mappings[0]["type"] == "multi":
-        mappings = [m["partition_mapping"] for m in
-                    mappings[0]["downstream_mappings_by_upstream_dimension"].values()]
+        mappings = [
+            m["partition_mapping"]
+            for m in mappings[0]["downstream_mappings_by_upstream_dimension"].values()
+        ]
     if any(m["type"] == "time_window" and m["start_offset"] > m["end_offset"] for m in mappings):
         return "d06"
-    if any(d["timezone"] == "Australia/Lord_Howe" and d["cron_schedule"].split()[1:2] == ["*"]
-           for d in defs):
+    if any(
+        d["timezone"] == "Australia/Lord_Howe" and d["cron_schedule"].split()[1:2] == ["*"]
+        for d in defs
+    ):
         return "d07"
     return None
 
@@ -1017,8 +1250,12 @@ def run_random(count: int, seed: int, findings: Path | None, show: bool) -> None
         bad += 1
         expected, got = result
         if "TIMEOUT" in (expected.get("error"), got.get("error")):
-            print(json.dumps({"signature": "TIMEOUT", "case": dict(case, expected=expected),
-                              "ours": got})[:3000], file=sys.stderr)
+            print(
+                json.dumps(
+                    {"signature": "TIMEOUT", "case": dict(case, expected=expected), "ours": got}
+                )[:3000],
+                file=sys.stderr,
+            )
             continue
         known = known_pattern(case, expected, got)
         if known and any(fid.startswith(known) for fid in open_findings):
@@ -1039,8 +1276,11 @@ def run_random(count: int, seed: int, findings: Path | None, show: bool) -> None
                 out.write(json.dumps(line) + "\n")
         if show:
             print(f"  [{n}] {sig}", file=sys.stderr, flush=True)
-    print(f"ran {count} cases seed {seed}: {bad} disagreements, {len(seen)} signatures, "
-          f"{time.time() - started:.0f}s", file=sys.stderr)
+    print(
+        f"ran {count} cases seed {seed}: {bad} disagreements, {len(seen)} signatures, "
+        f"{time.time() - started:.0f}s",
+        file=sys.stderr,
+    )
     for sig, hits in sorted(seen.items(), key=lambda item: -item[1]):
         if hits:
             print(f"  {hits:5d}  {sig}", file=sys.stderr)
@@ -1093,8 +1333,9 @@ def random_cron_field(r: random.Random, field: int) -> str:
         else:
             body = atom()
         if r.random() < 0.25:
-            step = r.choice(["0", "1", "2", "3", "5", "7", "15", "30", "59", "60", "61", "100",
-                             "x", "", "-1"])
+            step = r.choice(
+                ["0", "1", "2", "3", "5", "7", "15", "30", "59", "60", "61", "100", "x", "", "-1"]
+            )
             body = f"{body}/{step}"
         return body
 
@@ -1108,8 +1349,22 @@ def random_cron_field(r: random.Random, field: int) -> str:
 def random_cron(r: random.Random) -> str:
     roll = r.random()
     if roll < 0.07:
-        alias = r.choice(["@daily", "@hourly", "@weekly", "@monthly", "@yearly", "@annually",
-                          "@midnight", "@reboot", "@every", "@DAILY", "@Weekly", "@minutely"])
+        alias = r.choice(
+            [
+                "@daily",
+                "@hourly",
+                "@weekly",
+                "@monthly",
+                "@yearly",
+                "@annually",
+                "@midnight",
+                "@reboot",
+                "@every",
+                "@DAILY",
+                "@Weekly",
+                "@minutely",
+            ]
+        )
         return r.choice(["", " ", "\t"]) + alias + r.choice(["", " ", "\n"])
     fields = [random_cron_field(r, i) for i in range(5)]
     # keep most fields simple so that one odd field decides
@@ -1118,11 +1373,11 @@ def random_cron(r: random.Random) -> str:
             fields[i] = r.choice(["*", "0", "1", "*"]) if i != 2 else r.choice(["*", "1", "15"])
     roll = r.random()
     if roll < 0.06:
-        fields = fields + [r.choice(["*", "0", "2024", "?"])]
+        fields = [*fields, r.choice(["*", "0", "2024", "?"])]
     elif roll < 0.09:
         fields = fields[:4]
     elif roll < 0.1:
-        fields = fields + ["*", "2024"]
+        fields = [*fields, "*", "2024"]
     sep = r.choice([" "] * 8 + ["  ", "\t"])
     text = sep.join(fields)
     if r.random() < 0.05:
@@ -1139,14 +1394,14 @@ def ours_accepts(cron: str) -> str:
         return "accept"
     except InvalidDefinition:
         return "reject"
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         return f"CRASH {type(error).__name__}: {error}"
 
 
 def dagster_accepts(cron: str) -> str:
     try:
         return "accept" if is_valid_cron_schedule(cron) else "reject"
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         return f"reject ({type(error).__name__})"
 
 
@@ -1173,21 +1428,60 @@ def run_cron_syntax(count: int, seed: int) -> list[dict[str, Any]]:
             found[key] = {"cron": cron, "dagster": dag, "ours": us, "count": 0}
             print(json.dumps(found[key]), flush=True)
         found[key]["count"] += 1
-    print(f"cron syntax: {count} strings, {mismatches} mismatches, {len(found)} shapes",
-          file=sys.stderr)
+    print(
+        f"cron syntax: {count} strings, {mismatches} mismatches, {len(found)} shapes",
+        file=sys.stderr,
+    )
     return list(found.values())
 
 
 TICK_CRONS = [c for c, _ in CRONS] + [
-    "0 0 * * 1-5", "*/10 * * * *", "5 4 * * sun", "0 22 * * 1-5", "0 0,12 1 */2 *",
-    "0 4 8-14 * *", "0 0 1,15 * 3", "23 0-20/2 * * *", "0 0 * * 1#2", "0 0 L * *",
-    "0 0 L 2 *", "30 1 * * *", "0 1,2,3 * * *", "30 1-3 * * *", "0 2 * * 6#1",
-    "59 23 * * *", "0 12 L * *", "0 0 1 * 1-5", "15 2 * * *", "0 3 * * 0", "*/45 * * * *",
-    "0 */5 * * *", "0 0 * 3 0", "0 2 25-31 3 0", "0 1 1-7 11 0", "45 1 * * *", "30 3 * * *",
-    "0 0 29 * *", "0 0 30 * *", "0 2 * * *", "0 0-3 * * *", "0,30 1-3 * * *",
-    "0 22-2 * * *", "0 0 * * 5-1", "0 0 28-3 * *", "0 0 1 11-2 *", "0 0 ? * *", "0 0 1-L * *",
-    "0 0 5-L * *", "0 0 * * ?", "30 23-1 * * *", "0 0 L,15 * *", "0 0 * * 1#1,3#3",
-    "0 0 * * *,1#1", "50-10/5 * * * *", "0 20-4/3 * * *",
+    "0 0 * * 1-5",
+    "*/10 * * * *",
+    "5 4 * * sun",
+    "0 22 * * 1-5",
+    "0 0,12 1 */2 *",
+    "0 4 8-14 * *",
+    "0 0 1,15 * 3",
+    "23 0-20/2 * * *",
+    "0 0 * * 1#2",
+    "0 0 L * *",
+    "0 0 L 2 *",
+    "30 1 * * *",
+    "0 1,2,3 * * *",
+    "30 1-3 * * *",
+    "0 2 * * 6#1",
+    "59 23 * * *",
+    "0 12 L * *",
+    "0 0 1 * 1-5",
+    "15 2 * * *",
+    "0 3 * * 0",
+    "*/45 * * * *",
+    "0 */5 * * *",
+    "0 0 * 3 0",
+    "0 2 25-31 3 0",
+    "0 1 1-7 11 0",
+    "45 1 * * *",
+    "30 3 * * *",
+    "0 0 29 * *",
+    "0 0 30 * *",
+    "0 2 * * *",
+    "0 0-3 * * *",
+    "0,30 1-3 * * *",
+    "0 22-2 * * *",
+    "0 0 * * 5-1",
+    "0 0 28-3 * *",
+    "0 0 1 11-2 *",
+    "0 0 ? * *",
+    "0 0 1-L * *",
+    "0 0 5-L * *",
+    "0 0 * * ?",
+    "30 23-1 * * *",
+    "0 0 L,15 * *",
+    "0 0 * * 1#1,3#3",
+    "0 0 * * *,1#1",
+    "50-10/5 * * * *",
+    "0 20-4/3 * * *",
 ]
 
 
@@ -1199,22 +1493,36 @@ def run_cron_ticks(count: int, seed: int) -> list[dict[str, Any]]:
     gen = Gen(seed)
     found = []
     differing = 0
-    for n in range(count):
+    for _n in range(count):
         cron = r.choice(TICK_CRONS)
         zone = gen.zone()
         as_of = gen.as_of(zone)
         grain = dict(CRONS).get(cron, "day")
-        days = {"sub": 6, "hour": 20, "day": 120, "week": 400, "month": 1200, "quarter": 2000,
-                "year": 4000}[grain]
+        days = {
+            "sub": 6,
+            "hour": 20,
+            "day": 120,
+            "week": 400,
+            "month": 1200,
+            "quarter": 2000,
+            "year": 4000,
+        }[grain]
         start = (as_of - timedelta(days=r.uniform(1, days))).astimezone(ZoneInfo(zone))
         start = start.replace(tzinfo=None, minute=r.choice([0, 0, 30]), second=0, microsecond=0)
         if r.random() < 0.5:
             start = start.replace(hour=0, minute=0)
         fmt = r.choice(["%Y-%m-%d-%H:%M", "%Y-%m-%d-%H:%M", "%Y-%m-%d-%H:%M%z"])
         end_offset = r.choice([0, 0, 0, 1, -1])
-        data = {"type": "time_window", "cron_schedule": cron, "start": start.isoformat(),
-                "end": None, "timezone": zone, "fmt": fmt, "end_offset": end_offset,
-                "exclusions": []}
+        data = {
+            "type": "time_window",
+            "cron_schedule": cron,
+            "start": start.isoformat(),
+            "end": None,
+            "timezone": zone,
+            "fmt": fmt,
+            "end_offset": end_offset,
+            "exclusions": [],
+        }
         signal.signal(signal.SIGALRM, _alarm)
         signal.alarm(30)
         try:
@@ -1223,16 +1531,16 @@ def run_cron_ticks(count: int, seed: int) -> list[dict[str, Any]]:
                     theirs = list(_dg_definition(data).get_partition_keys())
             except _Timeout:
                 raise
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 theirs = [f"ERROR {type(error).__name__}: {error}"]
             try:
                 defn = TimeWindowPartitions(
-                    cron_schedule=cron, start=start, timezone=zone, fmt=fmt,
-                    end_offset=end_offset)
+                    cron_schedule=cron, start=start, timezone=zone, fmt=fmt, end_offset=end_offset
+                )
                 mine = list(all_partitions(defn, Evaluation(as_of=as_of)))
             except _Timeout:
                 raise
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 mine = [f"ERROR {type(error).__name__}: {error}"]
         except _Timeout:
             print(f"tick timeout {cron} {zone}", file=sys.stderr)
@@ -1241,8 +1549,12 @@ def run_cron_ticks(count: int, seed: int) -> list[dict[str, Any]]:
             signal.alarm(0)
         if theirs == mine and theirs and not theirs[0].startswith("ERROR"):
             # same enumeration: also compare key validity on a sample of keys
-            sample = sorted(set([0, 1, len(theirs) - 1, len(theirs) - 2]
-                                + [r.randrange(len(theirs)) for _ in range(8)]))
+            sample = sorted(
+                set(
+                    [0, 1, len(theirs) - 1, len(theirs) - 2]
+                    + [r.randrange(len(theirs)) for _ in range(8)]
+                )
+            )
             sample = [theirs[i] for i in sample if 0 <= i < len(theirs)]
             with dg.partition_loading_context(effective_dt=as_of):
                 tdef = _dg_definition(data)
@@ -1253,34 +1565,69 @@ def run_cron_ticks(count: int, seed: int) -> list[dict[str, Any]]:
                 try:
                     check_key(defn, key, Evaluation(as_of=as_of))
                     ok = True
-                except Exception:  # noqa: BLE001
+                except Exception:
                     ok = False
                 if ok != valid:
-                    item = {"definition": data, "as_of": as_of.isoformat(), "key": key,
-                            "dagster_has_partition_key": valid, "ours_accepts": ok}
+                    item = {
+                        "definition": data,
+                        "as_of": as_of.isoformat(),
+                        "key": key,
+                        "dagster_has_partition_key": valid,
+                        "ours_accepts": ok,
+                    }
                     found.append(item)
                     print(json.dumps(item), flush=True)
                     break
             continue
-        if theirs == mine or (theirs[:1] and mine[:1] and theirs[0].startswith("ERROR")
-                              and mine[0].startswith("ERROR")):
+        if theirs == mine or (
+            theirs[:1]
+            and mine[:1]
+            and theirs[0].startswith("ERROR")
+            and mine[0].startswith("ERROR")
+        ):
             continue
         differing += 1
-        i = next((i for i, (a, b) in enumerate(zip(theirs, mine)) if a != b),
-                 min(len(theirs), len(mine)))
-        item = {"definition": data, "as_of": as_of.isoformat(), "first_difference": i,
-                "dagster": theirs[max(0, i - 2):i + 4], "ours": mine[max(0, i - 2):i + 4],
-                "dagster_len": len(theirs), "ours_len": len(mine)}
+        i = next(
+            (i for i, (a, b) in enumerate(zip(theirs, mine, strict=False)) if a != b),
+            min(len(theirs), len(mine)),
+        )
+        item = {
+            "definition": data,
+            "as_of": as_of.isoformat(),
+            "first_difference": i,
+            "dagster": theirs[max(0, i - 2) : i + 4],
+            "ours": mine[max(0, i - 2) : i + 4],
+            "dagster_len": len(theirs),
+            "ours_len": len(mine),
+        }
         found.append(item)
         print(json.dumps(item), flush=True)
     print(f"cron ticks: {count} definitions, {differing} differ", file=sys.stderr)
     return found
 
 
-SWEEP_CRONS = ["0 * * * *", "15 * * * *", "30 * * * *", "*/30 * * * *", "*/15 * * * *",
-               "0 */2 * * *", "0 1-3 * * *", "30 1 * * *", "30 2 * * *", "0 0 * * *", "0 1 * * *",
-               "0 2 * * *", "0 3 * * *", "0 23 * * *", "30 0 * * *", "0 0 * * 0", "0 2 * * 0",
-               "0 2 1 * *", "30 1-3 * * *", "0 0,12 * * *"]
+SWEEP_CRONS = [
+    "0 * * * *",
+    "15 * * * *",
+    "30 * * * *",
+    "*/30 * * * *",
+    "*/15 * * * *",
+    "0 */2 * * *",
+    "0 1-3 * * *",
+    "30 1 * * *",
+    "30 2 * * *",
+    "0 0 * * *",
+    "0 1 * * *",
+    "0 2 * * *",
+    "0 3 * * *",
+    "0 23 * * *",
+    "30 0 * * *",
+    "0 0 * * 0",
+    "0 2 * * 0",
+    "0 2 1 * *",
+    "30 1-3 * * *",
+    "0 0,12 * * *",
+]
 SWEEP_FMTS = ["%Y-%m-%d-%H:%M", "%Y-%m-%d-%H:%M%z"]
 
 
@@ -1293,7 +1640,7 @@ def run_dst_sweep(count: int, seed: int) -> None:
     gen = Gen(seed)
     problems = 0
     seen: set[str] = set()
-    for n in range(count):
+    for _n in range(count):
         zone = r.choice([z for z in DST_ZONES if z != "Asia/Kolkata"])
         year = r.randint(2016, 2025)
         trans = gen.transitions(zone, year)
@@ -1301,14 +1648,28 @@ def run_dst_sweep(count: int, seed: int) -> None:
             continue
         t = r.choice(trans)
         cron = r.choice(SWEEP_CRONS)
-        fmt = r.choice(SWEEP_FMTS) if " * * *" in cron and cron.split()[1] != "0" else r.choice(
-            SWEEP_FMTS + ["%Y-%m-%d"])
+        fmt = (
+            r.choice(SWEEP_FMTS)
+            if " * * *" in cron and cron.split()[1] != "0"
+            else r.choice([*SWEEP_FMTS, "%Y-%m-%d"])
+        )
         tz = ZoneInfo(zone)
-        start = (t - timedelta(days=r.choice([1, 2, 8]))).astimezone(tz).replace(
-            tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+        start = (
+            (t - timedelta(days=r.choice([1, 2, 8])))
+            .astimezone(tz)
+            .replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+        )
         as_of = t + timedelta(days=r.choice([1, 3, 9]))
-        data = {"type": "time_window", "cron_schedule": cron, "start": start.isoformat(),
-                "end": None, "timezone": zone, "fmt": fmt, "end_offset": 0, "exclusions": []}
+        data = {
+            "type": "time_window",
+            "cron_schedule": cron,
+            "start": start.isoformat(),
+            "end": None,
+            "timezone": zone,
+            "fmt": fmt,
+            "end_offset": 0,
+            "exclusions": [],
+        }
         defn = Case("x", {"upstream": data}).upstream
         at = Evaluation(as_of=as_of)
         report: list[str] = []
@@ -1320,13 +1681,17 @@ def run_dst_sweep(count: int, seed: int) -> None:
                 theirs = list(tdef.get_partition_keys())
                 try:
                     mine = list(all_partitions(defn, at))
-                except Exception as error:  # noqa: BLE001
+                except Exception as error:
                     mine = [f"CRASH {error}"]
                 if theirs != mine:
-                    i = next((i for i, (a, b) in enumerate(zip(theirs, mine)) if a != b),
-                             min(len(theirs), len(mine)))
-                    report.append(f"enumeration differs at {i}: dagster {theirs[max(0, i-2):i+3]}"
-                                  f" ours {mine[max(0, i-2):i+3]}")
+                    i = next(
+                        (i for i, (a, b) in enumerate(zip(theirs, mine, strict=False)) if a != b),
+                        min(len(theirs), len(mine)),
+                    )
+                    report.append(
+                        f"enumeration differs at {i}: dagster {theirs[max(0, i - 2) : i + 3]}"
+                        f" ours {mine[max(0, i - 2) : i + 3]}"
+                    )
                 # candidate keys: every quarter hour around the transition, both folds, +- suffix
                 candidates: list[str] = []
                 local = t.astimezone(tz).replace(tzinfo=None)
@@ -1342,7 +1707,7 @@ def run_dst_sweep(count: int, seed: int) -> None:
                     try:
                         check_key(defn, key, at)
                         our_ok = True
-                    except Exception:  # noqa: BLE001
+                    except Exception:
                         our_ok = False
                     if dag_ok != our_ok:
                         report.append(f"key {key!r}: dagster valid={dag_ok} ours valid={our_ok}")
@@ -1350,12 +1715,16 @@ def run_dst_sweep(count: int, seed: int) -> None:
                         w = tdef.time_window_for_partition_key(key)
                         try:
                             ws, we = time_window_for_key(defn, key)
-                            if (ws.timestamp(), we.timestamp()) != (w.start.timestamp(),
-                                                                    w.end.timestamp()):
-                                report.append(f"key {key!r}: window dagster {w.start.isoformat()}"
-                                              f"..{w.end.isoformat()} ours {ws.isoformat()}.."
-                                              f"{we.isoformat()}")
-                        except Exception as error:  # noqa: BLE001
+                            if (ws.timestamp(), we.timestamp()) != (
+                                w.start.timestamp(),
+                                w.end.timestamp(),
+                            ):
+                                report.append(
+                                    f"key {key!r}: window dagster {w.start.isoformat()}"
+                                    f"..{w.end.isoformat()} ours {ws.isoformat()}.."
+                                    f"{we.isoformat()}"
+                                )
+                        except Exception as error:
                             report.append(f"key {key!r}: ours window failed {error}")
         except _Timeout:
             print(f"sweep timeout {cron} {zone}", file=sys.stderr)
@@ -1368,8 +1737,17 @@ def run_dst_sweep(count: int, seed: int) -> None:
             if shape in seen:
                 continue
             seen.add(shape)
-            print(json.dumps({"definition": data, "as_of": as_of.isoformat(),
-                              "problems": report[:6], "count": len(report)}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "definition": data,
+                        "as_of": as_of.isoformat(),
+                        "problems": report[:6],
+                        "count": len(report),
+                    }
+                ),
+                flush=True,
+            )
     print(f"dst sweep: {count} definitions, {problems} with differences", file=sys.stderr)
 
 
@@ -1383,8 +1761,10 @@ def replay(path: Path) -> None:
         expected = timed(oracle, case)
         got = timed(ours, case)
         status = "AGREE" if same(expected, got) else "DIFFER"
-        print(f"{status} {case.get('id')}: dagster={json.dumps(expected)[:200]} "
-              f"ours={json.dumps(got)[:200]}")
+        print(
+            f"{status} {case.get('id')}: dagster={json.dumps(expected)[:200]} "
+            f"ours={json.dumps(got)[:200]}"
+        )
 
 
 def refresh_findings(path: Path) -> None:
@@ -1422,16 +1802,32 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--findings", default=None, help="append raw new patterns next to FILE")
     parser.add_argument("--verbose", action="store_true")
-    parser.add_argument("--refresh-findings", default=None, metavar="FILE",
-                        help="recompute Dagster's and our answers for each finding in FILE")
-    parser.add_argument("--replay", default=None,
-                        help="re-run the cases of a jsonl file (lines with `case` or bare cases)")
-    parser.add_argument("--dst-sweep", action="store_true",
-                        help="keys, validity and windows around real DST transitions")
-    parser.add_argument("--cron-syntax", action="store_true",
-                        help="compare cron accept/reject on --cases random strings")
-    parser.add_argument("--cron-ticks", action="store_true",
-                        help="compare tick sequences of --cases random cron x zone definitions")
+    parser.add_argument(
+        "--refresh-findings",
+        default=None,
+        metavar="FILE",
+        help="recompute Dagster's and our answers for each finding in FILE",
+    )
+    parser.add_argument(
+        "--replay",
+        default=None,
+        help="re-run the cases of a jsonl file (lines with `case` or bare cases)",
+    )
+    parser.add_argument(
+        "--dst-sweep",
+        action="store_true",
+        help="keys, validity and windows around real DST transitions",
+    )
+    parser.add_argument(
+        "--cron-syntax",
+        action="store_true",
+        help="compare cron accept/reject on --cases random strings",
+    )
+    parser.add_argument(
+        "--cron-ticks",
+        action="store_true",
+        help="compare tick sequences of --cases random cron x zone definitions",
+    )
     args = parser.parse_args()
     if args.check_oracle:
         sys.exit(1 if check_oracle(REPO / "tests/conformance/cases.jsonl", args.limit) else 0)
