@@ -105,11 +105,12 @@ def is_enumerated(definition: PartitionsDefinition, key: str, at: Evaluation) ->
             return False
         index = windows.window_index_from(instant)
         bounds = windows.bounds(now_of(at))
-        return (
-            bounds is not None
-            and bounds[0] <= windows.tick(index) <= bounds[1]
-            and windows.key_at(index) == key
-        )
+        if bounds is None or windows.key_at(index) != key:
+            return False
+        first, last = bounds
+        tick = windows.tick(index)
+        # An end inside the first window: Dagster still lists that first window.
+        return first <= tick <= last or (last < first and tick == first)
     if isinstance(definition, StaticPartitions):
         return key in definition.keys
     if isinstance(definition, DynamicPartitions):
