@@ -159,7 +159,7 @@ def _downstream(
 # this memo until a tick or an end is crossed. Dynamic keys come with each request, so answers
 # that involve dynamic definitions are never memoised.
 _ANSWERS: dict[tuple[object, ...], UpstreamResult | DownstreamResult] = {}
-_ANSWER_MEMO_SIZE = 8192
+_ANSWER_MEMO_SIZE = 4096
 
 
 def _answer_key(

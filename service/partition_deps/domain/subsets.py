@@ -84,7 +84,7 @@ class TimeSubset:
         keys = self._keys
         if keys is None:
             keys = self._span_keys(self.spans[0])
-            if len(keys) <= 10_000:
+            if len(keys) <= 2_000:
                 self._keys = keys
         return keys
 
