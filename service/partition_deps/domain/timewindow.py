@@ -541,10 +541,26 @@ class TimeWindows:
         return end
 
     def check_keys(self, keys: Sequence[str], now: int) -> list[int]:
-        """`check_key` for many keys; raises on the first bad one (with its position)."""
+        """`check_key` for many keys; raises on the first bad one (with its position).
+
+        Keys usually come in runs of consecutive partitions: a key equal to the exact key of
+        the window after the previous one is that window, with no parsing.
+        """
         bounds = self.bounds(now)
         indices: list[int] = []
+        previous = -2
         for position, key in enumerate(keys):
+            following = previous + 1
+            if (
+                bounds is not None
+                and 0 <= following < len(self._ticks) - 1
+                and bounds[0] <= self._ticks[following] <= bounds[1]
+                and self.key_at(following) == key
+                and self._key_is_exact(following)
+            ):
+                indices.append(following)
+                previous = following
+                continue
             start, formatted = self.key_start(key)
             if (
                 bounds is None
@@ -557,7 +573,8 @@ class TimeWindows:
                 except InvalidPartitionKey as error:
                     error.field = f"partition_keys[{position}]"
                     raise
-            indices.append(self._index_at_or_after(start))
+            previous = self._index_at_or_after(start)
+            indices.append(previous)
         return indices
 
     def key_for_timestamp(self, ts: int, end_closed: bool = False) -> str:
