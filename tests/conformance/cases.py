@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -62,10 +62,6 @@ class Case:
 def load_cases() -> list[Case]:
     with CASES_PATH.open() as lines:
         return [Case(raw["id"], raw) for raw in map(json.loads, lines)]
-
-
-def iter_cases() -> Iterator[Case]:
-    yield from load_cases()
 
 
 def definition_from_json(data: Mapping[str, Any] | None) -> PartitionsDefinition | None:

@@ -328,14 +328,6 @@ class TimeWindows:
             return first
         return current
 
-    def existing_range(self, now: int) -> tuple[int, int] | None:
-        """(first, last) tick indices of the existing partitions at `now` (inclusive)."""
-        bounds = self.bounds(now)
-        if bounds is None:
-            return None
-        first = self.index_of_start(bounds[0])
-        return first, self.index_of_start(bounds[1])
-
     def first_and_last(self, now: int) -> tuple[Window, Window] | None:
         """The first and last existing partition windows at `now`."""
         return self._edges(self.bounds(now))

@@ -90,11 +90,6 @@ def all_keys(definition: PartitionsDefinition, at: Evaluation, listing: bool = T
     return frozenset(all_partitions(definition, at))
 
 
-def enumerated_keys(definition: PartitionsDefinition, at: Evaluation) -> set[str]:
-    """The keys Dagster's `get_partition_keys()` lists at `at` (as a set)."""
-    return set(all_partitions(definition, at))
-
-
 def is_enumerated(definition: PartitionsDefinition, key: str, at: Evaluation) -> bool:
     """Membership in `get_partition_keys()` without listing every key."""
     if isinstance(definition, TimeWindowPartitions):
