@@ -1,0 +1,74 @@
+"""Keys written and read without strftime/strptime agree with them, DST days included."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from partition_deps.domain.definitions import Evaluation, TimeWindowPartitions
+from partition_deps.domain.partitions import has_key
+from partition_deps.domain.timewindow import TimeWindows, _fast_parse, zone
+from tests.domain.strategies import DAILY_FMT, HOURLY_FMT, ZONES
+
+# 1900-01-01 to 2299-12-31 UTC: the years the service computes.
+INSTANTS = st.integers(-2208988800, 10413791999)
+CRONS = st.sampled_from(
+    [
+        ("0 0 * * *", DAILY_FMT),
+        ("0 0 * * 0", DAILY_FMT),
+        ("0 * * * *", HOURLY_FMT),
+        ("30 * * * *", HOURLY_FMT),
+        ("30 2 * * *", HOURLY_FMT),
+    ]
+)
+
+
+def _strftime_key(windows: TimeWindows, ts: int) -> str:
+    tz = zone(windows.definition.timezone)
+    wall = windows._wall_overrides.get(ts)
+    if wall is not None:
+        return wall.replace(tzinfo=tz).strftime(windows.fmt)
+    return windows._format_local(datetime.fromtimestamp(ts, tz))
+
+
+@given(CRONS, st.sampled_from(ZONES), INSTANTS)
+def test_formatted_keys_equal_strftime(cron_and_fmt: tuple[str, str], tz: str, ts: int) -> None:
+    cron, fmt = cron_and_fmt
+    windows = TimeWindows(TimeWindowPartitions(cron, datetime(2015, 1, 1), tz, fmt))
+    assert windows.format_instant(ts) == _strftime_key(windows, ts)
+
+
+@settings(max_examples=20)  # each example formats three years of ticks
+@given(CRONS, st.sampled_from(ZONES), st.integers(1901, 2298))
+def test_a_year_of_listed_keys_equals_strftime(
+    cron_and_fmt: tuple[str, str], tz: str, year: int
+) -> None:
+    cron, fmt = cron_and_fmt
+    windows = TimeWindows(TimeWindowPartitions(cron, datetime(year, 6, 1), tz, fmt))
+    keys = windows.keys_slice(0, len(windows._ticks) - 1)
+    assert keys == [_strftime_key(windows, tick) for tick in windows._ticks[:-1]]
+
+
+@given(st.text(alphabet="0123456789-:T +Z_.W\u0663", max_size=18))
+def test_fast_parse_takes_only_what_strftime_writes(text: str) -> None:
+    for fmt in (DAILY_FMT, HOURLY_FMT):
+        parsed = _fast_parse(text, fmt)
+        if parsed is not None:
+            assert parsed.strftime(fmt) == text
+
+
+@given(st.datetimes(datetime(1900, 1, 1), datetime(2299, 12, 31)))
+def test_fast_parse_reads_every_key_strftime_writes(wall: datetime) -> None:
+    for fmt in (DAILY_FMT, HOURLY_FMT):
+        text = wall.strftime(fmt)
+        assert _fast_parse(text, fmt) == datetime.strptime(text, fmt)
+
+
+def test_a_key_with_non_ascii_digits_is_not_a_partition() -> None:
+    # Dagster parses it (strptime takes any decimal digit) but its key round trip fails.
+    daily = TimeWindowPartitions("0 0 * * *", datetime(2020, 1, 1))
+    at = Evaluation(datetime(2025, 1, 1, tzinfo=UTC))
+    assert has_key(daily, "2024-02-29", at)
+    assert not has_key(daily, "2\u0660" + "24-02-29", at)
