@@ -96,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
         help="serialized answers of stored queries kept in memory; 0: none (env PD_MEMO_ENTRIES)",
     )
     serve.add_argument(
+        "--state-cache-rows",
+        type=int,
+        default=int(_env("PD_STATE_CACHE_ROWS", "1000000")),
+        help="rows of latest state kept in memory for staleness of large assets (about 300"
+        " bytes each); 0: none (env PD_STATE_CACHE_ROWS)",
+    )
+    serve.add_argument(
         "--tokens-file",
         type=Path,
         default=None,
@@ -158,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         tls=_tls(args),
         metrics_listen=args.metrics_listen,
         memo_entries=args.memo_entries,
+        state_cache_rows=args.state_cache_rows,
     )
     if args.processes > 1:
         from partition_deps.processes import serve_processes

@@ -38,7 +38,7 @@ from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.database import EmbeddedPostgres, PoolSettings, migrate
 from partition_deps.store.definitions import DefinitionsRepository
 from partition_deps.store.events import EventsRepository
-from partition_deps.store.staleness import StalenessRepository
+from partition_deps.store.staleness import DEFAULT_MIRROR_ROWS, StalenessRepository
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ class Config:
     tls: TlsFiles | None = None
     # Serialized answers of stored queries kept (api/response_memo.py); 0: none.
     memo_entries: int = 4096
+    # Rows of latest state kept in memory for staleness (store/state_mirror.py); 0: none.
+    state_cache_rows: int = DEFAULT_MIRROR_ROWS
     # host:port of the Prometheus endpoint (HTTP /metrics); None: no metrics.
     metrics_listen: str | None = None
 
@@ -172,7 +174,7 @@ class Server:
             staleness_servicer.SERVICE_NAME,
             list(
                 staleness_servicer.StalenessServicer(
-                    StalenessRepository(self._pool), self._cache
+                    StalenessRepository(self._pool, self.config.state_cache_rows), self._cache
                 ).methods()
             ),
         )

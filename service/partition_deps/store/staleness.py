@@ -8,13 +8,13 @@ Two ways to the same answer (tests/store/test_staleness_sets.py checks they agre
 - `StoreHistory` implements the domain's `History` with lookups on `latest_state` (batched by
   `prefetch`) and on `events_by_partition`; the domain rules then decide partition by
   partition. Right for every mapping, but Python work per partition.
-- For an asset whose dependencies all join by equal keys (`staleness_sets.joins_by_key`), one
-  query joins `latest_state` of the asset with `latest_state` of each upstream on the key and
-  returns only the rows that may not be FRESH, then looks up the upstream's data version as of
-  the asset's materialization for those rows only. For small asks the asked keys drive the
-  join (index lookups); from `WHOLE_ASSET_MIN_KEYS` on, the asset's materialized rows are
-  joined without them and the missing partitions come from one aggregated key list. The
-  domain's rules are then applied to the returned rows (`staleness_sets.row_status`).
+- For an asset whose dependencies all join by equal keys (`staleness_sets.joins_by_key`), the
+  rows that may not be FRESH are found in bulk, then the upstream's data version as of the
+  asset's materialization is looked up for those rows only, and the domain's rules are applied
+  to them (`staleness_sets.row_status`). Small asks: one query joins `latest_state` of the
+  asked keys with each upstream's on the key (index lookups). From `MIRROR_MIN_KEYS` asked keys
+  on: a loop over the server's in-memory copies of those latest states (`state_mirror.py`),
+  brought up to the answer's snapshot first.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -45,6 +45,13 @@ from partition_deps.domain.staleness import (
 )
 from partition_deps.domain.staleness_sets import UpstreamRow, joins_by_key, row_status
 from partition_deps.store.database import transaction
+from partition_deps.store.state_mirror import (
+    MirrorView,
+    Snapshot,
+    StateMirror,
+    StateRow,
+    load_assets,
+)
 
 DEFAULT_OPTIONS = StalenessOptions()
 
@@ -159,59 +166,42 @@ _KEY_SOURCE = "unnest(string_to_array(%(keys)s, %(separator)s)) WITH ORDINALITY 
 _KEY_ARRAY_SOURCE = "unnest(%(keys)s::text[]) WITH ORDINALITY AS k(key, n)"
 
 
-_LARGE_JOIN = 20_000
-# From this many asked keys on, join the asset's rows without the asked keys (see below).
-WHOLE_ASSET_MIN_KEYS = 5_000
-_LARGE_JOIN_WORK_MEM = "64MB"
+# From this many asked keys on, the answer reads the in-memory copy of latest states
+# (state_mirror.py) rather than joining in Postgres.
+MIRROR_MIN_KEYS = 5_000
+# Rows of latest state a server keeps in memory by default: about 300 bytes each.
+DEFAULT_MIRROR_ROWS = 1_000_000
 
 
 def _candidate_query(edges: Sequence[_Edge], source: str = "text") -> str:
-    """The rows of one asset that may not be FRESH, with what the rules read.
+    """The rows of one asset that may not be FRESH, with what the rules read, by position in
+    the asked keys (`source`: "text", the keys joined by `KEY_SEPARATOR`, or "array").
 
     Two steps: the inner join keeps the rows that could be stale or missing on the latest
     states alone (any newer upstream counts); only for those, the outer step looks up the
     upstream's data version as of the asset's materialization and drops the rows whose
     upstream came back with the same version. A LATERAL inside the big join would be entered
     once per partition even when it reads nothing.
-
-    `source`: "text" or "array", the asked keys (rows carry their position); "asset", every
-    materialized partition of the asset (rows carry their key; the caller maps keys to
-    positions and finds the missing ones with `materialized_keys`): for large asks, one join of
-    the asset's rows with its upstreams' rows, without the asked keys in the join.
     """
-    whole = source == "asset"
-    key = "a.partition_key" if whole else "k.key"
     inner = [
-        "NULL::bigint AS n" if whole else "k.n",
-        f"{key} AS key",
+        "k.n",
+        "k.key AS key",
         "a.materialization_event_id AS a_id",
         "a.materialization_time AS a_time",
         "nullif(a.data_version, '') AS a_version",
         "a.code_version AS a_code",
         "a.upstream_keys AS a_upstream",
     ]
-    outer = [
-        "c.key" if whole else "c.n",
-        "c.a_id",
-        "c.a_time",
-        "c.a_version",
-        "c.a_code",
-        "c.a_upstream",
+    outer = ["c.n", "c.a_id", "c.a_time", "c.a_version", "c.a_code", "c.a_upstream"]
+    joins = [
+        "LEFT JOIN latest_state a ON a.namespace_id = %(ns)s AND a.asset_key = %(asset)s"
+        " AND a.partition_key = k.key"
     ]
-    joins = (
-        []
-        if whole
-        else [
-            "LEFT JOIN latest_state a ON a.namespace_id = %(ns)s AND a.asset_key = %(asset)s"
-            " AND a.partition_key = k.key"
-        ]
-    )
-    own = [
+    inner_conditions = [
         "a.materialization_event_id IS NULL",
         "(%(code)s::text IS NOT NULL AND a.code_version IS DISTINCT FROM %(code)s::text)",
         "(a.upstream_keys IS NOT NULL AND a.upstream_keys <> %(upstream_keys)s::text[])",
     ]
-    inner_conditions = own[1:] if whole else list(own)
     outer_conditions = [
         "c.a_id IS NULL",
         "(%(code)s::text IS NOT NULL AND c.a_code IS DISTINCT FROM %(code)s::text)",
@@ -220,7 +210,7 @@ def _candidate_query(edges: Sequence[_Edge], source: str = "text") -> str:
     laterals = []
     for index, edge in enumerate(edges):
         d, o = f"d{index}", f"o{index}"
-        same_key = key if edge.partitioned else "''"
+        same_key = "k.key" if edge.partitioned else "''"
         event_key = "e.partition_key = c.key" if edge.partitioned else "e.partition_key IS NULL"
         inner += [
             f"{d}.materialization_event_id AS {d}_id",
@@ -248,33 +238,34 @@ def _candidate_query(edges: Sequence[_Edge], source: str = "text") -> str:
         )
         if edge.partitioned:
             if edge.not_fresh_keys:
-                inner_conditions.append(f"{key} = ANY(%(t{index})s::text[])")
+                inner_conditions.append(f"k.key = ANY(%(t{index})s::text[])")
                 outer_conditions.append(f"c.key = ANY(%(t{index})s::text[])")
         elif edge.not_fresh_whole:
             inner_conditions.append("true")
             outer_conditions.append("true")
-    if whole:
-        source_clause = "latest_state a"
-        where = (
-            "a.namespace_id = %(ns)s AND a.asset_key = %(asset)s"
-            " AND a.materialization_event_id IS NOT NULL AND ("
-            + " OR ".join(inner_conditions)
-            + ")"
-        )
-    else:
-        source_clause = _KEY_SOURCE if source == "text" else _KEY_ARRAY_SOURCE
-        where = " OR ".join(inner_conditions)
+    source_clause = _KEY_SOURCE if source == "text" else _KEY_ARRAY_SOURCE
     return (
         f"WITH c AS MATERIALIZED (SELECT {', '.join(inner)} FROM {source_clause} "
         + " ".join(joins)
         + " WHERE "
-        + where
+        + " OR ".join(inner_conditions)
         + f") SELECT {', '.join(outer)} FROM c "
         + " ".join(laterals)
         + " WHERE "
         + " OR ".join(outer_conditions)
-        + ("" if whole else " ORDER BY c.n")
+        + " ORDER BY c.n"
     )
+
+
+# The data version an upstream partition had as of each given event id (the downstream's
+# materialization), for many partitions in one statement.
+_VERSIONS_AT = (
+    "SELECT (SELECT nullif(e.data_version, '') FROM events e WHERE e.namespace_id = %(ns)s"
+    " AND e.asset_key = %(asset)s AND {partition} AND e.kind = 1 AND e.event_id <= k.at"
+    " ORDER BY e.event_id DESC LIMIT 1)"
+    " FROM unnest(%(keys)s::text[], %(ats)s::bigint[]) WITH ORDINALITY AS k(key, at, n)"
+    " ORDER BY k.n"
+)
 
 
 @dataclass
@@ -283,7 +274,10 @@ class StalenessReader:
 
     conn: psycopg.Connection[Any]
     namespace_id: int
+    mirror: StateMirror | None = None
     history: StoreHistory = field(init=False)
+    _snapshot: Snapshot | None = field(init=False, default=None)
+    _arrays: dict[str, list[str]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.history = StoreHistory(self.conn, self.namespace_id)
@@ -296,18 +290,11 @@ class StalenessReader:
         return int(row[0]) if row else 0
 
     def candidate_rows(
-        self,
-        asset: AssetDefinition,
-        edges: Sequence[_Edge],
-        keys: Sequence[str],
-        *,
-        whole_asset: bool = False,
+        self, asset: AssetDefinition, edges: Sequence[_Edge], keys: Sequence[str]
     ) -> list[tuple[Any, ...]]:
-        """Rows that may not be FRESH: by position in `keys` (first column), or with
-        `whole_asset` every materialized partition's row by key (the asked keys unused)."""
-        joined = "" if whole_asset else KEY_SEPARATOR.join(keys)
+        """Rows that may not be FRESH, by position in `keys` (first column, from 1)."""
+        joined = KEY_SEPARATOR.join(keys)
         separable = joined.count(KEY_SEPARATOR) == len(keys) - 1
-        source = "asset" if whole_asset else "text" if separable else "array"
         params: dict[str, Any] = {
             "ns": self.namespace_id,
             "asset": asset.key,
@@ -320,39 +307,74 @@ class StalenessReader:
             params[f"up{index}"] = edge.dependency.upstream_key
             if edge.partitioned and edge.not_fresh_keys:
                 params[f"t{index}"] = list(edge.not_fresh_keys)
-        if len(keys) > _LARGE_JOIN:
-            # Hash joins of ~100,000 rows per side: in memory, not in batches spilled to disk.
-            self.conn.execute("SELECT set_config('work_mem', %s, true)", (_LARGE_JOIN_WORK_MEM,))
-        return self.conn.execute(_candidate_query(edges, source), params).fetchall()
+        query = _candidate_query(edges, "text" if separable else "array")
+        return self.conn.execute(query, params).fetchall()
 
-    def materialized_keys(self, asset_key: str) -> set[str]:
-        """Every partition key of the asset with a materialization (one aggregated text)."""
-        row = self.conn.execute(
-            "SELECT string_agg(partition_key, %(sep)s)"
-            " FILTER (WHERE strpos(partition_key, %(sep)s) = 0),"
-            " array_agg(partition_key) FILTER (WHERE strpos(partition_key, %(sep)s) > 0)"
-            " FROM latest_state WHERE namespace_id = %(ns)s AND asset_key = %(asset)s"
-            " AND materialization_event_id IS NOT NULL",
-            {"sep": KEY_SEPARATOR, "ns": self.namespace_id, "asset": asset_key},
-        ).fetchone()
-        keys: set[str] = set()
-        if row is not None:
-            joined, odd = row
-            if joined:
-                keys.update(joined.split(KEY_SEPARATOR))
-            if odd:
-                keys.update(odd)
-        return keys
+    def snapshot(self) -> Snapshot:
+        if self._snapshot is None:
+            row = self.conn.execute("SELECT pg_current_snapshot()::text").fetchone()
+            assert row is not None
+            self._snapshot = Snapshot.parse(row[0])
+        return self._snapshot
+
+    def mirror_view(self, asset_keys: Sequence[str]) -> MirrorView:
+        """The latest materializations of the assets in this answer's snapshot."""
+        if self.mirror is None:
+            return MirrorView(
+                self.snapshot(), load_assets(self.conn, self.namespace_id, asset_keys)
+            )
+        return self.mirror.view(self.conn, self.namespace_id, self.snapshot(), asset_keys)
+
+    def versions_at(
+        self, asset_key: str, partition_keys: Sequence[str | None], event_ids: Sequence[int]
+    ) -> list[str | None]:
+        """The data version of each upstream partition as of the paired event id."""
+        if not partition_keys:
+            return []
+        partitioned = partition_keys[0] is not None
+        query = _VERSIONS_AT.format(
+            partition="e.partition_key = k.key" if partitioned else "e.partition_key IS NULL"
+        )
+        rows = self.conn.execute(
+            query,
+            {
+                "ns": self.namespace_id,
+                "asset": asset_key,
+                "keys": list(partition_keys),
+                "ats": list(event_ids),
+            },
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def array_text(self, values: Sequence[str]) -> str:
+        """`values` as Postgres prints a text[] (how mirrored rows hold upstream keys)."""
+        row = self.conn.execute("SELECT %s::text[]::text", (list(values),)).fetchone()
+        assert row is not None
+        return str(row[0])
+
+    def parse_array(self, text: str) -> list[str]:
+        """A text[] as Postgres prints it, read back (memoised: rows share a few texts)."""
+        parsed = self._arrays.get(text)
+        if parsed is None:
+            oid = psycopg.adapters.types["text"].array_oid
+            loader = self.conn.adapters.get_loader(oid, psycopg.pq.Format.TEXT)
+            assert loader is not None  # psycopg always knows text[]
+            parsed = self._arrays[text] = list(loader(oid, self.conn).load(text.encode()))
+        return parsed
 
 
 class StalenessRepository:
-    def __init__(self, pool: ConnectionPool) -> None:
+    """Readers of one snapshot each; `mirror_rows` bounds the rows of latest state kept in
+    memory across answers (0: none kept, each large answer reads its own copy)."""
+
+    def __init__(self, pool: ConnectionPool, mirror_rows: int = DEFAULT_MIRROR_ROWS) -> None:
         self._pool = pool
+        self.mirror = StateMirror(mirror_rows) if mirror_rows > 0 else None
 
     @contextmanager
     def reading(self, namespace_id: int) -> Iterator[StalenessReader]:
         with transaction(self._pool, read_only_snapshot=True) as conn:
-            yield StalenessReader(conn, namespace_id)
+            yield StalenessReader(conn, namespace_id, self.mirror)
 
 
 # ----- answers ------------------------------------------------------------------------------
@@ -389,9 +411,9 @@ class StalenessEngine:
 
     `statuses(asset, keys)` returns the partitions that are not FRESH, by position in `keys`;
     every other position is FRESH. `set_based=False` forces the domain rules (for tests).
-    From `whole_asset_min_keys` asked keys on, the set-based query joins every materialized row
-    of the asset with its upstreams' rows and leaves the asked keys out of the join (they only
-    locate rows and find the missing ones, in Python): the cheaper plan for large asks.
+    From `mirror_min_keys` asked keys on, the set-based path compares the in-memory copies of
+    the asset's and its upstreams' latest states (`StalenessReader.mirrored_rows`) instead of
+    joining them in Postgres; below, one query driven by the asked keys does it.
     """
 
     def __init__(
@@ -402,10 +424,10 @@ class StalenessEngine:
         options: StalenessOptions = DEFAULT_OPTIONS,
         *,
         set_based: bool = True,
-        whole_asset_min_keys: int = WHOLE_ASSET_MIN_KEYS,
+        mirror_min_keys: int = MIRROR_MIN_KEYS,
     ) -> None:
         self._graph = graph
-        self._whole_asset_min_keys = whole_asset_min_keys
+        self._mirror_min_keys = mirror_min_keys
         self._reader = reader
         self._at = at
         self._options = options
@@ -419,13 +441,8 @@ class StalenessEngine:
         if known is not None and known[0] is keys:
             return known[1]
         asset = self._graph[asset_key]
-        if (
-            self._set_based
-            and keys
-            and all(key is not None for key in keys)
-            and joins_by_key(self._graph, asset)
-        ):
-            result = self._set_statuses(asset, [key for key in keys if key is not None])
+        if self._set_based and keys and None not in keys and joins_by_key(self._graph, asset):
+            result = self._set_statuses(asset, cast(Sequence[str], keys))
         else:
             result = self._domain_statuses(asset, keys)
         self._memo[memo_key] = (keys, result)
@@ -443,7 +460,9 @@ class StalenessEngine:
             if status.status is not Status.FRESH
         }
 
-    def _set_statuses(self, asset: AssetDefinition, keys: list[str]) -> dict[int, PartitionStatus]:
+    def _set_statuses(
+        self, asset: AssetDefinition, keys: Sequence[str]
+    ) -> dict[int, PartitionStatus]:
         transitive = self._options.transitive
         edges: list[_Edge] = []
         upstream_not_fresh: dict[str, dict[int, PartitionStatus]] = {}
@@ -465,17 +484,11 @@ class StalenessEngine:
                 edges.append(_Edge(dependency, False, not_fresh_whole=bool(upstream_status)))
         dependency_keys = frozenset(d.upstream_key for d in asset.dependencies)
         result: dict[int, PartitionStatus] = {}
-        whole_asset = len(keys) >= self._whole_asset_min_keys
-        rows = self._reader.candidate_rows(asset, edges, keys, whole_asset=whole_asset)
-        located: list[tuple[int, tuple[Any, ...]]]
-        if whole_asset:
-            materialized = self._reader.materialized_keys(asset.key)
-            for position, key in enumerate(keys):
-                if key not in materialized:
-                    result[position] = row_status(asset, key, None, ())
-            position_of = {key: position for position, key in enumerate(keys)}
-            located = [(position_of[row[0]], row) for row in rows if row[0] in position_of]
+        located: list[tuple[int, Sequence[Any]]]
+        if len(keys) >= self._mirror_min_keys:
+            located = self._mirrored_candidates(asset, edges, keys)
         else:
+            rows = self._reader.candidate_rows(asset, edges, keys)
             located = [(row[0] - 1, row) for row in rows]
         for position, row in located:
             key = keys[position]
@@ -512,6 +525,124 @@ class StalenessEngine:
             if status.status is not Status.FRESH:
                 result[position] = status
         return result
+
+    def _mirrored_candidates(
+        self, asset: AssetDefinition, edges: Sequence[_Edge], keys: Sequence[str]
+    ) -> list[tuple[int, Sequence[Any]]]:
+        """What `candidate_rows` returns, from the in-memory copies: by position in `keys`,
+        the rows that may not be FRESH, each laid out as that query's columns."""
+        reader = self._reader
+        upstream_keys = sorted({edge.dependency.upstream_key for edge in edges})
+        view = reader.mirror_view([asset.key, *upstream_keys])
+        own = view.assets[asset.key]
+        code = asset.code_version
+        recorded = reader.array_text(upstream_keys)
+        # Per edge: the upstream's rows and whether it is partitioned.
+        sides = [(view.assets[edge.dependency.upstream_key], edge.partitioned) for edge in edges]
+        # Keys whose row may not be FRESH, from sets the view keeps up to date; then one pass
+        # over the asked keys adds the never materialized ones.
+        special: set[str] = set()
+        if code is not None:
+            special.update(view.keys_where(("code", code), asset.key, None, _CodeDiffers(code)))
+        special.update(
+            view.keys_where(
+                ("dependencies", recorded), asset.key, None, _DependenciesDiffer(recorded)
+            )
+        )
+        for edge in edges:
+            upstream_key = edge.dependency.upstream_key
+            if edge.partitioned:
+                special.update(
+                    view.keys_where("upstream newer", asset.key, upstream_key, _upstream_newer)
+                )
+                special.update(edge.not_fresh_keys)
+                continue
+            whole = view.assets[upstream_key].get("")
+            if whole is None or edge.not_fresh_whole:
+                special.update(own)
+            else:
+                special.update(
+                    view.keys_where(("older than", whole[0]), asset.key, None, _Older(whole[0]))
+                )
+        suspects: list[tuple[int, str, StateRow | None]] = [
+            (position, key, own.get(key))
+            for position, key in enumerate(keys)
+            if key in special or key not in own
+        ]
+        # The upstream's data version as of this partition's materialization matters only
+        # where a newer upstream materialization carries a data version: one query per edge.
+        versions_before: list[dict[int, str | None]] = []
+        for edge, (upstream_rows, partitioned) in zip(edges, sides, strict=True):
+            asks = [
+                (position, key, row[0])
+                for position, key, row in suspects
+                if row is not None
+                and (upstream := upstream_rows.get(key if partitioned else "")) is not None
+                and upstream[0] > row[0]
+                and upstream[2] is not None
+            ]
+            found = reader.versions_at(
+                edge.dependency.upstream_key,
+                [key if partitioned else None for _, key, _ in asks],
+                [event_id for _, _, event_id in asks],
+            )
+            versions_before.append(
+                {position: version for (position, _, _), version in zip(asks, found, strict=True)}
+            )
+        located: list[tuple[int, Sequence[Any]]] = []
+        for position, key, row in suspects:
+            columns: list[Any] = [key]
+            if row is None:
+                columns += [None] * 5
+            else:
+                upstream_text = row[4]
+                columns += [
+                    *row[:4],
+                    None
+                    if upstream_text is None
+                    else upstream_keys
+                    if upstream_text == recorded
+                    else reader.parse_array(upstream_text),
+                ]
+            for (upstream_rows, partitioned), before in zip(sides, versions_before, strict=True):
+                upstream = upstream_rows.get(key if partitioned else "")
+                columns += (
+                    [None] * 4
+                    if upstream is None
+                    else [upstream[0], upstream[1], upstream[2], before.get(position)]
+                )
+            located.append((position, columns))
+        return located
+
+
+# Row tests for `MirrorView.keys_where`: classes rather than closures, so that each carries
+# its parameter visibly (the view re-applies a test to changed rows in later versions).
+def _upstream_newer(row: StateRow, upstream: StateRow | None) -> bool:
+    return upstream is None or upstream[0] > row[0]
+
+
+@dataclass(frozen=True)
+class _CodeDiffers:
+    code_version: str
+
+    def __call__(self, row: StateRow, _: StateRow | None) -> bool:
+        return row[3] != self.code_version
+
+
+@dataclass(frozen=True)
+class _DependenciesDiffer:
+    recorded: str
+
+    def __call__(self, row: StateRow, _: StateRow | None) -> bool:
+        return row[4] is not None and row[4] != self.recorded
+
+
+@dataclass(frozen=True)
+class _Older:
+    event_id: int
+
+    def __call__(self, row: StateRow, _: StateRow | None) -> bool:
+        return row[0] < self.event_id
 
 
 def plan(

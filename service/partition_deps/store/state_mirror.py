@@ -1,0 +1,268 @@
+"""Each server's in-memory copy of the latest materializations of large assets.
+
+Why: staleness of a whole asset compares every partition's latest materialization with its
+upstreams'. Joining 100,000 rows per side in Postgres costs 150-250 ms on every answer here;
+held in memory, the comparison is a loop of about 15 ms, and an answer only reads what was
+committed since the copy was taken.
+
+Consistency, per answer: a copy is tagged with the Postgres snapshot it reflects. An answer
+whose own (REPEATABLE READ) snapshot sees everything the copy's snapshot saw brings the copy up
+to its snapshot: it re-reads the `latest_state` rows of the partitions materialized by
+transactions the copy's snapshot may not have seen (`events.ingest_xid` at or above the copy's
+xmin; every transaction below xmin had finished). Versions are immutable (catching up copies
+the maps it changes), so answers in flight keep the version they began with. An answer whose
+snapshot is older than the copy's reads a private copy. The service stays stateless: the copy
+is derived from the database and checked against it on every use; replicas share nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+# The latest materialization of one partition: event id, time, data version ('' read as
+# none), code version, and the asset's upstream keys as Postgres prints the text[] (NULL: not
+# recorded). The array stays text: comparing it costs nothing, parsing it is only needed for
+# the rare row whose dependencies changed.
+StateRow = tuple[int, datetime, str | None, str | None, str | None]
+AssetRows = Mapping[str, StateRow]
+
+_ROW_COLUMNS = (
+    "asset_key, partition_key, materialization_event_id, materialization_time,"
+    " nullif(data_version, ''), code_version, upstream_keys::text"
+)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A Postgres snapshot (`pg_current_snapshot()`): transactions below `xmin` had finished,
+    those from `xmax` on had not begun, and `in_progress` lists the unfinished ones between."""
+
+    xmin: int
+    xmax: int
+    in_progress: frozenset[int]
+
+    @classmethod
+    def parse(cls, text: str) -> Snapshot:
+        xmin, xmax, listed = text.split(":")
+        return cls(int(xmin), int(xmax), frozenset(int(x) for x in listed.split(",") if x))
+
+    def sees(self, xid: int) -> bool:
+        return xid < self.xmin or (xid < self.xmax and xid not in self.in_progress)
+
+    def sees_all_of(self, earlier: Snapshot) -> bool:
+        """Every transaction `earlier` sees is seen here too."""
+        if earlier.xmax > self.xmax:
+            return False
+        # Below earlier.xmax, the only transactions not seen here are in_progress ones: each
+        # must be unseen by `earlier` as well.
+        return all(not earlier.sees(xid) for xid in self.in_progress if xid < earlier.xmax)
+
+
+# A test of one mirrored row of an asset, given the same-key row of another asset (or None).
+RowTest = Callable[[StateRow, StateRow | None], bool]
+# Names a derived key set: (what it tests, the asset, the other asset or None).
+DerivedKey = tuple[Hashable, str, str | None]
+_MAX_DERIVED = 64
+
+
+class MirrorView:
+    """The mirrored assets at one snapshot, and key sets derived from them.
+
+    A derived set holds the partition keys of an asset whose row passes a test (against the
+    same-key row of another asset): "the upstream is missing or newer", "the code version
+    differs". Each is computed once over the whole asset, then, from version to version, only
+    for the keys that changed: an answer over 100,000 partitions reads a set of a few hundred
+    instead of testing every row.
+    """
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        assets: Mapping[str, AssetRows],
+        derived: dict[DerivedKey, tuple[RowTest, frozenset[str]]] | None = None,
+    ) -> None:
+        self.snapshot = snapshot
+        self.assets = assets
+        self._derived = {} if derived is None else derived
+
+    def keys_where(
+        self, name: Hashable, asset_key: str, other_key: str | None, test: RowTest
+    ) -> frozenset[str]:
+        """Keys of `asset_key`'s rows for which `test(row, other row)` holds; `name` stands
+        for the test (same name, same test)."""
+        derived_key = (name, asset_key, other_key)
+        known = self._derived.get(derived_key)
+        if known is not None:
+            return known[1]
+        rows = self.assets[asset_key]
+        other = self.assets[other_key].get if other_key is not None else _nothing
+        found = frozenset(key for key, row in rows.items() if test(row, other(key)))
+        # Views are shared by concurrent answers: racing writers store equal sets.
+        self._derived[derived_key] = (test, found)
+        return found
+
+    def caught_up(
+        self,
+        snapshot: Snapshot,
+        assets: Mapping[str, AssetRows],
+        changed: Mapping[str, Mapping[str, StateRow]],
+    ) -> MirrorView:
+        """This view moved on to `assets` at `snapshot`, where `changed` lists the rows that
+        may differ; derived sets are carried over, re-tested on the changed keys only."""
+        derived: dict[DerivedKey, tuple[RowTest, frozenset[str]]] = {}
+        for derived_key, (test, found) in list(self._derived.items())[-_MAX_DERIVED:]:
+            _, asset_key, other_key = derived_key
+            if asset_key not in assets or (other_key is not None and other_key not in assets):
+                continue
+            touched = set(changed.get(asset_key, ()))
+            if other_key is not None:
+                touched.update(changed.get(other_key, ()))
+            if touched:
+                rows = assets[asset_key]
+                other = assets[other_key].get if other_key is not None else _nothing
+                kept = set(found - touched)
+                kept.update(
+                    key
+                    for key in touched
+                    if (row := rows.get(key)) is not None and test(row, other(key))
+                )
+                found = frozenset(kept)
+            derived[derived_key] = (test, found)
+        return MirrorView(snapshot, assets, derived)
+
+
+def _nothing(key: str) -> None:
+    return None
+
+
+def _read_rows(
+    conn: psycopg.Connection[Any], sql: str, params: Mapping[str, Any]
+) -> dict[str, dict[str, StateRow]]:
+    found: dict[str, dict[str, StateRow]] = {}
+    # Many rows share one upstream-keys text: keep one string of each.
+    texts: dict[str, str] = {}
+    with conn.cursor(binary=True) as cursor:
+        for asset_key, partition_key, event_id, time, version, code, upstream in cursor.execute(
+            sql, params
+        ):
+            if upstream is not None:
+                upstream = texts.setdefault(upstream, upstream)
+            found.setdefault(asset_key, {})[partition_key] = (
+                event_id, time, version, code, upstream,
+            )  # fmt: skip
+    return found
+
+
+def load_assets(
+    conn: psycopg.Connection[Any], namespace_id: int, asset_keys: Sequence[str]
+) -> dict[str, dict[str, StateRow]]:
+    """Every materialized partition of the assets, as the connection's snapshot sees them."""
+    found = _read_rows(
+        conn,
+        f"SELECT {_ROW_COLUMNS} FROM latest_state WHERE namespace_id = %(ns)s"
+        " AND asset_key = ANY(%(assets)s) AND materialization_event_id IS NOT NULL",
+        {"ns": namespace_id, "assets": list(asset_keys)},
+    )
+    return {key: found.get(key, {}) for key in asset_keys}
+
+
+def _changed_rows(
+    conn: psycopg.Connection[Any], namespace_id: int, asset_keys: Sequence[str], since: Snapshot
+) -> dict[str, dict[str, StateRow]]:
+    """The rows of the assets materialized by transactions `since` may not have seen."""
+    return _read_rows(
+        conn,
+        f"SELECT {_ROW_COLUMNS} FROM latest_state s JOIN ("
+        " SELECT DISTINCT asset_key, coalesce(partition_key, '') AS partition_key FROM events"
+        " WHERE namespace_id = %(ns)s AND kind = 1 AND ingest_xid >= %(xmin)s::text::xid8"
+        " AND asset_key = ANY(%(assets)s)) t USING (asset_key, partition_key)"
+        " WHERE s.namespace_id = %(ns)s AND s.materialization_event_id IS NOT NULL",
+        {"ns": namespace_id, "assets": list(asset_keys), "xmin": str(since.xmin)},
+    )
+
+
+class StateMirror:
+    """The copies of one server, per namespace, with at most `max_rows` rows held in all.
+
+    Namespaces are evicted least recently used first, and within a namespace over the budget
+    on its own, its largest assets (an answer then reads them privately).
+    """
+
+    def __init__(self, max_rows: int) -> None:
+        self._max_rows = max_rows
+        self._lock = threading.Lock()
+        self._views: OrderedDict[int, MirrorView] = OrderedDict()
+        # Rows loaded from the database (a metric, and how tests see the copy being used).
+        self.rows_read = 0
+
+    def view(
+        self,
+        conn: psycopg.Connection[Any],
+        namespace_id: int,
+        snapshot: Snapshot,
+        asset_keys: Sequence[str],
+    ) -> MirrorView:
+        """The latest materializations of (at least) the assets, as `snapshot`, the
+        connection's own snapshot, sees them."""
+        with self._lock:
+            view = self._views.get(namespace_id)
+            if view is not None:
+                self._views.move_to_end(namespace_id)
+        if view is not None and not snapshot.sees_all_of(view.snapshot):
+            # An answer that began before the copy's snapshot: read privately.
+            return MirrorView(snapshot, self._count(load_assets(conn, namespace_id, asset_keys)))
+        if view is None:
+            view = MirrorView(snapshot, {})
+        elif snapshot != view.snapshot and view.assets:
+            changed = self._count(
+                _changed_rows(conn, namespace_id, list(view.assets), view.snapshot)
+            )
+            assets = dict(view.assets)
+            for asset_key, rows in changed.items():
+                assets[asset_key] = {**assets[asset_key], **rows}
+            view = view.caught_up(snapshot, assets, changed)
+        missing = [key for key in asset_keys if key not in view.assets]
+        if missing:
+            loaded = self._count(load_assets(conn, namespace_id, missing))
+            view = view.caught_up(snapshot, {**view.assets, **loaded}, {})
+        self._keep(namespace_id, view)
+        return view
+
+    def _count(self, found: dict[str, dict[str, StateRow]]) -> dict[str, dict[str, StateRow]]:
+        self.rows_read += sum(len(rows) for rows in found.values())
+        return found
+
+    def _keep(self, namespace_id: int, view: MirrorView) -> None:
+        with self._lock:
+            current = self._views.get(namespace_id)
+            # Two answers caught up concurrently: keep the newer copy.
+            if current is not None and not view.snapshot.sees_all_of(current.snapshot):
+                return
+            if _size(view.assets) > self._max_rows:
+                # Alone over the budget: this namespace's largest assets go first.
+                assets = dict(view.assets)
+                while assets and _size(assets) > self._max_rows:
+                    del assets[max(assets, key=lambda key: len(assets[key]))]
+                view = view.caught_up(view.snapshot, assets, {})
+            self._views[namespace_id] = view
+            self._views.move_to_end(namespace_id)
+            while len(self._views) > 1 and self._held_rows() > self._max_rows:
+                self._views.popitem(last=False)
+
+    def held_rows(self) -> int:
+        with self._lock:
+            return self._held_rows()
+
+    def _held_rows(self) -> int:
+        return sum(_size(view.assets) for view in self._views.values())
+
+
+def _size(assets: Mapping[str, AssetRows]) -> int:
+    return sum(len(rows) for rows in assets.values())

@@ -1,0 +1,160 @@
+"""The in-memory copies of latest states: caught up exactly to each answer's snapshot.
+
+Each test compares the answer read through the copies (large-ask path, forced with
+`mirror_min_keys=0`) with the domain rules over plain index lookups in the same snapshot.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from psycopg_pool import ConnectionPool
+
+from partition_deps.domain.assets import AssetDefinition, Dependency
+from partition_deps.domain.definitions import Evaluation, TimeWindowPartitions
+from partition_deps.domain.events import Materialization
+from partition_deps.domain.partitions import all_partitions
+from partition_deps.domain.staleness import PartitionStatus, Status
+from partition_deps.store.definitions import DefinitionsRepository
+from partition_deps.store.events import EventsRepository
+from partition_deps.store.staleness import StalenessEngine, StalenessReader, StalenessRepository
+from partition_deps.store.state_mirror import Snapshot
+
+DAILY = TimeWindowPartitions("0 0 * * *", datetime(2024, 1, 1))
+AT = Evaluation(datetime(2024, 1, 11, tzinfo=UTC))
+GRAPH = {
+    "up": AssetDefinition("up", DAILY),
+    "down": AssetDefinition("down", DAILY, None, (Dependency("up"),)),
+}
+KEYS: list[str | None] = list(all_partitions(DAILY, AT))  # 2024-01-01 .. 2024-01-10
+T0 = datetime(2024, 1, 11, tzinfo=UTC)
+
+
+def test_snapshot_visibility() -> None:
+    earlier = Snapshot.parse("100:105:100,103")
+    assert earlier.sees(99) and earlier.sees(101) and not earlier.sees(100)
+    assert not earlier.sees(103) and not earlier.sees(105)
+    # Later: 100 finished, 103 still running, 105-107 began (106 running).
+    later = Snapshot.parse("103:108:103,106")
+    assert later.sees_all_of(earlier)
+    assert not earlier.sees_all_of(later)
+    # 101 was seen by `earlier` but is unfinished here: impossible in Postgres, and refused.
+    assert not Snapshot.parse("101:108:101").sees_all_of(earlier)
+    assert earlier.sees_all_of(earlier)
+    assert Snapshot.parse("7:7:") == Snapshot(7, 7, frozenset())
+
+
+def _setup(pool: ConnectionPool, namespace: str) -> int:
+    definitions = DefinitionsRepository(pool)
+    definitions.apply_assets(
+        namespace, list(GRAPH.values()), replace_all=True,
+        expected_generation=None, validate=lambda _: None,
+    )  # fmt: skip
+    namespace_id = definitions.load_snapshot(namespace).namespace_id
+    events = [
+        Materialization(f"{asset}-{key}", T0, asset, key, "run", "v1")
+        for asset in ("up", "down")
+        for key in KEYS
+        if key is not None
+    ]
+    EventsRepository(pool).ingest(namespace_id, events)
+    return namespace_id
+
+
+def _answer(reader: StalenessReader) -> dict[int, PartitionStatus]:
+    """The answer through the copies, checked against the domain rules in the same snapshot."""
+    mirrored = StalenessEngine(GRAPH, reader, AT, mirror_min_keys=0).statuses("down", KEYS)
+    expected = StalenessEngine(GRAPH, reader, AT, set_based=False).statuses("down", KEYS)
+    assert mirrored == expected
+    return mirrored
+
+
+def _stale_keys(answer: dict[int, PartitionStatus]) -> list[str | None]:
+    return [KEYS[p] for p, status in sorted(answer.items()) if status.status is Status.STALE]
+
+
+def test_a_copy_catches_up_on_what_committed_since(pool: ConnectionPool, namespace: str) -> None:
+    namespace_id = _setup(pool, namespace)
+    repository = StalenessRepository(pool)
+    assert repository.mirror is not None
+    with repository.reading(namespace_id) as reader:
+        assert _answer(reader) == {}
+    loaded = repository.mirror.rows_read
+    assert loaded == 2 * len(KEYS)
+    # The very next transaction: its id is the copy's xmin (nothing else ran in between).
+    EventsRepository(pool).ingest(
+        namespace_id, [Materialization("again", T0, "up", "2024-01-03", "run", "v2")]
+    )
+    with repository.reading(namespace_id) as reader:
+        assert _stale_keys(_answer(reader)) == ["2024-01-03"]
+    assert repository.mirror.rows_read == loaded + 1  # the changed row only
+    # The same data version again: re-read, and not stale for it.
+    EventsRepository(pool).ingest(
+        namespace_id, [Materialization("same", T0, "up", "2024-01-05", "run", "v1")]
+    )
+    with repository.reading(namespace_id) as reader:
+        assert _stale_keys(_answer(reader)) == ["2024-01-03"]
+    assert repository.mirror.rows_read == loaded + 2
+
+
+def test_a_transaction_in_flight_when_the_copy_was_taken_is_read_once_it_commits(
+    pool: ConnectionPool, namespace: str, database_url: str
+) -> None:
+    namespace_id = _setup(pool, namespace)
+    repository = StalenessRepository(pool)
+    with psycopg.connect(database_url) as writer:
+        # Draws its event id now, commits last: a later commit with a smaller id.
+        [(event_id,)] = writer.execute(
+            "INSERT INTO events (namespace_id, idempotency_key, kind, event_time, asset_key,"
+            " partition_key, data_version) VALUES (%s, 'slow', 1, %s, 'up', '2024-01-07', 'v9')"
+            " RETURNING event_id",
+            (namespace_id, T0 + timedelta(hours=1)),
+        ).fetchall()
+        writer.execute(
+            "UPDATE latest_state SET materialization_event_id = %s, data_version = 'v9'"
+            " WHERE namespace_id = %s AND asset_key = 'up' AND partition_key = '2024-01-07'",
+            (event_id, namespace_id),
+        )
+        EventsRepository(pool).ingest(
+            namespace_id, [Materialization("fast", T0, "up", "2024-01-02", "run", "v2")]
+        )
+        with repository.reading(namespace_id) as reader:
+            assert _stale_keys(_answer(reader)) == ["2024-01-02"]
+        writer.commit()
+    with repository.reading(namespace_id) as reader:
+        assert _stale_keys(_answer(reader)) == ["2024-01-02", "2024-01-07"]
+
+
+def test_an_answer_older_than_the_copy_reads_its_own_snapshot(
+    pool: ConnectionPool, namespace: str
+) -> None:
+    namespace_id = _setup(pool, namespace)
+    repository = StalenessRepository(pool)
+    with repository.reading(namespace_id) as old_reader:
+        old_reader.snapshot()  # the snapshot is taken here
+        EventsRepository(pool).ingest(
+            namespace_id, [Materialization("later", T0, "up", "2024-01-04", "run", "v2")]
+        )
+        with repository.reading(namespace_id) as new_reader:
+            assert _stale_keys(_answer(new_reader)) == ["2024-01-04"]
+        assert _answer(old_reader) == {}
+    with repository.reading(namespace_id) as reader:
+        assert _stale_keys(_answer(reader)) == ["2024-01-04"]
+
+
+@pytest.mark.parametrize("mirror_rows", [0, 5])
+def test_without_room_for_the_copy_answers_are_the_same(
+    pool: ConnectionPool, namespace: str, mirror_rows: int
+) -> None:
+    namespace_id = _setup(pool, namespace)
+    repository = StalenessRepository(pool, mirror_rows=mirror_rows)
+    EventsRepository(pool).ingest(
+        namespace_id, [Materialization("again", T0, "up", "2024-01-09", "run", "v2")]
+    )
+    for _ in range(2):
+        with repository.reading(namespace_id) as reader:
+            assert _stale_keys(_answer(reader)) == ["2024-01-09"]
+    if repository.mirror is not None:
+        assert repository.mirror.held_rows() <= mirror_rows
