@@ -573,22 +573,28 @@ class StalenessEngine:
         # where a newer upstream materialization carries a data version: one query per edge.
         versions_before: list[dict[int, str | None]] = []
         for edge, (upstream_rows, partitioned) in zip(edges, sides, strict=True):
-            asks = [
-                (position, key, row[0])
-                for position, key, row in suspects
-                if row is not None
-                and (upstream := upstream_rows.get(key if partitioned else "")) is not None
-                and upstream[0] > row[0]
-                and upstream[2] is not None
-            ]
+            upstream_key = edge.dependency.upstream_key
+            known: dict[int, str | None] = {}
+            asks: list[tuple[int, str | None, int]] = []
+            for position, key, row in suspects:
+                if (
+                    row is None
+                    or (upstream := upstream_rows.get(key if partitioned else "")) is None
+                    or upstream[0] <= row[0]
+                    or upstream[2] is None
+                ):
+                    continue
+                version_key = (upstream_key, key if partitioned else None, row[0])
+                if version_key in view.versions_at:
+                    known[position] = view.versions_at[version_key]
+                else:
+                    asks.append((position, version_key[1], row[0]))
             found = reader.versions_at(
-                edge.dependency.upstream_key,
-                [key if partitioned else None for _, key, _ in asks],
-                [event_id for _, _, event_id in asks],
+                upstream_key, [key for _, key, _ in asks], [event_id for _, _, event_id in asks]
             )
-            versions_before.append(
-                {position: version for (position, _, _), version in zip(asks, found, strict=True)}
-            )
+            for (position, asked_key, event_id), version in zip(asks, found, strict=True):
+                known[position] = view.versions_at[(upstream_key, asked_key, event_id)] = version
+            versions_before.append(known)
         located: list[tuple[int, Sequence[Any]]] = []
         for position, key, row in suspects:
             columns: list[Any] = [key]

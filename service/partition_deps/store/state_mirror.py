@@ -70,6 +70,9 @@ RowTest = Callable[[StateRow, StateRow | None], bool]
 # Names a derived key set: (what it tests, the asset, the other asset or None).
 DerivedKey = tuple[Hashable, str, str | None]
 _MAX_DERIVED = 64
+# (asset, partition key, event id): the partition's data version as of that event.
+VersionKey = tuple[str, str | None, int]
+_MAX_VERSIONS = 200_000
 
 
 class MirrorView:
@@ -80,6 +83,10 @@ class MirrorView:
     differs". Each is computed once over the whole asset, then, from version to version, only
     for the keys that changed: an answer over 100,000 partitions reads a set of a few hundred
     instead of testing every row.
+
+    `versions_at` remembers the data versions an answer looked up in `events` (a partition's
+    version as of an event id): later versions keep them, except for the partitions with new
+    materializations, among which may be a late commit that changes the answer.
     """
 
     def __init__(
@@ -87,10 +94,12 @@ class MirrorView:
         snapshot: Snapshot,
         assets: Mapping[str, AssetRows],
         derived: dict[DerivedKey, tuple[RowTest, frozenset[str]]] | None = None,
+        versions_at: dict[VersionKey, str | None] | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.assets = assets
         self._derived = {} if derived is None else derived
+        self.versions_at = {} if versions_at is None else versions_at
 
     def keys_where(
         self, name: Hashable, asset_key: str, other_key: str | None, test: RowTest
@@ -135,7 +144,15 @@ class MirrorView:
                 )
                 found = frozenset(kept)
             derived[derived_key] = (test, found)
-        return MirrorView(snapshot, assets, derived)
+        versions_at = {}
+        if len(self.versions_at) <= _MAX_VERSIONS:
+            versions_at = {
+                version_key: version
+                for version_key, version in self.versions_at.items()
+                if version_key[0] in assets
+                and (version_key[1] or "") not in changed.get(version_key[0], ())
+            }
+        return MirrorView(snapshot, assets, derived, versions_at)
 
 
 def _nothing(key: str) -> None:
