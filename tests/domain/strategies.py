@@ -58,3 +58,35 @@ def as_of_instants() -> st.SearchStrategy[datetime]:
     return st.datetimes(
         min_value=datetime(2024, 7, 1), max_value=datetime(2025, 12, 31), timezones=st.just(UTC)
     )
+
+
+@st.composite
+def preset_definitions(draw: st.DrawFn, zone: str) -> TimeWindowPartitions:
+    """Hourly, daily, weekly or monthly partitions with preset formats (the fast paths'
+    ground), sometimes with an end, an end offset or an odd key format."""
+    cron, fmt = draw(
+        st.sampled_from(
+            [
+                ("0 * * * *", HOURLY_FMT),
+                ("0 0 * * *", DAILY_FMT),
+                ("0 0 * * 0", DAILY_FMT),
+                ("0 0 1 * *", DAILY_FMT),
+                ("0 0 * * *", HOURLY_FMT),
+                ("30 * * * *", HOURLY_FMT),
+            ]
+        )
+    )
+    start = draw(st.datetimes(min_value=datetime(2023, 6, 1), max_value=datetime(2025, 6, 1)))
+    end = draw(
+        st.none() | st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2026, 1, 1))
+    )
+    return TimeWindowPartitions(
+        cron_schedule=cron,
+        start=start.replace(minute=0, second=0, microsecond=0)
+        if draw(st.booleans())
+        else start.replace(hour=0, minute=0, second=0, microsecond=0),
+        timezone=zone,
+        fmt=fmt,
+        end=None if end is None else end.replace(second=0, microsecond=0),
+        end_offset=draw(st.sampled_from([0, 0, 0, 1, -1, 3])),
+    )

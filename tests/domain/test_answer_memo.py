@@ -31,7 +31,10 @@ def test_memoised_answers_equal_fresh_ones_for_every_conformance_case() -> None:
             dependencies._situation(case.upstream, now),
             dependencies._situation(case.downstream, now),
         )
-        fresh = dependencies._upstream(*args, case.evaluation, dependencies.DAGSTER, situations)
+        question = dependencies._question("up", *args[:3], dependencies.DAGSTER)
+        fresh = dependencies._upstream(
+            *args, case.evaluation, dependencies.DAGSTER, situations, question
+        )
         for answer in (first, again):
             assert list(answer.partitions) == list(fresh.partitions), case.id
             assert list(answer.required_but_nonexistent) == list(fresh.required_but_nonexistent), (

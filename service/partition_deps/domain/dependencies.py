@@ -27,7 +27,8 @@ from partition_deps.domain.errors import (
 from partition_deps.domain.mappings.engine import map_down, map_up
 from partition_deps.domain.mappings.inference import resolve_mapping
 from partition_deps.domain.mappings.keysets import Keys, key_list, subset_with_keys
-from partition_deps.domain.mappings.kinds import PartitionMapping
+from partition_deps.domain.mappings.kinds import PartitionMapping, TimeWindowMapping
+from partition_deps.domain.mappings.time_window import SpanMapping
 from partition_deps.domain.partitions import (
     DAGSTER,
     Options,
@@ -56,6 +57,62 @@ __all__ = [
 ]
 
 
+class _Question:
+    """One kind of question: a direction, the two definitions, the mapping and the options.
+
+    Interned by value, so that what depends only on them (the checks, the fast path) is
+    decided once, and the per-question memo keys hash this object by identity instead of
+    hashing definitions again on every question.
+    """
+
+    __slots__ = ("memoised", "prepared", "span", "span_decided")
+
+    def __init__(self, memoised: bool) -> None:
+        self.memoised = memoised
+        # The checked mapping, by which partitions exist (errors are not memoised, so a bad
+        # definition is re-checked and re-reported each time).
+        self.prepared: dict[tuple[object, object], PartitionMapping] = {}
+        # The fast path for one run of keys (None: none), decided once the checks passed.
+        self.span: SpanMapping | None = None
+        self.span_decided = False
+
+
+_QUESTIONS: dict[tuple[object, ...], _Question] = {}
+# The last kind of question asked, with its identity-compared parts: a service asks about
+# the same dependency again and again, and comparing identities costs less than hashing.
+_last_question: tuple[tuple[object, ...], _Question] = ((), _Question(memoised=False))
+
+
+def _question(
+    direction: str,
+    upstream: PartitionsDefinition | None,
+    downstream: PartitionsDefinition | None,
+    mapping: PartitionMapping | None,
+    options: Options,
+) -> _Question:
+    global _last_question  # one tuple, swapped whole: safe to read from any thread
+    parts, question = _last_question
+    if (
+        parts
+        and parts[0] is direction
+        and parts[1] is upstream
+        and parts[2] is downstream
+        and parts[3] is mapping
+        and parts[4] is options
+    ):
+        return question
+    key = (direction, upstream, downstream, mapping, options)
+    known = _QUESTIONS.get(key)
+    if known is None:
+        dynamic = _involves_dynamic(upstream) or _involves_dynamic(downstream)
+        known = _Question(memoised=not dynamic)
+        if len(_QUESTIONS) >= 1024:
+            _QUESTIONS.clear()
+        _QUESTIONS[key] = known
+    _last_question = (key, known)
+    return known
+
+
 def upstream_partitions(
     upstream: PartitionsDefinition | None,
     downstream: PartitionsDefinition | None,
@@ -66,14 +123,15 @@ def upstream_partitions(
 ) -> UpstreamResult:
     """Upstream partitions that `downstream_keys` (of `downstream`) need, Dagster-exact."""
     now = now_of(at)
+    question = _question("up", upstream, downstream, mapping, options)
     situations = (_situation(upstream, now), _situation(downstream, now))
-    memo_key = _answer_key(
-        "up", upstream, downstream, mapping, downstream_keys, options, situations
-    )
+    memo_key = (question, tuple(downstream_keys), situations) if question.memoised else None
     known = _ANSWERS.get(memo_key) if memo_key is not None else None
     if isinstance(known, UpstreamResult):
         return known
-    result = _upstream(upstream, downstream, mapping, downstream_keys, at, options, situations)
+    result = _upstream(
+        upstream, downstream, mapping, downstream_keys, at, options, situations, question
+    )
     _remember(memo_key, result)
     return result
 
@@ -86,11 +144,21 @@ def _upstream(
     at: Evaluation,
     options: Options,
     situations: tuple[object, object],
+    question: _Question,
 ) -> UpstreamResult:
-    resolved = _prepare(upstream, downstream, mapping, at, options, situations)
-    indices = _check_keys(downstream, downstream_keys, at)
+    resolved = _prepare(upstream, downstream, mapping, at, options, situations, question)
+    now = now_of(at)
+    indices = _check_keys(downstream, downstream_keys, at, now)
     if upstream is None:
         return UpstreamResult(whole_asset=True)
+    if not question.span_decided:
+        question.span = _span_mapping(upstream, downstream, resolved)
+        question.span_decided = True
+    span = question.span
+    if span is not None and indices:
+        fast = _upstream_of_one_run(span, indices, now)
+        if fast is not None:
+            return fast
     source = (
         None if downstream is None else _source_subset(downstream, downstream_keys, indices, at)
     )
@@ -109,6 +177,44 @@ def _upstream(
     )
 
 
+def _span_mapping(
+    upstream: PartitionsDefinition | None,
+    downstream: PartitionsDefinition | None,
+    mapping: PartitionMapping,
+) -> SpanMapping | None:
+    """The fast path of a checked question, if it has one: a time-window mapping without
+    offsets between time-window definitions without exclusions."""
+    if (
+        not isinstance(upstream, TimeWindowPartitions)
+        or not isinstance(downstream, TimeWindowPartitions)
+        or not isinstance(mapping, TimeWindowMapping)
+        or mapping.start_offset != 0
+        or mapping.end_offset != 0
+        or upstream.exclusions
+        or downstream.exclusions
+    ):
+        return None
+    return SpanMapping(compile_time_windows(downstream), compile_time_windows(upstream))
+
+
+def _upstream_of_one_run(span: SpanMapping, indices: list[int], now: int) -> UpstreamResult | None:
+    """The answer for checked keys (their tick indices) that are one run of consecutive
+    windows whose upstream windows all exist, as the general path gives it; None for any
+    other question."""
+    first, last = min(indices), max(indices)
+    if len(indices) > 1 and len(set(indices)) != last - first + 1:
+        return None
+    origin = span.origin
+    window = span.upstream(origin.tick(first), origin.window(last).end, now)
+    if window is None:
+        return None
+    target = span.target
+    return UpstreamResult(
+        partitions=TimeSubset(target, (window,)),
+        required_but_nonexistent=TimeSubset(target, ()),
+    )
+
+
 def downstream_partitions(
     upstream: PartitionsDefinition | None,
     downstream: PartitionsDefinition | None,
@@ -119,14 +225,15 @@ def downstream_partitions(
 ) -> DownstreamResult:
     """Downstream partitions that use `upstream_keys` (of `upstream`), Dagster-exact."""
     now = now_of(at)
+    question = _question("down", upstream, downstream, mapping, options)
     situations = (_situation(upstream, now), _situation(downstream, now))
-    memo_key = _answer_key(
-        "down", upstream, downstream, mapping, upstream_keys, options, situations
-    )
+    memo_key = (question, tuple(upstream_keys), situations) if question.memoised else None
     known = _ANSWERS.get(memo_key) if memo_key is not None else None
     if isinstance(known, DownstreamResult):
         return known
-    result = _downstream(upstream, downstream, mapping, upstream_keys, at, options, situations)
+    result = _downstream(
+        upstream, downstream, mapping, upstream_keys, at, options, situations, question
+    )
     _remember(memo_key, result)
     return result
 
@@ -139,9 +246,10 @@ def _downstream(
     at: Evaluation,
     options: Options,
     situations: tuple[object, object],
+    question: _Question,
 ) -> DownstreamResult:
-    resolved = _prepare(upstream, downstream, mapping, at, options, situations)
-    indices = _check_keys(upstream, upstream_keys, at)
+    resolved = _prepare(upstream, downstream, mapping, at, options, situations, question)
+    indices = _check_keys(upstream, upstream_keys, at, now_of(at))
     if downstream is None:
         return DownstreamResult(whole_asset=True)
     if upstream is None:
@@ -160,20 +268,6 @@ def _downstream(
 # that involve dynamic definitions are never memoised.
 _ANSWERS: dict[tuple[object, ...], UpstreamResult | DownstreamResult] = {}
 _ANSWER_MEMO_SIZE = 4096
-
-
-def _answer_key(
-    direction: str,
-    upstream: PartitionsDefinition | None,
-    downstream: PartitionsDefinition | None,
-    mapping: PartitionMapping | None,
-    keys: Sequence[str],
-    options: Options,
-    situations: tuple[object, object],
-) -> tuple[object, ...] | None:
-    if _involves_dynamic(upstream) or _involves_dynamic(downstream):
-        return None
-    return (direction, upstream, downstream, mapping, tuple(keys), options, situations)
 
 
 def _involves_dynamic(definition: PartitionsDefinition | None) -> bool:
@@ -199,21 +293,16 @@ def _prepare(
     at: Evaluation,
     options: Options,
     situations: tuple[object, object],
+    question: _Question,
 ) -> PartitionMapping:
-    key = (upstream, downstream, mapping, options, situations)
-    known = _PREPARED.get(key)
+    # The checks depend on `now` only through which partitions exist: memoised by that.
+    known = question.prepared.get(situations)
     if known is None:
         known = _prepare_uncached(upstream, downstream, mapping, options, now_of(at))
-        if len(_PREPARED) > 4096:
-            _PREPARED.clear()
-        _PREPARED[key] = known
+        if len(question.prepared) > 64:
+            question.prepared.clear()
+        question.prepared[situations] = known
     return known
-
-
-# Definitions and mappings are immutable values: their checks are memoised (errors are not,
-# so a bad definition is re-checked and re-reported each time). The checks depend on `now`
-# only through which partitions exist, so the memo is keyed by that, not by `now`.
-_PREPARED: dict[tuple[object, ...], PartitionMapping] = {}
 
 
 def _situation(definition: PartitionsDefinition | None, now: int) -> object:
@@ -242,7 +331,7 @@ def _prepare_uncached(
 
 
 def _check_keys(
-    definition: PartitionsDefinition | None, keys: Sequence[str], at: Evaluation
+    definition: PartitionsDefinition | None, keys: Sequence[str], at: Evaluation, now: int
 ) -> list[int] | None:
     """Raise on the first key that is not a partition; time keys give their tick indices."""
     if definition is None:
@@ -252,7 +341,7 @@ def _check_keys(
             )
         return None
     if isinstance(definition, TimeWindowPartitions):
-        return compile_time_windows(definition).check_keys(keys, now_of(at))
+        return compile_time_windows(definition).check_keys(keys, now)
     for index, key in enumerate(keys):
         try:
             check_key(definition, key, at)

@@ -207,6 +207,9 @@ class TimeWindows:
 
     def window_index_from(self, ts: int) -> int:
         """Index of the first non-excluded window starting at or after `ts`."""
+        ticks = self._ticks
+        if not self.has_exclusions and len(ticks) > 1 and ticks[0] <= ts <= ticks[-2]:
+            return bisect.bisect_left(ticks, ts)  # inside the table: nothing to extend or skip
         index = self._index_at_or_after(ts)
         while True:
             index = self.ensure_index(index)
@@ -240,8 +243,10 @@ class TimeWindows:
             index -= 1
 
     def window(self, index: int) -> Window:
-        index = self.ensure_index(index)
-        return Window(self._ticks[index], self._ticks[index + 1])
+        ticks = self._ticks
+        if not 0 <= index < len(ticks) - 1:
+            index = self.ensure_index(index)
+        return Window(ticks[index], ticks[index + 1])
 
     def index_of_start(self, ts: int) -> int:
         """Index of the tick at exactly `ts` (which must be a tick)."""
@@ -618,6 +623,12 @@ class TimeWindows:
         return self.key_at(self.index_for_timestamp(ts, end_closed))
 
     def index_for_timestamp(self, ts: int, end_closed: bool = False) -> int:
+        ticks = self._ticks
+        if not self.has_exclusions and len(ticks) > 1 and ticks[1] <= ts < ticks[-1]:
+            # Inside the table: the window holding `ts` (ending at it when end_closed).
+            if end_closed:
+                return bisect.bisect_left(ticks, ts) - 1
+            return bisect.bisect_right(ticks, ts) - 1
         prev = self._index_at_or_before(ts)
         if end_closed and self._ticks[prev] == ts:
             prev -= 1

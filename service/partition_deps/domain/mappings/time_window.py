@@ -101,6 +101,65 @@ def map_time_windows(
     return TimeMapped(_union(target, kept), _union(target, missing), tuple(statuses))
 
 
+class SpanMapping:
+    """A time-window mapping without offsets between two compiled definitions, going up.
+
+    `map_time_windows` answers every question; this answers the common one, one run of
+    downstream windows whose upstream windows all exist, with no subsets built (the weekly
+    <- daily bench row: 46 us to about 10). What depends only on the two definitions is
+    decided once here.
+    """
+
+    def __init__(self, origin: TimeWindows, target: TimeWindows) -> None:
+        self.origin = origin
+        self.target = target
+        a, b = origin.definition, target.definition
+        self.same_zone = a.timezone == b.timezone
+        self.same_definition = a == b
+        self.same_but_bounds = _equal_except_bounds(origin, target) and (
+            target.end_ts is None or (origin.end_ts is not None and target.end_ts >= origin.end_ts)
+        )
+        self.daily_to_hourly = origin.is_basic_daily and target.is_basic_hourly
+        self.same_ticks = a.cron_schedule == b.cron_schedule or self.daily_to_hourly
+
+    def upstream(self, start: int, end: int, now: int) -> Window | None:
+        """The upstream span of the downstream windows `[start, end)`, as `map_time_windows`
+        answers it when its answer is that one span with nothing missing; None otherwise."""
+        origin, target = self.origin, self.target
+        if not self.same_zone:
+            return None
+        if self.same_definition:
+            return Window(start, end)
+        # Dagster's shortcuts, in its order (see `_cheap_mapping`).
+        covered = origin.start_ts >= target.start_ts or start >= target.start_ts
+        if covered and self.same_but_bounds:
+            return Window(start, end)
+        if covered and self.daily_to_hourly:
+            origin_full, target_full = origin.full_window(now), target.full_window(now)
+            if (
+                origin_full is not None
+                and target_full is not None
+                and origin_full.end <= target_full.end
+            ):
+                return Window(start, end)
+        if end <= target.start_ts:
+            return None
+        edges = target.first_and_last(now)
+        if edges is None:
+            return None
+        if self.same_ticks:
+            low, high = start, end
+        else:
+            low = target.start_of_window_key(target.index_for_timestamp(start))
+            high = target.end_of_window_key(target.index_for_timestamp(end, end_closed=True))
+        first, last = edges
+        # Inside the existing range the general path keeps the overlap whole, reports
+        # nothing missing and classifies no key.
+        if first.start <= low < high <= last.end and low <= last.start and high >= first.end:
+            return Window(low, high)
+        return None
+
+
 def _union(target: TimeWindows, parts: list[Window]) -> TimeSubset:
     if len(parts) <= 1:
         return TimeSubset(target, parts)

@@ -1,0 +1,85 @@
+"""The fast paths give exactly the general path's answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from partition_deps.domain import dependencies
+from partition_deps.domain.definitions import Evaluation, TimeWindowPartitions
+from partition_deps.domain.dependencies import upstream_partitions
+from partition_deps.domain.errors import PartitionDepsError
+from partition_deps.domain.mappings.kinds import TimeWindowMapping
+from partition_deps.domain.partitions import DAGSTER, all_partitions
+from partition_deps.domain.results import UpstreamResult
+from tests.domain.strategies import ZONES, as_of_instants, preset_definitions, time_definitions
+
+
+def _general_upstream(
+    upstream: TimeWindowPartitions,
+    downstream: TimeWindowPartitions,
+    keys: list[str],
+    at: Evaluation,
+) -> UpstreamResult:
+    now = int(at.as_of.timestamp())
+    situations = (
+        dependencies._situation(upstream, now),
+        dependencies._situation(downstream, now),
+    )
+    question = dependencies._Question(memoised=False)
+    question.span_decided = True  # no fast path
+    return dependencies._upstream(
+        upstream, downstream, None, keys, at, DAGSTER, situations, question
+    )
+
+
+def _answer(call: Callable[[], UpstreamResult]) -> object:
+    try:
+        result = call()
+    except PartitionDepsError as error:
+        return type(error), error.message, error.field
+    return (
+        list(result.partitions),
+        [(run.first_key, run.last_key, run.count) for run in result.partitions.runs()],
+        list(result.required_but_nonexistent),
+        result.nonexistent,
+    )
+
+
+@st.composite
+def pairs(draw: st.DrawFn) -> tuple[TimeWindowPartitions, TimeWindowPartitions]:
+    zone = draw(st.sampled_from(ZONES))
+    side = preset_definitions(zone) | time_definitions(zone)
+    return draw(side), draw(side)
+
+
+@given(pairs(), as_of_instants(), st.data())
+def test_one_run_of_keys_maps_up_as_the_general_path_does(
+    pair: tuple[TimeWindowPartitions, TimeWindowPartitions],
+    as_of: datetime,
+    data: st.DataObject,
+) -> None:
+    upstream, downstream = pair
+    at = Evaluation(as_of)
+    existing = list(all_partitions(downstream, at).keys(0, 3000))
+    assume(existing)
+    first = data.draw(st.integers(0, len(existing) - 1))
+    keys = existing[first : first + data.draw(st.integers(1, 30))]
+    if data.draw(st.booleans()):
+        keys = [*keys, data.draw(st.sampled_from(existing))]  # a repeat, or a gap
+    fast = _answer(lambda: upstream_partitions(upstream, downstream, None, keys, at))
+    assert fast == _answer(lambda: _general_upstream(upstream, downstream, keys, at))
+
+
+def test_the_weekly_from_daily_question_takes_the_fast_path() -> None:
+    daily = TimeWindowPartitions("0 0 * * *", datetime(1972, 1, 1))
+    weekly = TimeWindowPartitions("0 0 * * 0", datetime(1972, 1, 1))
+    at = Evaluation(datetime(2025, 1, 1, tzinfo=UTC))
+    answer = upstream_partitions(daily, weekly, TimeWindowMapping(), ["2024-12-22"], at)
+    question = dependencies._question("up", daily, weekly, TimeWindowMapping(), DAGSTER)
+    assert question.span is not None
+    assert list(answer.partitions) == [f"2024-12-{day}" for day in range(22, 29)]
+    assert list(answer.required_but_nonexistent) == []
