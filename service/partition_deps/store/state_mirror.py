@@ -194,13 +194,18 @@ def _changed_rows(
     conn: psycopg.Connection[Any], namespace_id: int, asset_keys: Sequence[str], since: Snapshot
 ) -> dict[str, dict[str, StateRow]]:
     """The rows of the assets materialized by transactions `since` may not have seen."""
+    # One index probe per changed partition: LATERAL with LIMIT (the primary key gives one
+    # row anyway) so that it is not flattened into a join, which the planner, unable to
+    # estimate how many events are that recent, would run by hashing all of latest_state.
     return _read_rows(
         conn,
-        f"SELECT {_ROW_COLUMNS} FROM latest_state s JOIN ("
-        " SELECT DISTINCT asset_key, coalesce(partition_key, '') AS partition_key FROM events"
-        " WHERE namespace_id = %(ns)s AND kind = 1 AND ingest_xid >= %(xmin)s::text::xid8"
-        " AND asset_key = ANY(%(assets)s)) t USING (asset_key, partition_key)"
-        " WHERE s.namespace_id = %(ns)s AND s.materialization_event_id IS NOT NULL",
+        f"SELECT {_ROW_COLUMNS} FROM ("
+        " SELECT DISTINCT asset_key AS changed_asset, coalesce(partition_key, '') AS changed_key"
+        " FROM events WHERE namespace_id = %(ns)s AND kind = 1"
+        " AND ingest_xid >= %(xmin)s::text::xid8 AND asset_key = ANY(%(assets)s)) t"
+        " CROSS JOIN LATERAL (SELECT * FROM latest_state s WHERE s.namespace_id = %(ns)s"
+        " AND s.asset_key = t.changed_asset AND s.partition_key = t.changed_key"
+        " AND s.materialization_event_id IS NOT NULL LIMIT 1) s",
         {"ns": namespace_id, "assets": list(asset_keys), "xmin": str(since.xmin)},
     )
 
