@@ -31,11 +31,17 @@ from partition_deps.domain.events import (
 )
 from partition_deps.domain.mappings.kinds import IdentityMapping, TimeWindowMapping
 from partition_deps.domain.partitions import all_partitions
-from partition_deps.domain.staleness import CauseKind, StalenessOptions, Status
+from partition_deps.domain.staleness import (
+    CauseKind,
+    PlannedRun,
+    StalenessOptions,
+    Status,
+    plan_runs,
+)
 from partition_deps.domain.staleness_sets import joins_by_key, position_runs
 from partition_deps.store.definitions import DefinitionsRepository
 from partition_deps.store.events import EventsRepository
-from partition_deps.store.staleness import StalenessEngine, StalenessRepository
+from partition_deps.store.staleness import StalenessEngine, StalenessRepository, plan
 
 DAILY = TimeWindowPartitions("0 0 * * *", datetime(2024, 1, 1))
 WEEKLY = TimeWindowPartitions("0 0 * * 0", datetime(2024, 1, 1))
@@ -175,6 +181,7 @@ def _compare(
 
     assert {key for key, a in graph.items() if joins_by_key(graph, a)} == SET_BASED & set(graph)
     seen: set[Status] = set()
+    planned_runs: set[PlannedRun] = set()
     for options in (
         StalenessOptions(),
         StalenessOptions(transitive=True),
@@ -200,7 +207,23 @@ def _compare(
                 seen.update(status.status for status in expected.values())
                 if asset.key in SET_BASED and asset.dependencies:
                     kinds.update(c.kind for status in expected.values() for c in status.causes)
+        # Plans: bulk statuses from the engine, the same runs as the rules alone give.
+        for latest_window_only, limit in ((True, None), (False, None), (False, 7)):
+            with repository.reading(snapshot.namespace_id) as reader:
+                planned = plan(
+                    graph, reader, AT, latest_window_only=latest_window_only, limit=limit,
+                    options=options,
+                )  # fmt: skip
+            with repository.reading(snapshot.namespace_id) as reader:
+                expected_runs = plan_runs(
+                    graph, reader.history, AT, latest_window_only=latest_window_only,
+                    limit=limit, options=options,
+                )  # fmt: skip
+            assert planned == expected_runs, (latest_window_only, limit, options)
+            planned_runs.update(planned)
     assert seen == {Status.STALE, Status.MISSING}
+    assert any(not run.ready for run in planned_runs)
+    assert any(run.ready for run in planned_runs)
 
 
 def test_position_runs_group_consecutive_positions_with_their_windows() -> None:

@@ -10,7 +10,7 @@ Dagster's cut-off rules.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -371,9 +371,15 @@ def plan_runs(
     latest_window_only: bool = True,
     limit: int | None = None,
     options: StalenessOptions = StalenessOptions(),
+    bulk_statuses: BulkStatuses | None = None,
 ) -> list[PlannedRun]:
     """Missing or stale partitions whose inputs all exist and are fresh (or are planned
-    upstream of them), not in progress, in dependency order, grouped into runs."""
+    upstream of them), not in progress, in dependency order, grouped into runs.
+
+    `bulk_statuses`, when a caller has a faster way to the same statuses for many partitions
+    at once: the candidates' statuses and those of the upstream partitions the non-FRESH ones
+    read come from it; the rules here then look at the non-FRESH candidates only.
+    """
     context = _Context(graph, history, at, options)
     wanted = set(graph if assets is None else assets)
     planned: set[tuple[str, str | None]] = set()
@@ -389,13 +395,20 @@ def plan_runs(
             candidates = latest_window_keys(asset, at)
         else:
             candidates = list(all_partitions(asset.partitions, at))
+        not_fresh = None
+        if bulk_statuses is not None:
+            not_fresh = bulk_statuses(asset_key, candidates)
+            _seed_statuses(context, asset, candidates, not_fresh, bulk_statuses)
         group: list[str | None] = []
         group_reason: tuple[str, bool] = ("", True)
-        for partition_key in candidates:
+        for position, partition_key in enumerate(candidates):
             if limit is not None and count >= limit:
                 break
-            status = _status(context, asset_key, partition_key)
-            reason = _runnable_reason(context, asset, partition_key, status, planned)
+            if not_fresh is not None and position not in not_fresh:
+                reason = None  # FRESH
+            else:
+                status = _status(context, asset_key, partition_key)
+                reason = _runnable_reason(context, asset, partition_key, status, planned)
             if reason is None:
                 if group:
                     runs.append(PlannedRun(asset_key, tuple(group), *group_reason))
@@ -411,6 +424,41 @@ def plan_runs(
         if group:
             runs.append(PlannedRun(asset_key, tuple(group), *group_reason))
     return runs
+
+
+BulkStatuses = Callable[[str, Sequence[str | None]], Mapping[int, PartitionStatus]]
+"""(asset key, partition keys) -> the statuses that are not FRESH, by position in the keys."""
+
+
+def _seed_statuses(
+    context: _Context,
+    asset: AssetDefinition,
+    candidates: Sequence[str | None],
+    not_fresh: Mapping[int, PartitionStatus],
+    bulk_statuses: BulkStatuses,
+) -> None:
+    """Record the non-FRESH candidates' statuses, and (one call per upstream asset) the
+    statuses of the upstream partitions that `_runnable_reason` will read for them."""
+    for position, status in not_fresh.items():
+        context.memo[(asset.key, candidates[position])] = status
+    for dependency in asset.dependencies:
+        upstream_key = dependency.upstream_key
+        if upstream_key not in context.graph:
+            continue
+        wanted: dict[str | None, None] = {}
+        for position in sorted(not_fresh):
+            mapped, _ = mapped_upstream(
+                context.graph, asset, upstream_key, candidates[position], context.at
+            )
+            for key in mapped:
+                if (upstream_key, key) not in context.memo:
+                    wanted[key] = None
+        keys = list(wanted)
+        found = bulk_statuses(upstream_key, keys) if keys else {}
+        for position, key in enumerate(keys):
+            context.memo[(upstream_key, key)] = found.get(position) or PartitionStatus(
+                upstream_key, key, Status.FRESH, ()
+            )
 
 
 def _runnable_reason(

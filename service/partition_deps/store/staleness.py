@@ -32,14 +32,12 @@ from partition_deps.domain.assets import AssetDefinition, Dependency
 from partition_deps.domain.definitions import Evaluation
 from partition_deps.domain.dependencies import upstream_partitions
 from partition_deps.domain.errors import PartitionDepsError
-from partition_deps.domain.partitions import all_partitions
 from partition_deps.domain.staleness import (
     Materialized,
     PartitionStatus,
     PlannedRun,
     StalenessOptions,
     Status,
-    latest_window_keys,
     plan_runs,
     statuses,
 )
@@ -661,18 +659,17 @@ def plan(
     limit: int | None = None,
     options: StalenessOptions = DEFAULT_OPTIONS,
 ) -> list[PlannedRun]:
-    """The domain's `plan_runs` over the store, with the partitions it reads prefetched."""
+    """The domain's `plan_runs` over the store. Statuses come in bulk from `StalenessEngine`
+    (set-based where the dependencies allow), so the rules look at non-FRESH candidates only;
+    their own states (runs in progress) are fetched in one query per asset."""
+    engine = StalenessEngine(graph, reader, at, options)
     history = reader.history
-    wanted = set(graph if assets is None else assets)
-    for asset_key in sorted(wanted):
-        asset = graph[asset_key]
-        if asset.partitions is None:
-            candidates: list[str | None] = [None]
-        elif latest_window_only:
-            candidates = latest_window_keys(asset, at)
-        else:
-            candidates = list(all_partitions(asset.partitions, at))
-        prefetch_inputs(history, graph, asset, candidates, at)
+
+    def bulk_statuses(asset_key: str, keys: Sequence[str | None]) -> Mapping[int, PartitionStatus]:
+        not_fresh = engine.statuses(asset_key, keys)
+        history.prefetch(asset_key, [keys[position] for position in not_fresh])
+        return not_fresh
+
     return plan_runs(
         graph,
         history,
@@ -681,4 +678,5 @@ def plan(
         latest_window_only=latest_window_only,
         limit=limit,
         options=options,
+        bulk_statuses=bulk_statuses,
     )
