@@ -47,7 +47,7 @@ from partition_deps.domain.results import (
     UpstreamResult,
 )
 from partition_deps.domain.subsets import TimeSubset
-from partition_deps.domain.timewindow import Window, compile_time_windows
+from partition_deps.domain.timewindow import TimeWindows, Window, compile_time_windows
 
 __all__ = [
     "downstream_partitions",
@@ -65,10 +65,12 @@ class _Question:
     hashing definitions again on every question.
     """
 
-    __slots__ = ("memoised", "prepared", "span", "span_decided")
+    __slots__ = ("memoised", "prepared", "span", "span_decided", "windows")
 
-    def __init__(self, memoised: bool) -> None:
+    def __init__(self, memoised: bool, windows: tuple[TimeWindows, TimeWindows] | None) -> None:
         self.memoised = memoised
+        # Upstream and downstream compiled, when both are time-window definitions.
+        self.windows = windows
         # The checked mapping, by which partitions exist (errors are not memoised, so a bad
         # definition is re-checked and re-reported each time).
         self.prepared: dict[tuple[object, object], PartitionMapping] = {}
@@ -80,7 +82,7 @@ class _Question:
 _QUESTIONS: dict[tuple[object, ...], _Question] = {}
 # The last kind of question asked, with its identity-compared parts: a service asks about
 # the same dependency again and again, and comparing identities costs less than hashing.
-_last_question: tuple[tuple[object, ...], _Question] = ((), _Question(memoised=False))
+_last_question: tuple[tuple[object, ...], _Question] = ((), _Question(False, None))
 
 
 def _question(
@@ -105,7 +107,13 @@ def _question(
     known = _QUESTIONS.get(key)
     if known is None:
         dynamic = _involves_dynamic(upstream) or _involves_dynamic(downstream)
-        known = _Question(memoised=not dynamic)
+        windows = None
+        if isinstance(upstream, TimeWindowPartitions) and isinstance(
+            downstream, TimeWindowPartitions
+        ):
+            # Raises on a bad cron or zone, as the first look at which partitions exist did.
+            windows = (compile_time_windows(upstream), compile_time_windows(downstream))
+        known = _Question(not dynamic, windows)
         if len(_QUESTIONS) >= 1024:
             _QUESTIONS.clear()
         _QUESTIONS[key] = known
@@ -124,19 +132,33 @@ def upstream_partitions(
     """Upstream partitions that `downstream_keys` (of `downstream`) need, Dagster-exact."""
     now = now_of(at)
     question = _question("up", upstream, downstream, mapping, options)
-    situations = (_situation(upstream, now), _situation(downstream, now))
+    situations = _situations(question, upstream, downstream, now)
     memo_key = (question, tuple(downstream_keys), situations) if question.memoised else None
     known = _ANSWERS.get(memo_key) if memo_key is not None else None
     if isinstance(known, UpstreamResult):
         return known
     result = _upstream(
-        upstream, downstream, mapping, downstream_keys, at, options, situations, question
+        question, upstream, downstream, mapping, downstream_keys, at, options, situations
     )
     _remember(memo_key, result)
     return result
 
 
+def _situations(
+    question: _Question,
+    upstream: PartitionsDefinition | None,
+    downstream: PartitionsDefinition | None,
+    now: int,
+) -> tuple[object, object]:
+    """Which partitions exist on each side at `now`: all that `now` changes in an answer."""
+    windows = question.windows
+    if windows is not None:
+        return windows[0].bounds(now), windows[1].bounds(now)
+    return _situation(upstream, now), _situation(downstream, now)
+
+
 def _upstream(
+    question: _Question,
     upstream: PartitionsDefinition | None,
     downstream: PartitionsDefinition | None,
     mapping: PartitionMapping | None,
@@ -144,21 +166,24 @@ def _upstream(
     at: Evaluation,
     options: Options,
     situations: tuple[object, object],
-    question: _Question,
 ) -> UpstreamResult:
-    resolved = _prepare(upstream, downstream, mapping, at, options, situations, question)
     now = now_of(at)
-    indices = _check_keys(downstream, downstream_keys, at, now)
+    resolved = _prepare(question, upstream, downstream, mapping, options, now, situations)
+    windows = question.windows
+    if windows is None:
+        indices = _check_keys(downstream, downstream_keys, at, now)
+    else:
+        indices = windows[1].check_keys(downstream_keys, now)
+        if not question.span_decided:
+            question.span = _span_mapping(windows, resolved)
+            question.span_decided = True
+        span = question.span
+        if span is not None and indices:
+            fast = _upstream_of_one_run(span, indices, now)
+            if fast is not None:
+                return fast
     if upstream is None:
         return UpstreamResult(whole_asset=True)
-    if not question.span_decided:
-        question.span = _span_mapping(upstream, downstream, resolved)
-        question.span_decided = True
-    span = question.span
-    if span is not None and indices:
-        fast = _upstream_of_one_run(span, indices, now)
-        if fast is not None:
-            return fast
     source = (
         None if downstream is None else _source_subset(downstream, downstream_keys, indices, at)
     )
@@ -178,23 +203,20 @@ def _upstream(
 
 
 def _span_mapping(
-    upstream: PartitionsDefinition | None,
-    downstream: PartitionsDefinition | None,
-    mapping: PartitionMapping,
+    windows: tuple[TimeWindows, TimeWindows], mapping: PartitionMapping
 ) -> SpanMapping | None:
     """The fast path of a checked question, if it has one: a time-window mapping without
     offsets between time-window definitions without exclusions."""
+    upstream, downstream = windows
     if (
-        not isinstance(upstream, TimeWindowPartitions)
-        or not isinstance(downstream, TimeWindowPartitions)
-        or not isinstance(mapping, TimeWindowMapping)
+        not isinstance(mapping, TimeWindowMapping)
         or mapping.start_offset != 0
         or mapping.end_offset != 0
-        or upstream.exclusions
-        or downstream.exclusions
+        or upstream.has_exclusions
+        or downstream.has_exclusions
     ):
         return None
-    return SpanMapping(compile_time_windows(downstream), compile_time_windows(upstream))
+    return SpanMapping(downstream, upstream)
 
 
 def _upstream_of_one_run(span: SpanMapping, indices: list[int], now: int) -> UpstreamResult | None:
@@ -208,11 +230,7 @@ def _upstream_of_one_run(span: SpanMapping, indices: list[int], now: int) -> Ups
     window = span.upstream(origin.tick(first), origin.window(last).end, now)
     if window is None:
         return None
-    target = span.target
-    return UpstreamResult(
-        partitions=TimeSubset(target, (window,)),
-        required_but_nonexistent=TimeSubset(target, ()),
-    )
+    return UpstreamResult(TimeSubset(span.target, (window,)), span.nothing)
 
 
 def downstream_partitions(
@@ -226,19 +244,20 @@ def downstream_partitions(
     """Downstream partitions that use `upstream_keys` (of `upstream`), Dagster-exact."""
     now = now_of(at)
     question = _question("down", upstream, downstream, mapping, options)
-    situations = (_situation(upstream, now), _situation(downstream, now))
+    situations = _situations(question, upstream, downstream, now)
     memo_key = (question, tuple(upstream_keys), situations) if question.memoised else None
     known = _ANSWERS.get(memo_key) if memo_key is not None else None
     if isinstance(known, DownstreamResult):
         return known
     result = _downstream(
-        upstream, downstream, mapping, upstream_keys, at, options, situations, question
+        question, upstream, downstream, mapping, upstream_keys, at, options, situations
     )
     _remember(memo_key, result)
     return result
 
 
 def _downstream(
+    question: _Question,
     upstream: PartitionsDefinition | None,
     downstream: PartitionsDefinition | None,
     mapping: PartitionMapping | None,
@@ -246,10 +265,10 @@ def _downstream(
     at: Evaluation,
     options: Options,
     situations: tuple[object, object],
-    question: _Question,
 ) -> DownstreamResult:
-    resolved = _prepare(upstream, downstream, mapping, at, options, situations, question)
-    indices = _check_keys(upstream, upstream_keys, at, now_of(at))
+    now = now_of(at)
+    resolved = _prepare(question, upstream, downstream, mapping, options, now, situations)
+    indices = _check_keys(upstream, upstream_keys, at, now)
     if downstream is None:
         return DownstreamResult(whole_asset=True)
     if upstream is None:
@@ -287,18 +306,18 @@ def _remember(key: tuple[object, ...] | None, result: UpstreamResult | Downstrea
 
 
 def _prepare(
+    question: _Question,
     upstream: PartitionsDefinition | None,
     downstream: PartitionsDefinition | None,
     mapping: PartitionMapping | None,
-    at: Evaluation,
     options: Options,
+    now: int,
     situations: tuple[object, object],
-    question: _Question,
 ) -> PartitionMapping:
     # The checks depend on `now` only through which partitions exist: memoised by that.
     known = question.prepared.get(situations)
     if known is None:
-        known = _prepare_uncached(upstream, downstream, mapping, options, now_of(at))
+        known = _prepare_uncached(upstream, downstream, mapping, options, now)
         if len(question.prepared) > 64:
             question.prepared.clear()
         question.prepared[situations] = known

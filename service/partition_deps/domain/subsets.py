@@ -92,9 +92,7 @@ class TimeSubset:
         windows = self.windows
         if windows.has_exclusions:
             return [windows.key_at(index) for index in windows.keys_in_window(span)]
-        first = windows.window_index_from(span.start)
-        stop = first + windows.ticks_between(span.start, span.end)
-        return windows.keys_slice(first, stop)
+        return windows.keys_between(span.start, span.end)
 
     def keys(self, offset: int = 0, limit: int | None = None) -> list[str]:
         if offset == 0 and limit is None and len(self.spans) == 1:

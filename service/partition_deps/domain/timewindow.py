@@ -107,6 +107,7 @@ class TimeWindows:
         # The last answer of `bounds` and the instants `[from, until)` over which it holds:
         # every question asks for it two or three times, with `now` a second later each time.
         self._bounds_cache: tuple[int, int, tuple[int, int] | None] = (1, 0, None)
+        self._last_edges: tuple[object, tuple[Window, Window] | None] = (_UNKNOWN, None)
         # Ticks whose key is a wall time that does not exist (Dagster keeps such wall times
         # outside 01:00-03:59), keyed by instant.
         self._wall_overrides: dict[int, datetime] = {}
@@ -353,7 +354,13 @@ class TimeWindows:
 
     def first_and_last(self, now: int) -> tuple[Window, Window] | None:
         """The first and last existing partition windows at `now`."""
-        return self._edges(self.bounds(now))
+        bounds = self.bounds(now)
+        known = self._last_edges
+        if known[0] is bounds:  # `bounds` hands out one object while it holds
+            return known[1]
+        edges = self._edges(bounds)
+        self._last_edges = (bounds, edges)
+        return edges
 
     def full_window(self, now: int) -> Window | None:
         """`[first.start, last.end)` of the partitions existing at `now`."""
@@ -373,10 +380,19 @@ class TimeWindows:
 
     def keys_slice(self, first: int, stop: int) -> list[str]:
         """Keys of tick indices `[first, stop)` (a slice of the memo, formatted once)."""
-        keys = self._keys
-        if None in keys[first:stop]:
+        keys = self._keys[first:stop]
+        if None in keys:
             self._format_block(first, stop)
-        return keys[first:stop]  # type: ignore[return-value]
+            keys = self._keys[first:stop]
+        return keys  # type: ignore[return-value]
+
+    def keys_between(self, start: int, end: int) -> list[str]:
+        """Keys of the windows starting in `[start, end)`, for a definition without exclusions."""
+        ticks = self._ticks
+        if len(ticks) > 1 and ticks[0] <= start and end <= ticks[-2]:
+            return self.keys_slice(bisect.bisect_left(ticks, start), bisect.bisect_left(ticks, end))
+        first = self.window_index_from(start)
+        return self.keys_slice(first, first + self.ticks_between(start, end))
 
     def key_at(self, index: int) -> str:
         key = self._keys[index]
@@ -472,30 +488,36 @@ class TimeWindows:
         return cached
 
     def _parse_uncached(self, key: str) -> tuple[int, datetime | object | None]:
-        parsed = _fast_parse(key, self.fmt)
-        canonical = parsed is not None
-        if parsed is None:
+        instant = self._canonical_instant(key)
+        if instant is not None:
+            return instant, _CANONICAL
+        try:
+            parsed = datetime.strptime(key, self.fmt)
+        except ValueError:
             try:
-                parsed = datetime.strptime(key, self.fmt)
+                # Dagster retries with the offset suffix only when fmt lacks one.
+                parsed = datetime.strptime(
+                    key, self.fmt if self.fmt_has_offset else self.fmt + "%z"
+                )
             except ValueError:
-                try:
-                    # Dagster retries with the offset suffix only when fmt lacks one.
-                    parsed = datetime.strptime(
-                        key, self.fmt if self.fmt_has_offset else self.fmt + "%z"
-                    )
-                except ValueError:
-                    raise InvalidPartitionKey(
-                        f"{key!r} does not match the format {self.fmt!r}"
-                    ) from None
+                raise InvalidPartitionKey(
+                    f"{key!r} does not match the format {self.fmt!r}"
+                ) from None
         if parsed.tzinfo is not None:
             return int(parsed.timestamp()), None
+        return self._naive_instant(parsed), parsed
+
+    def _canonical_instant(self, key: str) -> int | None:
+        """The instant of a preset format's canonical key; None for any other text."""
+        parsed = _fast_parse(key, self.fmt)
+        return None if parsed is None else self._naive_instant(parsed)
+
+    def _naive_instant(self, parsed: datetime) -> int:
         if self.is_utc:
-            instant = (parsed.toordinal() - _EPOCH_ORDINAL) * 86400 + (
+            return (parsed.toordinal() - _EPOCH_ORDINAL) * 86400 + (
                 parsed.hour * 3600 + parsed.minute * 60 + parsed.second
             )
-        else:
-            instant = _wall_to_instant(self.tz, parsed)
-        return instant, _CANONICAL if canonical else parsed
+        return _wall_to_instant(self.tz, parsed)
 
     def key_start(self, key: str) -> tuple[int, str]:
         """The window start Dagster derives from a key, and the text that start formats to.
@@ -504,10 +526,14 @@ class TimeWindows:
         """
         cached = self._key_starts.get(key)
         if cached is None:
+            # A canonical key is its own re-formatted text; it skips the parse memo.
+            instant = self._canonical_instant(key)
             if self.is_basic:
-                cached = self.parse_key(key)
+                cached = self.parse_key(key) if instant is None else (instant, key)
             else:
-                index = self.window_index_from(self.parse_instant(key))
+                if instant is None:
+                    instant = self.parse_instant(key)
+                index = self.window_index_from(instant)
                 cached = (self._ticks[index], self.key_at(index))
             if len(self._key_starts) > 500_000:
                 self._key_starts.clear()
@@ -558,6 +584,21 @@ class TimeWindows:
         if local.fold == 1 and not self.cron.repeats_every_hour:
             return False  # a second occurrence whose key carries no offset
         return self.fmt != "%Y-%m-%d" or (local.hour == 0 and local.minute == 0)
+
+    def covering_span(self, start: int, end: int) -> tuple[int, int]:
+        """Where the keys of the windows covering `[start, end)` start and end: the overlap
+        rounded outwards, through keys as Dagster maps."""
+        ticks = self._ticks
+        if not self.has_exclusions and len(ticks) > 1 and ticks[1] <= start < end < ticks[-1]:
+            # Inside the table, as `index_for_timestamp` finds them.
+            first = bisect.bisect_right(ticks, start) - 1
+            last = bisect.bisect_left(ticks, end) - 1
+            if self._key_is_exact(first) and self._key_is_exact(last):
+                return ticks[first], ticks[last + 1]
+        return (
+            self.start_of_window_key(self.index_for_timestamp(start)),
+            self.end_of_window_key(self.index_for_timestamp(end, end_closed=True)),
+        )
 
     def start_of_window_key(self, index: int) -> int:
         """Where Dagster says the key of window `index` starts (its key, parsed back)."""

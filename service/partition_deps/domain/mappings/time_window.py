@@ -113,6 +113,7 @@ class SpanMapping:
     def __init__(self, origin: TimeWindows, target: TimeWindows) -> None:
         self.origin = origin
         self.target = target
+        self.nothing = TimeSubset(target, ())  # shared: an empty subset never changes
         a, b = origin.definition, target.definition
         self.same_zone = a.timezone == b.timezone
         self.same_definition = a == b
@@ -147,11 +148,7 @@ class SpanMapping:
         edges = target.first_and_last(now)
         if edges is None:
             return None
-        if self.same_ticks:
-            low, high = start, end
-        else:
-            low = target.start_of_window_key(target.index_for_timestamp(start))
-            high = target.end_of_window_key(target.index_for_timestamp(end, end_closed=True))
+        low, high = (start, end) if self.same_ticks else target.covering_span(start, end)
         first, last = edges
         # Inside the existing range the general path keeps the overlap whole, reports
         # nothing missing and classifies no key.
@@ -203,10 +200,7 @@ def _overlap(origin: TimeWindows, target: TimeWindows, start: int, end: int) -> 
     )
     if same_ticks:
         return start, end
-    return (
-        target.start_of_window_key(target.index_for_timestamp(start)),
-        target.end_of_window_key(target.index_for_timestamp(end, end_closed=True)),
-    )
+    return target.covering_span(start, end)
 
 
 def _offset_with_bounds(windows: TimeWindows, ts: int, offset: int, full: Window | None) -> int:
