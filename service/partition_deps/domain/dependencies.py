@@ -46,6 +46,7 @@ from partition_deps.domain.results import (
     Subset,
     UpstreamResult,
 )
+from partition_deps.domain.subsets import LISTED_KEYS as _LISTED_KEYS
 from partition_deps.domain.subsets import TimeSubset
 from partition_deps.domain.timewindow import TimeWindows, Window, compile_time_windows
 
@@ -223,14 +224,20 @@ def _upstream_of_one_run(span: SpanMapping, indices: list[int], now: int) -> Ups
     """The answer for checked keys (their tick indices) that are one run of consecutive
     windows whose upstream windows all exist, as the general path gives it; None for any
     other question."""
-    first, last = min(indices), max(indices)
-    if len(indices) > 1 and len(set(indices)) != last - first + 1:
+    if len(indices) == 1:
+        first = last = indices[0]
+    else:
+        first, last = min(indices), max(indices)
+        if len(set(indices)) != last - first + 1:
+            return None
+    found = span.upstream(first, last + 1, now)
+    if found is None:
         return None
-    origin = span.origin
-    window = span.upstream(origin.tick(first), origin.window(last).end, now)
-    if window is None:
-        return None
-    return UpstreamResult(TimeSubset(span.target, (window,)), span.nothing)
+    target, (low, high) = span.target, found
+    window = Window(target.tick(low), target.tick(high))
+    # Small answers come with their keys: a slice of the formatted keys.
+    keys = target.keys_slice(low, high) if high - low <= _LISTED_KEYS else None
+    return UpstreamResult(TimeSubset(target, (window,), keys), span.nothing)
 
 
 def downstream_partitions(

@@ -8,6 +8,9 @@ from datetime import UTC, datetime
 from partition_deps.domain.results import PartitionRun
 from partition_deps.domain.timewindow import TimeWindows, Window
 
+# Subsets up to this many keys keep their key list (memoised answers are listed again).
+LISTED_KEYS = 2_000
+
 
 def _instant(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
@@ -20,11 +23,14 @@ class TimeSubset:
     chronological order and are formatted only when asked for.
     """
 
-    def __init__(self, windows: TimeWindows, spans: Sequence[Window]) -> None:
+    def __init__(
+        self, windows: TimeWindows, spans: Sequence[Window], keys: list[str] | None = None
+    ) -> None:
+        """`keys`: those of a one-span subset, when the caller has them at hand."""
         self.windows = windows
         self.spans = tuple(spans)
         self._counts: list[int] | None = None
-        self._keys: list[str] | None = None
+        self._keys = keys
 
     @classmethod
     def from_windows(cls, windows: TimeWindows, parts: Iterable[Window]) -> TimeSubset:
@@ -84,7 +90,7 @@ class TimeSubset:
         keys = self._keys
         if keys is None:
             keys = self._span_keys(self.spans[0])
-            if len(keys) <= 2_000:
+            if len(keys) <= LISTED_KEYS:
                 self._keys = keys
         return keys
 

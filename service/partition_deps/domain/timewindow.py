@@ -588,17 +588,43 @@ class TimeWindows:
     def covering_span(self, start: int, end: int) -> tuple[int, int]:
         """Where the keys of the windows covering `[start, end)` start and end: the overlap
         rounded outwards, through keys as Dagster maps."""
-        ticks = self._ticks
-        if not self.has_exclusions and len(ticks) > 1 and ticks[1] <= start < end < ticks[-1]:
-            # Inside the table, as `index_for_timestamp` finds them.
-            first = bisect.bisect_right(ticks, start) - 1
-            last = bisect.bisect_left(ticks, end) - 1
-            if self._key_is_exact(first) and self._key_is_exact(last):
-                return ticks[first], ticks[last + 1]
+        found = self.covering_indices(start, end)
+        if found is not None:
+            return self._ticks[found[0]], self._ticks[found[1]]
         return (
             self.start_of_window_key(self.index_for_timestamp(start)),
             self.end_of_window_key(self.index_for_timestamp(end, end_closed=True)),
         )
+
+    def covering_indices(self, start: int, end: int) -> tuple[int, int] | None:
+        """`covering_span` as tick indices `[first, stop)` when its edges are ticks: the
+        windows lie inside the table and their keys are exact. None otherwise."""
+        ticks = self._ticks
+        if not self.has_exclusions and len(ticks) > 1 and ticks[1] <= start < end < ticks[-1]:
+            # As `index_for_timestamp` finds them inside the table.
+            first = bisect.bisect_right(ticks, start) - 1
+            last = bisect.bisect_left(ticks, end) - 1
+            if self._key_is_exact(first) and self._key_is_exact(last):
+                return first, last + 1
+        return None
+
+    def span_indices(self, start: int, end: int) -> tuple[int, int] | None:
+        """Tick indices `[first, stop)` of the windows making up `[start, end)` when both
+        are ticks in the table; None otherwise."""
+        ticks = self._ticks
+        if len(ticks) > 1 and ticks[0] <= start < end <= ticks[-1]:
+            first = bisect.bisect_left(ticks, start)
+            stop = bisect.bisect_left(ticks, end)
+            if ticks[first] == start and ticks[stop] == end:
+                return first, stop
+        return None
+
+    def end_of(self, index: int) -> int:
+        """Where window `index` ends."""
+        ticks = self._ticks
+        if 0 <= index < len(ticks) - 1:
+            return ticks[index + 1]
+        return self.window(index).end
 
     def start_of_window_key(self, index: int) -> int:
         """Where Dagster says the key of window `index` starts (its key, parsed back)."""
@@ -629,6 +655,12 @@ class TimeWindows:
         the window after the previous one is that window, with no parsing.
         """
         bounds = self.bounds(now)
+        if len(keys) == 1 and bounds is not None and not self.has_exclusions:
+            # One key (the common question): the loop below without its run bookkeeping.
+            key = keys[0]
+            start, formatted = self.key_start(key)
+            if bounds[0] <= start <= bounds[1] and formatted == key:
+                return [self._index_at_or_after(start)]
         indices: list[int] = []
         previous = -2
         for position, key in enumerate(keys):

@@ -123,18 +123,22 @@ class SpanMapping:
         self.daily_to_hourly = origin.is_basic_daily and target.is_basic_hourly
         self.same_ticks = a.cron_schedule == b.cron_schedule or self.daily_to_hourly
 
-    def upstream(self, start: int, end: int, now: int) -> Window | None:
-        """The upstream span of the downstream windows `[start, end)`, as `map_time_windows`
-        answers it when its answer is that one span with nothing missing; None otherwise."""
+    def upstream(self, first: int, stop: int, now: int) -> tuple[int, int] | None:
+        """The upstream windows of the downstream windows `[first, stop)` (tick indices),
+        as target tick indices, when `map_time_windows` answers them as one span with
+        nothing missing; None when it may answer anything else."""
         origin, target = self.origin, self.target
         if not self.same_zone:
             return None
+        if self.same_definition and origin is target:
+            return first, stop
+        start, end = origin.tick(first), origin.end_of(stop - 1)
         if self.same_definition:
-            return Window(start, end)
-        # Dagster's shortcuts, in its order (see `_cheap_mapping`).
+            return target.span_indices(start, end)
+        # Dagster's shortcuts, in its order (see `_cheap_mapping`): the span as it is.
         covered = origin.start_ts >= target.start_ts or start >= target.start_ts
         if covered and self.same_but_bounds:
-            return Window(start, end)
+            return target.span_indices(start, end)
         if covered and self.daily_to_hourly:
             origin_full, target_full = origin.full_window(now), target.full_window(now)
             if (
@@ -142,18 +146,29 @@ class SpanMapping:
                 and target_full is not None
                 and origin_full.end <= target_full.end
             ):
-                return Window(start, end)
+                return target.span_indices(start, end)
         if end <= target.start_ts:
             return None
         edges = target.first_and_last(now)
         if edges is None:
             return None
-        low, high = (start, end) if self.same_ticks else target.covering_span(start, end)
-        first, last = edges
+        found = (
+            target.span_indices(start, end)
+            if self.same_ticks
+            else target.covering_indices(start, end)
+        )
+        if found is None:
+            return None
+        low, high = target.tick(found[0]), target.tick(found[1])
+        first_window, last_window = edges
         # Inside the existing range the general path keeps the overlap whole, reports
         # nothing missing and classifies no key.
-        if first.start <= low < high <= last.end and low <= last.start and high >= first.end:
-            return Window(low, high)
+        if (
+            first_window.start <= low < high <= last_window.end
+            and low <= last_window.start
+            and high >= first_window.end
+        ):
+            return found
         return None
 
 
