@@ -445,3 +445,38 @@ def test_plan_limit_ranges_and_dependency_order(
         stale_pb.PlanRunsRequest(namespace=namespace, as_of=AS_OF, catch_up=True, limit=5)
     )
     assert [(r.asset_key, r.range.count) for r in limited.runs] == [("up", 5)]
+
+
+def test_an_observed_source_asset_and_its_readers(
+    stubs: Stubs, staleness: StalenessServiceStub, namespace: str
+) -> None:
+    apply(stubs, namespace, asset("prices", DAILY), asset("report", DAILY, "prices"))
+
+    def observe(data_version: str) -> None:
+        event = events_pb.Event(
+            idempotency_key=f"e{next(_ids)}",
+            event_time=timestamp("2024-01-14T12:00:00+00:00"),
+            observation=events_pb.Observation(
+                asset_key="prices", partition_key="2024-01-05", data_version=data_version
+            ),
+        )
+        stubs.events.ReportEvents(
+            events_pb.ReportEventsRequest(namespace=namespace, events=[event])
+        )
+
+    observe("v1")
+    materialize(stubs, namespace, "report", ["2024-01-05"])
+    # Observed, never materialized: a source that exists, not something to run.
+    assert status_of(staleness, namespace, "prices", "2024-01-05").status == FRESH
+    assert ("prices", "2024-01-05") not in planned(staleness, namespace, catch_up=True)
+    assert status_of(staleness, namespace, "report", "2024-01-05").status == FRESH
+    observe("v1")  # the same data version again: nothing changed
+    assert status_of(staleness, namespace, "report", "2024-01-05").status == FRESH
+    observe("v2")
+    report = status_of(staleness, namespace, "report", "2024-01-05")
+    assert report.status == STALE
+    [cause] = report.causes
+    assert cause.message == (
+        "prices 2024-01-05 was observed with a new data version after this partition"
+    )
+    assert planned(staleness, namespace, catch_up=True)[("report", "2024-01-05")] is True

@@ -5,14 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from partition_deps.domain.staleness import Materialized
+from partition_deps.domain.staleness import Materialized, Observed
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
 
 
 @dataclass
 class MemoryHistory:
-    events: list[tuple[int, str, str | None, str | None, str | None]] = field(default_factory=list)
+    # (event id, asset, partition, data version, code version, observation?)
+    events: list[tuple[int, str, str | None, str | None, str | None, bool]] = field(
+        default_factory=list
+    )
     running: set[tuple[str, str | None]] = field(default_factory=set)
     dependencies: dict[str, frozenset[str]] = field(default_factory=dict)
 
@@ -24,12 +27,20 @@ class MemoryHistory:
         code_version: str | None = None,
     ) -> None:
         event_id = len(self.events) + 1
-        self.events.append((event_id, asset_key, partition_key, data_version, code_version))
+        self.events.append((event_id, asset_key, partition_key, data_version, code_version, False))
         self.running.discard((asset_key, partition_key))
 
+    def observe(
+        self, asset_key: str, partition_key: str | None = None, data_version: str | None = None
+    ) -> None:
+        event_id = len(self.events) + 1
+        self.events.append((event_id, asset_key, partition_key, data_version, None, True))
+
     def latest(self, asset_key: str, partition_key: str | None) -> Materialized | None:
-        for event_id, asset, partition, data_version, code_version in reversed(self.events):
-            if (asset, partition) == (asset_key, partition_key):
+        for event_id, asset, partition, data_version, code_version, observed in reversed(
+            self.events
+        ):
+            if not observed and (asset, partition) == (asset_key, partition_key):
                 return Materialized(
                     event_id,
                     START + timedelta(minutes=event_id),
@@ -39,10 +50,16 @@ class MemoryHistory:
                 )
         return None
 
+    def latest_observation(self, asset_key: str, partition_key: str | None) -> Observed | None:
+        for event_id, asset, partition, data_version, _, observed in reversed(self.events):
+            if observed and (asset, partition) == (asset_key, partition_key):
+                return Observed(event_id, START + timedelta(minutes=event_id), data_version)
+        return None
+
     def data_version_at(
         self, asset_key: str, partition_key: str | None, event_id: int
     ) -> str | None:
-        for stored_id, asset, partition, data_version, _ in reversed(self.events):
+        for stored_id, asset, partition, data_version, _, _ in reversed(self.events):
             if stored_id <= event_id and (asset, partition) == (asset_key, partition_key):
                 return data_version
         return None

@@ -174,3 +174,40 @@ def test_dynamic_upstream_through_all() -> None:
     assert [(c.kind, c.upstream_partition) for c in status.causes] == [
         (CauseKind.UPSTREAM_MISSING, "globex")
     ]
+
+
+def test_an_observed_source_is_fresh_and_its_new_data_version_makes_readers_stale() -> None:
+    graph = {
+        "prices": AssetDefinition("prices", DAILY),  # a source: observed, never materialized
+        "report": AssetDefinition("report", DAILY, dependencies=(Dependency("prices"),)),
+    }
+    history = MemoryHistory()
+    history.observe("prices", "2024-01-02", data_version="v1")
+    history.materialize("report", "2024-01-02")
+    assert partition_status(graph, "prices", "2024-01-02", history, AT).status is Status.FRESH
+    assert partition_status(graph, "report", "2024-01-02", history, AT).status is Status.FRESH
+    # Observed again with the same data version: nothing changed.
+    history.observe("prices", "2024-01-02", data_version="v1")
+    assert partition_status(graph, "report", "2024-01-02", history, AT).status is Status.FRESH
+    history.observe("prices", "2024-01-02", data_version="v2")
+    status = partition_status(graph, "report", "2024-01-02", history, AT)
+    assert status.status is Status.STALE
+    [cause] = status.causes
+    assert cause.kind is CauseKind.UPSTREAM_UPDATED
+    assert (
+        cause.message
+        == "prices 2024-01-02 was observed with a new data version after this partition"
+    )
+    # Never observed: missing, and so is what reads it.
+    assert partition_status(graph, "prices", "2024-01-03", history, AT).status is Status.MISSING
+    history.materialize("report", "2024-01-03")
+    [cause] = partition_status(graph, "report", "2024-01-03", history, AT).causes
+    assert cause.kind is CauseKind.UPSTREAM_MISSING
+    # The plan re-runs the stale report and never plans the source's observed partitions.
+    planned = {
+        (run.asset_key, key)
+        for run in plan_runs(graph, history, AT, latest_window_only=False)
+        for key in run.partition_keys
+    }
+    assert ("report", "2024-01-02") in planned
+    assert ("prices", "2024-01-02") not in planned

@@ -25,6 +25,7 @@ from partition_deps.domain.definitions import (
 from partition_deps.domain.events import (
     Event,
     Materialization,
+    Observation,
     PartitionTarget,
     RunFailed,
     RunStarted,
@@ -116,6 +117,9 @@ def _history(
             )
         elif roll < 0.1:
             events.append(RunFailed(f"f{n}", time, f"run{n - rng.randint(1, 5)}", "boom"))
+        elif roll < 0.2:
+            # Observations (of roots mostly: observed sources), same data versions as below.
+            events.append(Observation(f"o{n}", time, asset_key, partition, rng.choice(["", "a"])))
         else:
             events.append(
                 Materialization(

@@ -55,6 +55,16 @@ class Materialized:
     dependencies: frozenset[str] | None = None
 
 
+@dataclass(frozen=True)
+class Observed:
+    """The latest observation of one asset partition (a source asset, reported by whoever
+    produces it: its data version, without a materialization here)."""
+
+    event_id: int
+    time: datetime
+    data_version: str | None = None
+
+
 class History(Protocol):
     """What happened, as the staleness rules need it."""
 
@@ -62,10 +72,15 @@ class History(Protocol):
         """The latest materialization of the partition (None: never materialized)."""
         ...
 
+    def latest_observation(self, asset_key: str, partition_key: str | None) -> Observed | None:
+        """The latest observation of the partition (None: never observed)."""
+        ...
+
     def data_version_at(
         self, asset_key: str, partition_key: str | None, event_id: int
     ) -> str | None:
-        """The data version the partition had just after event `event_id` (None: none yet)."""
+        """The data version the partition had just after event `event_id`, from its
+        materializations and observations (None: none yet)."""
         ...
 
     def in_progress(self, asset_key: str, partition_key: str | None) -> bool:
@@ -142,12 +157,16 @@ def _status(context: _Context, asset_key: str, partition_key: str | None) -> Par
     asset = context.graph[asset_key]
     latest = context.history.latest(asset_key, partition_key)
     if latest is None:
-        result = PartitionStatus(
-            asset_key,
-            partition_key,
-            Status.MISSING,
-            (Cause(CauseKind.NEVER_MATERIALIZED, "never materialized"),),
-        )
+        if context.history.latest_observation(asset_key, partition_key) is not None:
+            # An observed source: it exists, and nothing here materializes it.
+            result = PartitionStatus(asset_key, partition_key, Status.FRESH)
+        else:
+            result = PartitionStatus(
+                asset_key,
+                partition_key,
+                Status.MISSING,
+                (Cause(CauseKind.NEVER_MATERIALIZED, "never materialized"),),
+            )
         context.memo[node] = result
         return result
     context.visiting.add(node)
@@ -235,7 +254,7 @@ def _dependency_causes(
             missing_key,
         )
     for upstream_partition in mapped:
-        upstream_latest = history.latest(upstream_key, upstream_partition)
+        upstream_latest = latest_record(history, upstream_key, upstream_partition)
         label = (
             upstream_key if upstream_partition is None else f"{upstream_key} {upstream_partition}"
         )
@@ -250,13 +269,7 @@ def _dependency_causes(
         if upstream_latest.event_id > latest.event_id and _changed_since(
             history, upstream_key, upstream_partition, upstream_latest, latest.event_id
         ):
-            yield Cause(
-                CauseKind.UPSTREAM_UPDATED,
-                f"{label} was materialized after this partition",
-                upstream_key,
-                upstream_partition,
-                upstream_latest.time,
-            )
+            yield updated_cause(label, upstream_key, upstream_partition, upstream_latest)
         elif context.options.transitive and (upstream_key, upstream_partition) not in (
             context.visiting
         ):
@@ -265,11 +278,39 @@ def _dependency_causes(
                 yield _transitive(upstream_status)
 
 
+def latest_record(
+    history: History, asset_key: str, partition_key: str | None
+) -> Materialized | Observed | None:
+    """The newer of the partition's latest materialization and latest observation: what a
+    downstream partition compares itself with."""
+    materialized = history.latest(asset_key, partition_key)
+    observed = history.latest_observation(asset_key, partition_key)
+    if observed is None or (materialized is not None and materialized.event_id > observed.event_id):
+        return materialized
+    return observed
+
+
+def updated_cause(
+    label: str,
+    upstream_key: str,
+    upstream_partition: str | None,
+    record: Materialized | Observed,
+) -> Cause:
+    how = "observed with a new data version" if isinstance(record, Observed) else "materialized"
+    return Cause(
+        CauseKind.UPSTREAM_UPDATED,
+        f"{label} was {how} after this partition",
+        upstream_key,
+        upstream_partition,
+        record.time,
+    )
+
+
 def _changed_since(
     history: History,
     upstream_key: str,
     upstream_partition: str | None,
-    upstream_latest: Materialized,
+    upstream_latest: Materialized | Observed,
     event_id: int,
 ) -> bool:
     """Only a changed data version counts; without data versions, any newer event does."""

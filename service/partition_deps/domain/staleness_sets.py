@@ -25,10 +25,12 @@ from partition_deps.domain.staleness import (
     Cause,
     CauseKind,
     Materialized,
+    Observed,
     PartitionStatus,
     Status,
     _own_causes,
     _transitive,
+    updated_cause,
 )
 
 
@@ -62,11 +64,12 @@ def joins_by_key(graph: Mapping[str, AssetDefinition], asset: AssetDefinition) -
 @dataclass(frozen=True)
 class UpstreamRow:
     """One dependency's side of a row: the upstream partition read (None: unpartitioned), its
-    latest materialization, and its data version as of the downstream's materialization
-    (fetched only when it matters: a newer upstream materialization with a data version)."""
+    latest materialization or observation (`staleness.latest_record`), and its data version
+    as of the downstream's materialization (fetched only when it matters: a newer upstream
+    record with a data version)."""
 
     partition_key: str | None
-    latest: Materialized | None
+    latest: Materialized | Observed | None
     version_before: str | None = None
 
 
@@ -77,8 +80,10 @@ def row_status(
     upstream: Sequence[tuple[Dependency, UpstreamRow]],
     upstream_statuses: Mapping[str, PartitionStatus] | None = None,
     dependency_keys: frozenset[str] | None = None,
+    observed: bool = False,
 ) -> PartitionStatus:
-    """`staleness.partition_status` of one partition of a `joins_by_key` asset.
+    """`staleness.partition_status` of one partition of a `joins_by_key` asset; `observed`:
+    the partition has an observation (with no materialization, it is an observed source).
 
     `upstream` has one entry per dependency, in dependency order. `upstream_statuses`, for the
     transitive walk only: upstream asset key -> status of the upstream partition this one
@@ -86,6 +91,8 @@ def row_status(
     when the caller computed them once for many rows.
     """
     if latest is None:
+        if observed:
+            return PartitionStatus(asset.key, partition_key, Status.FRESH)
         return PartitionStatus(
             asset.key,
             partition_key,
@@ -123,13 +130,7 @@ def _dependency_cause(
     if upstream_latest.event_id > latest.event_id and (
         upstream_latest.data_version is None or row.version_before != upstream_latest.data_version
     ):
-        return Cause(
-            CauseKind.UPSTREAM_UPDATED,
-            f"{label} was materialized after this partition",
-            upstream_key,
-            row.partition_key,
-            upstream_latest.time,
-        )
+        return updated_cause(label, upstream_key, row.partition_key, upstream_latest)
     if upstream_statuses is not None:
         upstream_status = upstream_statuses.get(upstream_key)
         if upstream_status is not None and upstream_status.status is not Status.FRESH:

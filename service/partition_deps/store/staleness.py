@@ -34,6 +34,7 @@ from partition_deps.domain.dependencies import upstream_partitions
 from partition_deps.domain.errors import PartitionDepsError
 from partition_deps.domain.staleness import (
     Materialized,
+    Observed,
     PartitionStatus,
     PlannedRun,
     StalenessOptions,
@@ -62,6 +63,9 @@ class _State:
     code_version: str | None
     upstream_keys: list[str] | None
     in_progress_run_id: str | None
+    observation_event_id: int | None = None
+    observation_time: datetime | None = None
+    observed_data_version: str | None = None
 
 
 def _materialized(state: _State | None) -> Materialized | None:
@@ -80,7 +84,8 @@ def _materialized(state: _State | None) -> Materialized | None:
 # materialization then counts as a change, as the domain's rule says for no data version.
 _STATE_COLUMNS = (
     "partition_key, materialization_event_id, materialization_time, nullif(data_version, ''),"
-    " code_version, upstream_keys, in_progress_run_id"
+    " code_version, upstream_keys, in_progress_run_id, observation_event_id, observation_time,"
+    " nullif(observed_data_version, '')"
 )
 
 
@@ -117,6 +122,14 @@ class StoreHistory:
     def latest(self, asset_key: str, partition_key: str | None) -> Materialized | None:
         return _materialized(self._state(asset_key, partition_key))
 
+    def latest_observation(self, asset_key: str, partition_key: str | None) -> Observed | None:
+        state = self._state(asset_key, partition_key)
+        if state is None or state.observation_event_id is None or state.observation_time is None:
+            return None
+        return Observed(
+            state.observation_event_id, state.observation_time, state.observed_data_version
+        )
+
     def data_version_at(
         self, asset_key: str, partition_key: str | None, event_id: int
     ) -> str | None:
@@ -134,7 +147,7 @@ class StoreHistory:
         row = self._conn.execute(
             "SELECT nullif(data_version, '') FROM events"
             f" WHERE namespace_id = %s AND asset_key = %s AND {partition_clause}"
-            " AND kind = 1 AND event_id <= %s ORDER BY event_id DESC LIMIT 1",
+            " AND kind IN (1, 2) AND event_id <= %s ORDER BY event_id DESC LIMIT 1",
             params,
         ).fetchone()
         version = None if row is None else row[0]
@@ -189,8 +202,9 @@ def _candidate_query(edges: Sequence[_Edge], source: str = "text") -> str:
         "nullif(a.data_version, '') AS a_version",
         "a.code_version AS a_code",
         "a.upstream_keys AS a_upstream",
+        "a.observation_event_id IS NOT NULL AS a_observed",
     ]
-    outer = ["c.n", "c.a_id", "c.a_time", "c.a_version", "c.a_code", "c.a_upstream"]
+    outer = ["c.n", "c.a_id", "c.a_time", "c.a_version", "c.a_code", "c.a_upstream", "c.a_observed"]
     joins = [
         "LEFT JOIN latest_state a ON a.namespace_id = %(ns)s AND a.asset_key = %(asset)s"
         " AND a.partition_key = k.key"
@@ -210,12 +224,23 @@ def _candidate_query(edges: Sequence[_Edge], source: str = "text") -> str:
         d, o = f"d{index}", f"o{index}"
         same_key = "k.key" if edge.partitioned else "''"
         event_key = "e.partition_key = c.key" if edge.partitioned else "e.partition_key IS NULL"
+        # The upstream's latest record: its materialization or a newer observation.
+        observed = (
+            f"({d}.observation_event_id IS NOT NULL AND ({d}.materialization_event_id IS NULL"
+            f" OR {d}.observation_event_id > {d}.materialization_event_id))"
+        )
+        record_id = f"greatest({d}.materialization_event_id, {d}.observation_event_id)"
         inner += [
-            f"{d}.materialization_event_id AS {d}_id",
-            f"{d}.materialization_time AS {d}_time",
-            f"nullif({d}.data_version, '') AS {d}_version",
+            f"{record_id} AS {d}_id",
+            f"CASE WHEN {observed} THEN {d}.observation_time"
+            f" ELSE {d}.materialization_time END AS {d}_time",
+            f"nullif(CASE WHEN {observed} THEN {d}.observed_data_version"
+            f" ELSE {d}.data_version END, '') AS {d}_version",
+            f"{observed} AS {d}_observed",
         ]
-        outer += [f"c.{d}_id", f"c.{d}_time", f"c.{d}_version", f"{o}.data_version"]
+        outer += [
+            f"c.{d}_id", f"c.{d}_time", f"c.{d}_version", f"c.{d}_observed", f"{o}.data_version"
+        ]  # fmt: skip
         joins.append(
             f"LEFT JOIN latest_state {d} ON {d}.namespace_id = %(ns)s"
             f" AND {d}.asset_key = %(up{index})s AND {d}.partition_key = {same_key}"
@@ -224,11 +249,11 @@ def _candidate_query(edges: Sequence[_Edge], source: str = "text") -> str:
             f"LEFT JOIN LATERAL (SELECT nullif(e.data_version, '') AS data_version FROM events e"
             f" WHERE c.{d}_id > c.a_id AND c.{d}_version IS NOT NULL"
             f" AND e.namespace_id = %(ns)s AND e.asset_key = %(up{index})s AND {event_key}"
-            " AND e.kind = 1 AND e.event_id <= c.a_id"
+            " AND e.kind IN (1, 2) AND e.event_id <= c.a_id"
             f" ORDER BY e.event_id DESC LIMIT 1) {o} ON true"
         )
-        inner_conditions.append(f"{d}.materialization_event_id IS NULL")
-        inner_conditions.append(f"{d}.materialization_event_id > a.materialization_event_id")
+        inner_conditions.append(f"{record_id} IS NULL")
+        inner_conditions.append(f"{record_id} > a.materialization_event_id")
         outer_conditions.append(f"c.{d}_id IS NULL")
         outer_conditions.append(
             f"(c.{d}_id > c.a_id AND (c.{d}_version IS NULL"
@@ -256,10 +281,10 @@ def _candidate_query(edges: Sequence[_Edge], source: str = "text") -> str:
 
 
 # The data version an upstream partition had as of each given event id (the downstream's
-# materialization), for many partitions in one statement.
+# materialization), from materializations and observations, for many partitions at once.
 _VERSIONS_AT = (
     "SELECT (SELECT nullif(e.data_version, '') FROM events e WHERE e.namespace_id = %(ns)s"
-    " AND e.asset_key = %(asset)s AND {partition} AND e.kind = 1 AND e.event_id <= k.at"
+    " AND e.asset_key = %(asset)s AND {partition} AND e.kind IN (1, 2) AND e.event_id <= k.at"
     " ORDER BY e.event_id DESC LIMIT 1)"
     " FROM unnest(%(keys)s::text[], %(ats)s::bigint[]) WITH ORDINALITY AS k(key, at, n)"
     " ORDER BY k.n"
@@ -493,17 +518,16 @@ class StalenessEngine:
             latest = _materialized(_State(row[1], row[2], row[3], row[4], row[5], None))
             upstream_rows: list[tuple[Dependency, UpstreamRow]] = []
             for index, edge in enumerate(edges):
-                base = 6 + 4 * index
-                upstream_latest = (
-                    None
-                    if row[base] is None
-                    else Materialized(row[base], row[base + 1], row[base + 2])
-                )
+                base = 7 + 5 * index
+                upstream_latest: Materialized | Observed | None = None
+                if row[base] is not None:
+                    record = Observed if row[base + 3] else Materialized
+                    upstream_latest = record(row[base], row[base + 1], row[base + 2])
                 upstream_rows.append(
                     (
                         edge.dependency,
                         UpstreamRow(
-                            key if edge.partitioned else None, upstream_latest, row[base + 3]
+                            key if edge.partitioned else None, upstream_latest, row[base + 4]
                         ),
                     )
                 )
@@ -518,7 +542,7 @@ class StalenessEngine:
                     if found is not None:
                         upstream_statuses[upstream_key] = found
             status = row_status(
-                asset, key, latest, upstream_rows, upstream_statuses, dependency_keys
+                asset, key, latest, upstream_rows, upstream_statuses, dependency_keys, row[6]
             )
             if status.status is not Status.FRESH:
                 result[position] = status
@@ -560,8 +584,9 @@ class StalenessEngine:
                 special.update(own)
             else:
                 special.update(
-                    view.keys_where(("older than", whole[0]), asset.key, None, _Older(whole[0]))
+                    view.keys_where(("older than", whole[5]), asset.key, None, _Older(whole[5]))
                 )
+        # Rows without a materialization are observed sources: FRESH, never suspects.
         suspects: list[tuple[int, str, StateRow | None]] = [
             (position, key, own.get(key))
             for position, key in enumerate(keys)
@@ -577,9 +602,10 @@ class StalenessEngine:
             for position, key, row in suspects:
                 if (
                     row is None
+                    or row[0] is None
                     or (upstream := upstream_rows.get(key if partitioned else "")) is None
-                    or upstream[0] <= row[0]
-                    or upstream[2] is None
+                    or upstream[5] <= row[0]
+                    or upstream[7] is None
                 ):
                     continue
                 version_key = (upstream_key, key if partitioned else None, row[0])
@@ -597,7 +623,7 @@ class StalenessEngine:
         for position, key, row in suspects:
             columns: list[Any] = [key]
             if row is None:
-                columns += [None] * 5
+                columns += [None] * 5 + [False]
             else:
                 upstream_text = row[4]
                 columns += [
@@ -607,22 +633,22 @@ class StalenessEngine:
                     else upstream_keys
                     if upstream_text == recorded
                     else reader.parse_array(upstream_text),
+                    row[0] is None,  # a row without a materialization was observed
                 ]
             for (upstream_rows, partitioned), before in zip(sides, versions_before, strict=True):
                 upstream = upstream_rows.get(key if partitioned else "")
                 columns += (
-                    [None] * 4
-                    if upstream is None
-                    else [upstream[0], upstream[1], upstream[2], before.get(position)]
+                    [None] * 5 if upstream is None else [*upstream[5:9], before.get(position)]
                 )
             located.append((position, columns))
         return located
 
 
 # Row tests for `MirrorView.keys_where`: classes rather than closures, so that each carries
-# its parameter visibly (the view re-applies a test to changed rows in later versions).
+# its parameter visibly (the view re-applies a test to changed rows in later versions). Rows
+# without a materialization (observed sources) pass none: they are FRESH.
 def _upstream_newer(row: StateRow, upstream: StateRow | None) -> bool:
-    return upstream is None or upstream[0] > row[0]
+    return row[0] is not None and (upstream is None or upstream[5] > row[0])
 
 
 @dataclass(frozen=True)
@@ -630,7 +656,7 @@ class _CodeDiffers:
     code_version: str
 
     def __call__(self, row: StateRow, _: StateRow | None) -> bool:
-        return row[3] != self.code_version
+        return row[0] is not None and row[3] != self.code_version
 
 
 @dataclass(frozen=True)
@@ -646,7 +672,7 @@ class _Older:
     event_id: int
 
     def __call__(self, row: StateRow, _: StateRow | None) -> bool:
-        return row[0] < self.event_id
+        return row[0] is not None and row[0] < self.event_id
 
 
 def plan(

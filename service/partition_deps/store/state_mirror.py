@@ -26,17 +26,25 @@ from typing import Any
 
 import psycopg
 
-# The latest materialization of one partition: event id, time, data version ('' read as
-# none), code version, and the asset's upstream keys as Postgres prints the text[] (NULL: not
-# recorded). The array stays text: comparing it costs nothing, parsing it is only needed for
-# the rare row whose dependencies changed.
-StateRow = tuple[int, datetime, str | None, str | None, str | None]
+# The latest state of one partition, for staleness: first its latest materialization (event
+# id, time, data version ('' read as none), code version, and the asset's upstream keys as
+# Postgres prints the text[], NULL: not recorded), all None if only observed; then its latest
+# record, the newer of that materialization and its latest observation (event id, time, data
+# version, whether it is an observation): what downstream partitions compare themselves with.
+# The upstream keys stay text: comparing costs nothing, parsing is only needed for the rare row
+# whose dependencies changed.
+StateRow = tuple[
+    int | None, datetime | None, str | None, str | None, str | None,
+    int, datetime, str | None, bool,
+]  # fmt: skip
 AssetRows = Mapping[str, StateRow]
 
 _ROW_COLUMNS = (
     "asset_key, partition_key, materialization_event_id, materialization_time,"
-    " nullif(data_version, ''), code_version, upstream_keys::text"
+    " nullif(data_version, ''), code_version, upstream_keys::text, observation_event_id,"
+    " observation_time, nullif(observed_data_version, '')"
 )
+_HAS_RECORD = "(materialization_event_id IS NOT NULL OR observation_event_id IS NOT NULL)"
 
 
 @dataclass(frozen=True)
@@ -166,14 +174,21 @@ def _read_rows(
     # Many rows share one upstream-keys text: keep one string of each.
     texts: dict[str, str] = {}
     with conn.cursor(binary=True) as cursor:
-        for asset_key, partition_key, event_id, time, version, code, upstream in cursor.execute(
-            sql, params
-        ):
+        for (
+            asset_key, partition_key, event_id, time, version, code, upstream,
+            observation_id, observation_time, observed_version,
+        ) in cursor.execute(sql, params):  # fmt: skip
             if upstream is not None:
                 upstream = texts.setdefault(upstream, upstream)
-            found.setdefault(asset_key, {})[partition_key] = (
-                event_id, time, version, code, upstream,
-            )  # fmt: skip
+            row: StateRow
+            if observation_id is not None and (event_id is None or observation_id > event_id):
+                row = (
+                    event_id, time, version, code, upstream,
+                    observation_id, observation_time, observed_version, True,
+                )  # fmt: skip
+            else:
+                row = (event_id, time, version, code, upstream, event_id, time, version, False)
+            found.setdefault(asset_key, {})[partition_key] = row
     return found
 
 
@@ -184,7 +199,7 @@ def load_assets(
     found = _read_rows(
         conn,
         f"SELECT {_ROW_COLUMNS} FROM latest_state WHERE namespace_id = %(ns)s"
-        " AND asset_key = ANY(%(assets)s) AND materialization_event_id IS NOT NULL",
+        f" AND asset_key = ANY(%(assets)s) AND {_HAS_RECORD}",
         {"ns": namespace_id, "assets": list(asset_keys)},
     )
     return {key: found.get(key, {}) for key in asset_keys}
@@ -193,7 +208,8 @@ def load_assets(
 def _changed_rows(
     conn: psycopg.Connection[Any], namespace_id: int, asset_keys: Sequence[str], since: Snapshot
 ) -> dict[str, dict[str, StateRow]]:
-    """The rows of the assets materialized by transactions `since` may not have seen."""
+    """The rows of the assets materialized or observed by transactions `since` may not have
+    seen."""
     # One index probe per changed partition: LATERAL with LIMIT (the primary key gives one
     # row anyway) so that it is not flattened into a join, which the planner, unable to
     # estimate how many events are that recent, would run by hashing all of latest_state.
@@ -201,11 +217,11 @@ def _changed_rows(
         conn,
         f"SELECT {_ROW_COLUMNS} FROM ("
         " SELECT DISTINCT asset_key AS changed_asset, coalesce(partition_key, '') AS changed_key"
-        " FROM events WHERE namespace_id = %(ns)s AND kind = 1"
+        " FROM events WHERE namespace_id = %(ns)s AND kind IN (1, 2)"
         " AND ingest_xid >= %(xmin)s::text::xid8 AND asset_key = ANY(%(assets)s)) t"
         " CROSS JOIN LATERAL (SELECT * FROM latest_state s WHERE s.namespace_id = %(ns)s"
         " AND s.asset_key = t.changed_asset AND s.partition_key = t.changed_key"
-        " AND s.materialization_event_id IS NOT NULL LIMIT 1) s",
+        f" AND {_HAS_RECORD} LIMIT 1) s",
         {"ns": namespace_id, "assets": list(asset_keys), "xmin": str(since.xmin)},
     )
 
