@@ -98,8 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--state-cache-rows",
         type=int,
-        default=int(_env("PD_STATE_CACHE_ROWS", "1000000")),
-        help="rows of latest state kept in memory for staleness of large assets (about 300"
+        default=int(_env("PD_STATE_CACHE_ROWS", "500000")),
+        help="rows of latest state kept in memory for staleness of large assets (about 350"
         " bytes each); 0: none (env PD_STATE_CACHE_ROWS)",
     )
     serve.add_argument(

@@ -180,8 +180,8 @@ _KEY_ARRAY_SOURCE = "unnest(%(keys)s::text[]) WITH ORDINALITY AS k(key, n)"
 # From this many asked keys on, the answer reads the in-memory copy of latest states
 # (state_mirror.py) rather than joining in Postgres.
 MIRROR_MIN_KEYS = 5_000
-# Rows of latest state a server keeps in memory by default: about 300 bytes each.
-DEFAULT_MIRROR_ROWS = 1_000_000
+# Rows of latest state a server keeps in memory by default: about 350 bytes each (175 MB).
+DEFAULT_MIRROR_ROWS = 500_000
 
 
 def _candidate_query(edges: Sequence[_Edge], source: str = "text") -> str:
