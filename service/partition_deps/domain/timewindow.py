@@ -91,6 +91,18 @@ class TimeWindows:
         self.is_basic = definition.cron_schedule in _BASIC_CRONS and not self.has_exclusions
         self.is_basic_daily = definition.cron_schedule == "0 0 * * *" and not self.has_exclusions
         self.is_basic_hourly = definition.cron_schedule == "0 * * * *" and not self.has_exclusions
+        # Whether every window's key parses back to its start (see `_key_is_exact`): UTC
+        # keys with minutes, or UTC day keys of a cron that fires at midnight only.
+        self.keys_all_exact = (
+            self.is_utc
+            and not self.has_exclusions
+            and (
+                self.fmt == "%Y-%m-%d-%H:%M"
+                or (
+                    self.fmt == "%Y-%m-%d" and self.cron.minutes == (0,) and self.cron.hours == (0,)
+                )
+            )
+        )
         self._ticks: list[int] = []
         self._excluded: list[bool] = []
         self._keys: list[str | None] = []
@@ -604,7 +616,7 @@ class TimeWindows:
             # As `index_for_timestamp` finds them inside the table.
             first = bisect.bisect_right(ticks, start) - 1
             last = bisect.bisect_left(ticks, end) - 1
-            if self._key_is_exact(first) and self._key_is_exact(last):
+            if self.keys_all_exact or (self._key_is_exact(first) and self._key_is_exact(last)):
                 return first, last + 1
         return None
 
