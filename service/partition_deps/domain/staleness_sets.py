@@ -158,7 +158,8 @@ def position_runs(
         if time_definition is None:
             runs.append(PartitionRun(first_key, last_key, last - first + 1))
         else:
-            start, _ = time_window_for_key(time_definition, first_key)
-            _, end = time_window_for_key(time_definition, last_key)
+            start, end = time_window_for_key(time_definition, first_key)
+            if last != first:
+                _, end = time_window_for_key(time_definition, last_key)
             runs.append(PartitionRun(first_key, last_key, last - first + 1, start, end))
     return runs
