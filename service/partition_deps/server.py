@@ -174,7 +174,7 @@ class Server:
             staleness_servicer.SERVICE_NAME,
             list(
                 staleness_servicer.StalenessServicer(
-                    StalenessRepository(self._pool, self.config.state_cache_rows), self._cache
+                    self._staleness(self._pool), self._cache
                 ).methods()
             ),
         )
@@ -290,6 +290,17 @@ class Server:
         if self.config.tokens is not None:
             interceptors.append(AuthInterceptor(self.config.tokens))
         return interceptors
+
+    def _staleness(self, pool: ConnectionPool) -> StalenessRepository:
+        repository = StalenessRepository(pool, self.config.state_cache_rows)
+        mirror = repository.mirror
+        if self.metrics is not None and mirror is not None:
+            self.metrics.watch(
+                "partition_deps_state_cache_rows_read",
+                "Rows of latest state read into the in-memory copies (loads and catch-ups).",
+                lambda: mirror.rows_read,
+            )
+        return repository
 
     def _memo(self) -> ResponseMemo | None:
         if self.config.memo_entries <= 0:

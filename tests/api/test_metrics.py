@@ -18,15 +18,20 @@ from partition_deps.api.gen.partitiondeps.v1 import (
     diagnostics_service_pb2_grpc,
     events_service_pb2_grpc,
     queries_service_pb2_grpc,
+    staleness_service_pb2_grpc,
 )
 from partition_deps.api.gen.partitiondeps.v1 import diagnostics_service_pb2 as diag_pb
 from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
+from partition_deps.api.gen.partitiondeps.v1 import staleness_service_pb2 as stale_pb
 from partition_deps.api.metrics import Metrics, MetricsInterceptor, parse_listen
 from partition_deps.server import Config, Server
 from partition_deps.store.database import PoolSettings
 
-from .builders import DAILY, WEEKLY, asset, keys, materialization
+from .builders import DAILY, WEEKLY, asset, keys, materialization, time_window, timestamp
+
+HOURLY = time_window("0 * * * *", fmt="%Y-%m-%d-%H:%M")
+AS_OF = timestamp("2026-05-01T00:00:00+00:00")
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -97,14 +102,30 @@ def test_calls_latencies_pool_and_events_are_scraped(metered: Server, namespace:
         batch = [materialization(f"m-{day}", "daily", f"2024-01-0{day}") for day in (1, 2)]
         events.ReportEvents(events_pb.ReportEventsRequest(namespace=namespace, events=batch))
         events.ReportEvents(events_pb.ReportEventsRequest(namespace=namespace, events=batch[:1]))
+        # A large ask (about 20,000 hourly partitions) reads the in-memory copies: 2 rows.
+        definitions.ApplyAssets(
+            defs_pb.ApplyAssetsRequest(
+                namespace=f"{namespace}-hourly",
+                assets=[asset("raw", HOURLY), asset("clean", HOURLY, "raw")],
+            )
+        )
+        hourly = [materialization(f"h-{hour}", "raw", f"2024-01-01-0{hour}:00") for hour in (1, 2)]
+        events.ReportEvents(
+            events_pb.ReportEventsRequest(namespace=f"{namespace}-hourly", events=hourly)
+        )
+        staleness_service_pb2_grpc.StalenessServiceStub(channel).GetStaleness(
+            stale_pb.GetStalenessRequest(
+                namespace=f"{namespace}-hourly", asset_keys=["clean"], as_of=AS_OF
+            )
+        )
 
     text, samples = _scrape(metered)
     handled = "grpc_server_handled_total"
     assert samples[handled, _labels("DiagnosticsService", "Ping", "OK")] == 3
     not_found = _labels("QueriesService", "GetUpstreamPartitions", "NOT_FOUND")
     assert samples[handled, not_found] == 2
-    assert samples[handled, _labels("EventsService", "ReportEvents", "OK")] == 2
-    assert samples[handled, _labels("DefinitionsService", "ApplyAssets", "OK")] == 1
+    assert samples[handled, _labels("EventsService", "ReportEvents", "OK")] == 3
+    assert samples[handled, _labels("DefinitionsService", "ApplyAssets", "OK")] == 2
 
     # Histograms by method and code: counts match, buckets are cumulative up to +Inf.
     assert samples["grpc_server_handling_seconds_count", not_found] == 2
@@ -113,13 +134,14 @@ def test_calls_latencies_pool_and_events_are_scraped(metered: Server, namespace:
     assert samples["grpc_server_handling_seconds_bucket", ping | {("le", "+Inf")}] == 3
     assert samples["grpc_server_handling_seconds_sum", ping] > 0
 
-    assert samples["partition_deps_events_ingested_total", frozenset({("result", "stored")})] == 2
+    assert samples["partition_deps_events_ingested_total", frozenset({("result", "stored")})] == 4
     duplicate = frozenset({("result", "duplicate")})
     assert samples["partition_deps_events_ingested_total", duplicate] == 1
 
     assert samples["partition_deps_db_pool_connections", frozenset({("state", "max")})] == 3
     assert samples["partition_deps_db_pool_connections", frozenset({("state", "open")})] >= 1
     assert ("partition_deps_db_pool_requests_waiting", frozenset()) in samples
+    assert samples["partition_deps_state_cache_rows_read_total", frozenset()] == 2
     assert "# TYPE grpc_server_handling_seconds histogram" in text
 
 
