@@ -33,7 +33,7 @@ def test_memoised_answers_equal_fresh_ones_for_every_conformance_case() -> None:
         )
         question = dependencies._question("up", *args[:3], dependencies.DAGSTER)
         fresh = dependencies._upstream(
-            question, *args, case.evaluation, dependencies.DAGSTER, situations
+            question, *args, case.evaluation, dependencies.DAGSTER, situations, now
         )
         for answer in (first, again):
             assert list(answer.partitions) == list(fresh.partitions), case.id

@@ -29,9 +29,9 @@ def _general_upstream(
         dependencies._situation(upstream, now),
         dependencies._situation(downstream, now),
     )
-    question = dependencies._Question(False, None)  # no compiled sides: no fast path
+    question = dependencies._Question("up", False, None)  # no compiled sides: no fast path
     return dependencies._upstream(
-        question, upstream, downstream, None, keys, at, DAGSTER, situations
+        question, upstream, downstream, None, keys, at, DAGSTER, situations, now
     )
 
 

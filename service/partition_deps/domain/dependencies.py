@@ -66,9 +66,12 @@ class _Question:
     hashing definitions again on every question.
     """
 
-    __slots__ = ("memoised", "prepared", "span", "span_decided", "windows")
+    __slots__ = ("direction", "memoised", "prepared", "span", "windows")
 
-    def __init__(self, memoised: bool, windows: tuple[TimeWindows, TimeWindows] | None) -> None:
+    def __init__(
+        self, direction: str, memoised: bool, windows: tuple[TimeWindows, TimeWindows] | None
+    ) -> None:
+        self.direction = direction
         self.memoised = memoised
         # Upstream and downstream compiled, when both are time-window definitions.
         self.windows = windows
@@ -77,13 +80,12 @@ class _Question:
         self.prepared: dict[tuple[object, object], PartitionMapping] = {}
         # The fast path for one run of keys (None: none), decided once the checks passed.
         self.span: SpanMapping | None = None
-        self.span_decided = False
 
 
 _QUESTIONS: dict[tuple[object, ...], _Question] = {}
 # The last kind of question asked, with its identity-compared parts: a service asks about
 # the same dependency again and again, and comparing identities costs less than hashing.
-_last_question: tuple[tuple[object, ...], _Question] = ((), _Question(False, None))
+_last_question: tuple[tuple[object, ...], _Question] = ((), _Question("", False, None))
 
 
 def _question(
@@ -114,7 +116,7 @@ def _question(
         ):
             # Raises on a bad cron or zone, as the first look at which partitions exist did.
             windows = (compile_time_windows(upstream), compile_time_windows(downstream))
-        known = _Question(not dynamic, windows)
+        known = _Question(direction, not dynamic, windows)
         if len(_QUESTIONS) >= 1024:
             _QUESTIONS.clear()
         _QUESTIONS[key] = known
@@ -135,27 +137,15 @@ def upstream_partitions(
     question = _question("up", upstream, downstream, mapping, options)
     situations = _situations(question, upstream, downstream, now)
     memo_key = (question, tuple(downstream_keys), situations) if question.memoised else None
-    known = _ANSWERS.get(memo_key) if memo_key is not None else None
-    if isinstance(known, UpstreamResult):
-        return known
+    if memo_key is not None:
+        known = _ANSWERS.get(memo_key)
+        if isinstance(known, UpstreamResult):
+            return known
     result = _upstream(
-        question, upstream, downstream, mapping, downstream_keys, at, options, situations
+        question, upstream, downstream, mapping, downstream_keys, at, options, situations, now
     )
     _remember(memo_key, result)
     return result
-
-
-def _situations(
-    question: _Question,
-    upstream: PartitionsDefinition | None,
-    downstream: PartitionsDefinition | None,
-    now: int,
-) -> tuple[object, object]:
-    """Which partitions exist on each side at `now`: all that `now` changes in an answer."""
-    windows = question.windows
-    if windows is not None:
-        return windows[0].bounds(now), windows[1].bounds(now)
-    return _situation(upstream, now), _situation(downstream, now)
 
 
 def _upstream(
@@ -167,17 +157,16 @@ def _upstream(
     at: Evaluation,
     options: Options,
     situations: tuple[object, object],
+    now: int,
 ) -> UpstreamResult:
-    now = now_of(at)
-    resolved = _prepare(question, upstream, downstream, mapping, options, now, situations)
+    resolved = question.prepared.get(situations)
+    if resolved is None:
+        resolved = _prepare(question, upstream, downstream, mapping, options, now, situations)
     windows = question.windows
     if windows is None:
         indices = _check_keys(downstream, downstream_keys, at, now)
     else:
         indices = windows[1].check_keys(downstream_keys, now)
-        if not question.span_decided:
-            question.span = _span_mapping(windows, resolved)
-            question.span_decided = True
         span = question.span
         if span is not None and indices:
             fast = _upstream_of_one_run(span, indices, now)
@@ -238,6 +227,19 @@ def _upstream_of_one_run(span: SpanMapping, indices: list[int], now: int) -> Ups
     # Small answers come with their keys: a slice of the formatted keys.
     keys = target.keys_slice(low, high) if high - low <= _LISTED_KEYS else None
     return UpstreamResult(TimeSubset(target, (window,), keys), span.nothing)
+
+
+def _situations(
+    question: _Question,
+    upstream: PartitionsDefinition | None,
+    downstream: PartitionsDefinition | None,
+    now: int,
+) -> tuple[object, object]:
+    """Which partitions exist on each side at `now`: all that `now` changes in an answer."""
+    windows = question.windows
+    if windows is not None:
+        return windows[0].bounds(now), windows[1].bounds(now)
+    return _situation(upstream, now), _situation(downstream, now)
 
 
 def downstream_partitions(
@@ -325,6 +327,8 @@ def _prepare(
     known = question.prepared.get(situations)
     if known is None:
         known = _prepare_uncached(upstream, downstream, mapping, options, now)
+        if question.windows is not None and question.direction == "up":
+            question.span = _span_mapping(question.windows, known)
         if len(question.prepared) > 64:
             question.prepared.clear()
         question.prepared[situations] = known

@@ -522,7 +522,13 @@ class TimeWindows:
     def _canonical_instant(self, key: str) -> int | None:
         """The instant of a preset format's canonical key; None for any other text."""
         parsed = _fast_parse(key, self.fmt)
-        return None if parsed is None else self._naive_instant(parsed)
+        if parsed is None:
+            return None
+        if self.is_utc:  # canonical keys have no seconds
+            return (parsed.toordinal() - _EPOCH_ORDINAL) * 86400 + (
+                parsed.hour * 3600 + parsed.minute * 60
+            )
+        return _wall_to_instant(self.tz, parsed)
 
     def _naive_instant(self, parsed: datetime) -> int:
         if self.is_utc:
@@ -668,11 +674,18 @@ class TimeWindows:
         """
         bounds = self.bounds(now)
         if len(keys) == 1 and bounds is not None and not self.has_exclusions:
-            # One key (the common question): the loop below without its run bookkeeping.
+            # One canonical key inside the table (the common question): `key_start` and the
+            # checks below in one step; anything else takes the loop, which reports errors.
             key = keys[0]
-            start, formatted = self.key_start(key)
-            if bounds[0] <= start <= bounds[1] and formatted == key:
-                return [self._index_at_or_after(start)]
+            instant = self._canonical_instant(key)
+            ticks = self._ticks
+            if instant is not None and len(ticks) > 1 and ticks[0] <= instant <= ticks[-2]:
+                index = bisect.bisect_left(ticks, instant)
+                if self.is_basic:
+                    if bounds[0] <= instant <= bounds[1]:
+                        return [index]
+                elif bounds[0] <= ticks[index] <= bounds[1] and self.key_at(index) == key:
+                    return [index]
         indices: list[int] = []
         previous = -2
         for position, key in enumerate(keys):
