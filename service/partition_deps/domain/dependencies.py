@@ -222,8 +222,7 @@ def _upstream_of_one_run(span: SpanMapping, indices: list[int], now: int) -> Ups
     found = span.upstream(first, last + 1, now)
     if found is None:
         return None
-    target, (low, high) = span.target, found
-    window = Window(target.tick(low), target.tick(high))
+    target, (window, low, high) = span.target, found
     # Small answers come with their keys: a slice of the formatted keys.
     keys = target.keys_slice(low, high) if high - low <= _LISTED_KEYS else None
     return UpstreamResult(TimeSubset(target, (window,), keys), span.nothing)

@@ -376,7 +376,7 @@ class TimeWindows:
 
     def full_window(self, now: int) -> Window | None:
         """`[first.start, last.end)` of the partitions existing at `now`."""
-        edges = self._edges(self.bounds(now))
+        edges = self.first_and_last(now)
         return None if edges is None else Window(edges[0].start, edges[1].end)
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - the instance is itself cached by value

@@ -123,41 +123,40 @@ class SpanMapping:
         self.daily_to_hourly = origin.is_basic_daily and target.is_basic_hourly
         self.same_ticks = a.cron_schedule == b.cron_schedule or self.daily_to_hourly
 
-    def upstream(self, first: int, stop: int, now: int) -> tuple[int, int] | None:
-        """The upstream windows of the downstream windows `[first, stop)` (tick indices),
-        as target tick indices, when `map_time_windows` answers them as one span with
-        nothing missing; None when it may answer anything else."""
+    def upstream(self, first: int, stop: int, now: int) -> tuple[Window, int, int] | None:
+        """The upstream windows of the downstream windows `[first, stop)` (tick indices):
+        their span and target tick indices `[first, stop)`, when `map_time_windows` answers
+        them as one span with nothing missing; None when it may answer anything else."""
         origin, target = self.origin, self.target
         if not self.same_zone:
             return None
-        if self.same_definition and origin is target:
-            return first, stop
         start, end = origin.tick(first), origin.end_of(stop - 1)
         if self.same_definition:
-            return target.span_indices(start, end)
+            if origin is target:
+                return Window(start, end), first, stop
+            return _with_span(target.span_indices(start, end), start, end)
         # Dagster's shortcuts, in its order (see `_cheap_mapping`): the span as it is.
-        covered = origin.start_ts >= target.start_ts or start >= target.start_ts
-        if covered and self.same_but_bounds:
-            return target.span_indices(start, end)
-        if covered and self.daily_to_hourly:
-            origin_full, target_full = origin.full_window(now), target.full_window(now)
-            if (
-                origin_full is not None
-                and target_full is not None
-                and origin_full.end <= target_full.end
-            ):
-                return target.span_indices(start, end)
+        if self.same_but_bounds or self.daily_to_hourly:
+            covered = origin.start_ts >= target.start_ts or start >= target.start_ts
+            if covered and self.same_but_bounds:
+                return _with_span(target.span_indices(start, end), start, end)
+            if covered and self.daily_to_hourly:
+                origin_full, target_full = origin.full_window(now), target.full_window(now)
+                if (
+                    origin_full is not None
+                    and target_full is not None
+                    and origin_full.end <= target_full.end
+                ):
+                    return _with_span(target.span_indices(start, end), start, end)
         if end <= target.start_ts:
             return None
         edges = target.first_and_last(now)
-        if edges is None:
-            return None
         found = (
             target.span_indices(start, end)
             if self.same_ticks
             else target.covering_indices(start, end)
         )
-        if found is None:
+        if edges is None or found is None:
             return None
         low, high = target.tick(found[0]), target.tick(found[1])
         first_window, last_window = edges
@@ -168,8 +167,14 @@ class SpanMapping:
             and low <= last_window.start
             and high >= first_window.end
         ):
-            return found
+            return Window(low, high), found[0], found[1]
         return None
+
+
+def _with_span(
+    found: tuple[int, int] | None, start: int, end: int
+) -> tuple[Window, int, int] | None:
+    return None if found is None else (Window(start, end), found[0], found[1])
 
 
 def _union(target: TimeWindows, parts: list[Window]) -> TimeSubset:
