@@ -101,8 +101,11 @@ class TimeSubset:
         return windows.keys_between(span.start, span.end)
 
     def keys(self, offset: int = 0, limit: int | None = None) -> list[str]:
-        if offset == 0 and limit is None and len(self.spans) == 1:
-            return list(self._single_span_keys())
+        if offset == 0 and limit is None:
+            if self._keys is not None:
+                return list(self._keys)
+            if len(self.spans) == 1:
+                return list(self._single_span_keys())
         result: list[str] = []
         remaining = offset
         for span, count in zip(self.spans, self._span_counts(), strict=True):

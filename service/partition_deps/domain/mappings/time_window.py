@@ -141,11 +141,12 @@ class SpanMapping:
             if covered and self.same_but_bounds:
                 return _with_span(target.span_indices(start, end), start, end)
             if covered and self.daily_to_hourly:
-                origin_full, target_full = origin.full_window(now), target.full_window(now)
+                # Where the full windows end: where the last partitions end.
+                origin_edges, target_edges = origin.first_and_last(now), target.first_and_last(now)
                 if (
-                    origin_full is not None
-                    and target_full is not None
-                    and origin_full.end <= target_full.end
+                    origin_edges is not None
+                    and target_edges is not None
+                    and origin_edges[1].end <= target_edges[1].end
                 ):
                     return _with_span(target.span_indices(start, end), start, end)
         if end <= target.start_ts:
