@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import cast
 
 from partition_deps.domain.definitions import (
     DynamicPartitions,
@@ -166,8 +167,15 @@ def _upstream(
     if windows is None:
         indices = _check_keys(downstream, downstream_keys, at, now)
     else:
-        indices = windows[1].check_keys(downstream_keys, now)
         span = question.span
+        if span is not None and len(downstream_keys) == 1:
+            # A time-window side's situation is its bounds.
+            bounds = cast("tuple[int, int] | None", situations[1])
+            index = windows[1].index_of_key(downstream_keys[0], bounds)
+            fast = None if index is None else _upstream_of_run(span, index, index, now)
+            if fast is not None:
+                return fast
+        indices = windows[1].check_keys(downstream_keys, now)
         if span is not None and indices:
             fast = _upstream_of_one_run(span, indices, now)
             if fast is not None:
@@ -213,12 +221,15 @@ def _upstream_of_one_run(span: SpanMapping, indices: list[int], now: int) -> Ups
     """The answer for checked keys (their tick indices) that are one run of consecutive
     windows whose upstream windows all exist, as the general path gives it; None for any
     other question."""
-    if len(indices) == 1:
-        first = last = indices[0]
-    else:
-        first, last = min(indices), max(indices)
-        if len(set(indices)) != last - first + 1:
-            return None
+    first, last = min(indices), max(indices)
+    if len(indices) > 1 and len(set(indices)) != last - first + 1:
+        return None
+    return _upstream_of_run(span, first, last, now)
+
+
+def _upstream_of_run(span: SpanMapping, first: int, last: int, now: int) -> UpstreamResult | None:
+    """The answer for the downstream windows `first..last` (tick indices), as the general
+    path gives it, when their upstream windows all exist; None otherwise."""
     found = span.upstream(first, last + 1, now)
     if found is None:
         return None

@@ -666,6 +666,25 @@ class TimeWindows:
             self._window_key_ends[tick] = end
         return end
 
+    def index_of_key(self, key: str, bounds: tuple[int, int] | None) -> int | None:
+        """Tick index of `key` when it is a canonical key of an existing partition (`bounds`
+        as `bounds(now)` gives them) inside the table; None when it takes `check_keys`.
+
+        The common question in one step: `key_start` and the checks of `check_keys`.
+        """
+        if bounds is None or self.has_exclusions:
+            return None
+        instant = self._canonical_instant(key)
+        ticks = self._ticks
+        if instant is None or len(ticks) < 2 or not ticks[0] <= instant <= ticks[-2]:
+            return None
+        index = bisect.bisect_left(ticks, instant)
+        if self.is_basic:  # the key's instant is its start, and it re-formats to itself
+            return index if bounds[0] <= instant <= bounds[1] else None
+        if bounds[0] <= ticks[index] <= bounds[1] and self.key_at(index) == key:
+            return index
+        return None
+
     def check_keys(self, keys: Sequence[str], now: int) -> list[int]:
         """`check_key` for many keys; raises on the first bad one (with its position).
 
@@ -673,19 +692,10 @@ class TimeWindows:
         the window after the previous one is that window, with no parsing.
         """
         bounds = self.bounds(now)
-        if len(keys) == 1 and bounds is not None and not self.has_exclusions:
-            # One canonical key inside the table (the common question): `key_start` and the
-            # checks below in one step; anything else takes the loop, which reports errors.
-            key = keys[0]
-            instant = self._canonical_instant(key)
-            ticks = self._ticks
-            if instant is not None and len(ticks) > 1 and ticks[0] <= instant <= ticks[-2]:
-                index = bisect.bisect_left(ticks, instant)
-                if self.is_basic:
-                    if bounds[0] <= instant <= bounds[1]:
-                        return [index]
-                elif bounds[0] <= ticks[index] <= bounds[1] and self.key_at(index) == key:
-                    return [index]
+        if len(keys) == 1:
+            index = self.index_of_key(keys[0], bounds)
+            if index is not None:
+                return [index]
         indices: list[int] = []
         previous = -2
         for position, key in enumerate(keys):
