@@ -15,6 +15,7 @@ from partition_deps.domain.errors import PartitionDepsError
 from partition_deps.domain.mappings.kinds import TimeWindowMapping
 from partition_deps.domain.partitions import DAGSTER, all_partitions
 from partition_deps.domain.results import UpstreamResult
+from partition_deps.domain.timewindow import compile_time_windows
 from tests.domain.strategies import ZONES, as_of_instants, preset_definitions, time_definitions
 
 
@@ -66,11 +67,31 @@ def test_one_run_of_keys_maps_up_as_the_general_path_does(
     existing = list(all_partitions(downstream, at).keys(0, 3000))
     assume(existing)
     first = data.draw(st.integers(0, len(existing) - 1))
-    keys = existing[first : first + data.draw(st.integers(1, 30))]
+    keys = existing[first : first + data.draw(st.sampled_from([1, 1, 2, 7, 30]))]
     if data.draw(st.booleans()):
         keys = [*keys, data.draw(st.sampled_from(existing))]  # a repeat, or a gap
     fast = _answer(lambda: upstream_partitions(upstream, downstream, None, keys, at))
     assert fast == _answer(lambda: _general_upstream(upstream, downstream, keys, at))
+
+
+@given(pairs(), as_of_instants(), st.integers(-3, 3), st.booleans())
+def test_one_key_near_the_last_partition_maps_up_as_the_general_path_does(
+    pair: tuple[TimeWindowPartitions, TimeWindowPartitions],
+    as_of: datetime,
+    shift: int,
+    odd_text: bool,
+) -> None:
+    upstream, downstream = pair
+    at = Evaluation(as_of)
+    windows = compile_time_windows(downstream)
+    bounds = windows.bounds(int(as_of.timestamp()))
+    assume(bounds is not None)
+    assert bounds is not None
+    key = windows.key_at(windows.index_of_start(bounds[1]) + shift)
+    if odd_text:
+        key = key.replace("-", "/", 1)  # not a key: the errors must agree too
+    fast = _answer(lambda: upstream_partitions(upstream, downstream, None, [key], at))
+    assert fast == _answer(lambda: _general_upstream(upstream, downstream, [key], at))
 
 
 def test_the_weekly_from_daily_question_takes_the_fast_path() -> None:
