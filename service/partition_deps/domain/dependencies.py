@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import cast
 
 from partition_deps.domain.definitions import (
     DynamicPartitions,
@@ -169,9 +168,8 @@ def _upstream(
     else:
         span = question.span
         if span is not None and len(downstream_keys) == 1:
-            # A time-window side's situation is its bounds.
-            bounds = cast("tuple[int, int] | None", situations[1])
-            index = windows[1].index_of_key(downstream_keys[0], bounds)
+            bounds = situations[1]  # a time-window side's situation is its bounds
+            index = windows[1].index_of_key(downstream_keys[0], bounds)  # type: ignore[arg-type]
             fast = None if index is None else _upstream_of_run(span, index, index, now)
             if fast is not None:
                 return fast
