@@ -103,3 +103,12 @@ def test_the_weekly_from_daily_question_takes_the_fast_path() -> None:
     assert question.span is not None
     assert list(answer.partitions) == [f"2024-12-{day}" for day in range(22, 29)]
     assert list(answer.required_but_nonexistent) == []
+
+
+@given(preset_definitions("UTC") | time_definitions("UTC"))
+def test_definitions_marked_all_exact_have_exact_keys_everywhere(
+    definition: TimeWindowPartitions,
+) -> None:
+    windows = compile_time_windows(definition)
+    if windows.keys_all_exact:
+        assert all(windows._key_is_exact(index) for index in range(len(windows._ticks) - 1))
