@@ -393,7 +393,7 @@ class TimeWindows:
     def keys_slice(self, first: int, stop: int) -> list[str]:
         """Keys of tick indices `[first, stop)` (a slice of the memo, formatted once)."""
         keys = self._keys[first:stop]
-        if None in keys:
+        if not all(keys):  # a None among them (truth tests cost half of comparing with None)
             self._format_block(first, stop)
             keys = self._keys[first:stop]
         return keys  # type: ignore[return-value]
@@ -419,11 +419,9 @@ class TimeWindows:
         and one bulk pass costs far less than many single formats spread over queries."""
         block = 1024
         keys, ticks = self._keys, self._ticks
-        begin = first - first % block
-        end = min(len(ticks), max(stop, begin + block))
-        for chunk in range(begin, end, block):
-            chunk_end = min(chunk + block, end)
-            if None not in keys[chunk:chunk_end]:  # a C-speed scan of formatted blocks
+        for chunk in range(first - first % block, max(stop, first + 1), block):
+            chunk_end = min(chunk + block, len(ticks))  # whole blocks, or the table's tail
+            if all(keys[chunk:chunk_end]):  # a C-speed scan for blocks formatted already
                 continue
             keys[chunk:chunk_end] = self._format_ticks(ticks[chunk:chunk_end])
 
@@ -692,10 +690,20 @@ class TimeWindows:
         the window after the previous one is that window, with no parsing.
         """
         bounds = self.bounds(now)
-        if len(keys) == 1:
-            index = self.index_of_key(keys[0], bounds)
-            if index is not None:
-                return [index]
+        if keys and bounds is not None:
+            first = self.index_of_key(keys[0], bounds)
+            if first is not None:
+                if len(keys) == 1:
+                    return [first]
+                # A run of consecutive exact keys, compared with the listed keys at once.
+                stop = first + len(keys)
+                if (
+                    self.keys_all_exact
+                    and stop < len(self._ticks)
+                    and self._ticks[stop - 1] <= bounds[1]
+                    and self.keys_slice(first, stop) == list(keys)
+                ):
+                    return list(range(first, stop))
         indices: list[int] = []
         previous = -2
         for position, key in enumerate(keys):
@@ -705,7 +713,7 @@ class TimeWindows:
                 and 0 <= following < len(self._ticks) - 1
                 and bounds[0] <= self._ticks[following] <= bounds[1]
                 and self.key_at(following) == key
-                and self._key_is_exact(following)
+                and (self.keys_all_exact or self._key_is_exact(following))
             ):
                 indices.append(following)
                 previous = following
