@@ -117,7 +117,7 @@ def _question(
             # Raises on a bad cron or zone, as the first look at which partitions exist did.
             windows = (compile_time_windows(upstream), compile_time_windows(downstream))
         known = _Question(direction, not dynamic, windows)
-        if len(_QUESTIONS) >= 1024:
+        if len(_QUESTIONS) >= 256:  # they hold compiled definitions: keep memory flat
             _QUESTIONS.clear()
         _QUESTIONS[key] = known
     _last_question = (key, known)

@@ -105,9 +105,9 @@ class SpanMapping:
     """A time-window mapping without offsets between two compiled definitions, going up.
 
     `map_time_windows` answers every question; this answers the common one, one run of
-    downstream windows whose upstream windows all exist, with no subsets built (the weekly
-    <- daily bench row: 46 us to about 10). What depends only on the two definitions is
-    decided once here.
+    downstream windows whose upstream windows all exist, in tick indices with no subsets
+    built (with the one-key path in `dependencies`, the weekly <- daily bench row went from
+    46 us to 13). What depends only on the two definitions is decided once here.
     """
 
     def __init__(self, origin: TimeWindows, target: TimeWindows) -> None:
