@@ -6,6 +6,7 @@ Each test compares the answer read through the copies (large-ask path, forced wi
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -185,3 +186,37 @@ def test_remembered_data_versions_are_dropped_for_partitions_with_late_commits(
         writer.commit()
     with repository.reading(namespace_id) as reader:
         assert _stale_keys(_answer(reader)) == ["2024-01-06"]
+
+
+def test_concurrent_answers_and_ingests_agree_with_the_rules(
+    pool: ConnectionPool, namespace: str
+) -> None:
+    namespace_id = _setup(pool, namespace)
+    repository = StalenessRepository(pool)
+    events = EventsRepository(pool)
+    failures: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        try:
+            for step in range(8):
+                day = f"2024-01-{1 + (worker * 3 + step) % 10:02d}"
+                asset_key = "up" if step % 3 else "down"
+                events.ingest(
+                    namespace_id,
+                    [
+                        Materialization(
+                            f"w{worker}-{step}", T0, asset_key, day, "run", f"v{step % 2}"
+                        )
+                    ],
+                )
+                with repository.reading(namespace_id) as reader:
+                    _answer(reader)  # asserts equality with the rules in the same snapshot
+        except BaseException as error:  # reported by the main thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []

@@ -153,10 +153,11 @@ class MirrorView:
                 found = frozenset(kept)
             derived[derived_key] = (test, found)
         versions_at = {}
+        # list(...): a copy taken at once, while answers still on this view may add entries.
         if len(self.versions_at) <= _MAX_VERSIONS:
             versions_at = {
                 version_key: version
-                for version_key, version in self.versions_at.items()
+                for version_key, version in list(self.versions_at.items())
                 if version_key[0] in assets
                 and (version_key[1] or "") not in changed.get(version_key[0], ())
             }
