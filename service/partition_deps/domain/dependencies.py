@@ -136,6 +136,16 @@ def upstream_partitions(
     now = now_of(at)
     question = _question("up", upstream, downstream, mapping, options)
     situations = _situations(question, upstream, downstream, now)
+    span = question.span
+    if span is not None and len(downstream_keys) == 1 and situations in question.prepared:
+        # One key of a checked question with a fast path: answered directly and not
+        # memoised, since remembering an answer costs about what answering it does.
+        bounds = situations[1]  # a time-window side's situation is its bounds
+        index = span.origin.index_of_key(downstream_keys[0], bounds)  # type: ignore[arg-type]
+        if index is not None:
+            fast = _upstream_of_run(span, index, index, now, situations[0])  # type: ignore[arg-type]
+            if fast is not None:
+                return fast
     memo_key = (question, tuple(downstream_keys), situations) if question.memoised else None
     if memo_key is not None:
         known = _ANSWERS.get(memo_key)
@@ -166,16 +176,10 @@ def _upstream(
     if windows is None:
         indices = _check_keys(downstream, downstream_keys, at, now)
     else:
-        span = question.span
-        if span is not None and len(downstream_keys) == 1:
-            bounds = situations[1]  # a time-window side's situation is its bounds
-            index = windows[1].index_of_key(downstream_keys[0], bounds)  # type: ignore[arg-type]
-            fast = None if index is None else _upstream_of_run(span, index, index, now)
-            if fast is not None:
-                return fast
         indices = windows[1].check_keys(downstream_keys, now)
+        span = question.span
         if span is not None and indices:
-            fast = _upstream_of_one_run(span, indices, now)
+            fast = _upstream_of_one_run(span, indices, now, situations[0])  # type: ignore[arg-type]
             if fast is not None:
                 return fast
     if upstream is None:
@@ -215,20 +219,25 @@ def _span_mapping(
     return SpanMapping(downstream, upstream)
 
 
-def _upstream_of_one_run(span: SpanMapping, indices: list[int], now: int) -> UpstreamResult | None:
+def _upstream_of_one_run(
+    span: SpanMapping, indices: list[int], now: int, bounds: tuple[int, int] | None
+) -> UpstreamResult | None:
     """The answer for checked keys (their tick indices) that are one run of consecutive
     windows whose upstream windows all exist, as the general path gives it; None for any
     other question."""
     first, last = min(indices), max(indices)
     if len(indices) > 1 and len(set(indices)) != last - first + 1:
         return None
-    return _upstream_of_run(span, first, last, now)
+    return _upstream_of_run(span, first, last, now, bounds)
 
 
-def _upstream_of_run(span: SpanMapping, first: int, last: int, now: int) -> UpstreamResult | None:
+def _upstream_of_run(
+    span: SpanMapping, first: int, last: int, now: int, bounds: tuple[int, int] | None
+) -> UpstreamResult | None:
     """The answer for the downstream windows `first..last` (tick indices), as the general
-    path gives it, when their upstream windows all exist; None otherwise."""
-    found = span.upstream(first, last + 1, now)
+    path gives it, when their upstream windows all exist (`bounds`: the upstream's at
+    `now`); None otherwise."""
+    found = span.upstream(first, last + 1, now, bounds)
     if found is None:
         return None
     target, (window, low, high) = span.target, found

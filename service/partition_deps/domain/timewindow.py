@@ -635,6 +635,33 @@ class TimeWindows:
                 return first, stop
         return None
 
+    def existing_windows(
+        self, start: int, end: int, bounds: tuple[int, int] | None, covering: bool
+    ) -> tuple[Window, int, int] | None:
+        """The windows of `[start, end)` when they all exist (`bounds` as `bounds(now)` gives
+        them) and lie inside the table: their span and tick indices `[first, stop)`. With
+        `covering`, the windows whose exact keys cover it (`covering_indices`); without, the
+        windows making it up (`span_indices`). None otherwise."""
+        if bounds is None:
+            return None
+        found = self.covering_indices(start, end) if covering else self.span_indices(start, end)
+        if found is None:
+            return None
+        ticks = self._ticks
+        first, stop = found
+        # The first window starts no earlier than the first partition, the last no later
+        # than the last one (windows are ticks apart, so none ends before the first one).
+        if bounds[0] <= ticks[first] and ticks[stop - 1] <= bounds[1]:
+            return Window(ticks[first], ticks[stop]), first, stop
+        return None
+
+    def span_of(self, first: int, stop: int) -> tuple[int, int]:
+        """`[start, end)` of the windows with tick indices `[first, stop)`."""
+        ticks = self._ticks
+        if first >= 0 and stop < len(ticks):
+            return ticks[first], ticks[stop]
+        return ticks[first], self.window(stop - 1).end
+
     def end_of(self, index: int) -> int:
         """Where window `index` ends."""
         ticks = self._ticks

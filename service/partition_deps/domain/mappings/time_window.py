@@ -123,14 +123,17 @@ class SpanMapping:
         self.daily_to_hourly = origin.is_basic_daily and target.is_basic_hourly
         self.same_ticks = a.cron_schedule == b.cron_schedule or self.daily_to_hourly
 
-    def upstream(self, first: int, stop: int, now: int) -> tuple[Window, int, int] | None:
-        """The upstream windows of the downstream windows `[first, stop)` (tick indices):
-        their span and target tick indices `[first, stop)`, when `map_time_windows` answers
-        them as one span with nothing missing; None when it may answer anything else."""
+    def upstream(
+        self, first: int, stop: int, now: int, bounds: tuple[int, int] | None
+    ) -> tuple[Window, int, int] | None:
+        """The upstream windows of the downstream windows `[first, stop)` (tick indices),
+        `bounds` being the upstream's at `now`: their span and target tick indices `[first,
+        stop)`, when `map_time_windows` answers them as one span with nothing missing; None
+        when it may answer anything else."""
         origin, target = self.origin, self.target
         if not self.same_zone:
             return None
-        start, end = origin.tick(first), origin.end_of(stop - 1)
+        start, end = origin.span_of(first, stop)
         if self.same_definition:
             if origin is target:
                 return Window(start, end), first, stop
@@ -151,25 +154,9 @@ class SpanMapping:
                     return _with_span(target.span_indices(start, end), start, end)
         if end <= target.start_ts:
             return None
-        edges = target.first_and_last(now)
-        found = (
-            target.span_indices(start, end)
-            if self.same_ticks
-            else target.covering_indices(start, end)
-        )
-        if edges is None or found is None:
-            return None
-        low, high = target.tick(found[0]), target.tick(found[1])
-        first_window, last_window = edges
         # Inside the existing range the general path keeps the overlap whole, reports
         # nothing missing and classifies no key.
-        if (
-            first_window.start <= low < high <= last_window.end
-            and low <= last_window.start
-            and high >= first_window.end
-        ):
-            return Window(low, high), found[0], found[1]
-        return None
+        return target.existing_windows(start, end, bounds, covering=not self.same_ticks)
 
 
 def _with_span(
