@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from partition_deps.domain.definitions import Evaluation, TimeWindowPartitions
 from partition_deps.domain.partitions import has_key
-from partition_deps.domain.timewindow import TimeWindows, _fast_parse, zone
+from partition_deps.domain.timewindow import TimeWindows, zone
 from tests.domain.strategies import DAILY_FMT, HOURLY_FMT, ZONES
 
 # 1900-01-01 to 2299-12-31 UTC: the years the service computes.
@@ -51,19 +51,30 @@ def test_a_year_of_listed_keys_equals_strftime(
     assert keys == [_strftime_key(windows, tick) for tick in windows._ticks[:-1]]
 
 
+UTC_WINDOWS = {
+    fmt: TimeWindows(TimeWindowPartitions(cron, datetime(2015, 1, 1), "UTC", fmt))
+    for cron, fmt in (("0 0 * * *", DAILY_FMT), ("0 * * * *", HOURLY_FMT))
+}
+
+
+def _strptime_instant(text: str, fmt: str) -> int:
+    return int(datetime.strptime(text, fmt).replace(tzinfo=UTC).timestamp())
+
+
 @given(st.text(alphabet="0123456789-:T +Z_.W\u0663", max_size=18))
-def test_fast_parse_takes_only_what_strftime_writes(text: str) -> None:
-    for fmt in (DAILY_FMT, HOURLY_FMT):
-        parsed = _fast_parse(text, fmt)
-        if parsed is not None:
-            assert parsed.strftime(fmt) == text
+def test_canonical_keys_are_only_what_strftime_writes(text: str) -> None:
+    for fmt, windows in UTC_WINDOWS.items():
+        instant = windows._canonical_instant(text)
+        if instant is not None:
+            assert datetime.fromtimestamp(instant, UTC).strftime(fmt) == text
+            assert instant == _strptime_instant(text, fmt)
 
 
 @given(st.datetimes(datetime(1900, 1, 1), datetime(2299, 12, 31)))
-def test_fast_parse_reads_every_key_strftime_writes(wall: datetime) -> None:
-    for fmt in (DAILY_FMT, HOURLY_FMT):
+def test_every_key_strftime_writes_is_canonical(wall: datetime) -> None:
+    for fmt, windows in UTC_WINDOWS.items():
         text = wall.strftime(fmt)
-        assert _fast_parse(text, fmt) == datetime.strptime(text, fmt)
+        assert windows._canonical_instant(text) == _strptime_instant(text, fmt)
 
 
 def test_a_key_with_non_ascii_digits_is_not_a_partition() -> None:

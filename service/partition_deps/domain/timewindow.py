@@ -518,9 +518,24 @@ class TimeWindows:
         return self._naive_instant(parsed), parsed
 
     def _canonical_instant(self, key: str) -> int | None:
-        """The instant of a preset format's canonical key; None for any other text."""
-        parsed = _fast_parse(key, self.fmt)
-        if parsed is None:
+        """The instant of a preset format's canonical key, the text strftime writes; None for
+        any other text (which strptime then reads, or refuses).
+
+        strptime costs ~10 us a key: here the layout is checked and the digits are read by
+        the C ISO parser (ASCII digits only, as strftime writes them). An impossible date is
+        None too.
+        """
+        fmt = self.fmt
+        if len(key) < 10 or key[4] != "-" or key[7] != "-":
+            return None
+        try:
+            if fmt == "%Y-%m-%d" and len(key) == 10:
+                parsed = datetime.fromisoformat(key)
+            elif fmt == "%Y-%m-%d-%H:%M" and len(key) == 16 and key[10:14:3] == "-:":
+                parsed = datetime.fromisoformat(f"{key[:10]}T{key[11:]}")
+            else:
+                return None
+        except ValueError:
             return None
         if self.is_utc:  # canonical keys have no seconds
             return (parsed.toordinal() - _EPOCH_ORDINAL) * 86400 + (
@@ -642,13 +657,27 @@ class TimeWindows:
         them) and lie inside the table: their span and tick indices `[first, stop)`. With
         `covering`, the windows whose exact keys cover it (`covering_indices`); without, the
         windows making it up (`span_indices`). None otherwise."""
-        if bounds is None:
-            return None
-        found = self.covering_indices(start, end) if covering else self.span_indices(start, end)
-        if found is None:
-            return None
         ticks = self._ticks
-        first, stop = found
+        if (
+            bounds is None
+            or self.has_exclusions
+            or len(ticks) < 2
+            or not ticks[1] <= start < end < ticks[-1]
+        ):
+            return None
+        # `covering_indices` and `span_indices` inside the table, in one step.
+        if covering:
+            first = bisect.bisect_right(ticks, start) - 1
+            stop = bisect.bisect_left(ticks, end)
+            if not self.keys_all_exact and not (
+                self._key_is_exact(first) and self._key_is_exact(stop - 1)
+            ):
+                return None
+        else:
+            first = bisect.bisect_left(ticks, start)
+            stop = bisect.bisect_left(ticks, end)
+            if ticks[first] != start or ticks[stop] != end:
+                return None
         # The first window starts no earlier than the first partition, the last no later
         # than the last one (windows are ticks apart, so none ends before the first one).
         if bounds[0] <= ticks[first] and ticks[stop - 1] <= bounds[1]:
@@ -816,24 +845,6 @@ class TimeWindows:
 
 def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat()
-
-
-def _fast_parse(key: str, fmt: str) -> datetime | None:
-    """strptime's answer for the preset formats' canonical keys, without strptime's cost.
-
-    The layout is checked here and the digits by the C ISO parser (ASCII digits only, as
-    strftime writes them). Anything else (or an impossible date) returns None and goes
-    through strptime.
-    """
-    dated = len(key) >= 10 and key[4] == "-" and key[7] == "-"
-    try:
-        if fmt == "%Y-%m-%d" and dated and len(key) == 10:
-            return datetime.fromisoformat(key)
-        if fmt == "%Y-%m-%d-%H:%M" and dated and len(key) == 16 and key[10:14:3] == "-:":
-            return datetime.fromisoformat(f"{key[:10]}T{key[11:]}")
-    except ValueError:
-        pass
-    return None
 
 
 def _is_second_occurrence(local: datetime) -> bool:
