@@ -46,7 +46,6 @@ from partition_deps.domain.results import (
     Subset,
     UpstreamResult,
 )
-from partition_deps.domain.subsets import LISTED_KEYS as _LISTED_KEYS
 from partition_deps.domain.subsets import TimeSubset
 from partition_deps.domain.timewindow import TimeWindows, Window, compile_time_windows
 
@@ -133,19 +132,23 @@ def upstream_partitions(
     options: Options = DAGSTER,
 ) -> UpstreamResult:
     """Upstream partitions that `downstream_keys` (of `downstream`) need, Dagster-exact."""
-    now = now_of(at)
+    now = int(at.as_of.timestamp())  # `now_of`, inline on the hottest path
     question = _question("up", upstream, downstream, mapping, options)
-    situations = _situations(question, upstream, downstream, now)
-    span = question.span
-    if span is not None and len(downstream_keys) == 1 and situations in question.prepared:
-        # One key of a checked question with a fast path: answered directly and not
-        # memoised, since remembering an answer costs about what answering it does.
-        bounds = situations[1]  # a time-window side's situation is its bounds
-        index = span.origin.index_of_key(downstream_keys[0], bounds)  # type: ignore[arg-type]
-        if index is not None:
-            fast = _upstream_of_run(span, index, index, now, situations[0])  # type: ignore[arg-type]
-            if fast is not None:
-                return fast
+    windows = question.windows
+    if windows is None:
+        situations = _situations(question, upstream, downstream, now)
+    else:
+        # A time-window side's situation is its bounds.
+        up_bounds, down_bounds = windows[0].bounds(now), windows[1].bounds(now)
+        situations = (up_bounds, down_bounds)
+        span = question.span
+        if span is not None and len(downstream_keys) == 1 and situations in question.prepared:
+            # One key of a checked question with a fast path: answered directly and not
+            # memoised, since remembering an answer costs about what answering it does.
+            index = span.origin.index_of_key(downstream_keys[0], down_bounds)
+            partitions = None if index is None else span.upstream(index, index + 1, now, up_bounds)
+            if partitions is not None:
+                return UpstreamResult(partitions, span.nothing)
     memo_key = (question, tuple(downstream_keys), situations) if question.memoised else None
     if memo_key is not None:
         known = _ANSWERS.get(memo_key)
@@ -228,22 +231,8 @@ def _upstream_of_one_run(
     first, last = min(indices), max(indices)
     if len(indices) > 1 and len(set(indices)) != last - first + 1:
         return None
-    return _upstream_of_run(span, first, last, now, bounds)
-
-
-def _upstream_of_run(
-    span: SpanMapping, first: int, last: int, now: int, bounds: tuple[int, int] | None
-) -> UpstreamResult | None:
-    """The answer for the downstream windows `first..last` (tick indices), as the general
-    path gives it, when their upstream windows all exist (`bounds`: the upstream's at
-    `now`); None otherwise."""
-    found = span.upstream(first, last + 1, now, bounds)
-    if found is None:
-        return None
-    target, (window, low, high) = span.target, found
-    # Small answers come with their keys: a slice of the formatted keys.
-    keys = target.keys_slice(low, high) if high - low <= _LISTED_KEYS else None
-    return UpstreamResult(TimeSubset(target, (window,), keys), span.nothing)
+    partitions = span.upstream(first, last + 1, now, bounds)
+    return None if partitions is None else UpstreamResult(partitions, span.nothing)
 
 
 def _situations(

@@ -735,9 +735,10 @@ class TimeWindows:
         index = bisect.bisect_left(ticks, instant)
         if self.is_basic:  # the key's instant is its start, and it re-formats to itself
             return index if bounds[0] <= instant <= bounds[1] else None
-        if bounds[0] <= ticks[index] <= bounds[1] and self.key_at(index) == key:
-            return index
-        return None
+        if not bounds[0] <= ticks[index] <= bounds[1]:
+            return None
+        known = self._keys[index]  # `key_at`, without its call once formatted
+        return index if (known if known is not None else self.key_at(index)) == key else None
 
     def check_keys(self, keys: Sequence[str], now: int) -> list[int]:
         """`check_key` for many keys; raises on the first bad one (with its position).

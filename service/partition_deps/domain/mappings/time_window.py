@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from partition_deps.domain.errors import MappingError, OutsideCalendar
 from partition_deps.domain.partitions import statuses_in
 from partition_deps.domain.results import KeyStatus
-from partition_deps.domain.subsets import TimeSubset
+from partition_deps.domain.subsets import LISTED_KEYS, TimeSubset
 from partition_deps.domain.timewindow import TimeWindows, Window
 
 
@@ -125,24 +125,23 @@ class SpanMapping:
 
     def upstream(
         self, first: int, stop: int, now: int, bounds: tuple[int, int] | None
-    ) -> tuple[Window, int, int] | None:
-        """The upstream windows of the downstream windows `[first, stop)` (tick indices),
-        `bounds` being the upstream's at `now`: their span and target tick indices `[first,
-        stop)`, when `map_time_windows` answers them as one span with nothing missing; None
-        when it may answer anything else."""
+    ) -> TimeSubset | None:
+        """The upstream partitions of the downstream windows `[first, stop)` (tick indices),
+        `bounds` being the upstream's at `now`, when `map_time_windows` answers them as one
+        span with nothing missing; None when it may answer anything else."""
         origin, target = self.origin, self.target
         if not self.same_zone:
             return None
         start, end = origin.span_of(first, stop)
         if self.same_definition:
             if origin is target:
-                return Window(start, end), first, stop
-            return _with_span(target.span_indices(start, end), start, end)
+                return self._subset((Window(start, end), first, stop))
+            return self._subset(_with_span(target.span_indices(start, end), start, end))
         # Dagster's shortcuts, in its order (see `_cheap_mapping`): the span as it is.
         if self.same_but_bounds or self.daily_to_hourly:
             covered = origin.start_ts >= target.start_ts or start >= target.start_ts
             if covered and self.same_but_bounds:
-                return _with_span(target.span_indices(start, end), start, end)
+                return self._subset(_with_span(target.span_indices(start, end), start, end))
             if covered and self.daily_to_hourly:
                 # Where the full windows end: where the last partitions end.
                 origin_edges, target_edges = origin.first_and_last(now), target.first_and_last(now)
@@ -151,12 +150,22 @@ class SpanMapping:
                     and target_edges is not None
                     and origin_edges[1].end <= target_edges[1].end
                 ):
-                    return _with_span(target.span_indices(start, end), start, end)
+                    return self._subset(_with_span(target.span_indices(start, end), start, end))
         if end <= target.start_ts:
             return None
         # Inside the existing range the general path keeps the overlap whole, reports
         # nothing missing and classifies no key.
-        return target.existing_windows(start, end, bounds, covering=not self.same_ticks)
+        return self._subset(
+            target.existing_windows(start, end, bounds, covering=not self.same_ticks)
+        )
+
+    def _subset(self, found: tuple[Window, int, int] | None) -> TimeSubset | None:
+        if found is None:
+            return None
+        window, first, stop = found
+        # Small answers come with their keys: a slice of the formatted keys.
+        keys = self.target.keys_slice(first, stop) if stop - first <= LISTED_KEYS else None
+        return TimeSubset(self.target, (window,), keys)
 
 
 def _with_span(
