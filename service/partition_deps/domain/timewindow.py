@@ -651,12 +651,18 @@ class TimeWindows:
         return None
 
     def existing_windows(
-        self, start: int, end: int, bounds: tuple[int, int] | None, covering: bool
-    ) -> tuple[Window, int, int] | None:
+        self,
+        start: int,
+        end: int,
+        bounds: tuple[int, int] | None,
+        covering: bool,
+        keys_up_to: int,
+    ) -> tuple[Window, list[str] | None] | None:
         """The windows of `[start, end)` when they all exist (`bounds` as `bounds(now)` gives
-        them) and lie inside the table: their span and tick indices `[first, stop)`. With
-        `covering`, the windows whose exact keys cover it (`covering_indices`); without, the
-        windows making it up (`span_indices`). None otherwise."""
+        them) and lie inside the table: their span, and their keys if there are no more than
+        `keys_up_to`. With `covering`, the windows whose exact keys cover it
+        (`covering_indices`); without, the windows making it up (`span_indices`). None
+        otherwise."""
         ticks = self._ticks
         if (
             bounds is None
@@ -680,9 +686,10 @@ class TimeWindows:
                 return None
         # The first window starts no earlier than the first partition, the last no later
         # than the last one (windows are ticks apart, so none ends before the first one).
-        if bounds[0] <= ticks[first] and ticks[stop - 1] <= bounds[1]:
-            return Window(ticks[first], ticks[stop]), first, stop
-        return None
+        if not (bounds[0] <= ticks[first] and ticks[stop - 1] <= bounds[1]):
+            return None
+        keys = self.keys_slice(first, stop) if stop - first <= keys_up_to else None
+        return Window(ticks[first], ticks[stop]), keys
 
     def span_of(self, first: int, stop: int) -> tuple[int, int]:
         """`[start, end)` of the windows with tick indices `[first, stop)`."""

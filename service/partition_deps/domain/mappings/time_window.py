@@ -155,9 +155,8 @@ class SpanMapping:
             return None
         # Inside the existing range the general path keeps the overlap whole, reports
         # nothing missing and classifies no key.
-        return self._subset(
-            target.existing_windows(start, end, bounds, covering=not self.same_ticks)
-        )
+        found = target.existing_windows(start, end, bounds, not self.same_ticks, LISTED_KEYS)
+        return None if found is None else TimeSubset(target, (found[0],), found[1])
 
     def _subset(self, found: tuple[Window, int, int] | None) -> TimeSubset | None:
         if found is None:
