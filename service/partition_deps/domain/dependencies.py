@@ -65,7 +65,7 @@ class _Question:
     hashing definitions again on every question.
     """
 
-    __slots__ = ("direction", "memoised", "prepared", "span", "windows")
+    __slots__ = ("checked", "direction", "memoised", "prepared", "span", "windows")
 
     def __init__(
         self, direction: str, memoised: bool, windows: tuple[TimeWindows, TimeWindows] | None
@@ -77,10 +77,14 @@ class _Question:
         # The checked mapping, by which partitions exist (errors are not memoised, so a bad
         # definition is re-checked and re-reported each time).
         self.prepared: dict[tuple[object, object], PartitionMapping] = {}
+        # The situations last found checked, compared by identity (`bounds` hands out one
+        # object while a situation holds): cheaper than a lookup in `prepared`.
+        self.checked: tuple[object, object] = (_UNCHECKED, _UNCHECKED)
         # The fast path for one run of keys (None: none), decided once the checks passed.
         self.span: SpanMapping | None = None
 
 
+_UNCHECKED = object()
 _QUESTIONS: dict[tuple[object, ...], _Question] = {}
 # The last kind of question asked, with its identity-compared parts: a service asks about
 # the same dependency again and again, and comparing identities costs less than hashing.
@@ -142,7 +146,16 @@ def upstream_partitions(
         up_bounds, down_bounds = windows[0].bounds(now), windows[1].bounds(now)
         situations = (up_bounds, down_bounds)
         span = question.span
-        if span is not None and len(downstream_keys) == 1 and situations in question.prepared:
+        checked = question.checked
+        if (
+            span is not None
+            and len(downstream_keys) == 1
+            and (
+                (checked[0] is up_bounds and checked[1] is down_bounds)
+                or situations in question.prepared
+            )
+        ):
+            question.checked = situations
             # One key of a checked question with a fast path: answered directly and not
             # memoised, since remembering an answer costs about what answering it does.
             index = span.origin.index_of_key(downstream_keys[0], down_bounds)

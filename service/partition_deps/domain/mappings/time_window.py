@@ -122,6 +122,10 @@ class SpanMapping:
         )
         self.daily_to_hourly = origin.is_basic_daily and target.is_basic_hourly
         self.same_ticks = a.cron_schedule == b.cron_schedule or self.daily_to_hourly
+        # None of Dagster's shortcuts can apply: straight to the overlap.
+        self.overlap_only = self.same_zone and not (
+            self.same_definition or self.same_but_bounds or self.daily_to_hourly
+        )
 
     def upstream(
         self, first: int, stop: int, now: int, bounds: tuple[int, int] | None
@@ -130,15 +134,15 @@ class SpanMapping:
         `bounds` being the upstream's at `now`, when `map_time_windows` answers them as one
         span with nothing missing; None when it may answer anything else."""
         origin, target = self.origin, self.target
-        if not self.same_zone:
-            return None
         start, end = origin.span_of(first, stop)
-        if self.same_definition:
-            if origin is target:
-                return self._subset((Window(start, end), first, stop))
-            return self._subset(_with_span(target.span_indices(start, end), start, end))
-        # Dagster's shortcuts, in its order (see `_cheap_mapping`): the span as it is.
-        if self.same_but_bounds or self.daily_to_hourly:
+        if not self.overlap_only:
+            if not self.same_zone:
+                return None
+            if self.same_definition:
+                if origin is target:
+                    return self._subset((Window(start, end), first, stop))
+                return self._subset(_with_span(target.span_indices(start, end), start, end))
+            # Dagster's shortcuts, in its order (see `_cheap_mapping`): the span as it is.
             covered = origin.start_ts >= target.start_ts or start >= target.start_ts
             if covered and self.same_but_bounds:
                 return self._subset(_with_span(target.span_indices(start, end), start, end))
