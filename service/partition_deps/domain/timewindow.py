@@ -744,6 +744,8 @@ class TimeWindows:
             return index if bounds[0] <= instant <= bounds[1] else None
         if not bounds[0] <= ticks[index] <= bounds[1]:
             return None
+        if self.keys_all_exact and ticks[index] == instant:
+            return index  # a canonical key is the text of its instant: of this tick's key
         known = self._keys[index]  # `key_at`, without its call once formatted
         return index if (known if known is not None else self.key_at(index)) == key else None
 
