@@ -74,8 +74,19 @@ def test_one_run_of_keys_maps_up_as_the_general_path_does(
     assert fast == _answer(lambda: _general_upstream(upstream, downstream, keys, at))
 
 
-@given(pairs(), as_of_instants(), st.integers(-3, 3), st.sampled_from(["key", "odd", "day"]))
-def test_one_key_near_the_last_partition_maps_up_as_the_general_path_does(
+@st.composite
+def utc_pairs(draw: st.DrawFn) -> tuple[TimeWindowPartitions, TimeWindowPartitions]:
+    """UTC pairs with preset formats, where one key maps in one step."""
+    return draw(preset_definitions("UTC")), draw(preset_definitions("UTC"))
+
+
+@given(
+    pairs() | utc_pairs(),
+    as_of_instants(),
+    st.integers(-3, 3) | st.integers(-400, 0),
+    st.sampled_from(["key", "key", "odd", "day"]),
+)
+def test_one_key_maps_up_as_the_general_path_does(
     pair: tuple[TimeWindowPartitions, TimeWindowPartitions],
     as_of: datetime,
     shift: int,
@@ -87,7 +98,9 @@ def test_one_key_near_the_last_partition_maps_up_as_the_general_path_does(
     bounds = windows.bounds(int(as_of.timestamp()))
     assume(bounds is not None)
     assert bounds is not None
-    key = windows.key_at(windows.index_of_start(bounds[1]) + shift)
+    last = windows.key_at(windows.index_of_start(bounds[1]))
+    _answer(lambda: upstream_partitions(upstream, downstream, None, [last], at))  # checks it
+    key = windows.key_at(max(windows.index_of_start(bounds[1]) + shift, 0))
     if text == "odd":
         key = key.replace("-", "/", 1)  # not a key: the errors must agree too
     elif text == "day":

@@ -158,8 +158,7 @@ def upstream_partitions(
             question.checked = situations
             # One key of a checked question with a fast path: answered directly and not
             # memoised, since remembering an answer costs about what answering it does.
-            index = span.origin.index_of_key(downstream_keys[0], down_bounds)
-            partitions = None if index is None else span.upstream(index, index + 1, now, up_bounds)
+            partitions = span.upstream_of_key(downstream_keys[0], now, up_bounds, down_bounds)
             if partitions is not None:
                 return UpstreamResult(partitions, span.nothing)
     memo_key = (question, tuple(downstream_keys), situations) if question.memoised else None

@@ -16,7 +16,7 @@ from partition_deps.domain.errors import MappingError, OutsideCalendar
 from partition_deps.domain.partitions import statuses_in
 from partition_deps.domain.results import KeyStatus
 from partition_deps.domain.subsets import LISTED_KEYS, TimeSubset
-from partition_deps.domain.timewindow import TimeWindows, Window
+from partition_deps.domain.timewindow import TimeWindows, Window, windows_for_key
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,33 @@ class SpanMapping:
         self.overlap_only = self.same_zone and not (
             self.same_definition or self.same_but_bounds or self.daily_to_hourly
         )
+        # ...and both sides' keys are exact: one key maps in one step (`windows_for_key`).
+        self.direct = self.overlap_only and origin.keys_all_exact and target.keys_all_exact
+
+    def upstream_of_key(
+        self,
+        key: str,
+        now: int,
+        upstream_bounds: tuple[int, int] | None,
+        downstream_bounds: tuple[int, int] | None,
+    ) -> TimeSubset | None:
+        """`upstream` for the window of one key, when the key is a partition and the answer
+        one span with nothing missing (the bounds are each side's at `now`); None when the
+        question takes the general path, which also reports a bad key."""
+        target = self.target
+        if self.direct:
+            found = windows_for_key(
+                self.origin,
+                target,
+                key,
+                downstream_bounds,
+                upstream_bounds,
+                not self.same_ticks,
+                LISTED_KEYS,
+            )
+            return None if found is None else TimeSubset(target, (found[0],), found[1])
+        index = self.origin.index_of_key(key, downstream_bounds)
+        return None if index is None else self.upstream(index, index + 1, now, upstream_bounds)
 
     def upstream(
         self, first: int, stop: int, now: int, bounds: tuple[int, int] | None
