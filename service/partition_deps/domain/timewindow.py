@@ -868,7 +868,17 @@ def windows_for_key(
     all-exact keys (`keys_all_exact`). None when the key is not the canonical key of an
     existing origin window inside the table, or the target windows do not all exist.
     """
-    instant = origin._canonical_instant(key)
+    # `_canonical_instant` for UTC keys, inline: both sides' keys are UTC (all exact).
+    if len(key) < 10 or key[4] != "-" or key[7] != "-":
+        return None
+    instant: int | None
+    try:
+        if len(key) == 10 and origin.fmt == "%Y-%m-%d":
+            instant = (date.fromisoformat(key).toordinal() - _EPOCH_ORDINAL) * 86400
+        else:
+            instant = origin._canonical_instant(key)
+    except ValueError:
+        return None
     ticks = origin._ticks
     if (
         instant is None
@@ -896,8 +906,12 @@ def windows_for_key(
             return None
     if not (target_bounds[0] <= ticks[first] and ticks[stop - 1] <= target_bounds[1]):
         return None
-    keys = target.keys_slice(first, stop) if stop - first <= keys_up_to else None
-    return Window(ticks[first], ticks[stop]), keys
+    keys = None
+    if stop - first <= keys_up_to:
+        keys = target._keys[first:stop]
+        if not all(keys):  # `keys_slice`, inline once formatted
+            keys = target.keys_slice(first, stop)  # type: ignore[assignment]
+    return Window(ticks[first], ticks[stop]), keys  # type: ignore[return-value]
 
 
 def _iso(ts: int) -> str:
