@@ -88,7 +88,7 @@ _UNCHECKED = object()
 _QUESTIONS: dict[tuple[object, ...], _Question] = {}
 # The last kind of question asked, with its identity-compared parts: a service asks about
 # the same dependency again and again, and comparing identities costs less than hashing.
-_last_question: tuple[tuple[object, ...], _Question] = ((), _Question("", False, None))
+_last_question: tuple[object, ...] = ("", None, None, None, None, _Question("", False, None))
 
 
 def _question(
@@ -99,16 +99,15 @@ def _question(
     options: Options,
 ) -> _Question:
     global _last_question  # one tuple, swapped whole: safe to read from any thread
-    parts, question = _last_question
+    last = _last_question
     if (
-        parts
-        and parts[0] is direction
-        and parts[1] is upstream
-        and parts[2] is downstream
-        and parts[3] is mapping
-        and parts[4] is options
+        last[0] is direction
+        and last[1] is upstream
+        and last[2] is downstream
+        and last[3] is mapping
+        and last[4] is options
     ):
-        return question
+        return last[5]  # type: ignore[return-value]
     key = (direction, upstream, downstream, mapping, options)
     known = _QUESTIONS.get(key)
     if known is None:
@@ -123,7 +122,7 @@ def _question(
         if len(_QUESTIONS) >= 256:  # they hold compiled definitions: keep memory flat
             _QUESTIONS.clear()
         _QUESTIONS[key] = known
-    _last_question = (key, known)
+    _last_question = (*key, known)
     return known
 
 
@@ -146,21 +145,17 @@ def upstream_partitions(
         up_bounds, down_bounds = windows[0].bounds(now), windows[1].bounds(now)
         situations = (up_bounds, down_bounds)
         span = question.span
-        checked = question.checked
-        if (
-            span is not None
-            and len(downstream_keys) == 1
-            and (
-                (checked[0] is up_bounds and checked[1] is down_bounds)
-                or situations in question.prepared
-            )
-        ):
-            question.checked = situations
-            # One key of a checked question with a fast path: answered directly and not
-            # memoised, since remembering an answer costs about what answering it does.
-            partitions = span.upstream_of_key(downstream_keys[0], now, up_bounds, down_bounds)
-            if partitions is not None:
-                return UpstreamResult(partitions, span.nothing)
+        if span is not None and len(downstream_keys) == 1:
+            checked = question.checked
+            is_checked = checked[0] is up_bounds and checked[1] is down_bounds
+            if not is_checked and situations in question.prepared:
+                question.checked, is_checked = situations, True
+            if is_checked:
+                # One key of a checked question with a fast path: answered directly and not
+                # memoised, since remembering an answer costs about what answering it does.
+                partitions = span.upstream_of_key(downstream_keys[0], now, up_bounds, down_bounds)
+                if partitions is not None:
+                    return UpstreamResult(partitions, span.nothing)
     memo_key = (question, tuple(downstream_keys), situations) if question.memoised else None
     if memo_key is not None:
         known = _ANSWERS.get(memo_key)
