@@ -65,7 +65,7 @@ class _Question:
     hashing definitions again on every question.
     """
 
-    __slots__ = ("checked", "direction", "memoised", "prepared", "span", "windows")
+    __slots__ = ("bounds", "checked", "direction", "memoised", "prepared", "span", "windows")
 
     def __init__(
         self, direction: str, memoised: bool, windows: tuple[TimeWindows, TimeWindows] | None
@@ -80,6 +80,13 @@ class _Question:
         # The situations last found checked, compared by identity (`bounds` hands out one
         # object while a situation holds): cheaper than a lookup in `prepared`.
         self.checked: tuple[object, object] = (_UNCHECKED, _UNCHECKED)
+        # Both sides' bounds and the instants `[from, until)` over which they both hold.
+        self.bounds: tuple[int, int, tuple[int, int] | None, tuple[int, int] | None] = (
+            1,
+            0,
+            None,
+            None,
+        )
         # The fast path for one run of keys (None: none), decided once the checks passed.
         self.span: SpanMapping | None = None
 
@@ -141,8 +148,18 @@ def upstream_partitions(
     if windows is None:
         situations = _situations(question, upstream, downstream, now)
     else:
-        # A time-window side's situation is its bounds.
-        up_bounds, down_bounds = windows[0].bounds(now), windows[1].bounds(now)
+        # A time-window side's situation is its bounds; both hold a while (`bounds_holding`).
+        held = question.bounds
+        if not held[0] <= now < held[1]:
+            up_held, down_held = windows[0].bounds_holding(now), windows[1].bounds_holding(now)
+            held = (
+                max(up_held[0], down_held[0]),
+                min(up_held[1], down_held[1]),
+                up_held[2],
+                down_held[2],
+            )
+            question.bounds = held
+        up_bounds, down_bounds = held[2], held[3]
         situations = (up_bounds, down_bounds)
         span = question.span
         if span is not None and len(downstream_keys) == 1:

@@ -292,6 +292,13 @@ class TimeWindows:
         cache = self._bounds_cache
         if cache[0] <= now < cache[1]:
             return cache[2]
+        return self.bounds_holding(now)[2]
+
+    def bounds_holding(self, now: int) -> tuple[int, int, tuple[int, int] | None]:
+        """`bounds(now)` after the instants `[from, until)` over which it holds."""
+        cache = self._bounds_cache
+        if cache[0] <= now < cache[1]:
+            return cache
         ticks = self._ticks
         tick_index = self._index_at_or_before(now)
         last_tick = ticks[tick_index]
@@ -313,8 +320,9 @@ class TimeWindows:
                     valid_from = self.end_ts + 1
                 else:
                     valid_until = self.end_ts + 1
-        self._bounds_cache = (valid_from, valid_until, known)  # type: ignore[assignment]
-        return known  # type: ignore[return-value]
+        cache = (valid_from, valid_until, known)  # type: ignore[assignment]
+        self._bounds_cache = cache
+        return cache
 
     def _compute_bounds(self, now: int) -> tuple[int, int] | None:
         try:
