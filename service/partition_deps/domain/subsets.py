@@ -23,12 +23,15 @@ class TimeSubset:
     chronological order and are formatted only when asked for.
     """
 
+    # One or two are made per question: slots make them cheaper to build and read.
+    __slots__ = ("_counts", "_keys", "spans", "windows")
+
     def __init__(
         self, windows: TimeWindows, spans: Sequence[Window], keys: list[str] | None = None
     ) -> None:
         """`keys`: those of a one-span subset, when the caller has them at hand."""
         self.windows = windows
-        self.spans = tuple(spans)
+        self.spans = spans if type(spans) is tuple else tuple(spans)
         self._counts: list[int] | None = None
         self._keys = keys
 
