@@ -106,6 +106,9 @@ class TimeWindows:
         self._ticks: list[int] = []
         self._excluded: list[bool] = []
         self._keys: list[str | None] = []
+        # 1 where `_keys` holds the formatted key: whether a slice is formatted is then a C
+        # scan of bytes, not of the keys (reading each key costs a cache miss after Dagster).
+        self._formatted = bytearray()
         self._first_year = 0
         self._last_year = -1  # inclusive; empty table
         # Per-key memo of Dagster's parse (instant, re-formatted text) or its error message;
@@ -149,6 +152,7 @@ class TimeWindows:
             self._ticks.extend(ticks)
             self._excluded.extend(self._is_excluded(tick) for tick in ticks)
             self._keys.extend([None] * len(ticks))
+            self._formatted.extend(bytes(len(ticks)))
         self._last_year = last
 
     def _prepend_years(self, first: int, last: int) -> None:
@@ -158,6 +162,7 @@ class TimeWindows:
         self._ticks[:0] = ticks
         self._excluded[:0] = [self._is_excluded(tick) for tick in ticks]
         self._keys[:0] = [None] * len(ticks)
+        self._formatted[:0] = bytes(len(ticks))
         self._first_year = first
 
     def _generate_year(self, year: int) -> list[int]:
@@ -400,11 +405,9 @@ class TimeWindows:
 
     def keys_slice(self, first: int, stop: int) -> list[str]:
         """Keys of tick indices `[first, stop)` (a slice of the memo, formatted once)."""
-        keys = self._keys[first:stop]
-        if not all(keys):  # a None among them (truth tests cost half of comparing with None)
+        if self._formatted.find(0, first, stop) != -1:
             self._format_block(first, stop)
-            keys = self._keys[first:stop]
-        return keys  # type: ignore[return-value]
+        return self._keys[first:stop]  # type: ignore[return-value]
 
     def keys_between(self, start: int, end: int) -> list[str]:
         """Keys of the windows starting in `[start, end)`, for a definition without exclusions."""
@@ -426,12 +429,13 @@ class TimeWindows:
         """Format keys a block at a time: neighbouring keys are almost always asked for next,
         and one bulk pass costs far less than many single formats spread over queries."""
         block = 1024
-        keys, ticks = self._keys, self._ticks
+        keys, ticks, formatted = self._keys, self._ticks, self._formatted
         for chunk in range(first - first % block, max(stop, first + 1), block):
             chunk_end = min(chunk + block, len(ticks))  # whole blocks, or the table's tail
-            if all(keys[chunk:chunk_end]):  # a C-speed scan for blocks formatted already
+            if formatted.find(0, chunk, chunk_end) == -1:
                 continue
             keys[chunk:chunk_end] = self._format_ticks(ticks[chunk:chunk_end])
+            formatted[chunk:chunk_end] = b"\x01" * (chunk_end - chunk)
 
     def _format_ticks(self, ticks: list[int]) -> list[str]:
         if not self.is_utc or self.fmt not in _EXACT_FORMATS:
@@ -916,9 +920,9 @@ def windows_for_key(
         return None
     keys = None
     if stop - first <= keys_up_to:
+        if target._formatted.find(0, first, stop) != -1:  # `keys_slice`, inline
+            target._format_block(first, stop)
         keys = target._keys[first:stop]
-        if not all(keys):  # `keys_slice`, inline once formatted
-            keys = target.keys_slice(first, stop)  # type: ignore[assignment]
     return Window(ticks[first], ticks[stop]), keys  # type: ignore[return-value]
 
 
