@@ -710,13 +710,6 @@ class TimeWindows:
             return ticks[first], ticks[stop]
         return ticks[first], self.window(stop - 1).end
 
-    def end_of(self, index: int) -> int:
-        """Where window `index` ends."""
-        ticks = self._ticks
-        if 0 <= index < len(ticks) - 1:
-            return ticks[index + 1]
-        return self.window(index).end
-
     def start_of_window_key(self, index: int) -> int:
         """Where Dagster says the key of window `index` starts (its key, parsed back)."""
         if self._key_is_exact(index):
