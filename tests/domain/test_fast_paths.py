@@ -129,3 +129,18 @@ def test_definitions_marked_all_exact_have_exact_keys_everywhere(
     windows = compile_time_windows(definition)
     if windows.keys_all_exact:
         assert all(windows._key_is_exact(index) for index in range(len(windows._ticks) - 1))
+
+
+def test_a_tick_table_knows_when_its_ticks_are_evenly_spaced() -> None:
+    def step(cron: str, zone: str = "UTC") -> int:
+        windows = compile_time_windows(
+            TimeWindowPartitions(cron, datetime(2020, 1, 1), timezone=zone)
+        )
+        return windows._step
+
+    assert step("0 0 * * *") == 86_400
+    assert step("0 * * * *") == 3_600
+    assert step("0 0 * * 0") == 7 * 86_400
+    assert step("0 0 * * *", "America/New_York") == 0  # 23- and 25-hour days
+    assert step("0 0 1 * *") == 0  # months
+    assert step("0 0 * * 1-5") == 0  # weekends skipped
