@@ -112,10 +112,11 @@ class TimeWindows:
         self._formatted = bytearray()
         self._first_year = 0
         self._last_year = -1  # inclusive; empty table
-        # The time between consecutive ticks when it is the same across the whole table (UTC
-        # hourly, daily, weekly crons...), else 0: a tick's index is then a division, where a
-        # bisection reads some fifteen ticks (cache misses when other code ran in between).
-        self._step = 0
+        # (first tick, step, tick count) when the ticks are evenly spaced across the whole
+        # table (UTC hourly, daily, weekly crons...), else None: ticks and their indices are
+        # then arithmetic, where a bisection reads some fifteen ticks (each a cache miss when
+        # other code ran in between).
+        self._grid: tuple[int, int, int] | None = None
         # Per-key memo of Dagster's parse (instant, re-formatted text) or its error message;
         # keys repeat across queries and strptime is the costliest step of a lookup.
         self._parsed: dict[str, tuple[int, datetime | object | None] | str] = {}
@@ -178,7 +179,7 @@ class TimeWindows:
         uniform = step > 0 and all(
             later - earlier == step for earlier, later in itertools.pairwise(ticks)
         )
-        self._step = step if uniform else 0
+        self._grid = (ticks[0], step, len(ticks)) if uniform else None
 
     def _generate_year(self, year: int) -> list[int]:
         if year < _MIN_YEAR or year > _MAX_YEAR:
@@ -899,50 +900,58 @@ def windows_for_key(
             instant = origin._canonical_instant(key)
     except ValueError:
         return None
-    ticks = origin._ticks
     if (
         instant is None
         or origin_bounds is None
         or target_bounds is None
         or not origin_bounds[0] <= instant <= origin_bounds[1]
-        or len(ticks) < 2
-        or not ticks[0] <= instant <= ticks[-2]
     ):
         return None
-    step = origin._step
-    if step:
-        index, off_tick = divmod(instant - ticks[0], step)
-        if off_tick:
+    grid = origin._grid
+    if grid is not None:
+        first_tick, step, count = grid
+        index, off_tick = divmod(instant - first_tick, step)
+        if off_tick or not 0 <= index <= count - 2:
+            return None  # between ticks: left to `check_keys`
+        start, end = instant, instant + step
+    else:
+        ticks = origin._ticks
+        if len(ticks) < 2 or not ticks[0] <= instant <= ticks[-2]:
             return None
-    else:
         index = bisect.bisect_left(ticks, instant)
-    if ticks[index] != instant:
-        return None  # basic crons take keys between ticks too: left to `check_keys`
-    start, end = instant, ticks[index + 1]
-    ticks = target._ticks
-    if len(ticks) < 2 or not ticks[1] <= start < end < ticks[-1]:
-        return None
-    step = target._step
-    if step:
-        # The same indices as the bisections below, by division (ticks[0] <= start < end).
-        first = (start - ticks[0]) // step
-        stop = -((ticks[0] - end) // step)
-    elif covering:
-        first = bisect.bisect_right(ticks, start) - 1
-        stop = bisect.bisect_left(ticks, end)
+        if ticks[index] != instant:
+            return None  # basic crons take keys between ticks too: left to `check_keys`
+        start, end = instant, ticks[index + 1]
+    grid = target._grid
+    if grid is not None:
+        # What the bisections below find, by arithmetic.
+        origin_tick, step, count = grid
+        if not origin_tick + step <= start < end < origin_tick + (count - 1) * step:
+            return None
+        first = (start - origin_tick) // step
+        stop = -((origin_tick - end) // step)
+        first_tick, stop_tick = origin_tick + first * step, origin_tick + stop * step
+        last_start = stop_tick - step
     else:
-        first = bisect.bisect_left(ticks, start)
+        ticks = target._ticks
+        if len(ticks) < 2 or not ticks[1] <= start < end < ticks[-1]:
+            return None
+        if covering:
+            first = bisect.bisect_right(ticks, start) - 1
+        else:
+            first = bisect.bisect_left(ticks, start)
         stop = bisect.bisect_left(ticks, end)
-    if not covering and (ticks[first] != start or ticks[stop] != end):
+        first_tick, stop_tick, last_start = ticks[first], ticks[stop], ticks[stop - 1]
+    if not covering and (first_tick != start or stop_tick != end):
         return None
-    if not (target_bounds[0] <= ticks[first] and ticks[stop - 1] <= target_bounds[1]):
+    if not (target_bounds[0] <= first_tick and last_start <= target_bounds[1]):
         return None
     keys = None
     if stop - first <= keys_up_to:
         if target._formatted.find(0, first, stop) != -1:  # `keys_slice`, inline
             target._format_block(first, stop)
         keys = target._keys[first:stop]
-    return Window(ticks[first], ticks[stop]), keys  # type: ignore[return-value]
+    return Window(first_tick, stop_tick), keys  # type: ignore[return-value]
 
 
 def _iso(ts: int) -> str:
