@@ -1,14 +1,15 @@
-"""Each server's in-memory copy of the latest materializations of large assets.
+"""Each server's in-memory copy of the latest materializations and observations of large
+assets.
 
 Why: staleness of a whole asset compares every partition's latest materialization with its
 upstreams'. Joining 100,000 rows per side in Postgres costs 150-250 ms on every answer here;
-held in memory, the comparison is a loop of about 15 ms, and an answer only reads what was
+held in memory, the comparison is a pass of about 15 ms, and an answer only reads what was
 committed since the copy was taken.
 
 Consistency, per answer: a copy is tagged with the Postgres snapshot it reflects. An answer
 whose own (REPEATABLE READ) snapshot sees everything the copy's snapshot saw brings the copy up
-to its snapshot: it re-reads the `latest_state` rows of the partitions materialized by
-transactions the copy's snapshot may not have seen (`events.ingest_xid` at or above the copy's
+to its snapshot: it re-reads the `latest_state` rows of the partitions materialized or observed
+by transactions the copy's snapshot may not have seen (`events.ingest_xid` at or above the copy's
 xmin; every transaction below xmin had finished). Versions are immutable (catching up copies
 the maps it changes), so answers in flight keep the version they began with. An answer whose
 snapshot is older than the copy's reads a private copy. The service stays stateless: the copy
