@@ -294,7 +294,7 @@ class Server:
     def _staleness(self, pool: ConnectionPool) -> StalenessRepository:
         repository = StalenessRepository(pool, self.config.state_cache_rows)
         mirror = repository.mirror
-        if self.metrics is not None and mirror is not None:
+        if self.metrics is not None:
             self.metrics.watch(
                 "partition_deps_state_cache_rows_read",
                 "Rows of latest state read into the in-memory copies (loads and catch-ups).",

@@ -123,6 +123,21 @@ class _Context:
     options: StalenessOptions
     memo: dict[tuple[str, str | None], PartitionStatus] = field(default_factory=dict)
     visiting: set[tuple[str, str | None]] = field(default_factory=set)
+    # `mapped_upstream` answers by (asset, upstream, partition): a plan reads each one twice.
+    mapped: dict[tuple[str, str, str | None], tuple[list[str | None], list[str]]] = field(
+        default_factory=dict
+    )
+
+    def mapped_upstream(
+        self, asset: AssetDefinition, upstream_key: str, partition_key: str | None
+    ) -> tuple[list[str | None], list[str]]:
+        node = (asset.key, upstream_key, partition_key)
+        found = self.mapped.get(node)
+        if found is None:
+            found = self.mapped[node] = mapped_upstream(
+                self.graph, asset, upstream_key, partition_key, self.at
+            )
+        return found
 
 
 def partition_status(
@@ -240,9 +255,7 @@ def _dependency_causes(
     upstream_key = dependency.upstream_key
     if upstream_key not in context.graph:
         return
-    mapped, nonexistent = mapped_upstream(
-        context.graph, asset, upstream_key, partition_key, context.at
-    )
+    mapped, nonexistent = context.mapped_upstream(asset, upstream_key, partition_key)
     if context.options.dagster_cutoff and _skipped_by_dagster(context, asset, upstream_key, mapped):
         return
     history = context.history
@@ -488,9 +501,7 @@ def _seed_statuses(
             continue
         wanted: dict[str | None, None] = {}
         for position in sorted(not_fresh):
-            mapped, _ = mapped_upstream(
-                context.graph, asset, upstream_key, candidates[position], context.at
-            )
+            mapped, _ = context.mapped_upstream(asset, upstream_key, candidates[position])
             for key in mapped:
                 if (upstream_key, key) not in context.memo:
                     wanted[key] = None
@@ -518,9 +529,7 @@ def _runnable_reason(
     for dependency in asset.dependencies:
         if dependency.upstream_key not in context.graph:
             return None
-        mapped, nonexistent = mapped_upstream(
-            context.graph, asset, dependency.upstream_key, partition_key, context.at
-        )
+        mapped, nonexistent = context.mapped_upstream(asset, dependency.upstream_key, partition_key)
         if nonexistent:
             return None
         for upstream_partition in mapped:

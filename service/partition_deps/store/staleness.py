@@ -44,13 +44,7 @@ from partition_deps.domain.staleness import (
 )
 from partition_deps.domain.staleness_sets import UpstreamRow, joins_by_key, row_status
 from partition_deps.store.database import transaction
-from partition_deps.store.state_mirror import (
-    MirrorView,
-    Snapshot,
-    StateMirror,
-    StateRow,
-    load_assets,
-)
+from partition_deps.store.state_mirror import MirrorView, Snapshot, StateMirror, StateRow
 
 DEFAULT_OPTIONS = StalenessOptions()
 
@@ -297,7 +291,7 @@ class StalenessReader:
 
     conn: psycopg.Connection[Any]
     namespace_id: int
-    mirror: StateMirror | None = None
+    mirror: StateMirror = field(default_factory=lambda: StateMirror(0))
     history: StoreHistory = field(init=False)
     _snapshot: Snapshot | None = field(init=False, default=None)
     _arrays: dict[str, list[str]] = field(init=False, default_factory=dict)
@@ -341,11 +335,8 @@ class StalenessReader:
         return self._snapshot
 
     def mirror_view(self, asset_keys: Sequence[str]) -> MirrorView:
-        """The latest materializations of the assets in this answer's snapshot."""
-        if self.mirror is None:
-            return MirrorView(
-                self.snapshot(), load_assets(self.conn, self.namespace_id, asset_keys)
-            )
+        """The latest materializations and observations of the assets in this answer's
+        snapshot."""
         return self.mirror.view(self.conn, self.namespace_id, self.snapshot(), asset_keys)
 
     def versions_at(
@@ -392,7 +383,7 @@ class StalenessRepository:
 
     def __init__(self, pool: ConnectionPool, mirror_rows: int = DEFAULT_MIRROR_ROWS) -> None:
         self._pool = pool
-        self.mirror = StateMirror(mirror_rows) if mirror_rows > 0 else None
+        self.mirror = StateMirror(max(mirror_rows, 0))
 
     @contextmanager
     def reading(self, namespace_id: int) -> Iterator[StalenessReader]:

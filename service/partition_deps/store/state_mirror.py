@@ -197,7 +197,8 @@ def _read_rows(
 def load_assets(
     conn: psycopg.Connection[Any], namespace_id: int, asset_keys: Sequence[str]
 ) -> dict[str, dict[str, StateRow]]:
-    """Every materialized partition of the assets, as the connection's snapshot sees them."""
+    """Every materialized or observed partition of the assets, as the connection's snapshot
+    sees them."""
     found = _read_rows(
         conn,
         f"SELECT {_ROW_COLUMNS} FROM latest_state WHERE namespace_id = %(ns)s"
