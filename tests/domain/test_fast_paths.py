@@ -128,7 +128,7 @@ def test_definitions_marked_all_exact_have_exact_keys_everywhere(
 ) -> None:
     windows = compile_time_windows(definition)
     if windows.keys_all_exact:
-        assert all(windows._key_is_exact(index) for index in range(len(windows._ticks) - 1))
+        assert all(windows._key_is_exact(index) for index in windows.tabulated())
 
 
 def test_a_tick_table_knows_when_its_ticks_are_evenly_spaced() -> None:
@@ -136,7 +136,7 @@ def test_a_tick_table_knows_when_its_ticks_are_evenly_spaced() -> None:
         windows = compile_time_windows(
             TimeWindowPartitions(cron, datetime(2020, 1, 1), timezone=zone)
         )
-        return 0 if windows._grid is None else windows._grid[1]
+        return windows.grid_step
 
     assert step("0 0 * * *") == 86_400
     assert step("0 * * * *") == 3_600

@@ -47,8 +47,9 @@ def test_a_year_of_listed_keys_equals_strftime(
 ) -> None:
     cron, fmt = cron_and_fmt
     windows = TimeWindows(TimeWindowPartitions(cron, datetime(year, 6, 1), tz, fmt))
-    keys = windows.keys_slice(0, len(windows._ticks) - 1)
-    assert keys == [_strftime_key(windows, tick) for tick in windows._ticks[:-1]]
+    indices = windows.tabulated()
+    keys = windows.keys_slice(indices.start, indices.stop)
+    assert keys == [_strftime_key(windows, windows.tick(index)) for index in indices]
 
 
 UTC_WINDOWS = {

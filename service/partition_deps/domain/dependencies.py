@@ -35,6 +35,7 @@ from partition_deps.domain.partitions import (
     all_partitions,
     check_key,
     classify_key,
+    forget_listed_positions,
     now_of,
     order_keys,
     validate_definition,
@@ -50,6 +51,7 @@ from partition_deps.domain.subsets import TimeSubset
 from partition_deps.domain.timewindow import TimeWindows, Window, compile_time_windows
 
 __all__ = [
+    "clear_memos",
     "downstream_partitions",
     "resolve_mapping",
     "upstream_partitions",
@@ -334,6 +336,17 @@ def _involves_dynamic(definition: PartitionsDefinition | None) -> bool:
     if isinstance(definition, MultiPartitions):
         return any(_involves_dynamic(dimension.partitions) for dimension in definition.dimensions)
     return False
+
+
+def clear_memos() -> None:
+    """Forget every compiled definition, interned question and remembered answer: the next
+    question starts from nothing, as on a new server (tests compare such first answers)."""
+    global _last_question
+    _QUESTIONS.clear()
+    _ANSWERS.clear()
+    _last_question = ("", None, None, None, None, _Question("", False, None))
+    compile_time_windows.cache_clear()
+    forget_listed_positions()
 
 
 def _remember(key: tuple[object, ...] | None, result: UpstreamResult | DownstreamResult) -> None:

@@ -274,6 +274,11 @@ def _listed_positions(windows: TimeWindows, now: int) -> dict[str, int]:
 _STATIC_POSITIONS: dict[StaticPartitions, dict[str, int]] = {}
 
 
+def forget_listed_positions() -> None:
+    """Drop the listing memos, which hold compiled definitions."""
+    _LISTED_POSITIONS.clear()
+
+
 def _static_positions(definition: StaticPartitions) -> dict[str, int]:
     positions = _STATIC_POSITIONS.get(definition)
     if positions is None:

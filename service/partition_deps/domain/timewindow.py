@@ -1,10 +1,15 @@
 """Time-window partitions as arithmetic on a table of cron ticks.
 
 A definition is compiled once (cached by value) into a sorted table of tick instants (UTC
-seconds), generated a calendar year at a time and extended on demand in either direction.
+seconds), generated a UTC calendar year at a time and extended on demand in either direction.
 Window i is `[tick[i], tick[i+1])`; windows whose start is excluded are gaps. Every question
-(key -> window, timestamp -> key, which partitions exist at `as_of`) is a bisect on that
-table, so no per-key cron iteration happens on the hot path.
+(key -> window, timestamp -> key, which partitions exist at `as_of`) is a search of that
+table (`_Table`'s locator: arithmetic where the ticks are evenly spaced, else a bisection),
+so no per-key cron iteration happens on the hot path.
+
+Compiled definitions are shared by every server thread: a table never changes once
+published (growing builds a new one, swapped in under a lock) and tick indices are global,
+so an index found in one version of the table holds in every later one.
 
 DST follows Dagster's cron iterator: a wall time that does not exist moves to the first
 instant after the transition (crons whose hour field is a wildcard skip it instead), and an
@@ -17,6 +22,7 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import NamedTuple
@@ -25,10 +31,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from partition_deps.domain.cron import Cron, parse_cron
 from partition_deps.domain.definitions import TimeWindowPartitions
 from partition_deps.domain.errors import InvalidDefinition, InvalidPartitionKey, OutsideCalendar
+from partition_deps.domain.years import FIRST_TABLE_YEAR, LAST_TABLE_YEAR
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-_MIN_YEAR = 1900
-_MAX_YEAR = 2300
 # Basic crons skip the key -> tick snapping in Dagster's has_partition_key (see start_for_key).
 _BASIC_CRONS = frozenset({"0 0 * * *", "0 * * * *"})
 # Dagster moves a missing wall time forward, and (on its calendar shortcut) picks the later
@@ -65,8 +70,120 @@ def _wall_to_instant(tz: tzinfo, wall: datetime, fold: int = 0) -> int:
     return int(wall.replace(tzinfo=tz, fold=fold).timestamp())
 
 
+class _Table:
+    """One published version of a definition's tick table: the ticks of the calendar years
+    `[first_year, last_year]`, and which of them are excluded.
+
+    Thread safety: immutable once published, except the key memo (`keys`, `formatted`), whose
+    slots are only ever filled with the one text their tick formats to, a block per slice
+    assignment (atomic under the GIL), keys before their flags. Growing builds a new table.
+    Indices are global: `base` is the index of `ticks[0]`, so an index found in one version
+    names the same tick in every later one, whichever thread grew it.
+    """
+
+    __slots__ = (
+        "base",
+        "excluded",
+        "first_year",
+        "formatted",
+        "grid",
+        "keys",
+        "last_year",
+        "ticks",
+    )
+
+    def __init__(
+        self,
+        ticks: list[int],
+        excluded: bytes,
+        keys: list[str | None],
+        formatted: bytearray,
+        base: int,
+        years: tuple[int, int],
+    ) -> None:
+        self.ticks = ticks
+        self.excluded = excluded  # 1 for a tick whose window is excluded
+        self.keys = keys
+        # 1 where `keys` holds the formatted key: whether a slice is formatted is then a C
+        # scan of bytes, not of the keys (reading each key costs a cache miss after Dagster).
+        self.formatted = formatted
+        self.base = base
+        self.first_year, self.last_year = years
+        # (first tick, step, tick count) when the ticks are evenly spaced (UTC hourly, daily,
+        # weekly crons...), else None: positions are then arithmetic, where a bisection reads
+        # some fifteen ticks (each a cache miss when other code ran in between).
+        step = ticks[1] - ticks[0] if len(ticks) > 1 else 0
+        uniform = step > 0 and all(
+            later - earlier == step for earlier, later in itertools.pairwise(ticks)
+        )
+        self.grid = (ticks[0], step, len(ticks)) if uniform else None
+
+    # ----- the locator: every search of the table, by arithmetic on a grid or bisection ---
+
+    def window_end(self, instant: int) -> int | None:
+        """The end of the window starting exactly at `instant`, when it is inside the table."""
+        grid = self.grid
+        if grid is not None:
+            first_tick, step, count = grid
+            position, off_tick = divmod(instant - first_tick, step)
+            return instant + step if not off_tick and 0 <= position <= count - 2 else None
+        ticks = self.ticks
+        if len(ticks) < 2 or not ticks[0] <= instant <= ticks[-2]:
+            return None
+        position = bisect.bisect_left(ticks, instant)
+        return ticks[position + 1] if ticks[position] == instant else None
+
+    def at_or_after(self, ts: int) -> int:
+        """Position of the first tick >= `ts` (`len(ticks)` when there is none)."""
+        grid = self.grid
+        if grid is not None:
+            first_tick, step, count = grid
+            return min(max(0, -((first_tick - ts) // step)), count)
+        return bisect.bisect_left(self.ticks, ts)
+
+    def at_or_before(self, ts: int) -> int:
+        """Position of the last tick <= `ts` (-1 when there is none)."""
+        grid = self.grid
+        if grid is not None:
+            first_tick, step, count = grid
+            return min(max(-1, (ts - first_tick) // step), count - 1)
+        return bisect.bisect_right(self.ticks, ts) - 1
+
+    def span(self, start: int, end: int, covering: bool) -> tuple[int, int, int, int, int] | None:
+        """The windows of `[start, end)` when they lie inside the table: with `covering`, the
+        windows covering it (rounded outwards), else those making it up exactly (None unless
+        both edges are ticks). As (first, stop) positions and the ticks at `first`, `stop` and
+        `stop - 1` (where the last window starts)."""
+        grid = self.grid
+        if grid is not None:
+            first_tick, step, count = grid
+            if not first_tick <= start < end <= first_tick + (count - 1) * step:
+                return None
+            first, off_start = divmod(start - first_tick, step)
+            stop = -((first_tick - end) // step)
+            stop_tick = first_tick + stop * step
+            if not covering and (off_start or stop_tick != end):
+                return None
+            return first, stop, first_tick + first * step, stop_tick, stop_tick - step
+        ticks = self.ticks
+        if len(ticks) < 2 or not ticks[0] <= start < end <= ticks[-1]:
+            return None
+        stop = bisect.bisect_left(ticks, end)
+        if covering:
+            first = bisect.bisect_right(ticks, start) - 1
+        else:
+            first = bisect.bisect_left(ticks, start)
+            if ticks[first] != start or ticks[stop] != end:
+                return None
+        return first, stop, ticks[first], ticks[stop], ticks[stop - 1]
+
+
 class TimeWindows:
-    """A compiled `TimeWindowPartitions`: tick table plus Dagster's existence rules."""
+    """A compiled `TimeWindowPartitions`: tick table plus Dagster's existence rules.
+
+    Shared by every thread through `compile_time_windows`: the table is published whole
+    (`_Table`) and grown under `_growing`; the memos below are each said safe where defined.
+    """
 
     def __init__(self, definition: TimeWindowPartitions) -> None:
         self.definition = definition
@@ -104,89 +221,110 @@ class TimeWindows:
                 )
             )
         )
-        self._ticks: list[int] = []
-        self._excluded: list[bool] = []
-        self._keys: list[str | None] = []
-        # 1 where `_keys` holds the formatted key: whether a slice is formatted is then a C
-        # scan of bytes, not of the keys (reading each key costs a cache miss after Dagster).
-        self._formatted = bytearray()
-        self._first_year = 0
-        self._last_year = -1  # inclusive; empty table
-        # (first tick, step, tick count) when the ticks are evenly spaced across the whole
-        # table (UTC hourly, daily, weekly crons...), else None: ticks and their indices are
-        # then arithmetic, where a bisection reads some fifteen ticks (each a cache miss when
-        # other code ran in between).
-        self._grid: tuple[int, int, int] | None = None
-        # Per-key memo of Dagster's parse (instant, re-formatted text) or its error message;
-        # keys repeat across queries and strptime is the costliest step of a lookup.
+        # Thread safety: growth builds a new `_Table` and publishes it in one assignment,
+        # under this lock so that two threads never grow it past each other.
+        self._growing = threading.Lock()
+        # Ticks whose key is a wall time that does not exist (Dagster keeps such wall times
+        # outside 01:00-03:59), keyed by instant. Thread safety: only added to, under
+        # `_growing`, before the table holding their ticks is published.
+        self._wall_overrides: dict[int, datetime] = {}
+        # The memos below map a question to its answer, a pure function of the definition.
+        # Thread safety: each entry is set whole in one assignment (a dict's get, set and
+        # clear are atomic under the GIL), so a reader finds the right answer or none.
+        # Dagster's parse of a key: (instant, re-formatted text) or its error message; keys
+        # repeat across queries and strptime is the costliest step of a lookup.
         self._parsed: dict[str, tuple[int, datetime | object | None] | str] = {}
         self._key_starts: dict[str, tuple[int, str]] = {}
-        # Memo of a window's key parsed back (Dagster maps through keys), by window start.
+        # A window's key parsed back (Dagster maps through keys), by window start.
         self._window_key_starts: dict[int, int] = {}
         self._window_key_ends: dict[int, int] = {}
         self._bounds_memo: dict[tuple[int, bool, bool], object] = {}
         # The last answer of `bounds` and the instants `[from, until)` over which it holds:
         # every question asks for it two or three times, with `now` a second later each time.
+        # Thread safety: a tuple, replaced whole.
         self._bounds_cache: tuple[int, int, tuple[int, int] | None] = (1, 0, None)
+        # Thread safety: a tuple, replaced whole.
         self._last_edges: tuple[object, tuple[Window, Window] | None] = (_UNKNOWN, None)
-        # Ticks whose key is a wall time that does not exist (Dagster keeps such wall times
-        # outside 01:00-03:59), keyed by instant.
-        self._wall_overrides: dict[int, datetime] = {}
-        self._extend_to_cover(self.start_ts)
+        year = _year_of(self.start_ts)
+        self._table = self._build(None, year - 1, year + 1)
 
     # ----- the tick table -------------------------------------------------------------
 
-    def _year_of(self, ts: int) -> int:
-        year = datetime.fromtimestamp(ts, UTC).year
-        return min(max(year, _MIN_YEAR), _MAX_YEAR)
+    def _build(self, table: _Table | None, first_year: int, last_year: int) -> _Table:
+        """A table of the years `[first_year, last_year]`, reusing `table`'s ticks and keys
+        (whose years it must lie within)."""
+        before = self._ticks_of_years(
+            first_year, last_year if table is None else table.first_year - 1
+        )
+        if table is None:
+            return _Table(
+                before,
+                self._exclusions_of(before),
+                [None] * len(before),
+                bytearray(len(before)),
+                0,
+                (first_year, last_year),
+            )
+        after = self._ticks_of_years(table.last_year + 1, last_year)
+        return _Table(
+            before + table.ticks + after,
+            self._exclusions_of(before) + table.excluded + self._exclusions_of(after),
+            [None] * len(before) + table.keys + [None] * len(after),
+            bytearray(len(before)) + table.formatted + bytearray(len(after)),
+            table.base - len(before),
+            (first_year, last_year),
+        )
 
-    def _extend_to_cover(self, ts: int) -> None:
-        """Make sure the table holds every tick of the (local) years around `ts`."""
-        year = self._year_of(ts)
-        if self._last_year < self._first_year:
-            self._first_year, self._last_year = year - 1, year - 2
-            self._append_years(year - 1, year + 1)
-            return
-        if year - 1 < self._first_year:
-            self._prepend_years(year - 1, self._first_year - 1)
-        if year + 1 > self._last_year:
-            self._append_years(self._last_year + 1, year + 1)
+    def _grown(self, first_year: int, last_year: int) -> _Table:
+        """The published table, grown to hold at least the years `[first_year, last_year]`
+        (clamped to the calendar)."""
+        with self._growing:
+            table = self._table
+            first = max(min(first_year, table.first_year), FIRST_TABLE_YEAR)
+            last = min(max(last_year, table.last_year), LAST_TABLE_YEAR)
+            if first < table.first_year or last > table.last_year:
+                table = self._build(table, first, last)
+                self._table = table
+            return table
 
-    def _append_years(self, first: int, last: int) -> None:
-        for year in range(first, last + 1):
-            ticks = self._generate_year(year)
-            self._ticks.extend(ticks)
-            self._excluded.extend(self._is_excluded(tick) for tick in ticks)
-            self._keys.extend([None] * len(ticks))
-            self._formatted.extend(bytes(len(ticks)))
-        self._last_year = last
-        self._note_step()
-
-    def _prepend_years(self, first: int, last: int) -> None:
+    def _ticks_of_years(self, first: int, last: int) -> list[int]:
         ticks: list[int] = []
         for year in range(first, last + 1):
-            ticks.extend(self._generate_year(year))
-        self._ticks[:0] = ticks
-        self._excluded[:0] = [self._is_excluded(tick) for tick in ticks]
-        self._keys[:0] = [None] * len(ticks)
-        self._formatted[:0] = bytes(len(ticks))
-        self._first_year = first
-        self._note_step()
-
-    def _note_step(self) -> None:
-        ticks = self._ticks
-        step = ticks[1] - ticks[0] if len(ticks) > 1 else 0
-        uniform = step > 0 and all(
-            later - earlier == step for earlier, later in itertools.pairwise(ticks)
-        )
-        self._grid = (ticks[0], step, len(ticks)) if uniform else None
-
-    def _generate_year(self, year: int) -> list[int]:
-        if year < _MIN_YEAR or year > _MAX_YEAR:
-            return []
-        ticks, overrides = _ticks_of_year(self.cron, self.tz, year)
-        self._wall_overrides.update(overrides)
+            year_ticks, overrides = _ticks_of_year(self.cron, self.tz, year)
+            ticks.extend(year_ticks)
+            self._wall_overrides.update(overrides)
         return ticks
+
+    def _exclusions_of(self, ticks: list[int]) -> bytes:
+        if not self.has_exclusions:
+            return bytes(len(ticks))
+        return bytes(self._is_excluded(tick) for tick in ticks)
+
+    def _table_covering(self, ts: int) -> _Table:
+        """The table, grown to hold every tick of the calendar years around `ts`."""
+        year = _year_of(ts)
+        table = self._table
+        if table.first_year <= year - 1 and year + 1 <= table.last_year:
+            return table
+        return self._grown(year - 1, year + 1)
+
+    def _table_holding(self, first: int, stop: int) -> _Table:
+        """The table, grown to hold the tick indices `[first, stop)`; OutsideCalendar when
+        they reach past the calendar. A walk grows it by a quarter of its years at a time,
+        so that walking far copies it a bounded number of times."""
+        table = self._table
+        while True:
+            if table.base <= first and stop <= table.base + len(table.ticks):
+                return table
+            years = table.last_year - table.first_year + 1
+            if stop > table.base + len(table.ticks):
+                if table.last_year >= LAST_TABLE_YEAR:
+                    raise _outside_calendar()
+                table = self._grown(table.first_year, table.last_year + max(1, years // 4))
+            else:
+                if table.first_year <= FIRST_TABLE_YEAR:
+                    raise _outside_calendar()
+                table = self._grown(table.first_year - max(1, years // 4), table.last_year)
 
     def _is_excluded(self, tick: int) -> bool:
         if not self.has_exclusions:
@@ -197,95 +335,91 @@ class TimeWindows:
 
     def _index_at_or_after(self, ts: int) -> int:
         """Index of the first tick >= ts, with at least one tick after it in the table."""
-        ticks = self._ticks
+        table = self._table
+        ticks = table.ticks
         if ticks and ticks[0] <= ts < ticks[-1]:
-            return bisect.bisect_left(ticks, ts)
-        self._extend_to_cover(ts)
+            return table.base + table.at_or_after(ts)
+        table = self._table_covering(ts)
         while True:
-            index = bisect.bisect_left(self._ticks, ts)
-            if index < len(self._ticks) - 1 or self._last_year >= _MAX_YEAR:
-                return index
-            self._append_years(self._last_year + 1, self._last_year + 1)
+            position = table.at_or_after(ts)
+            if position < len(table.ticks) - 1 or table.last_year >= LAST_TABLE_YEAR:
+                return table.base + position
+            table = self._grown(table.first_year, table.last_year + 1)
 
     def _index_at_or_before(self, ts: int) -> int:
         """Index of the last tick <= ts, with at least one tick before it in the table."""
-        ticks = self._ticks
+        table = self._table
+        ticks = table.ticks
         if len(ticks) > 1 and ticks[1] <= ts < ticks[-1]:
-            return bisect.bisect_right(ticks, ts) - 1
-        self._extend_to_cover(ts)
+            return table.base + table.at_or_before(ts)
+        table = self._table_covering(ts)
         while True:
-            index = bisect.bisect_right(self._ticks, ts) - 1
-            if index >= 1 or self._first_year <= _MIN_YEAR:
-                return index
-            self._prepend_years(self._first_year - 1, self._first_year - 1)
+            position = table.at_or_before(ts)
+            if position >= 1 or table.first_year <= FIRST_TABLE_YEAR:
+                return table.base + position
+            table = self._grown(table.first_year - 1, table.last_year)
 
     def tick(self, index: int) -> int:
-        return self._ticks[index]
+        table = self._table
+        position = index - table.base
+        if not 0 <= position < len(table.ticks):
+            table = self._table_holding(index, index + 1)
+            position = index - table.base
+        return table.ticks[position]
 
-    def ensure_index(self, index: int) -> int:
-        """Extend so that `index + 1` is a valid tick index; return the possibly shifted index."""
-        while index + 1 >= len(self._ticks) and self._last_year < _MAX_YEAR:
-            self._append_years(self._last_year + 1, self._last_year + 1)
-        while index < 0 and self._first_year > _MIN_YEAR:
-            before = len(self._ticks)
-            self._prepend_years(self._first_year - 1, self._first_year - 1)
-            index += len(self._ticks) - before
-        if index < 0 or index + 1 >= len(self._ticks):
-            raise OutsideCalendar(
-                f"the question reaches beyond the years {_MIN_YEAR}-{_MAX_YEAR} "
-                "that the service computes"
-            )
-        return index
+    def tabulated(self) -> range:
+        """The indices of the windows the table holds now (it grows on demand)."""
+        table = self._table
+        return range(table.base, table.base + len(table.ticks) - 1)
+
+    @property
+    def grid_step(self) -> int:
+        """Seconds between ticks when they are evenly spaced across the table, else 0."""
+        grid = self._table.grid
+        return 0 if grid is None else grid[1]
 
     # ----- windows, as Dagster's iterators see them ----------------------------------
 
+    def _unexcluded(self, index: int, step: int) -> int:
+        """The first index from `index` on, walking by `step`, of a window not excluded."""
+        while True:
+            table = self._table_holding(index, index + 2)
+            if not table.excluded[index - table.base]:
+                return index
+            index += step
+
     def window_index_from(self, ts: int) -> int:
         """Index of the first non-excluded window starting at or after `ts`."""
-        ticks = self._ticks
+        table = self._table
+        ticks = table.ticks
         if not self.has_exclusions and len(ticks) > 1 and ticks[0] <= ts <= ticks[-2]:
-            return bisect.bisect_left(ticks, ts)  # inside the table: nothing to extend or skip
-        index = self._index_at_or_after(ts)
-        while True:
-            index = self.ensure_index(index)
-            if not self._excluded[index]:
-                return index
-            index += 1
+            return table.base + table.at_or_after(ts)  # inside: nothing to extend or skip
+        return self._unexcluded(self._index_at_or_after(ts), 1)
 
     def window_index_ending_by(self, ts: int) -> int:
         """Index of the last non-excluded window whose end is at or before `ts`."""
-        index = self._index_at_or_before(ts) - 1
-        while True:
-            index = self.ensure_index(index)
-            if not self._excluded[index]:
-                return index
-            index -= 1
+        return self._unexcluded(self._index_at_or_before(ts) - 1, -1)
 
     def next_window_index(self, index: int) -> int:
-        index += 1
-        while True:
-            index = self.ensure_index(index)
-            if not self._excluded[index]:
-                return index
-            index += 1
+        return self._unexcluded(index + 1, 1)
 
     def prev_window_index(self, index: int) -> int:
-        index -= 1
-        while True:
-            index = self.ensure_index(index)
-            if not self._excluded[index]:
-                return index
-            index -= 1
+        return self._unexcluded(index - 1, -1)
 
     def window(self, index: int) -> Window:
-        ticks = self._ticks
-        if not 0 <= index < len(ticks) - 1:
-            index = self.ensure_index(index)
-        return Window(ticks[index], ticks[index + 1])
+        table = self._table
+        position = index - table.base
+        ticks = table.ticks
+        if not 0 <= position < len(ticks) - 1:
+            table = self._table_holding(index, index + 2)
+            position, ticks = index - table.base, table.ticks
+        return Window(ticks[position], ticks[position + 1])
 
     def index_of_start(self, ts: int) -> int:
         """Index of the tick at exactly `ts` (which must be a tick)."""
         index = self._index_at_or_after(ts)
-        return self.ensure_index(index)
+        self._table_holding(index, index + 2)
+        return index
 
     def next_change(self, now: int) -> int | None:
         """The first instant after `now` at which an answer given at `now` may differ.
@@ -293,10 +427,12 @@ class TimeWindows:
         Everything that depends on `now` (which partitions exist, key states) goes through
         `bounds(now)`, which compares `now` only with ticks (excluded ones included) and with
         the end: it is constant from `now` until the next tick or end, or for one second when
-        `now` is on one. None: no tick or end comes after `now` in the table's range.
+        `now` is on one. None: no tick or end comes after `now` in the calendar.
         """
         index = self._index_at_or_after(now)
-        edges = [self._ticks[index]] if index < len(self._ticks) else []
+        table = self._table
+        position = index - table.base
+        edges = [table.ticks[position]] if position < len(table.ticks) else []
         if self.end_ts is not None:
             edges.append(self.end_ts)
         changes = [now + 1 if edge == now else edge for edge in edges if edge >= now]
@@ -320,9 +456,11 @@ class TimeWindows:
         cache = self._bounds_cache
         if cache[0] <= now < cache[1]:
             return cache
-        ticks = self._ticks
         tick_index = self._index_at_or_before(now)
-        last_tick = ticks[tick_index]
+        table = self._table
+        position = tick_index - table.base
+        ticks = table.ticks
+        last_tick = ticks[position]
         ended = self.end_ts is not None and self.end_ts < now
         situation = (last_tick, last_tick == now, ended)
         known = self._bounds_memo.get(situation, _UNKNOWN)
@@ -332,10 +470,10 @@ class TimeWindows:
                 self._bounds_memo.clear()
             self._bounds_memo[situation] = known
         # The same situation holds strictly between two ticks, on the near side of the end.
-        if last_tick == now or tick_index + 1 >= len(ticks):
+        if last_tick == now or position + 1 >= len(ticks):
             valid_from, valid_until = now, now + 1
         else:
-            valid_from, valid_until = last_tick + 1, ticks[tick_index + 1]
+            valid_from, valid_until = last_tick + 1, ticks[position + 1]
             if self.end_ts is not None and valid_from <= self.end_ts < valid_until:
                 if ended:
                     valid_from = self.end_ts + 1
@@ -408,6 +546,7 @@ class TimeWindows:
         edges = self.first_and_last(now)
         return None if edges is None else Window(edges[0].start, edges[1].end)
 
+    # Thread safety: functools.lru_cache locks its own bookkeeping.
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - the instance is itself cached by value
     def _edges(self, bounds: tuple[int, int] | None) -> tuple[Window, Window] | None:
         if bounds is None:
@@ -421,35 +560,51 @@ class TimeWindows:
 
     def keys_slice(self, first: int, stop: int) -> list[str]:
         """Keys of tick indices `[first, stop)` (a slice of the memo, formatted once)."""
-        if self._formatted.find(0, first, stop) != -1:
-            self._format_block(first, stop)
-        return self._keys[first:stop]  # type: ignore[return-value]
+        table = self._table
+        if first < table.base or stop > table.base + len(table.ticks):
+            table = self._table_holding(first, stop)
+        return self._keys_of(table, first - table.base, stop - table.base)
+
+    def _keys_of(self, table: _Table, first: int, stop: int) -> list[str]:
+        """Keys of the positions `[first, stop)` of `table`."""
+        if table.formatted.find(0, first, stop) != -1:
+            self._format_block(table, first, stop)
+        return table.keys[first:stop]  # type: ignore[return-value]
 
     def keys_between(self, start: int, end: int) -> list[str]:
         """Keys of the windows starting in `[start, end)`, for a definition without exclusions."""
-        ticks = self._ticks
+        table = self._table
+        ticks = table.ticks
         if len(ticks) > 1 and ticks[0] <= start and end <= ticks[-2]:
-            return self.keys_slice(bisect.bisect_left(ticks, start), bisect.bisect_left(ticks, end))
+            return self._keys_of(table, table.at_or_after(start), table.at_or_after(end))
         first = self.window_index_from(start)
         return self.keys_slice(first, first + self.ticks_between(start, end))
 
     def key_at(self, index: int) -> str:
-        key = self._keys[index]
-        if key is None:
-            self._format_block(index, index + 1)
-            key = self._keys[index]
-            assert key is not None
+        table = self._table
+        position = index - table.base
+        if 0 <= position < len(table.ticks):
+            key = table.keys[position]
+            if key is not None:
+                return key
+        else:
+            table = self._table_holding(index, index + 1)
+            position = index - table.base
+        self._format_block(table, position, position + 1)
+        key = table.keys[position]
+        assert key is not None
         return key
 
-    def _format_block(self, first: int, stop: int) -> None:
+    def _format_block(self, table: _Table, first: int, stop: int) -> None:
         """Format keys a block at a time: neighbouring keys are almost always asked for next,
         and one bulk pass costs far less than many single formats spread over queries."""
         block = 1024
-        keys, ticks, formatted = self._keys, self._ticks, self._formatted
+        keys, ticks, formatted = table.keys, table.ticks, table.formatted
         for chunk in range(first - first % block, max(stop, first + 1), block):
             chunk_end = min(chunk + block, len(ticks))  # whole blocks, or the table's tail
             if formatted.find(0, chunk, chunk_end) == -1:
                 continue
+            # Keys first, then their flags, each in one slice assignment (see `_Table`).
             keys[chunk:chunk_end] = self._format_ticks(ticks[chunk:chunk_end])
             formatted[chunk:chunk_end] = b"\x01" * (chunk_end - chunk)
 
@@ -593,7 +748,7 @@ class TimeWindows:
                 if instant is None:
                     instant = self.parse_instant(key)
                 index = self.window_index_from(instant)
-                cached = (self._ticks[index], self.key_at(index))
+                cached = (self.tick(index), self.key_at(index))
             if len(self._key_starts) > 500_000:
                 self._key_starts.clear()
             self._key_starts[key] = cached
@@ -632,9 +787,13 @@ class TimeWindows:
         """Whether the key of window `index` parses back to exactly its start (so Dagster's
         key round trip can be skipped): a preset format that holds every field of the wall
         time, and not the unmarked first of two repeated wall times' second twin."""
-        if self.fmt not in _EXACT_FORMATS or self._excluded[index]:
+        if self.fmt not in _EXACT_FORMATS:
             return False
-        tick = self._ticks[index]
+        table = self._table_holding(index, index + 1)
+        position = index - table.base
+        if table.excluded[position]:
+            return False
+        tick = table.ticks[position]
         if tick in self._wall_overrides:
             return True
         if self.is_utc:
@@ -649,7 +808,7 @@ class TimeWindows:
         rounded outwards, through keys as Dagster maps."""
         found = self.covering_indices(start, end)
         if found is not None:
-            return self._ticks[found[0]], self._ticks[found[1]]
+            return self.tick(found[0]), self.tick(found[1])
         return (
             self.start_of_window_key(self.index_for_timestamp(start)),
             self.end_of_window_key(self.index_for_timestamp(end, end_closed=True)),
@@ -658,25 +817,23 @@ class TimeWindows:
     def covering_indices(self, start: int, end: int) -> tuple[int, int] | None:
         """`covering_span` as tick indices `[first, stop)` when its edges are ticks: the
         windows lie inside the table and their keys are exact. None otherwise."""
-        ticks = self._ticks
-        if not self.has_exclusions and len(ticks) > 1 and ticks[1] <= start < end < ticks[-1]:
-            # As `index_for_timestamp` finds them inside the table.
-            first = bisect.bisect_right(ticks, start) - 1
-            last = bisect.bisect_left(ticks, end) - 1
-            if self.keys_all_exact or (self._key_is_exact(first) and self._key_is_exact(last)):
-                return first, last + 1
+        if self.has_exclusions:
+            return None
+        table = self._table
+        found = table.span(start, end, True)
+        if found is None:
+            return None
+        first, stop = table.base + found[0], table.base + found[1]
+        if self.keys_all_exact or (self._key_is_exact(first) and self._key_is_exact(stop - 1)):
+            return first, stop
         return None
 
     def span_indices(self, start: int, end: int) -> tuple[int, int] | None:
         """Tick indices `[first, stop)` of the windows making up `[start, end)` when both
         are ticks in the table; None otherwise."""
-        ticks = self._ticks
-        if len(ticks) > 1 and ticks[0] <= start < end <= ticks[-1]:
-            first = bisect.bisect_left(ticks, start)
-            stop = bisect.bisect_left(ticks, end)
-            if ticks[first] == start and ticks[stop] == end:
-                return first, stop
-        return None
+        table = self._table
+        found = table.span(start, end, False)
+        return None if found is None else (table.base + found[0], table.base + found[1])
 
     def existing_windows(
         self,
@@ -691,46 +848,37 @@ class TimeWindows:
         `keys_up_to`. With `covering`, the windows whose exact keys cover it
         (`covering_indices`); without, the windows making it up (`span_indices`). None
         otherwise."""
-        ticks = self._ticks
+        if bounds is None or self.has_exclusions:
+            return None
+        table = self._table
+        found = table.span(start, end, covering)
+        if found is None:
+            return None
+        first, stop, first_tick, stop_tick, last_start = found
         if (
-            bounds is None
-            or self.has_exclusions
-            or len(ticks) < 2
-            or not ticks[1] <= start < end < ticks[-1]
+            covering
+            and not self.keys_all_exact
+            and not (
+                self._key_is_exact(table.base + first) and self._key_is_exact(table.base + stop - 1)
+            )
         ):
             return None
-        # `covering_indices` and `span_indices` inside the table, in one step.
-        if covering:
-            first = bisect.bisect_right(ticks, start) - 1
-            stop = bisect.bisect_left(ticks, end)
-            if not self.keys_all_exact and not (
-                self._key_is_exact(first) and self._key_is_exact(stop - 1)
-            ):
-                return None
-        else:
-            first = bisect.bisect_left(ticks, start)
-            stop = bisect.bisect_left(ticks, end)
-            if ticks[first] != start or ticks[stop] != end:
-                return None
         # The first window starts no earlier than the first partition, the last no later
         # than the last one (windows are ticks apart, so none ends before the first one).
-        if not (bounds[0] <= ticks[first] and ticks[stop - 1] <= bounds[1]):
+        if not (bounds[0] <= first_tick and last_start <= bounds[1]):
             return None
-        keys = self.keys_slice(first, stop) if stop - first <= keys_up_to else None
-        return Window(ticks[first], ticks[stop]), keys
+        keys = self._keys_of(table, first, stop) if stop - first <= keys_up_to else None
+        return Window(first_tick, stop_tick), keys
 
     def span_of(self, first: int, stop: int) -> tuple[int, int]:
         """`[start, end)` of the windows with tick indices `[first, stop)`."""
-        ticks = self._ticks
-        if first >= 0 and stop < len(ticks):
-            return ticks[first], ticks[stop]
-        return ticks[first], self.window(stop - 1).end
+        return self.tick(first), self.window(stop - 1).end
 
     def start_of_window_key(self, index: int) -> int:
         """Where Dagster says the key of window `index` starts (its key, parsed back)."""
+        tick = self.tick(index)
         if self._key_is_exact(index):
-            return self._ticks[index]
-        tick = self._ticks[index]
+            return tick
         start = self._window_key_starts.get(tick)
         if start is None:
             start = self.start_for_key(self.key_at(index))
@@ -741,7 +889,7 @@ class TimeWindows:
         """Where Dagster says the key of window `index` ends (its key, parsed back)."""
         if self._key_is_exact(index):
             return self.window(index).end
-        tick = self._ticks[index]
+        tick = self.tick(index)
         end = self._window_key_ends.get(tick)
         if end is None:
             end = self.window_for_key(self.key_at(index)).end
@@ -757,17 +905,20 @@ class TimeWindows:
         if bounds is None or self.has_exclusions:
             return None
         instant = self._canonical_instant(key)
-        ticks = self._ticks
+        table = self._table
+        ticks = table.ticks
         if instant is None or len(ticks) < 2 or not ticks[0] <= instant <= ticks[-2]:
             return None
-        index = bisect.bisect_left(ticks, instant)
+        position = table.at_or_after(instant)
+        index = table.base + position
         if self.is_basic:  # the key's instant is its start, and it re-formats to itself
             return index if bounds[0] <= instant <= bounds[1] else None
-        if not bounds[0] <= ticks[index] <= bounds[1]:
+        tick = ticks[position]
+        if not bounds[0] <= tick <= bounds[1]:
             return None
-        if self.keys_all_exact and ticks[index] == instant:
+        if self.keys_all_exact and tick == instant:
             return index  # a canonical key is the text of its instant: of this tick's key
-        known = self._keys[index]  # `key_at`, without its call once formatted
+        known = table.keys[position]  # `key_at`, without its call once formatted
         return index if (known if known is not None else self.key_at(index)) == key else None
 
     def check_keys(self, keys: Sequence[str], now: int) -> list[int]:
@@ -784,27 +935,30 @@ class TimeWindows:
                     return [first]
                 # A run of consecutive exact keys, compared with the listed keys at once.
                 stop = first + len(keys)
+                table = self._table
                 if (
                     self.keys_all_exact
-                    and stop < len(self._ticks)
-                    and self._ticks[stop - 1] <= bounds[1]
+                    and stop - table.base < len(table.ticks)
+                    and table.ticks[stop - 1 - table.base] <= bounds[1]
                     and self.keys_slice(first, stop) == list(keys)
                 ):
                     return list(range(first, stop))
         indices: list[int] = []
-        previous = -2
+        previous: int | None = None
         for position, key in enumerate(keys):
-            following = previous + 1
-            if (
-                bounds is not None
-                and 0 <= following < len(self._ticks) - 1
-                and bounds[0] <= self._ticks[following] <= bounds[1]
-                and self.key_at(following) == key
-                and (self.keys_all_exact or self._key_is_exact(following))
-            ):
-                indices.append(following)
-                previous = following
-                continue
+            if bounds is not None and previous is not None:
+                following = previous + 1
+                table = self._table
+                slot = following - table.base
+                if (
+                    0 <= slot < len(table.ticks) - 1
+                    and bounds[0] <= table.ticks[slot] <= bounds[1]
+                    and self.key_at(following) == key
+                    and (self.keys_all_exact or self._key_is_exact(following))
+                ):
+                    indices.append(following)
+                    previous = following
+                    continue
             start, formatted = self.key_start(key)
             if (
                 bounds is None
@@ -826,33 +980,34 @@ class TimeWindows:
         return self.key_at(self.index_for_timestamp(ts, end_closed))
 
     def index_for_timestamp(self, ts: int, end_closed: bool = False) -> int:
-        ticks = self._ticks
+        table = self._table
+        ticks = table.ticks
         if not self.has_exclusions and len(ticks) > 1 and ticks[1] <= ts < ticks[-1]:
             # Inside the table: the window holding `ts` (ending at it when end_closed).
             if end_closed:
-                return bisect.bisect_left(ticks, ts) - 1
-            return bisect.bisect_right(ticks, ts) - 1
-        prev = self._index_at_or_before(ts)
-        if end_closed and self._ticks[prev] == ts:
-            prev -= 1
-        prev = self.ensure_index(prev)
-        while self._excluded[prev]:
-            prev = self.ensure_index(prev - 1)
-        nxt = self.window_index_from(ts)
-        if end_closed or self._ticks[nxt] > ts:
-            return prev
-        return nxt
+                return table.base + table.at_or_after(ts) - 1
+            return table.base + table.at_or_before(ts)
+        previous = self._index_at_or_before(ts)
+        if end_closed and self.tick(previous) == ts:
+            previous -= 1
+        previous = self._unexcluded(previous, -1)
+        following = self.window_index_from(ts)
+        if end_closed or self.tick(following) > ts:
+            return previous
+        return following
 
     def keys_in_window(self, window: Window) -> Iterator[int]:
         """Tick indices of the non-excluded windows starting in `[window.start, window.end)`."""
         index = self._index_at_or_after(window.start)
         while True:
-            index = self.ensure_index(index)
-            if self._ticks[index] >= window.end:
-                return
-            if not self._excluded[index]:
-                yield index
-            index += 1
+            table = self._table_holding(index, index + 2)
+            ticks, excluded, base = table.ticks, table.excluded, table.base
+            while index < base + len(ticks) - 1:  # windows whose end is in this table
+                if ticks[index - base] >= window.end:
+                    return
+                if not excluded[index - base]:
+                    yield index
+                index += 1
 
     def ticks_between(self, start: int, end: int) -> int:
         """How many ticks lie in `[start, end)`."""
@@ -861,17 +1016,12 @@ class TimeWindows:
 
     def last_window_index_before(self, ts: int) -> int:
         """Index of the last non-excluded window starting strictly before `ts`."""
-        index = self._index_at_or_after(ts) - 1
-        while True:
-            index = self.ensure_index(index)
-            if not self._excluded[index]:
-                return index
-            index -= 1
+        return self._unexcluded(self._index_at_or_after(ts) - 1, -1)
 
     def has_any_partitions_in(self, start: int, end: int) -> bool:
         if start >= end:
             return False
-        return self._ticks[self.window_index_from(start)] < end
+        return self.tick(self.window_index_from(start)) < end
 
 
 def windows_for_key(
@@ -907,51 +1057,31 @@ def windows_for_key(
         or not origin_bounds[0] <= instant <= origin_bounds[1]
     ):
         return None
-    grid = origin._grid
-    if grid is not None:
-        first_tick, step, count = grid
-        index, off_tick = divmod(instant - first_tick, step)
-        if off_tick or not 0 <= index <= count - 2:
-            return None  # between ticks: left to `check_keys`
-        start, end = instant, instant + step
-    else:
-        ticks = origin._ticks
-        if len(ticks) < 2 or not ticks[0] <= instant <= ticks[-2]:
-            return None
-        index = bisect.bisect_left(ticks, instant)
-        if ticks[index] != instant:
-            return None  # basic crons take keys between ticks too: left to `check_keys`
-        start, end = instant, ticks[index + 1]
-    grid = target._grid
-    if grid is not None:
-        # What the bisections below find, by arithmetic.
-        origin_tick, step, count = grid
-        if not origin_tick + step <= start < end < origin_tick + (count - 1) * step:
-            return None
-        first = (start - origin_tick) // step
-        stop = -((origin_tick - end) // step)
-        first_tick, stop_tick = origin_tick + first * step, origin_tick + stop * step
-        last_start = stop_tick - step
-    else:
-        ticks = target._ticks
-        if len(ticks) < 2 or not ticks[1] <= start < end < ticks[-1]:
-            return None
-        if covering:
-            first = bisect.bisect_right(ticks, start) - 1
-        else:
-            first = bisect.bisect_left(ticks, start)
-        stop = bisect.bisect_left(ticks, end)
-        first_tick, stop_tick, last_start = ticks[first], ticks[stop], ticks[stop - 1]
-    if not covering and (first_tick != start or stop_tick != end):
+    end = origin._table.window_end(instant)
+    if end is None:
+        return None  # between ticks (basic crons take such keys too): left to `check_keys`
+    table = target._table
+    found = table.span(instant, end, covering)
+    if found is None:
         return None
+    first, stop, first_tick, stop_tick, last_start = found
     if not (target_bounds[0] <= first_tick and last_start <= target_bounds[1]):
         return None
-    keys = None
-    if stop - first <= keys_up_to:
-        if target._formatted.find(0, first, stop) != -1:  # `keys_slice`, inline
-            target._format_block(first, stop)
-        keys = target._keys[first:stop]
-    return Window(first_tick, stop_tick), keys  # type: ignore[return-value]
+    keys = target._keys_of(table, first, stop) if stop - first <= keys_up_to else None
+    return Window(first_tick, stop_tick), keys
+
+
+def _outside_calendar() -> OutsideCalendar:
+    return OutsideCalendar(
+        f"the question reaches beyond the years {FIRST_TABLE_YEAR}-{LAST_TABLE_YEAR} "
+        "that the service computes"
+    )
+
+
+def _year_of(ts: int) -> int:
+    """The calendar year of `ts` in UTC, clamped to the table's years."""
+    year = datetime.fromtimestamp(ts, UTC).year
+    return min(max(year, FIRST_TABLE_YEAR), LAST_TABLE_YEAR)
 
 
 def _iso(ts: int) -> str:
@@ -976,9 +1106,12 @@ def _parse(expression: str, field: str) -> Cron:
 
 
 # Bounded so that memory stays flat under many distinct definitions (a year of a 15-minute
-# cron is 35,000 ticks); compiled definitions below hold their own copies anyway.
+# cron is 35,000 ticks); compiled definitions hold their own copies anyway.
+# Thread safety: functools.lru_cache locks its own bookkeeping; its values are tuples.
 @functools.lru_cache(maxsize=256)
-def _ticks_of_year(cron: Cron, tz: tzinfo, year: int) -> tuple[list[int], dict[int, datetime]]:
+def _ticks_of_year(
+    cron: Cron, tz: tzinfo, year: int
+) -> tuple[tuple[int, ...], tuple[tuple[int, datetime], ...]]:
     """Every tick of `cron` whose local date falls in `year`, as sorted UTC seconds, and the
     wall times of ticks that keep a nonexistent wall time as their key."""
     ticks: list[int] = []
@@ -997,8 +1130,8 @@ def _ticks_of_year(cron: Cron, tz: tzinfo, year: int) -> tuple[list[int], dict[i
                 ticks.extend(_local_ticks(cron, tz, day, midnight, hours, minutes, overrides))
         day += one_day
     ticks.sort()
-    deduplicated = [tick for i, tick in enumerate(ticks) if i == 0 or tick != ticks[i - 1]]
-    return deduplicated, overrides
+    deduplicated = tuple(tick for i, tick in enumerate(ticks) if i == 0 or tick != ticks[i - 1])
+    return deduplicated, tuple(overrides.items())
 
 
 def _offset_seconds(tz: tzinfo, wall: datetime, fold: int = 0) -> int:
@@ -1059,6 +1192,8 @@ def _is_tick(cron: Cron, tz: tzinfo, ts: int) -> bool:
     return index < len(year_ticks) and year_ticks[index] == ts
 
 
+# Thread safety: functools.lru_cache locks its own bookkeeping; two threads compiling one
+# definition at once may build it twice, and one of the two equal values is kept.
 @functools.lru_cache(maxsize=128)
 def compile_time_windows(definition: TimeWindowPartitions) -> TimeWindows:
     return TimeWindows(definition)
