@@ -6,7 +6,12 @@ from typing import Any
 
 import pytest
 
-from partition_deps.domain.dependencies import downstream_partitions, upstream_partitions
+from partition_deps.domain import fast_paths
+from partition_deps.domain.dependencies import (
+    clear_memos,
+    downstream_partitions,
+    upstream_partitions,
+)
 from partition_deps.domain.errors import PartitionDepsError
 from tests.conformance.cases import Case, load_cases
 
@@ -36,8 +41,23 @@ def answer(case: Case) -> dict[str, Any]:
         return {"error": error.category}
 
 
+def expected(case: Case) -> dict[str, Any]:
+    result = dict(case.raw["expected"])
+    result.pop("message", None)
+    return result
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_case(case: Case) -> None:
-    expected = dict(case.raw["expected"])
-    expected.pop("message", None)
-    assert answer(case) == expected
+    assert answer(case) == expected(case)
+
+
+def test_every_case_answers_the_same_with_the_fast_layer_off() -> None:
+    fast_paths.force_general_path(True)
+    clear_memos(compiled=False)
+    try:
+        wrong = [case.id for case in CASES if answer(case) != expected(case)]
+    finally:
+        fast_paths.force_general_path(False)
+        clear_memos(compiled=False)
+    assert wrong == []

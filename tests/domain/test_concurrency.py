@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 
 from partition_deps.domain.definitions import Evaluation, TimeWindowPartitions
 from partition_deps.domain.dependencies import (
@@ -110,11 +111,11 @@ def _questions(seed: int) -> list[Question]:
             _down(DAILY_UTC, WEEKLY_UTC, text),
             _down(HOURLY_NEW_YORK, DAILY_NEW_YORK, f"{text}-12:00"),
             _down(DAILY_BERLIN, SIX_HOURLY_BERLIN, text),
-            lambda: key_for_timestamp(HOURLY_NEW_YORK, instant),
-            lambda: key_for_timestamp(WEEKDAYS_UTC, instant),
-            lambda: key_for_timestamp(SIX_HOURLY_BERLIN, instant, end_closed=True),
-            lambda: time_window_for_key(WEEKLY_UTC, sunday),
-            lambda: time_window_for_key(HOURLY_UTC, hour),
+            partial(key_for_timestamp, HOURLY_NEW_YORK, instant),
+            partial(key_for_timestamp, WEEKDAYS_UTC, instant),
+            partial(key_for_timestamp, SIX_HOURLY_BERLIN, instant, end_closed=True),
+            partial(time_window_for_key, WEEKLY_UTC, sunday),
+            partial(time_window_for_key, HOURLY_UTC, hour),
             _listing(DAILY_NEW_YORK, instant),
             _listing(WEEKDAYS_UTC, instant),
         ]

@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from partition_deps.domain import dependencies
+from partition_deps.domain import dependencies, fast_paths
+from partition_deps.domain.compiled_windows import compile_time_windows
 from partition_deps.domain.definitions import Evaluation, TimeWindowPartitions
-from partition_deps.domain.dependencies import upstream_partitions
+from partition_deps.domain.dependencies import clear_memos, upstream_partitions
 from partition_deps.domain.errors import PartitionDepsError
 from partition_deps.domain.mappings.kinds import TimeWindowMapping
 from partition_deps.domain.partitions import DAGSTER, all_partitions
 from partition_deps.domain.results import UpstreamResult
-from partition_deps.domain.timewindow import compile_time_windows
 from tests.domain.strategies import ZONES, as_of_instants, preset_definitions, time_definitions
 
 
@@ -25,15 +25,15 @@ def _general_upstream(
     keys: list[str],
     at: Evaluation,
 ) -> UpstreamResult:
-    now = int(at.as_of.timestamp())
-    situations = (
-        dependencies._situation(upstream, now),
-        dependencies._situation(downstream, now),
-    )
-    question = dependencies._Question("up", False, None)  # no compiled sides: no fast path
-    return dependencies._upstream(
-        question, upstream, downstream, None, keys, at, DAGSTER, situations, now
-    )
+    """The answer of the general path, computed afresh (no answer remembered from the fast
+    path serves it)."""
+    fast_paths.force_general_path(True)
+    clear_memos(compiled=False)
+    try:
+        return upstream_partitions(upstream, downstream, None, keys, at)
+    finally:
+        fast_paths.force_general_path(False)
+        clear_memos(compiled=False)
 
 
 def _answer(call: Callable[[], UpstreamResult]) -> object:

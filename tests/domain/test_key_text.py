@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from partition_deps.domain.compiled_windows import TimeWindows, zone
 from partition_deps.domain.definitions import Evaluation, TimeWindowPartitions
 from partition_deps.domain.partitions import has_key
-from partition_deps.domain.timewindow import TimeWindows, zone
 from tests.domain.strategies import DAILY_FMT, HOURLY_FMT, ZONES
 
 # 1900-01-01 to 2299-12-31 UTC: the years the service computes.
@@ -65,7 +65,7 @@ def _strptime_instant(text: str, fmt: str) -> int:
 @given(st.text(alphabet="0123456789-:T +Z_.W\u0663", max_size=18))
 def test_canonical_keys_are_only_what_strftime_writes(text: str) -> None:
     for fmt, windows in UTC_WINDOWS.items():
-        instant = windows._canonical_instant(text)
+        instant = windows.canonical_instant(text)
         if instant is not None:
             assert datetime.fromtimestamp(instant, UTC).strftime(fmt) == text
             assert instant == _strptime_instant(text, fmt)
@@ -75,7 +75,7 @@ def test_canonical_keys_are_only_what_strftime_writes(text: str) -> None:
 def test_every_key_strftime_writes_is_canonical(wall: datetime) -> None:
     for fmt, windows in UTC_WINDOWS.items():
         text = wall.strftime(fmt)
-        assert windows._canonical_instant(text) == _strptime_instant(text, fmt)
+        assert windows.canonical_instant(text) == _strptime_instant(text, fmt)
 
 
 def test_a_key_with_non_ascii_digits_is_not_a_partition() -> None:

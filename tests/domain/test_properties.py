@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from partition_deps.domain.compiled_windows import compile_time_windows
 from partition_deps.domain.definitions import Evaluation, TimeWindowPartitions
 from partition_deps.domain.dependencies import downstream_partitions, upstream_partitions
 from partition_deps.domain.partitions import all_partitions
 from partition_deps.domain.subsets import TimeSubset
-from partition_deps.domain.timewindow import compile_time_windows
 from tests.domain.strategies import ZONES, as_of_instants, time_definitions
 
 

@@ -48,6 +48,7 @@ from partition_deps.domain.mappings.kinds import (
     TimeWindowMapping,
 )
 from partition_deps.domain.results import KeyState, KeyStatus, PartitionRun, Subset
+from partition_deps.domain.years import FIRST_YEAR, LAST_YEAR
 
 
 class InvalidRequest(PartitionDepsError):
@@ -63,8 +64,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_SECOND = timedelta(seconds=1)
 
 
-# The calendar the service answers for: the domain tabulates cron ticks for these years only.
-FIRST_YEAR, LAST_YEAR = 1900, 2299
 _MIN_SECONDS = int((datetime(FIRST_YEAR, 1, 1, tzinfo=UTC) - _EPOCH).total_seconds())
 _MAX_SECONDS = int((datetime(LAST_YEAR + 1, 1, 1, tzinfo=UTC) - _EPOCH).total_seconds()) - 1
 

@@ -19,6 +19,7 @@ from partition_deps.domain.definitions import (
     StaticPartitions,
 )
 from partition_deps.domain.errors import PartitionDepsError
+from partition_deps.domain.years import FIRST_TABLE_YEAR, LAST_TABLE_YEAR
 
 # Keys named or selected by one request (explicit keys, and ranges once expanded).
 MAX_KEYS_PER_REQUEST = 100_000
@@ -58,8 +59,6 @@ def check_count(count: int, limit: int, what: str, field: str, reason: str) -> N
 # definition into a table of every tick of the years it spans (about 100 bytes a tick), so an
 # every-minute cron started decades ago would cost gigabytes: such a definition is refused.
 MAX_DEFINITION_PARTITIONS = 3_000_000
-# The domain's tick tables cover these years (domain/timewindow.py clamps to them).
-_TABLE_YEARS = (1900, 2300)
 
 
 def estimated_partitions(definition: PartitionsDefinition, now: datetime) -> int:
@@ -79,7 +78,7 @@ def estimated_partitions(definition: PartitionsDefinition, now: datetime) -> int
         return 0  # validation reports the cron
     per_day = len(cron.minutes) * len(cron.hours_of_day)
     per_year = per_day * 366 * (len(cron.months) if cron.months is not None else 12) // 12
-    low, high = _TABLE_YEARS
+    low, high = FIRST_TABLE_YEAR, LAST_TABLE_YEAR
     last = definition.end.year if definition.end is not None else now.year
     first_year = min(max(definition.start.year, low), high) - 1
     last_year = min(max(last, definition.start.year, low), high) + 1

@@ -1,6 +1,6 @@
 """The partitions definition kinds, as plain immutable values.
 
-Behaviour lives elsewhere: `timewindow.py` compiles a `TimeWindowPartitions` into fast
+Behaviour lives elsewhere: `compiled_windows.py` compiles a `TimeWindowPartitions` into fast
 arithmetic, `partitions.py` answers key questions for every kind.
 """
 

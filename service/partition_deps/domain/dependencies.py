@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from partition_deps.domain import fast_paths
+from partition_deps.domain.compiled_windows import TimeWindows, Window, compile_time_windows
 from partition_deps.domain.definitions import (
     DynamicPartitions,
     Evaluation,
@@ -24,11 +26,11 @@ from partition_deps.domain.errors import (
     MappingError,
     PartitionDepsError,
 )
+from partition_deps.domain.fast_paths import SpanMapping
 from partition_deps.domain.mappings.engine import map_down, map_up
 from partition_deps.domain.mappings.inference import resolve_mapping
 from partition_deps.domain.mappings.keysets import Keys, key_list, subset_with_keys
 from partition_deps.domain.mappings.kinds import PartitionMapping, TimeWindowMapping
-from partition_deps.domain.mappings.time_window import SpanMapping
 from partition_deps.domain.partitions import (
     DAGSTER,
     Options,
@@ -48,7 +50,6 @@ from partition_deps.domain.results import (
     UpstreamResult,
 )
 from partition_deps.domain.subsets import TimeSubset
-from partition_deps.domain.timewindow import TimeWindows, Window, compile_time_windows
 
 __all__ = [
     "clear_memos",
@@ -164,7 +165,7 @@ def upstream_partitions(
         up_bounds, down_bounds = held[2], held[3]
         situations = (up_bounds, down_bounds)
         span = question.span
-        if span is not None and len(downstream_keys) == 1:
+        if span is not None and len(downstream_keys) == 1 and fast_paths.enabled():
             checked = question.checked
             is_checked = checked[0] is up_bounds and checked[1] is down_bounds
             if not is_checked and situations in question.prepared:
@@ -207,7 +208,7 @@ def _upstream(
     else:
         indices = windows[1].check_keys(downstream_keys, now)
         span = question.span
-        if span is not None and indices:
+        if span is not None and indices and fast_paths.enabled():
             fast = _upstream_of_one_run(span, indices, now, situations[0])  # type: ignore[arg-type]
             if fast is not None:
                 return fast
@@ -338,15 +339,17 @@ def _involves_dynamic(definition: PartitionsDefinition | None) -> bool:
     return False
 
 
-def clear_memos() -> None:
-    """Forget every compiled definition, interned question and remembered answer: the next
-    question starts from nothing, as on a new server (tests compare such first answers)."""
+def clear_memos(compiled: bool = True) -> None:
+    """Forget every interned question and remembered answer, and with `compiled` every
+    compiled definition: the next question starts from nothing, as on a new server (tests
+    compare such first answers, and the fast and general paths)."""
     global _last_question
     _QUESTIONS.clear()
     _ANSWERS.clear()
     _last_question = ("", None, None, None, None, _Question("", False, None))
-    compile_time_windows.cache_clear()
-    forget_listed_positions()
+    if compiled:
+        compile_time_windows.cache_clear()
+        forget_listed_positions()
 
 
 def _remember(key: tuple[object, ...] | None, result: UpstreamResult | DownstreamResult) -> None:

@@ -50,6 +50,6 @@ class MappingError(PartitionDepsError):
 
 
 class OutsideCalendar(PartitionDepsError):
-    """A question that reaches beyond the years the tick tables cover (1900-2300)."""
+    """A question that reaches beyond the years the tick tables cover (`domain/years.py`)."""
 
     category = "outside_calendar_range"

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from partition_deps.domain.compiled_windows import compile_time_windows
 from partition_deps.domain.definitions import (
     MultiPartitions,
     PartitionsDefinition,
     TimeWindowPartitions,
 )
-from partition_deps.domain.timewindow import compile_time_windows
 
 
 def _time_definitions(definition: PartitionsDefinition | None) -> Iterable[TimeWindowPartitions]:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from partition_deps.domain.compiled_windows import TimeWindows, Window, compile_time_windows
 from partition_deps.domain.definitions import (
     Dimension,
     DynamicPartitions,
@@ -24,7 +25,6 @@ from partition_deps.domain.errors import (
 )
 from partition_deps.domain.results import KeyState, KeyStatus, KeySubset, Subset
 from partition_deps.domain.subsets import TimeSubset
-from partition_deps.domain.timewindow import TimeWindows, Window, compile_time_windows
 
 MULTI_KEY_DELIMITER = "|"
 _FORBIDDEN_STATIC_SUBSTRING = "..."

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
+from partition_deps.domain.compiled_windows import TimeWindows, Window
 from partition_deps.domain.results import PartitionRun
-from partition_deps.domain.timewindow import TimeWindows, Window
 
 # Subsets up to this many keys keep their key list (memoised answers are listed again).
 LISTED_KEYS = 2_000

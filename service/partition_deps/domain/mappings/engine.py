@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from partition_deps.domain.compiled_windows import compile_time_windows
 from partition_deps.domain.definitions import (
     Evaluation,
     PartitionsDefinition,
@@ -25,7 +26,6 @@ from partition_deps.domain.mappings.multi import dimension_dependencies, map_mul
 from partition_deps.domain.mappings.time_window import map_time_windows
 from partition_deps.domain.partitions import now_of
 from partition_deps.domain.subsets import TimeSubset
-from partition_deps.domain.timewindow import compile_time_windows
 
 
 def map_up(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from partition_deps.domain.compiled_windows import compile_time_windows
 from partition_deps.domain.definitions import (
     DynamicPartitions,
     Evaluation,
@@ -23,7 +24,6 @@ from partition_deps.domain.partitions import (
 )
 from partition_deps.domain.results import KeyStatus
 from partition_deps.domain.subsets import TimeSubset
-from partition_deps.domain.timewindow import compile_time_windows
 
 # A time subset keeps Dagster's chronological order; a frozenset is Dagster's unordered
 # default subset, ordered at the very end by the definition's enumeration order; a tuple is a

@@ -9,14 +9,77 @@ is computed from the unclamped windows, so those keys are still classified.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from partition_deps.domain.compiled_windows import TimeWindows, Window, zone
+from partition_deps.domain.definitions import TimeWindowPartitions
 from partition_deps.domain.errors import MappingError, OutsideCalendar
 from partition_deps.domain.partitions import statuses_in
 from partition_deps.domain.results import KeyStatus
-from partition_deps.domain.subsets import LISTED_KEYS, TimeSubset
-from partition_deps.domain.timewindow import TimeWindows, Window, windows_for_key
+from partition_deps.domain.subsets import TimeSubset
+
+
+@dataclass(frozen=True)
+class PairRules:
+    """What Dagster's time-window mapping decides from its two definitions alone.
+
+    `origin` is the side mapped from (downstream going up), `target` the side mapped to.
+    """
+
+    same_zone: bool
+    same_definition: bool
+    # Equal but for start and end, with the target's end no earlier than the origin's: the
+    # shortcut that passes windows through as they are when the starts are covered too.
+    same_but_bounds: bool
+    # Dagster's daily -> hourly shortcut (both basic).
+    daily_to_hourly: bool
+    # Windows map as they are, with no overlap to compute.
+    same_ticks: bool
+
+
+# Thread safety: functools.lru_cache locks its own bookkeeping; values are frozen.
+@functools.lru_cache(maxsize=1024)
+def _pair_rules(origin: TimeWindowPartitions, target: TimeWindowPartitions) -> PairRules:
+    same_but_bounds = (
+        origin.timezone == target.timezone
+        and origin.fmt == target.fmt
+        and origin.cron_schedule == target.cron_schedule
+        and origin.end_offset == target.end_offset
+        and origin.exclusions == target.exclusions
+        and _ends_no_earlier(target, origin)
+    )
+    daily_to_hourly = (
+        origin.cron_schedule == "0 0 * * *"
+        and not origin.exclusions
+        and target.cron_schedule == "0 * * * *"
+        and not target.exclusions
+    )
+    return PairRules(
+        same_zone=origin.timezone == target.timezone,
+        same_definition=origin == target,
+        same_but_bounds=same_but_bounds,
+        daily_to_hourly=daily_to_hourly,
+        same_ticks=origin.cron_schedule == target.cron_schedule or daily_to_hourly,
+    )
+
+
+def _ends_no_earlier(first: TimeWindowPartitions, second: TimeWindowPartitions) -> bool:
+    """Whether `first` has no end, or ends no earlier than `second` (as instants: a wall
+    time in a DST gap can be later than the wall time after it)."""
+    if first.end is None:
+        return True
+    if second.end is None:
+        return False
+    return int(first.end.replace(tzinfo=zone(first.timezone)).timestamp()) >= int(
+        second.end.replace(tzinfo=zone(second.timezone)).timestamp()
+    )
+
+
+def pair_rules(origin: TimeWindows, target: TimeWindows) -> PairRules:
+    """The rules of mapping `origin`'s windows to `target`'s, classified once per pair."""
+    return _pair_rules(origin.definition, target.definition)
 
 
 @dataclass(frozen=True)
@@ -101,109 +164,6 @@ def map_time_windows(
     return TimeMapped(_union(target, kept), _union(target, missing), tuple(statuses))
 
 
-class SpanMapping:
-    """A time-window mapping without offsets between two compiled definitions, going up.
-
-    `map_time_windows` answers every question; this answers the common one, one run of
-    downstream windows whose upstream windows all exist, in tick indices with no subsets
-    built (with the one-key path in `dependencies`, the weekly <- daily bench row went from
-    46 us to 13). What depends only on the two definitions is decided once here.
-    """
-
-    def __init__(self, origin: TimeWindows, target: TimeWindows) -> None:
-        self.origin = origin
-        self.target = target
-        self.nothing = TimeSubset(target, ())  # shared: an empty subset never changes
-        a, b = origin.definition, target.definition
-        self.same_zone = a.timezone == b.timezone
-        self.same_definition = a == b
-        self.same_but_bounds = _equal_except_bounds(origin, target) and (
-            target.end_ts is None or (origin.end_ts is not None and target.end_ts >= origin.end_ts)
-        )
-        self.daily_to_hourly = origin.is_basic_daily and target.is_basic_hourly
-        self.same_ticks = a.cron_schedule == b.cron_schedule or self.daily_to_hourly
-        # None of Dagster's shortcuts can apply: straight to the overlap.
-        self.overlap_only = self.same_zone and not (
-            self.same_definition or self.same_but_bounds or self.daily_to_hourly
-        )
-        # ...and both sides' keys are exact: one key maps in one step (`windows_for_key`).
-        self.direct = self.overlap_only and origin.keys_all_exact and target.keys_all_exact
-
-    def upstream_of_key(
-        self,
-        key: str,
-        now: int,
-        upstream_bounds: tuple[int, int] | None,
-        downstream_bounds: tuple[int, int] | None,
-    ) -> TimeSubset | None:
-        """`upstream` for the window of one key, when the key is a partition and the answer
-        one span with nothing missing (the bounds are each side's at `now`); None when the
-        question takes the general path, which also reports a bad key."""
-        target = self.target
-        if self.direct:
-            found = windows_for_key(
-                self.origin,
-                target,
-                key,
-                downstream_bounds,
-                upstream_bounds,
-                not self.same_ticks,
-                LISTED_KEYS,
-            )
-            return None if found is None else TimeSubset(target, (found[0],), found[1])
-        index = self.origin.index_of_key(key, downstream_bounds)
-        return None if index is None else self.upstream(index, index + 1, now, upstream_bounds)
-
-    def upstream(
-        self, first: int, stop: int, now: int, bounds: tuple[int, int] | None
-    ) -> TimeSubset | None:
-        """The upstream partitions of the downstream windows `[first, stop)` (tick indices),
-        `bounds` being the upstream's at `now`, when `map_time_windows` answers them as one
-        span with nothing missing; None when it may answer anything else."""
-        origin, target = self.origin, self.target
-        start, end = origin.span_of(first, stop)
-        if not self.overlap_only:
-            if not self.same_zone:
-                return None
-            if self.same_definition:
-                if origin is target:
-                    return self._subset((Window(start, end), first, stop))
-                return self._subset(_with_span(target.span_indices(start, end), start, end))
-            # Dagster's shortcuts, in its order (see `_cheap_mapping`): the span as it is.
-            covered = origin.start_ts >= target.start_ts or start >= target.start_ts
-            if covered and self.same_but_bounds:
-                return self._subset(_with_span(target.span_indices(start, end), start, end))
-            if covered and self.daily_to_hourly:
-                # Where the full windows end: where the last partitions end.
-                origin_edges, target_edges = origin.first_and_last(now), target.first_and_last(now)
-                if (
-                    origin_edges is not None
-                    and target_edges is not None
-                    and origin_edges[1].end <= target_edges[1].end
-                ):
-                    return self._subset(_with_span(target.span_indices(start, end), start, end))
-        if end <= target.start_ts:
-            return None
-        # Inside the existing range the general path keeps the overlap whole, reports
-        # nothing missing and classifies no key.
-        found = target.existing_windows(start, end, bounds, not self.same_ticks, LISTED_KEYS)
-        return None if found is None else TimeSubset(target, (found[0],), found[1])
-
-    def _subset(self, found: tuple[Window, int, int] | None) -> TimeSubset | None:
-        if found is None:
-            return None
-        window, first, stop = found
-        # Small answers come with their keys: a slice of the formatted keys.
-        keys = self.target.keys_slice(first, stop) if stop - first <= LISTED_KEYS else None
-        return TimeSubset(self.target, (window,), keys)
-
-
-def _with_span(
-    found: tuple[int, int] | None, start: int, end: int
-) -> tuple[Window, int, int] | None:
-    return None if found is None else (Window(start, end), found[0], found[1])
-
-
 def _union(target: TimeWindows, parts: list[Window]) -> TimeSubset:
     if len(parts) <= 1:
         return TimeSubset(target, parts)
@@ -242,10 +202,7 @@ def _first_and_last(target: TimeWindows, now: int) -> tuple[Window | None, Windo
 
 def _overlap(origin: TimeWindows, target: TimeWindows, start: int, end: int) -> tuple[int, int]:
     """The target windows covering `[start, end)`, rounded outwards (Dagster's rule)."""
-    same_ticks = origin.definition.cron_schedule == target.definition.cron_schedule or (
-        origin.is_basic_daily and target.is_basic_hourly
-    )
-    if same_ticks:
+    if pair_rules(origin, target).same_ticks:
         return start, end
     return target.covering_span(start, end)
 
@@ -302,19 +259,14 @@ def _cheap_mapping(
     if start_offset != 0 or end_offset != 0:
         return None
     empty = TimeSubset(target, ())
-    if origin.definition == target.definition:
+    rules = pair_rules(origin, target)
+    if rules.same_definition:
         return TimeMapped(TimeSubset(target, source.spans), empty)
     first_start = source.spans[0].start
     starts_covered = origin.start_ts >= target.start_ts or first_start >= target.start_ts
-    if (
-        _equal_except_bounds(origin, target)
-        and starts_covered
-        and (
-            target.end_ts is None or (origin.end_ts is not None and target.end_ts >= origin.end_ts)
-        )
-    ):
+    if rules.same_but_bounds and starts_covered:
         return TimeMapped(TimeSubset(target, source.spans), empty)
-    if origin.is_basic_daily and target.is_basic_hourly and starts_covered:
+    if rules.daily_to_hourly and starts_covered:
         origin_full = origin.full_window(now)
         target_full = target.full_window(now)
         if (
@@ -330,14 +282,3 @@ def _cheap_mapping(
         )
         return TimeMapped(empty, missing, statuses)
     return None
-
-
-def _equal_except_bounds(first: TimeWindows, second: TimeWindows) -> bool:
-    a, b = first.definition, second.definition
-    return (
-        a.timezone == b.timezone
-        and a.fmt == b.fmt
-        and a.cron_schedule == b.cron_schedule
-        and a.end_offset == b.end_offset
-        and a.exclusions == b.exclusions
-    )

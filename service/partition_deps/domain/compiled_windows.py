@@ -4,7 +4,7 @@ A definition is compiled once (cached by value) into a sorted table of tick inst
 seconds), generated a UTC calendar year at a time and extended on demand in either direction.
 Window i is `[tick[i], tick[i+1])`; windows whose start is excluded are gaps. Every question
 (key -> window, timestamp -> key, which partitions exist at `as_of`) is a search of that
-table (`_Table`'s locator: arithmetic where the ticks are evenly spaced, else a bisection),
+table (`TickTable`'s locator: arithmetic where the ticks are evenly spaced, else a bisection),
 so no per-key cron iteration happens on the hot path.
 
 Compiled definitions are shared by every server thread: a table never changes once
@@ -33,7 +33,7 @@ from partition_deps.domain.definitions import TimeWindowPartitions
 from partition_deps.domain.errors import InvalidDefinition, InvalidPartitionKey, OutsideCalendar
 from partition_deps.domain.years import FIRST_TABLE_YEAR, LAST_TABLE_YEAR
 
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 # Basic crons skip the key -> tick snapping in Dagster's has_partition_key (see start_for_key).
 _BASIC_CRONS = frozenset({"0 0 * * *", "0 * * * *"})
 # Dagster moves a missing wall time forward, and (on its calendar shortcut) picks the later
@@ -70,7 +70,7 @@ def _wall_to_instant(tz: tzinfo, wall: datetime, fold: int = 0) -> int:
     return int(wall.replace(tzinfo=tz, fold=fold).timestamp())
 
 
-class _Table:
+class TickTable:
     """One published version of a definition's tick table: the ticks of the calendar years
     `[first_year, last_year]`, and which of them are excluded.
 
@@ -182,7 +182,7 @@ class TimeWindows:
     """A compiled `TimeWindowPartitions`: tick table plus Dagster's existence rules.
 
     Shared by every thread through `compile_time_windows`: the table is published whole
-    (`_Table`) and grown under `_growing`; the memos below are each said safe where defined.
+    (`TickTable`) and grown under `_growing`; the memos below are each said safe where defined.
     """
 
     def __init__(self, definition: TimeWindowPartitions) -> None:
@@ -221,7 +221,7 @@ class TimeWindows:
                 )
             )
         )
-        # Thread safety: growth builds a new `_Table` and publishes it in one assignment,
+        # Thread safety: growth builds a new `TickTable` and publishes it in one assignment,
         # under this lock so that two threads never grow it past each other.
         self._growing = threading.Lock()
         # Ticks whose key is a wall time that does not exist (Dagster keeps such wall times
@@ -246,18 +246,20 @@ class TimeWindows:
         # Thread safety: a tuple, replaced whole.
         self._last_edges: tuple[object, tuple[Window, Window] | None] = (_UNKNOWN, None)
         year = _year_of(self.start_ts)
-        self._table = self._build(None, year - 1, year + 1)
+        # The table as last grown: read it once per step and keep that version, since
+        # another thread may publish a grown one meanwhile. Replaced only by `_grown`.
+        self.table = self._build(None, year - 1, year + 1)
 
     # ----- the tick table -------------------------------------------------------------
 
-    def _build(self, table: _Table | None, first_year: int, last_year: int) -> _Table:
+    def _build(self, table: TickTable | None, first_year: int, last_year: int) -> TickTable:
         """A table of the years `[first_year, last_year]`, reusing `table`'s ticks and keys
         (whose years it must lie within)."""
         before = self._ticks_of_years(
             first_year, last_year if table is None else table.first_year - 1
         )
         if table is None:
-            return _Table(
+            return TickTable(
                 before,
                 self._exclusions_of(before),
                 [None] * len(before),
@@ -266,7 +268,7 @@ class TimeWindows:
                 (first_year, last_year),
             )
         after = self._ticks_of_years(table.last_year + 1, last_year)
-        return _Table(
+        return TickTable(
             before + table.ticks + after,
             self._exclusions_of(before) + table.excluded + self._exclusions_of(after),
             [None] * len(before) + table.keys + [None] * len(after),
@@ -275,16 +277,16 @@ class TimeWindows:
             (first_year, last_year),
         )
 
-    def _grown(self, first_year: int, last_year: int) -> _Table:
+    def _grown(self, first_year: int, last_year: int) -> TickTable:
         """The published table, grown to hold at least the years `[first_year, last_year]`
         (clamped to the calendar)."""
         with self._growing:
-            table = self._table
+            table = self.table
             first = max(min(first_year, table.first_year), FIRST_TABLE_YEAR)
             last = min(max(last_year, table.last_year), LAST_TABLE_YEAR)
             if first < table.first_year or last > table.last_year:
                 table = self._build(table, first, last)
-                self._table = table
+                self.table = table
             return table
 
     def _ticks_of_years(self, first: int, last: int) -> list[int]:
@@ -300,19 +302,19 @@ class TimeWindows:
             return bytes(len(ticks))
         return bytes(self._is_excluded(tick) for tick in ticks)
 
-    def _table_covering(self, ts: int) -> _Table:
+    def _table_covering(self, ts: int) -> TickTable:
         """The table, grown to hold every tick of the calendar years around `ts`."""
         year = _year_of(ts)
-        table = self._table
+        table = self.table
         if table.first_year <= year - 1 and year + 1 <= table.last_year:
             return table
         return self._grown(year - 1, year + 1)
 
-    def _table_holding(self, first: int, stop: int) -> _Table:
+    def _table_holding(self, first: int, stop: int) -> TickTable:
         """The table, grown to hold the tick indices `[first, stop)`; OutsideCalendar when
         they reach past the calendar. A walk grows it by a quarter of its years at a time,
         so that walking far copies it a bounded number of times."""
-        table = self._table
+        table = self.table
         while True:
             if table.base <= first and stop <= table.base + len(table.ticks):
                 return table
@@ -335,7 +337,7 @@ class TimeWindows:
 
     def _index_at_or_after(self, ts: int) -> int:
         """Index of the first tick >= ts, with at least one tick after it in the table."""
-        table = self._table
+        table = self.table
         ticks = table.ticks
         if ticks and ticks[0] <= ts < ticks[-1]:
             return table.base + table.at_or_after(ts)
@@ -348,7 +350,7 @@ class TimeWindows:
 
     def _index_at_or_before(self, ts: int) -> int:
         """Index of the last tick <= ts, with at least one tick before it in the table."""
-        table = self._table
+        table = self.table
         ticks = table.ticks
         if len(ticks) > 1 and ticks[1] <= ts < ticks[-1]:
             return table.base + table.at_or_before(ts)
@@ -360,7 +362,7 @@ class TimeWindows:
             table = self._grown(table.first_year - 1, table.last_year)
 
     def tick(self, index: int) -> int:
-        table = self._table
+        table = self.table
         position = index - table.base
         if not 0 <= position < len(table.ticks):
             table = self._table_holding(index, index + 1)
@@ -369,13 +371,13 @@ class TimeWindows:
 
     def tabulated(self) -> range:
         """The indices of the windows the table holds now (it grows on demand)."""
-        table = self._table
+        table = self.table
         return range(table.base, table.base + len(table.ticks) - 1)
 
     @property
     def grid_step(self) -> int:
         """Seconds between ticks when they are evenly spaced across the table, else 0."""
-        grid = self._table.grid
+        grid = self.table.grid
         return 0 if grid is None else grid[1]
 
     # ----- windows, as Dagster's iterators see them ----------------------------------
@@ -390,7 +392,7 @@ class TimeWindows:
 
     def window_index_from(self, ts: int) -> int:
         """Index of the first non-excluded window starting at or after `ts`."""
-        table = self._table
+        table = self.table
         ticks = table.ticks
         if not self.has_exclusions and len(ticks) > 1 and ticks[0] <= ts <= ticks[-2]:
             return table.base + table.at_or_after(ts)  # inside: nothing to extend or skip
@@ -407,7 +409,7 @@ class TimeWindows:
         return self._unexcluded(index - 1, -1)
 
     def window(self, index: int) -> Window:
-        table = self._table
+        table = self.table
         position = index - table.base
         ticks = table.ticks
         if not 0 <= position < len(ticks) - 1:
@@ -430,7 +432,7 @@ class TimeWindows:
         `now` is on one. None: no tick or end comes after `now` in the calendar.
         """
         index = self._index_at_or_after(now)
-        table = self._table
+        table = self.table
         position = index - table.base
         edges = [table.ticks[position]] if position < len(table.ticks) else []
         if self.end_ts is not None:
@@ -457,7 +459,7 @@ class TimeWindows:
         if cache[0] <= now < cache[1]:
             return cache
         tick_index = self._index_at_or_before(now)
-        table = self._table
+        table = self.table
         position = tick_index - table.base
         ticks = table.ticks
         last_tick = ticks[position]
@@ -560,12 +562,12 @@ class TimeWindows:
 
     def keys_slice(self, first: int, stop: int) -> list[str]:
         """Keys of tick indices `[first, stop)` (a slice of the memo, formatted once)."""
-        table = self._table
+        table = self.table
         if first < table.base or stop > table.base + len(table.ticks):
             table = self._table_holding(first, stop)
-        return self._keys_of(table, first - table.base, stop - table.base)
+        return self.keys_of(table, first - table.base, stop - table.base)
 
-    def _keys_of(self, table: _Table, first: int, stop: int) -> list[str]:
+    def keys_of(self, table: TickTable, first: int, stop: int) -> list[str]:
         """Keys of the positions `[first, stop)` of `table`."""
         if table.formatted.find(0, first, stop) != -1:
             self._format_block(table, first, stop)
@@ -573,15 +575,15 @@ class TimeWindows:
 
     def keys_between(self, start: int, end: int) -> list[str]:
         """Keys of the windows starting in `[start, end)`, for a definition without exclusions."""
-        table = self._table
+        table = self.table
         ticks = table.ticks
         if len(ticks) > 1 and ticks[0] <= start and end <= ticks[-2]:
-            return self._keys_of(table, table.at_or_after(start), table.at_or_after(end))
+            return self.keys_of(table, table.at_or_after(start), table.at_or_after(end))
         first = self.window_index_from(start)
         return self.keys_slice(first, first + self.ticks_between(start, end))
 
     def key_at(self, index: int) -> str:
-        table = self._table
+        table = self.table
         position = index - table.base
         if 0 <= position < len(table.ticks):
             key = table.keys[position]
@@ -595,7 +597,7 @@ class TimeWindows:
         assert key is not None
         return key
 
-    def _format_block(self, table: _Table, first: int, stop: int) -> None:
+    def _format_block(self, table: TickTable, first: int, stop: int) -> None:
         """Format keys a block at a time: neighbouring keys are almost always asked for next,
         and one bulk pass costs far less than many single formats spread over queries."""
         block = 1024
@@ -604,7 +606,7 @@ class TimeWindows:
             chunk_end = min(chunk + block, len(ticks))  # whole blocks, or the table's tail
             if formatted.find(0, chunk, chunk_end) == -1:
                 continue
-            # Keys first, then their flags, each in one slice assignment (see `_Table`).
+            # Keys first, then their flags, each in one slice assignment (see `TickTable`).
             keys[chunk:chunk_end] = self._format_ticks(ticks[chunk:chunk_end])
             formatted[chunk:chunk_end] = b"\x01" * (chunk_end - chunk)
 
@@ -620,7 +622,7 @@ class TimeWindows:
         for tick in ticks:
             days, seconds = divmod(tick, 86400)
             if days != day_number:
-                day_number, day_text = days, date.fromordinal(days + _EPOCH_ORDINAL).isoformat()
+                day_number, day_text = days, date.fromordinal(days + EPOCH_ORDINAL).isoformat()
             keys.append(day_text if daily else day_text + _TIMES_OF_DAY[seconds // 60])
         return keys
 
@@ -681,7 +683,7 @@ class TimeWindows:
         return cached
 
     def _parse_uncached(self, key: str) -> tuple[int, datetime | object | None]:
-        instant = self._canonical_instant(key)
+        instant = self.canonical_instant(key)
         if instant is not None:
             return instant, _CANONICAL
         try:
@@ -700,7 +702,7 @@ class TimeWindows:
             return int(parsed.timestamp()), None
         return self._naive_instant(parsed), parsed
 
-    def _canonical_instant(self, key: str) -> int | None:
+    def canonical_instant(self, key: str) -> int | None:
         """The instant of a preset format's canonical key, the text strftime writes; None for
         any other text (which strptime then reads, or refuses).
 
@@ -721,14 +723,14 @@ class TimeWindows:
         except ValueError:
             return None
         if self.is_utc:  # canonical keys have no seconds
-            return (parsed.toordinal() - _EPOCH_ORDINAL) * 86400 + (
+            return (parsed.toordinal() - EPOCH_ORDINAL) * 86400 + (
                 parsed.hour * 3600 + parsed.minute * 60
             )
         return _wall_to_instant(self.tz, parsed)
 
     def _naive_instant(self, parsed: datetime) -> int:
         if self.is_utc:
-            return (parsed.toordinal() - _EPOCH_ORDINAL) * 86400 + (
+            return (parsed.toordinal() - EPOCH_ORDINAL) * 86400 + (
                 parsed.hour * 3600 + parsed.minute * 60 + parsed.second
             )
         return _wall_to_instant(self.tz, parsed)
@@ -741,7 +743,7 @@ class TimeWindows:
         cached = self._key_starts.get(key)
         if cached is None:
             # A canonical key is its own re-formatted text; it skips the parse memo.
-            instant = self._canonical_instant(key)
+            instant = self.canonical_instant(key)
             if self.is_basic:
                 cached = self.parse_key(key) if instant is None else (instant, key)
             else:
@@ -819,7 +821,7 @@ class TimeWindows:
         windows lie inside the table and their keys are exact. None otherwise."""
         if self.has_exclusions:
             return None
-        table = self._table
+        table = self.table
         found = table.span(start, end, True)
         if found is None:
             return None
@@ -831,7 +833,7 @@ class TimeWindows:
     def span_indices(self, start: int, end: int) -> tuple[int, int] | None:
         """Tick indices `[first, stop)` of the windows making up `[start, end)` when both
         are ticks in the table; None otherwise."""
-        table = self._table
+        table = self.table
         found = table.span(start, end, False)
         return None if found is None else (table.base + found[0], table.base + found[1])
 
@@ -850,7 +852,7 @@ class TimeWindows:
         otherwise."""
         if bounds is None or self.has_exclusions:
             return None
-        table = self._table
+        table = self.table
         found = table.span(start, end, covering)
         if found is None:
             return None
@@ -867,7 +869,7 @@ class TimeWindows:
         # than the last one (windows are ticks apart, so none ends before the first one).
         if not (bounds[0] <= first_tick and last_start <= bounds[1]):
             return None
-        keys = self._keys_of(table, first, stop) if stop - first <= keys_up_to else None
+        keys = self.keys_of(table, first, stop) if stop - first <= keys_up_to else None
         return Window(first_tick, stop_tick), keys
 
     def span_of(self, first: int, stop: int) -> tuple[int, int]:
@@ -904,8 +906,8 @@ class TimeWindows:
         """
         if bounds is None or self.has_exclusions:
             return None
-        instant = self._canonical_instant(key)
-        table = self._table
+        instant = self.canonical_instant(key)
+        table = self.table
         ticks = table.ticks
         if instant is None or len(ticks) < 2 or not ticks[0] <= instant <= ticks[-2]:
             return None
@@ -935,7 +937,7 @@ class TimeWindows:
                     return [first]
                 # A run of consecutive exact keys, compared with the listed keys at once.
                 stop = first + len(keys)
-                table = self._table
+                table = self.table
                 if (
                     self.keys_all_exact
                     and stop - table.base < len(table.ticks)
@@ -948,7 +950,7 @@ class TimeWindows:
         for position, key in enumerate(keys):
             if bounds is not None and previous is not None:
                 following = previous + 1
-                table = self._table
+                table = self.table
                 slot = following - table.base
                 if (
                     0 <= slot < len(table.ticks) - 1
@@ -980,7 +982,7 @@ class TimeWindows:
         return self.key_at(self.index_for_timestamp(ts, end_closed))
 
     def index_for_timestamp(self, ts: int, end_closed: bool = False) -> int:
-        table = self._table
+        table = self.table
         ticks = table.ticks
         if not self.has_exclusions and len(ticks) > 1 and ticks[1] <= ts < ticks[-1]:
             # Inside the table: the window holding `ts` (ending at it when end_closed).
@@ -1022,53 +1024,6 @@ class TimeWindows:
         if start >= end:
             return False
         return self.tick(self.window_index_from(start)) < end
-
-
-def windows_for_key(
-    origin: TimeWindows,
-    target: TimeWindows,
-    key: str,
-    origin_bounds: tuple[int, int] | None,
-    target_bounds: tuple[int, int] | None,
-    covering: bool,
-    keys_up_to: int,
-) -> tuple[Window, list[str] | None] | None:
-    """`origin.index_of_key` then `target.existing_windows` for that key's window, in one
-    step: the target windows of one key, as the one-key question needs them (each call
-    between the two costs about a microsecond in the bench). Both definitions must have
-    all-exact keys (`keys_all_exact`). None when the key is not the canonical key of an
-    existing origin window inside the table, or the target windows do not all exist.
-    """
-    # `_canonical_instant` for UTC keys, inline: both sides' keys are UTC (all exact).
-    if len(key) < 10 or key[4] != "-" or key[7] != "-":
-        return None
-    instant: int | None
-    try:
-        if len(key) == 10 and origin.fmt == "%Y-%m-%d":
-            instant = (date.fromisoformat(key).toordinal() - _EPOCH_ORDINAL) * 86400
-        else:
-            instant = origin._canonical_instant(key)
-    except ValueError:
-        return None
-    if (
-        instant is None
-        or origin_bounds is None
-        or target_bounds is None
-        or not origin_bounds[0] <= instant <= origin_bounds[1]
-    ):
-        return None
-    end = origin._table.window_end(instant)
-    if end is None:
-        return None  # between ticks (basic crons take such keys too): left to `check_keys`
-    table = target._table
-    found = table.span(instant, end, covering)
-    if found is None:
-        return None
-    first, stop, first_tick, stop_tick, last_start = found
-    if not (target_bounds[0] <= first_tick and last_start <= target_bounds[1]):
-        return None
-    keys = target._keys_of(table, first, stop) if stop - first <= keys_up_to else None
-    return Window(first_tick, stop_tick), keys
 
 
 def _outside_calendar() -> OutsideCalendar:
@@ -1123,7 +1078,7 @@ def _ticks_of_year(
     is_utc = tz is UTC
     while day.year == year:
         if cron.matches_day(day):
-            midnight = (day.toordinal() - _EPOCH_ORDINAL) * 86400
+            midnight = (day.toordinal() - EPOCH_ORDINAL) * 86400
             if is_utc:
                 ticks.extend(midnight + h * 3600 + m * 60 for h in hours for m in minutes)
             else:
