@@ -56,6 +56,7 @@ class Window(NamedTuple):
     end: int
 
 
+# Thread safety: functools.lru_cache locks its own bookkeeping; zones are immutable.
 @functools.lru_cache(maxsize=64)
 def zone(name: str) -> tzinfo:
     if name.upper() == "UTC":
@@ -268,11 +269,16 @@ class TimeWindows:
                 (first_year, last_year),
             )
         after = self._ticks_of_years(table.last_year + 1, last_year)
+        # Flags copied before keys: another thread may fill a block of `table` in between,
+        # and a key without its flag is formatted again, where a flag without its key would
+        # hand out None.
+        formatted = bytearray(len(before)) + table.formatted + bytearray(len(after))
+        keys = [None] * len(before) + table.keys + [None] * len(after)
         return TickTable(
             before + table.ticks + after,
             self._exclusions_of(before) + table.excluded + self._exclusions_of(after),
-            [None] * len(before) + table.keys + [None] * len(after),
-            bytearray(len(before)) + table.formatted + bytearray(len(after)),
+            keys,
+            formatted,
             table.base - len(before),
             (first_year, last_year),
         )

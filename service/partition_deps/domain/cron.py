@@ -116,6 +116,7 @@ class Cron:
         return True
 
 
+# Thread safety: functools.lru_cache locks its own bookkeeping; a Cron is immutable.
 @functools.lru_cache(maxsize=1024)
 def parse_cron(expression: str) -> Cron:
     """Parse a cron; raise InvalidDefinition with the reason if Dagster would refuse it."""

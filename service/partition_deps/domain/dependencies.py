@@ -66,6 +66,11 @@ class _Question:
     Interned by value, so that what depends only on them (the checks, the fast path) is
     decided once, and the per-question memo keys hash this object by identity instead of
     hashing definitions again on every question.
+
+    Thread safety: shared by every thread asking this kind of question. Each field holds a
+    value built whole and replaced in one assignment (`checked`, `bounds`, `span`), or is a
+    dict whose entries are set whole (`prepared`); `span` is set before the `prepared` entry
+    that lets the one-key path use it.
     """
 
     __slots__ = ("bounds", "checked", "direction", "memoised", "prepared", "span", "windows")
@@ -95,6 +100,7 @@ class _Question:
 
 
 _UNCHECKED = object()
+# Thread safety: entries set whole (two threads may intern one question twice: both work).
 _QUESTIONS: dict[tuple[object, ...], _Question] = {}
 # The last kind of question asked, with its identity-compared parts: a service asks about
 # the same dependency again and again, and comparing identities costs less than hashing.
@@ -327,6 +333,7 @@ def _downstream(
 # through which partitions exist: a question asked again (schedulers poll) is answered from
 # this memo until a tick or an end is crossed. Dynamic keys come with each request, so answers
 # that involve dynamic definitions are never memoised.
+# Thread safety: entries set whole; answers are never changed after they are built.
 _ANSWERS: dict[tuple[object, ...], UpstreamResult | DownstreamResult] = {}
 _ANSWER_MEMO_SIZE = 4096
 

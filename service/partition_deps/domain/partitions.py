@@ -251,6 +251,7 @@ def has_key(definition: PartitionsDefinition, key: str, at: Evaluation) -> bool:
     return True
 
 
+# Thread safety: each entry is built whole, then set in one assignment; never changed after.
 _LISTED_POSITIONS: dict[tuple[TimeWindows, object], dict[str, int]] = {}
 
 
@@ -271,6 +272,7 @@ def _listed_positions(windows: TimeWindows, now: int) -> dict[str, int]:
     return positions
 
 
+# Thread safety: each entry is built whole, then set in one assignment; never changed after.
 _STATIC_POSITIONS: dict[StaticPartitions, dict[str, int]] = {}
 
 

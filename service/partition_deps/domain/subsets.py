@@ -32,6 +32,8 @@ class TimeSubset:
         """`keys`: those of a one-span subset, when the caller has them at hand."""
         self.windows = windows
         self.spans = spans if type(spans) is tuple else tuple(spans)
+        # Thread safety: remembered answers share subsets between threads; `_counts` and
+        # `_keys` are built whole, then assigned once (every thread builds the same value).
         self._counts: list[int] | None = None
         self._keys = keys
 
