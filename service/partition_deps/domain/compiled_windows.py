@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -693,13 +694,11 @@ class TimeWindows:
         if instant is not None:
             return instant, _CANONICAL
         try:
-            parsed = datetime.strptime(key, self.fmt)
+            parsed = _strptime(key, self.fmt)
         except ValueError:
             try:
                 # Dagster retries with the offset suffix only when fmt lacks one.
-                parsed = datetime.strptime(
-                    key, self.fmt if self.fmt_has_offset else self.fmt + "%z"
-                )
+                parsed = _strptime(key, self.fmt if self.fmt_has_offset else self.fmt + "%z")
             except ValueError:
                 raise InvalidPartitionKey(
                     f"{key!r} does not match the format {self.fmt!r}"
@@ -1043,6 +1042,15 @@ def _year_of(ts: int) -> int:
     """The calendar year of `ts` in UTC, clamped to the table's years."""
     year = datetime.fromtimestamp(ts, UTC).year
     return min(max(year, FIRST_TABLE_YEAR), LAST_TABLE_YEAR)
+
+
+def _strptime(text: str, fmt: str) -> datetime:
+    """`datetime.strptime`, with a format it cannot read (a directive given twice, as in
+    `%Y-%Y`: a regex error) refused as every key of that format."""
+    try:
+        return datetime.strptime(text, fmt)
+    except re.error as error:
+        raise InvalidPartitionKey(f"the format {fmt!r} cannot be read back: {error}") from None
 
 
 def _iso(ts: int) -> str:

@@ -1,0 +1,88 @@
+"""Definitions built to hurt: refused with INVALID_ARGUMENT naming the field, on every RPC that
+takes a definition, never INTERNAL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grpc
+import pytest
+from google.protobuf.message import Message
+
+from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
+from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as pb
+from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
+
+from .builders import DAILY, asset, keys, time_window, timestamp
+from .conftest import Stubs
+from .errors import error_info, field_violations
+
+AS_OF = timestamp("2024-03-01T00:00:00+00:00")
+# strptime cannot read a format that gives one directive twice (a regex error, not a
+# ValueError): every key of such a format is unreadable.
+REPEATED_DIRECTIVES = ["%Y-%Y", "%m-%m-%Y", "%H%H", "%Y-%m-%d %d"]
+
+Call = Callable[[Stubs, str, pb.PartitionsDefinition], Message]
+
+
+def _apply(stubs: Stubs, namespace: str, definition: pb.PartitionsDefinition) -> Message:
+    return stubs.definitions.ApplyAssets(
+        defs_pb.ApplyAssetsRequest(namespace=namespace, assets=[asset("bad", definition)])
+    )
+
+
+def _upstream(stubs: Stubs, namespace: str, definition: pb.PartitionsDefinition) -> Message:
+    return stubs.queries.ComputeUpstreamPartitions(
+        queries_pb.ComputeUpstreamPartitionsRequest(
+            upstream=DAILY, downstream=definition, selection=keys("2024-2024"), as_of=AS_OF
+        )
+    )
+
+
+def _downstream(stubs: Stubs, namespace: str, definition: pb.PartitionsDefinition) -> Message:
+    return stubs.queries.ComputeDownstreamPartitions(
+        queries_pb.ComputeDownstreamPartitionsRequest(
+            upstream=definition, downstream=DAILY, selection=keys("2024-2024"), as_of=AS_OF
+        )
+    )
+
+
+def _listing(stubs: Stubs, namespace: str, definition: pb.PartitionsDefinition) -> Message:
+    return stubs.queries.ListPartitions(
+        queries_pb.ListPartitionsRequest(
+            source=queries_pb.DefinitionSource(partitions_definition=definition), as_of=AS_OF
+        )
+    )
+
+
+def _time_window(stubs: Stubs, namespace: str, definition: pb.PartitionsDefinition) -> Message:
+    return stubs.queries.GetTimeWindow(
+        queries_pb.GetTimeWindowRequest(
+            source=queries_pb.DefinitionSource(partitions_definition=definition),
+            partition_key="2024-2024",
+            as_of=AS_OF,
+        )
+    )
+
+
+CALLS: dict[str, tuple[Call, str]] = {
+    "ApplyAssets": (_apply, "assets[0].partitions_definition.time_window.fmt"),
+    "ComputeUpstreamPartitions": (_upstream, "downstream.time_window.fmt"),
+    "ComputeDownstreamPartitions": (_downstream, "upstream.time_window.fmt"),
+    "ListPartitions": (_listing, "source.partitions_definition.time_window.fmt"),
+    "GetTimeWindow": (_time_window, "source.partitions_definition.time_window.fmt"),
+}
+
+
+@pytest.mark.parametrize("fmt", REPEATED_DIRECTIVES)
+@pytest.mark.parametrize("rpc", sorted(CALLS))
+def test_a_format_with_a_repeated_directive_is_an_invalid_argument_naming_fmt(
+    stubs: Stubs, namespace: str, rpc: str, fmt: str
+) -> None:
+    call, field = CALLS[rpc]
+    with pytest.raises(grpc.RpcError) as raised:
+        call(stubs, namespace, time_window("0 0 * * *", fmt=fmt))
+    error = raised.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    assert error_info(error).reason == "INVALID_DEFINITION"
+    assert field_violations(error) == [field]
