@@ -86,3 +86,20 @@ def test_a_format_with_a_repeated_directive_is_an_invalid_argument_naming_fmt(
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
     assert error_info(error).reason == "INVALID_DEFINITION"
     assert field_violations(error) == [field]
+
+
+def test_exclusions_that_remove_every_tick_are_refused_after_bounded_work(stubs: Stubs) -> None:
+    # Every minute excluded: the walk for a first window used to tabulate each year's
+    # 525,600 exclusion ticks up to 2300 (about a minute of CPU and 3.8 GB kept).
+    definition = time_window(
+        "0 * * * *",
+        end="2024-01-10T00:00:00",
+        fmt="%Y-%m-%d-%H:%M",
+        exclusions=[pb.Exclusion(cron_schedule="* * * * *")],
+    )
+    with pytest.raises(grpc.RpcError) as raised:
+        _listing(stubs, "", definition)
+    error = raised.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    assert error_info(error).reason == "INVALID_DEFINITION"
+    assert field_violations(error) == ["source.partitions_definition.time_window.exclusions"]

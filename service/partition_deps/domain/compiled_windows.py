@@ -41,6 +41,10 @@ _BASIC_CRONS = frozenset({"0 0 * * *", "0 * * * *"})
 # of two ambiguous ones, only for wall times in these hours; elsewhere it keeps the wall time.
 _DST_HOURS = frozenset({1, 2, 3})
 _UNKNOWN = object()
+# Excluded windows in a row that a walk crosses before it gives up: an exclusion that removes
+# every tick would otherwise be walked to the calendar's end (2.4 million hourly ticks from
+# 2024). A million is 114 years of an hourly cron, two of an every-minute one.
+_EXCLUDED_RUN = 1_000_000
 # Formats whose keys hold every field of a cron tick's wall time (a tick has no seconds).
 _EXACT_FORMATS = frozenset({"%Y-%m-%d", "%Y-%m-%d-%H:%M"})
 _CANONICAL = object()
@@ -390,12 +394,17 @@ class TimeWindows:
     # ----- windows, as Dagster's iterators see them ----------------------------------
 
     def _unexcluded(self, index: int, step: int) -> int:
-        """The first index from `index` on, walking by `step`, of a window not excluded."""
-        while True:
+        """The first index from `index` on, walking by `step`, of a window not excluded;
+        OutsideCalendar past `_EXCLUDED_RUN` excluded windows in a row."""
+        for _ in range(_EXCLUDED_RUN):
             table = self._table_holding(index, index + 2)
             if not table.excluded[index - table.base]:
                 return index
             index += step
+        raise OutsideCalendar(
+            f"the question walks past {_EXCLUDED_RUN:,} excluded windows in a row: "
+            "the exclusions remove (almost) every tick"
+        )
 
     def window_index_from(self, ts: int) -> int:
         """Index of the first non-excluded window starting at or after `ts`."""
@@ -492,13 +501,43 @@ class TimeWindows:
         self._bounds_cache = cache
         return cache
 
-    def _compute_bounds(self, now: int) -> tuple[int, int] | None:
+    def first_window_index(self) -> int | None:
+        """Index of the first window not excluded, or None when there is none. Like Dagster,
+        it may start after the end (the definition then has that one partition)."""
         try:
-            first = self.window(self.window_index_from(self.start_ts))
+            return self.window_index_from(self.start_ts)
         except OutsideCalendar:
-            return None  # no window at all (every tick excluded): validation reports it
+            return None
+
+    def _first_window_index_before(self, ts: int, limit: int) -> int | None:
+        """Index of the first window not excluded that starts in `[ts, limit)`, or None: the
+        walk over excluded ticks stops at `limit` instead of going on to the calendar's end."""
+        index = self._index_at_or_after(ts)
+        while True:
+            table = self._table_holding(index, index + 2)
+            ticks, excluded, base = table.ticks, table.excluded, table.base
+            while index < base + len(ticks) - 1:
+                if ticks[index - base] >= limit:
+                    return None
+                if not excluded[index - base]:
+                    return index
+                index += 1
+
+    def _compute_bounds(self, now: int) -> tuple[int, int] | None:
         if self.end_ts is not None and self.end_ts <= self.start_ts:
             return None
+        if self.end_offset <= 0:
+            # The first window is a partition only if it ends by `now`: the walk over
+            # excluded ticks goes no further.
+            try:
+                index = self._first_window_index_before(self.start_ts, now)
+            except OutsideCalendar:
+                index = None
+        else:
+            index = self.first_window_index()
+        if index is None:
+            return None  # no window at all (every tick excluded): validation reports it
+        first = self.window(index)
         if self.end_offset == 0:
             if first.end > now:
                 return None
@@ -1119,13 +1158,9 @@ def _local_ticks(
     overrides: dict[int, datetime],
 ) -> list[int]:
     start_wall = datetime(day.year, day.month, day.day)
-    offset_start = _offset_seconds(tz, start_wall)
-    offset_noon = _offset_seconds(tz, start_wall + timedelta(hours=12))
-    offset_end = _offset_seconds(tz, start_wall + timedelta(days=1))
-    if offset_start == offset_noon == offset_end and offset_start == _offset_seconds(
-        tz, start_wall, 1
-    ):
-        return [midnight + h * 3600 + m * 60 - offset_start for h in hours for m in minutes]
+    if not _is_transition_day(tz, day):
+        offset = _offset_seconds(tz, start_wall)
+        return [midnight + h * 3600 + m * 60 - offset for h in hours for m in minutes]
     # A transition day: resolve each wall time the way Dagster's cron iterator does.
     result: list[int] = []
     for hour in hours:
@@ -1154,11 +1189,43 @@ def _local_ticks(
     return result
 
 
+def _is_transition_day(tz: tzinfo, day: date) -> bool:
+    """Whether the zone's offset changes during the local `day` (or its midnight repeats)."""
+    start_wall = datetime(day.year, day.month, day.day)
+    offset = _offset_seconds(tz, start_wall)
+    return not (
+        offset
+        == _offset_seconds(tz, start_wall + timedelta(hours=12))
+        == _offset_seconds(tz, start_wall + timedelta(days=1))
+        == _offset_seconds(tz, start_wall, 1)
+    )
+
+
 def _is_tick(cron: Cron, tz: tzinfo, ts: int) -> bool:
+    """Whether `ts` is a tick of `cron` as the tick tables generate them, without tabulating
+    its year (an every-minute exclusion cron has half a million ticks a year: tabulating
+    them cost gigabytes)."""
     local = datetime.fromtimestamp(ts, tz)
-    year_ticks, _ = _ticks_of_year(cron, tz, local.year)
-    index = bisect.bisect_left(year_ticks, ts)
-    return index < len(year_ticks) and year_ticks[index] == ts
+    day = local.date()
+    one_day = timedelta(days=1)
+    if tz is UTC or not (_is_transition_day(tz, day) or _is_transition_day(tz, day - one_day)):
+        return (
+            local.second == 0
+            and local.minute in cron.minutes
+            and local.hour in cron.hours_of_day
+            and cron.matches_day(day)
+        )
+    # Near a DST transition a tick may move to the next local day: the two days' ticks.
+    overrides: dict[int, datetime] = {}
+    for candidate in (day - one_day, day):
+        if cron.matches_day(candidate):
+            midnight = (candidate.toordinal() - EPOCH_ORDINAL) * 86400
+            ticks = _local_ticks(
+                cron, tz, candidate, midnight, cron.hours_of_day, cron.minutes, overrides
+            )
+            if ts in ticks:
+                return True
+    return False
 
 
 # Thread safety: functools.lru_cache locks its own bookkeeping; two threads compiling one

@@ -20,7 +20,6 @@ from partition_deps.domain.definitions import (
 from partition_deps.domain.errors import (
     InvalidDefinition,
     InvalidPartitionKey,
-    OutsideCalendar,
     PartitionDepsError,
 )
 from partition_deps.domain.results import KeyState, KeyStatus, KeySubset, Subset
@@ -133,13 +132,12 @@ def _validate_time_windows(definition: TimeWindowPartitions, at: Evaluation | No
         raise InvalidDefinition("end is before start", "end")
     # Dagster's load-time check: the key after the first must differ from it. It runs on the
     # first partition at load time; a fmt that cannot parse its own keys fails here too.
-    try:
-        first = windows.window_index_from(windows.start_ts)
-    except OutsideCalendar:
+    first = windows.first_window_index()
+    if first is None:
         raise InvalidDefinition(
             "the definition has no window: its cron never fires, or every tick is excluded",
             "exclusions" if definition.exclusions else "cron_schedule",
-        ) from None
+        )
     last_end: int | None = None
     if at is not None:
         full = windows.full_window(now_of(at))
