@@ -1,7 +1,7 @@
 """Sixteen callers at once on definitions the server has never seen: every answer stays exact.
 
 The domain compiles each time-window definition into a tick table that the server's threads
-share and that grows in place, backwards and forwards, as questions reach new years. Here 16
+share and that grows, backwards and forwards, as questions reach new years. Here 16
 callers, released together, ask the first questions on fresh definitions over a real gRPC
 channel; then every question is asked again, one at a time, so that damage the concurrent
 phase left in a shared table shows as a wrong answer there too.
