@@ -105,13 +105,18 @@ class Server:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        # Thread safety: these are set once by start(), before any call is served or any of our
+        # threads starts, and never replaced; the objects they hold are themselves thread-safe.
         self.port = 0
         self.metrics: Metrics | None = None
         self._embedded: EmbeddedPostgres | None = None
         self._pool: ConnectionPool | None = None
         self._cache: DefinitionsCache | None = None
         self._grpc: grpc.Server | None = None
+        # Thread safety: grpcio's HealthServicer guards its statuses with its own lock.
         self._health = health.HealthServicer()
+        # Thread safety: stop() tests and sets it under self._stop_lock (it runs once).
+        self._stop_lock = threading.Lock()
         self._stopping = threading.Event()
         self._checker = threading.Thread(target=self._check_database, name="health", daemon=True)
 
@@ -338,9 +343,10 @@ class Server:
 
     def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING first, then finish in-flight calls within the grace period."""
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
+        with self._stop_lock:  # two threads stopping at once: the second returns at once
+            if self._stopping.is_set():
+                return
+            self._stopping.set()
         self._health.enter_graceful_shutdown()
         self._end_health_watches()
         if self._grpc is not None:

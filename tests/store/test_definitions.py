@@ -154,3 +154,19 @@ def test_cache_serves_snapshots_and_learns_of_other_writers(
         assert set(cache.snapshot(namespace).assets) == {SALES.key, SUMMARY.key}
     finally:
         cache.stop()
+
+
+def test_cache_serves_a_namespace_still_at_generation_zero(
+    repository: DefinitionsRepository, namespace: str, database_url: str
+) -> None:
+    # Adding no key creates the namespace without changing it: generation 0.
+    assert repository.add_dynamic_partitions(namespace, "customers", []) == (0, 0)
+    cache = DefinitionsCache(repository, database_url)
+    cache.start()
+    try:
+        assert cache.listening
+        first = cache.snapshot(namespace)
+        assert first.generation == 0
+        assert cache.snapshot(namespace) is first  # served from memory
+    finally:
+        cache.stop()

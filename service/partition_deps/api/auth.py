@@ -33,6 +33,7 @@ ALL_NAMESPACES = "*"
 PROTECTED_PREFIX = "/partitiondeps."
 
 # The namespaces the current call's token grants; None: auth is off.
+# Thread safety: a ContextVar, set and reset around each call on its own thread.
 granted_namespaces: ContextVar[frozenset[str] | None] = ContextVar(
     "granted_namespaces", default=None
 )
@@ -47,6 +48,7 @@ class TokenTable:
     """token -> namespaces it grants."""
 
     def __init__(self, grants: Mapping[str, Iterable[str]]) -> None:
+        # Thread safety: filled here, never changed after: a read-only table of frozensets.
         self._grants: dict[bytes, frozenset[str]] = {}
         for token, namespaces in grants.items():
             if not isinstance(token, str) or not token:

@@ -172,6 +172,7 @@ def definition_from_proto(
     return multi
 
 
+# Thread safety: a constant table, never changed.
 _DEFINITION_KINDS = {
     TimeWindowPartitions: "time_window",
     StaticPartitions: "static",
@@ -482,6 +483,7 @@ def subset_to_proto(subset: Subset, key_offset: int, key_limit: int) -> pb.Parti
     return message
 
 
+# Thread safety: a constant table, never changed.
 _STATES = {
     KeyState.EXISTS: pb.PARTITION_STATE_EXISTS,
     KeyState.NOT_YET: pb.PARTITION_STATE_NOT_YET,
@@ -500,12 +502,14 @@ def key_status_to_proto(status: KeyStatus) -> pb.PartitionStatus:
 
 # -- staleness and plans -------------------------------------------------------------------
 
+# Thread safety: a constant table, never changed.
 _STALE_STATUSES = {
     staleness.Status.FRESH: stale_pb.STALE_STATUS_FRESH,
     staleness.Status.STALE: stale_pb.STALE_STATUS_STALE,
     staleness.Status.MISSING: stale_pb.STALE_STATUS_MISSING,
 }
 
+# Thread safety: a constant table, never changed.
 _CAUSE_KINDS = {
     staleness.CauseKind.NEVER_MATERIALIZED: stale_pb.STALE_CAUSE_KIND_NEVER_MATERIALIZED,
     staleness.CauseKind.UPSTREAM_UPDATED: stale_pb.STALE_CAUSE_KIND_UPSTREAM_UPDATED,

@@ -62,6 +62,7 @@ def _unary(
 ) -> Callable[[bytes, grpc.ServicerContext], Message | bytes]:
     parse = method.request_type.FromString
     call = method.call
+    # Thread safety: built at registration, only read by calls after.
     namespaces = namespace_paths(method.request_type.DESCRIPTOR)
 
     def behaviour(body: bytes, context: grpc.ServicerContext) -> Message | bytes:
@@ -87,6 +88,7 @@ def _client_stream(
 ) -> Callable[[Iterator[bytes], grpc.ServicerContext], Message]:
     parse = method.request_type.FromString
     call = method.call
+    # Thread safety: built at registration, only read by calls after.
     namespaces = namespace_paths(method.request_type.DESCRIPTOR)
 
     def checked(body: bytes) -> Message:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
@@ -61,6 +61,7 @@ def parse_listen(address: str) -> tuple[str, int]:
 
 class Metrics:
     def __init__(self) -> None:
+        # Thread safety: prometheus-client's registry and metrics lock their own state.
         self.registry = CollectorRegistry(auto_describe=True)
         self.handled = Counter(
             "grpc_server_handled_total",
@@ -115,17 +116,22 @@ class Metrics:
     def recorder(self, full_method: str) -> Callable[[grpc.StatusCode, float], None]:
         """Records one call of `full_method`; label children are looked up once per code."""
         service, _, method = full_method.lstrip("/").rpartition("/")
-        children: dict[grpc.StatusCode, tuple[Any, Any]] = {}
+        lock = threading.Lock()
+        # Thread safety: an immutable map, replaced under `lock` by one reference swap; calls
+        # of the method read it without the lock.
+        children: Mapping[grpc.StatusCode, tuple[Any, Any]] = {}
 
         def record(code: grpc.StatusCode, seconds: float) -> None:
+            nonlocal children
             child = children.get(code)
             if child is None:
                 labels = (service, method, code.name)
-                child = children[code] = (
-                    self.handled.labels(*labels),
-                    self.handling.labels(*labels),
-                )
-            child[0].inc()
+                with lock:
+                    child = children.get(code)
+                    if child is None:
+                        child = (self.handled.labels(*labels), self.handling.labels(*labels))
+                        children = {**children, code: child}
+            child[0].inc()  # prometheus-client metrics lock their own values
             child[1].observe(seconds)
 
         return record
@@ -184,11 +190,14 @@ class MetricsInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
+        self._lock = threading.Lock()
         # method -> (handler, its wrapped handler). Reused only for the very same handler
         # object (held here, so its identity cannot be recycled); inner interceptors that build
         # a handler per call (auth) get theirs wrapped per call.
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], Any]] = {}
-        self._recorders: dict[str, Callable[[grpc.StatusCode, float], None]] = {}
+        # Thread safety: immutable maps, replaced under self._lock by one reference swap; read
+        # without it (grpcio calls interceptors on its polling thread, but nothing relies on it).
+        self._wrapped: Mapping[str, tuple[grpc.RpcMethodHandler[Any, Any], Any]] = {}
+        self._recorders: Mapping[str, Callable[[grpc.StatusCode, float], None]] = {}
 
     def intercept_service(
         self,
@@ -202,13 +211,15 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         known = self._wrapped.get(method)
         if known is not None and known[0] is handler:
             return known[1]  # type: ignore[no-any-return]
-        record = self._recorders.get(method)
-        if record is None:
-            if len(self._recorders) >= 1000:  # unknown methods never get here (None above)
-                return handler
-            record = self._recorders[method] = self._metrics.recorder(method)
-        wrapped = _wrap(handler, method, self._metrics, record)
-        self._wrapped[method] = (handler, wrapped)
+        with self._lock:
+            record = self._recorders.get(method)
+            if record is None:
+                if len(self._recorders) >= 1000:  # unknown methods never get here (None above)
+                    return handler
+                record = self._metrics.recorder(method)
+                self._recorders = {**self._recorders, method: record}
+            wrapped = _wrap(handler, method, self._metrics, record)
+            self._wrapped = {**self._wrapped, method: (handler, wrapped)}
         return wrapped
 
 

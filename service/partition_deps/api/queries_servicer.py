@@ -201,8 +201,8 @@ def _mapping_in_force(
     message = snapshot.memo.get(memo_key)
     if message is None:
         resolved = resolve_mapping(upstream.partitions, downstream.partitions, dependency.mapping)
-        message = convert.mapping_to_proto(resolved)
-        snapshot.memo[memo_key] = message
+        # Shared by every call from now on: only ever read (CopyFrom's source), never changed.
+        message = snapshot.memo.setdefault(memo_key, convert.mapping_to_proto(resolved))
     assert isinstance(message, common_pb.PartitionMapping)
     return message
 
@@ -262,6 +262,7 @@ def _horizon(
     if known is not None and known[0] <= now and (known[1] is None or now < known[1]):
         return known[1]  # type: ignore[no-any-return]
     until = valid_until(involved(), now)
+    # A racing call may store its own (now, until) instead: each is true on its own.
     snapshot.memo[memo_key] = (now, until)
     return until
 
@@ -280,6 +281,8 @@ class QueriesServicer:
         memo: ResponseMemo | None = None,
         clock: Callable[[], datetime] = _clock,
     ) -> None:
+        # Thread safety: shared by every call; both are thread-safe (store/cache.py,
+        # api/response_memo.py).
         self._cache = cache
         self._memo = memo
         self._clock = clock

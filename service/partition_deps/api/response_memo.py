@@ -59,19 +59,23 @@ class ResponseMemo:
     def __init__(self, capacity: int, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.capacity = capacity
         self.max_bytes = max_bytes
+        # Thread safety: guarded by self._lock (an insertion and its evictions are one step).
         self._entries: OrderedDict[Hashable, tuple[Entry, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         # Answers served from the memo, and answers computed (then memoised if small enough).
+        # Thread safety: written under self._lock; a metrics scrape reads one int unlocked.
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
-        return len(self._entries)
+        with self._lock:  # never between an insertion and its evictions
+            return len(self._entries)
 
     @property
     def size_bytes(self) -> int:
-        return self._bytes
+        with self._lock:
+            return self._bytes
 
     def get(self, key: Hashable, as_of: datetime | None, now: int) -> bytes | None:
         """The memoised answer for `key` at `as_of` (`now`: its whole seconds), or None.
@@ -100,22 +104,16 @@ class ResponseMemo:
         valid_until: int | None,
     ) -> None:
         """Remember `answer` (the full serialized response, computed at `as_of`)."""
+        size = _size(key, answer)
+        entry = (
+            self._entry(answer, as_of, explicit, now, valid_until)
+            if size <= self.max_bytes // 64
+            else None
+        )
         with self._lock:
             self.misses += 1
-        size = _size(key, answer)
-        if size > self.max_bytes // 64:
-            return
-        if explicit:
-            entry = Entry(answer, True, -(2**63), 2**63)
-        else:
-            head = as_of_field(as_of)
-            if not answer.startswith(head):  # as_of not first: never serve spliced bytes
+            if entry is None:
                 return
-            until = now + MAX_AGE_SECONDS
-            if valid_until is not None:
-                until = min(until, valid_until)
-            entry = Entry(answer[len(head) :], False, now, until)
-        with self._lock:
             replaced = self._entries.pop(key, None)
             if replaced is not None:
                 self._bytes -= replaced[1]
@@ -124,3 +122,18 @@ class ResponseMemo:
             while len(self._entries) > self.capacity or self._bytes > self.max_bytes:
                 _, (_, evicted) = self._entries.popitem(last=False)
                 self._bytes -= evicted
+
+    @staticmethod
+    def _entry(
+        answer: bytes, as_of: datetime, explicit: bool, now: int, valid_until: int | None
+    ) -> Entry | None:
+        """What to keep of `answer`; None if it must not be kept."""
+        if explicit:
+            return Entry(answer, True, -(2**63), 2**63)
+        head = as_of_field(as_of)
+        if not answer.startswith(head):  # as_of not first: never serve spliced bytes
+            return None
+        until = now + MAX_AGE_SECONDS
+        if valid_until is not None:
+            until = min(until, valid_until)
+        return Entry(answer[len(head) :], False, now, until)

@@ -103,13 +103,13 @@ def _assets(snapshot: NamespaceSnapshot, requested: Sequence[str], field: str) -
     return [key for key in _order(snapshot) if key in wanted]
 
 
-def _order(snapshot: NamespaceSnapshot) -> list[str]:
+def _order(snapshot: NamespaceSnapshot) -> tuple[str, ...]:
     memo_key = ("topological_order",)
     order = snapshot.memo.get(memo_key)
     if order is None:
-        order = topological_order(snapshot.assets)
-        snapshot.memo[memo_key] = order
-    assert isinstance(order, list)
+        # A tuple: shared by every call on this snapshot, it must not be changed.
+        order = snapshot.memo.setdefault(memo_key, tuple(topological_order(snapshot.assets)))
+    assert isinstance(order, tuple)
     return order
 
 

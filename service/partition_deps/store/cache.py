@@ -10,6 +10,11 @@ synchronously, so a client sees its own writes on the replica it wrote through.
 If the listening connection is lost, notifications may be missed: the cache is then emptied and
 bypassed (every query loads its snapshot, correct but slower) until the connection is back, and
 emptied again right after the new LISTEN.
+
+Concurrency: the map of cached snapshots is never changed in place; writers (loads, invalidations,
+resets) build a new one under the lock and publish it in one assignment, so a hit reads one
+reference and takes no lock. A generation once seen (loaded or heard of) is remembered, so a load
+that began before a change never replaces the newer snapshot: no reader goes back a generation.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 
 import psycopg
 
@@ -34,15 +40,19 @@ class DefinitionsCache:
         self._repository = repository
         self._url = url
         self._lock = threading.Lock()
-        self._snapshots: dict[str, NamespaceSnapshot] = {}
-        # Highest generation heard of per namespace: a snapshot loaded before a notification
-        # arrived must not be cached after it.
+        # Thread safety: immutable maps, replaced under self._lock by one reference swap.
+        self._snapshots: Mapping[str, NamespaceSnapshot] = {}
+        # Highest generation heard of or loaded per namespace: a snapshot loaded before a
+        # notification arrived, or before a newer load, must not be cached after it.
+        # Thread safety: guarded by self._lock.
         self._known_generations: dict[str, int] = {}
         # Bumped on every (re)LISTEN; a load that began in an older epoch is not cached.
+        # Thread safety: guarded by self._lock (`listening` reads one bool unlocked).
         self._epoch = 0
         self._listening = False
         self._stopped = threading.Event()
         # Snapshots read from the database so far (a metric, and how tests see cache hits).
+        # Thread safety: written under self._lock; a metrics scrape reads one int unlocked.
         self.loads = 0
         self._thread = threading.Thread(
             target=self._listen, name="generation-listener", daemon=True
@@ -75,31 +85,40 @@ class DefinitionsCache:
         with self._lock:
             epoch, listening = self._epoch, self._listening
         loaded = self._repository.load_snapshot(namespace)
-        self.loads += 1
         with self._lock:
+            self.loads += 1
+            # A newer generation may have been loaded (or heard of) meanwhile: then this
+            # older one is not cached, and a cached older one is dropped.
+            self._learn(namespace, loaded.generation)
             if (
                 listening
                 and self._listening
                 and epoch == self._epoch
                 and loaded.generation >= self._known_generations.get(namespace, 0)
             ):
-                self._snapshots[namespace] = loaded
+                self._snapshots = {**self._snapshots, namespace: loaded}
         return loaded
 
     def invalidate(self, namespace: str, generation: int) -> None:
         """Forget snapshots of `namespace` older than `generation`."""
         with self._lock:
-            if generation > self._known_generations.get(namespace, 0):
-                self._known_generations[namespace] = generation
-            cached = self._snapshots.get(namespace)
-            if cached is not None and cached.generation < generation:
-                del self._snapshots[namespace]
+            self._learn(namespace, generation)
+
+    def _learn(self, namespace: str, generation: int) -> None:
+        """`generation` of `namespace` exists: drop any older cached snapshot. Holding the lock."""
+        if generation > self._known_generations.get(namespace, 0):
+            self._known_generations[namespace] = generation
+        cached = self._snapshots.get(namespace)
+        if cached is not None and cached.generation < generation:
+            self._snapshots = {
+                name: snapshot for name, snapshot in self._snapshots.items() if name != namespace
+            }
 
     def _reset(self, listening: bool) -> None:
         with self._lock:
             self._epoch += 1
             self._listening = listening
-            self._snapshots.clear()
+            self._snapshots = {}
 
     def _listen(self) -> None:
         backoff = 0.1

@@ -117,6 +117,7 @@ def _first_line(error: Exception) -> str:
 
 # Seconds left of the request being served, set by the API layer around each call: statements
 # of its transactions are cancelled (SQLSTATE 57014) rather than outliving the caller's deadline.
+# Thread safety: a ContextVar, set and reset around each call on its own thread.
 statement_budget: ContextVar[float | None] = ContextVar("statement_budget", default=None)
 _NO_DEADLINE_SECONDS = 86_400.0
 

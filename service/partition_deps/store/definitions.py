@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,32 @@ from partition_deps.store.errors import (
 GENERATION_CHANNEL = "partition_deps_generation"
 
 
+class SnapshotMemo:
+    """Values derived from one snapshot (resolved mappings, horizons, orders), shared by every
+    call that reads the snapshot. A value must never be changed once stored: callers read it
+    concurrently. Racing callers compute equal values; `setdefault` makes them share the first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # Thread safety: guarded by self._lock; the values are immutable once stored.
+        self._values: dict[Hashable, Any] = {}
+
+    def get(self, key: Hashable) -> Any:
+        with self._lock:
+            return self._values.get(key)
+
+    def setdefault(self, key: Hashable, value: Any) -> Any:
+        """The value stored for `key`, storing `value` if there is none yet."""
+        with self._lock:
+            return self._values.setdefault(key, value)
+
+    def __setitem__(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            self._values[key] = value
+
+
+# Thread safety: immutable once loaded (its maps are never changed), shared by every call
+# through store/cache.py; `memo` is guarded by its own lock.
 @dataclass(frozen=True)
 class NamespaceSnapshot:
     """Everything a query needs about one namespace, at one generation.
@@ -41,7 +68,7 @@ class NamespaceSnapshot:
     dependents: Mapping[str, tuple[str, ...]]
     # dynamic definition name -> live keys in insertion order
     dynamic_keys: Mapping[str, tuple[str, ...]]
-    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    memo: SnapshotMemo = field(default_factory=SnapshotMemo, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,13 @@ from partition_deps.domain.staleness import (
 )
 from partition_deps.domain.staleness_sets import UpstreamRow, joins_by_key, row_status
 from partition_deps.store.database import transaction
-from partition_deps.store.state_mirror import MirrorView, Snapshot, StateMirror, StateRow
+from partition_deps.store.state_mirror import (
+    MirrorView,
+    Snapshot,
+    StateMirror,
+    StateRow,
+    VersionKey,
+)
 
 DEFAULT_OPTIONS = StalenessOptions()
 
@@ -89,6 +95,7 @@ class StoreHistory:
     def __init__(self, conn: psycopg.Connection[Any], namespace_id: int) -> None:
         self._conn = conn
         self._namespace_id = namespace_id
+        # Thread safety: per-answer object (like its connection), never shared.
         self._states: dict[tuple[str, str], _State | None] = {}
         self._versions: dict[tuple[str, str | None, int], str | None] = {}
 
@@ -293,6 +300,7 @@ class StalenessReader:
     namespace_id: int
     mirror: StateMirror = field(default_factory=lambda: StateMirror(0))
     history: StoreHistory = field(init=False)
+    # Thread safety: per-answer object, never shared (only `mirror` is, and it is thread-safe).
     _snapshot: Snapshot | None = field(init=False, default=None)
     _arrays: dict[str, list[str]] = field(init=False, default_factory=dict)
 
@@ -383,6 +391,7 @@ class StalenessRepository:
 
     def __init__(self, pool: ConnectionPool, mirror_rows: int = DEFAULT_MIRROR_ROWS) -> None:
         self._pool = pool
+        # Thread safety: shared by every answer of the server; guarded by its lock.
         self.mirror = StateMirror(max(mirror_rows, 0))
 
     @contextmanager
@@ -446,6 +455,7 @@ class StalenessEngine:
         self._at = at
         self._options = options
         self._set_based = set_based
+        # Thread safety: per-call object (an engine lives for one answer), never shared.
         self._memo: dict[tuple[str, int], tuple[Sequence[str | None], dict[int, PartitionStatus]]]
         self._memo = {}
 
@@ -588,8 +598,7 @@ class StalenessEngine:
         versions_before: list[dict[int, str | None]] = []
         for edge, (upstream_rows, partitioned) in zip(edges, sides, strict=True):
             upstream_key = edge.dependency.upstream_key
-            known: dict[int, str | None] = {}
-            asks: list[tuple[int, str | None, int]] = []
+            wanted: list[tuple[int, VersionKey]] = []
             for position, key, row in suspects:
                 if (
                     row is None
@@ -599,16 +608,24 @@ class StalenessEngine:
                     or upstream[7] is None
                 ):
                     continue
-                version_key = (upstream_key, key if partitioned else None, row[0])
-                if version_key in view.versions_at:
-                    known[position] = view.versions_at[version_key]
+                wanted.append((position, (upstream_key, key if partitioned else None, row[0])))
+            remembered = view.known_versions(version_key for _, version_key in wanted)
+            known: dict[int, str | None] = {}
+            asks: list[tuple[int, VersionKey]] = []
+            for position, version_key in wanted:
+                if version_key in remembered:
+                    known[position] = remembered[version_key]
                 else:
-                    asks.append((position, version_key[1], row[0]))
+                    asks.append((position, version_key))
             found = reader.versions_at(
-                upstream_key, [key for _, key, _ in asks], [event_id for _, _, event_id in asks]
+                upstream_key,
+                [version_key[1] for _, version_key in asks],
+                [version_key[2] for _, version_key in asks],
             )
-            for (position, asked_key, event_id), version in zip(asks, found, strict=True):
-                known[position] = view.versions_at[(upstream_key, asked_key, event_id)] = version
+            looked_up: dict[VersionKey, str | None] = {}
+            for (position, version_key), version in zip(asks, found, strict=True):
+                known[position] = looked_up[version_key] = version
+            view.remember_versions(looked_up)
             versions_before.append(known)
         located: list[tuple[int, Sequence[Any]]] = []
         for position, key, row in suspects:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -93,22 +93,34 @@ class MirrorView:
     for the keys that changed: an answer over 100,000 partitions reads a set of a few hundred
     instead of testing every row.
 
-    `versions_at` remembers the data versions an answer looked up in `events` (a partition's
-    version as of an event id): later versions keep them, except for the partitions with new
-    materializations, among which may be a late commit that changes the answer.
+    `known_versions` gives the data versions answers looked up in `events` (a partition's
+    version as of an event id) and left with `remember_versions`: later versions keep them,
+    except for the partitions with new materializations, among which may be a late commit that
+    changes the answer.
+
+    A view is shared by the concurrent answers of its snapshot: `snapshot` and `assets` never
+    change (catching up makes a new view), the derived sets are immutable maps swapped whole,
+    and the remembered versions are guarded by the view's lock.
     """
 
     def __init__(
         self,
         snapshot: Snapshot,
         assets: Mapping[str, AssetRows],
-        derived: dict[DerivedKey, tuple[RowTest, frozenset[str]]] | None = None,
-        versions_at: dict[VersionKey, str | None] | None = None,
+        derived: Mapping[DerivedKey, tuple[RowTest, frozenset[str]]] | None = None,
+        versions: dict[VersionKey, str | None] | None = None,
     ) -> None:
+        # Thread safety: immutable, never changed after the view is built.
         self.snapshot = snapshot
         self.assets = assets
-        self._derived = {} if derived is None else derived
-        self.versions_at = {} if versions_at is None else versions_at
+        self._lock = threading.Lock()
+        # Thread safety: an immutable map, replaced under self._lock by one reference swap;
+        # read without the lock.
+        self._derived: Mapping[DerivedKey, tuple[RowTest, frozenset[str]]] = (
+            {} if derived is None else derived
+        )
+        # Thread safety: guarded by self._lock.
+        self._versions: dict[VersionKey, str | None] = {} if versions is None else versions
 
     def keys_where(
         self, name: Hashable, asset_key: str, other_key: str | None, test: RowTest
@@ -122,9 +134,24 @@ class MirrorView:
         rows = self.assets[asset_key]
         other = self.assets[other_key].get if other_key is not None else _nothing
         found = frozenset(key for key, row in rows.items() if test(row, other(key)))
-        # Views are shared by concurrent answers: racing writers store equal sets.
-        self._derived[derived_key] = (test, found)
+        with self._lock:  # racing answers computed equal sets: the first one stays
+            known = self._derived.get(derived_key)
+            if known is not None:
+                return known[1]
+            self._derived = {**self._derived, derived_key: (test, found)}
         return found
+
+    def known_versions(self, version_keys: Iterable[VersionKey]) -> dict[VersionKey, str | None]:
+        """The remembered data versions among `version_keys`."""
+        with self._lock:
+            versions = self._versions
+            return {key: versions[key] for key in version_keys if key in versions}
+
+    def remember_versions(self, found: Mapping[VersionKey, str | None]) -> None:
+        """Data versions looked up in this view's snapshot, for the answers that follow."""
+        if found:
+            with self._lock:
+                self._versions.update(found)
 
     def caught_up(
         self,
@@ -153,16 +180,19 @@ class MirrorView:
                 )
                 found = frozenset(kept)
             derived[derived_key] = (test, found)
-        versions_at = {}
-        # list(...): a copy taken at once, while answers still on this view may add entries.
-        if len(self.versions_at) <= _MAX_VERSIONS:
-            versions_at = {
-                version_key: version
-                for version_key, version in list(self.versions_at.items())
-                if version_key[0] in assets
-                and (version_key[1] or "") not in changed.get(version_key[0], ())
-            }
-        return MirrorView(snapshot, assets, derived, versions_at)
+        # A copy taken at once under the lock (answers still on this view may add entries),
+        # filtered without it.
+        with self._lock:
+            remembered = (
+                list(self._versions.items()) if len(self._versions) <= _MAX_VERSIONS else []
+            )
+        versions = {
+            version_key: version
+            for version_key, version in remembered
+            if version_key[0] in assets
+            and (version_key[1] or "") not in changed.get(version_key[0], ())
+        }
+        return MirrorView(snapshot, assets, derived, versions)
 
 
 def _nothing(key: str) -> None:
@@ -239,8 +269,10 @@ class StateMirror:
     def __init__(self, max_rows: int) -> None:
         self._max_rows = max_rows
         self._lock = threading.Lock()
+        # Thread safety: guarded by self._lock; each view is itself safe to share (MirrorView).
         self._views: OrderedDict[int, MirrorView] = OrderedDict()
         # Rows loaded from the database (a metric, and how tests see the copy being used).
+        # Thread safety: written under self._lock; a metrics scrape reads one int unlocked.
         self.rows_read = 0
 
     def view(
@@ -277,7 +309,9 @@ class StateMirror:
         return view
 
     def _count(self, found: dict[str, dict[str, StateRow]]) -> dict[str, dict[str, StateRow]]:
-        self.rows_read += sum(len(rows) for rows in found.values())
+        rows = sum(len(rows) for rows in found.values())
+        with self._lock:
+            self.rows_read += rows
         return found
 
     def _keep(self, namespace_id: int, view: MirrorView) -> None:
