@@ -117,3 +117,18 @@ class Evaluation:
         fields = self.__dict__
         fields["as_of"] = as_of
         fields["dynamic_keys"] = {} if dynamic_keys is None else dynamic_keys
+        # Thread safety: entries built whole, then set in one assignment (see key_positions).
+        fields["_key_positions"] = {}
+
+    def key_positions(self, name: str) -> Mapping[str, int]:
+        """Each key of dynamic definition `name` and its position in insertion order (its
+        first), built once per evaluation: membership and order without scanning the keys
+        (a scan per key made an identity mapping over 20,000 keys take 10 s)."""
+        memo: dict[str, dict[str, int]] = self.__dict__["_key_positions"]
+        positions = memo.get(name)
+        if positions is None:
+            positions = {}
+            for index, key in enumerate(self.dynamic_keys.get(name, ())):
+                positions.setdefault(key, index)
+            memo[name] = positions
+        return positions

@@ -217,10 +217,10 @@ def check_key(definition: PartitionsDefinition, key: str, at: Evaluation) -> Non
     if isinstance(definition, TimeWindowPartitions):
         compile_time_windows(definition).check_key(key, now_of(at))
     elif isinstance(definition, StaticPartitions):
-        if key not in _static_positions(definition):
+        if key not in static_positions(definition):
             raise InvalidPartitionKey(f"{key!r} is not one of the static keys")
     elif isinstance(definition, DynamicPartitions):
-        if key not in dynamic_keys(definition, at):
+        if key not in at.key_positions(definition.name):
             raise InvalidPartitionKey(
                 f"{key!r} has not been added to dynamic partitions {definition.name!r}"
             )
@@ -279,7 +279,7 @@ def forget_listed_positions() -> None:
     _LISTED_POSITIONS.clear()
 
 
-def _static_positions(definition: StaticPartitions) -> dict[str, int]:
+def static_positions(definition: StaticPartitions) -> dict[str, int]:
     positions = _STATIC_POSITIONS.get(definition)
     if positions is None:
         positions = {key: index for index, key in enumerate(definition.keys)}
@@ -317,11 +317,11 @@ def _position(definition: PartitionsDefinition, key: str, at: Evaluation) -> tup
             return None if listed is None else (listed,)
         return (windows.tick(index),)
     if isinstance(definition, StaticPartitions):
-        static_index = _static_positions(definition).get(key)
+        static_index = static_positions(definition).get(key)
         return None if static_index is None else (static_index,)
     if isinstance(definition, DynamicPartitions):
-        keys = dynamic_keys(definition, at)
-        return (keys.index(key),) if key in keys else None
+        dynamic_index = at.key_positions(definition.name).get(key)
+        return None if dynamic_index is None else (dynamic_index,)
     parts = key.split(MULTI_KEY_DELIMITER)
     dimensions = sorted_dimensions(definition)
     if len(parts) != len(dimensions):

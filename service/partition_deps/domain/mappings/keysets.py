@@ -18,9 +18,9 @@ from partition_deps.domain.partitions import (
     MULTI_KEY_DELIMITER,
     all_partitions,
     all_time_subset,
-    dynamic_keys,
     now_of,
     sorted_dimensions,
+    static_positions,
 )
 from partition_deps.domain.results import KeyStatus
 from partition_deps.domain.subsets import TimeSubset
@@ -107,9 +107,9 @@ def is_enumerated(definition: PartitionsDefinition, key: str, at: Evaluation) ->
         # An end inside the first window: Dagster still lists that first window.
         return first <= tick <= last or (last < first and tick == first)
     if isinstance(definition, StaticPartitions):
-        return key in definition.keys
+        return key in static_positions(definition)
     if isinstance(definition, DynamicPartitions):
-        return key in dynamic_keys(definition, at)
+        return key in at.key_positions(definition.name)
     parts = key.split(MULTI_KEY_DELIMITER)
     dimensions = sorted_dimensions(definition)
     if len(parts) != len(dimensions):
