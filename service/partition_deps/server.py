@@ -35,7 +35,7 @@ from partition_deps.api.handlers import add_service
 from partition_deps.api.metrics import Metrics, MetricsInterceptor
 from partition_deps.api.response_memo import ResponseMemo
 from partition_deps.store.cache import DefinitionsCache
-from partition_deps.store.database import EmbeddedPostgres, PoolSettings, migrate
+from partition_deps.store.database import DatabaseProbe, EmbeddedPostgres, PoolSettings, migrate
 from partition_deps.store.definitions import DefinitionsRepository
 from partition_deps.store.events import EventsRepository
 from partition_deps.store.staleness import DEFAULT_MIRROR_ROWS, StalenessRepository
@@ -111,6 +111,7 @@ class Server:
         self.metrics: Metrics | None = None
         self._embedded: EmbeddedPostgres | None = None
         self._pool: ConnectionPool | None = None
+        self._url: str | None = None
         self._cache: DefinitionsCache | None = None
         self._grpc: grpc.Server | None = None
         # Thread safety: grpcio's HealthServicer guards its statuses with its own lock.
@@ -131,6 +132,7 @@ class Server:
             self._embedded = EmbeddedPostgres(config.data_dir)
             url = self._embedded.url
             logger.info("embedded postgres started", extra={"data_dir": str(config.data_dir)})
+        self._url = url
         # The pool opens after migrations: calls before then find it closed -> UNAVAILABLE.
         self._pool = ConnectionPool(
             url,
@@ -253,13 +255,12 @@ class Server:
 
     def _check_database(self) -> None:
         """Flip readiness with the database: NOT_SERVING while it is unreachable."""
-        assert self._pool is not None
+        assert self._url is not None
+        probe = DatabaseProbe(self._url, max(1.0, self.config.health_interval_seconds * 2))
         ready = True
         while not self._stopping.wait(self.config.health_interval_seconds):
             try:
-                with self._pool.connection(timeout=self.config.health_interval_seconds * 2) as conn:
-                    conn.execute("SELECT 1")
-                now_ready = True
+                now_ready = probe.reachable()
             except Exception as error:  # any failure to reach the database means not ready
                 now_ready = False
                 if ready:
@@ -268,6 +269,7 @@ class Server:
                 logger.info("readiness changed", extra={"ready": now_ready})
                 self._set_ready(now_ready)
             ready = now_ready
+        probe.close()
 
     def wait(self) -> None:
         if self._grpc is not None:

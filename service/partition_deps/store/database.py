@@ -73,6 +73,43 @@ def open_pool(url: str, settings: PoolSettings, *, wait: bool = True) -> Connect
     return pool
 
 
+class DatabaseProbe:
+    """Whether the database answers, on a connection of its own: a pool busy with long
+    writes says nothing about reachability, so readiness must not wait for one of its
+    connections.
+
+    Thread safety: used by the one health thread only.
+    """
+
+    def __init__(self, url: str, timeout_seconds: float) -> None:
+        self._url = url
+        self._timeout_seconds = timeout_seconds
+        self._connection: psycopg.Connection[Any] | None = None
+
+    def reachable(self) -> bool:
+        """One `SELECT 1`, reconnecting first if the last one failed; raises what failed."""
+        milliseconds = max(1, int(self._timeout_seconds * 1000))
+        try:
+            if self._connection is None or self._connection.closed:
+                self._connection = psycopg.connect(
+                    self._url,
+                    autocommit=True,
+                    connect_timeout=max(1, int(self._timeout_seconds)),
+                    options=f"-c statement_timeout={milliseconds}",
+                    application_name="partition-deps-health",
+                )
+            self._connection.execute("SELECT 1")
+        except Exception:
+            self.close()
+            raise
+        return True
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
 def migration_scripts() -> list[tuple[str, str]]:
     """(version, sql) of every migration, in order of their file names."""
     folder = resources.files("partition_deps.store") / "migrations"

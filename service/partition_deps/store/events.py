@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
@@ -25,6 +26,12 @@ from partition_deps.domain.events import (
 from partition_deps.store.database import transaction
 
 MATERIALIZATION, OBSERVATION, RUN_STARTED, RUN_FAILED = 1, 2, 3, 4
+# The advisory lock class (first key) of a namespace's ingest lock; the second key is the
+# namespace id. Two-key advisory locks never conflict with the one-key migration lock.
+_INGEST_LOCK_CLASS = 0x50444556  # "PDEV"
+_ATTEMPTS = 3
+# Ids past 2^31 share a lock with a smaller one: they then wait for each other, harmlessly.
+_LOCK_NAMESPACE = "SELECT pg_advisory_xact_lock(%s::integer, (%s::bigint %% 2147483647)::integer)"
 
 _STAGING_COLUMNS = (
     "seq, idempotency_key, kind, event_time, asset_key, partition_key, run_id, data_version,"
@@ -202,9 +209,22 @@ class EventsRepository:
         self._pool = pool
 
     def ingest(self, namespace_id: int, events: Sequence[Event]) -> IngestResult:
-        """Store `events` in one transaction; events whose idempotency key is known are skipped."""
+        """Store `events` in one transaction; events whose idempotency key is known are skipped.
+
+        A deadlock or serialization failure rolls the whole batch back, so it is retried
+        here a few times before the caller hears of it (as unavailable: retrying may work).
+        """
         if not events:
             return IngestResult(0, 0)
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                return self._ingest_once(namespace_id, events)
+            except psycopg.errors.TransactionRollback:
+                if attempt == _ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _ingest_once(self, namespace_id: int, events: Sequence[Event]) -> IngestResult:
         with transaction(self._pool) as conn:
             conn.execute(_CREATE_TEMP_TABLES.encode())
             with conn.cursor() as cursor:
@@ -215,6 +235,10 @@ class EventsRepository:
                     copy.set_types(_STAGING_TYPES)
                     for seq, event in enumerate(events):
                         copy.write_row(_staging_row(seq, event))
+                # One batch of a namespace at a time from here: batches touch the same event
+                # keys and latest-state rows in orders of their own (runs started, then
+                # materializations), and 16 at once deadlocked. Staging above stays parallel.
+                cursor.execute(_LOCK_NAMESPACE, (_INGEST_LOCK_CLASS, namespace_id))
                 stored = cursor.execute(_INSERT_EVENTS, {"ns": namespace_id}).rowcount
                 kinds = {type(event) for event in events}
                 if RunStarted in kinds:
