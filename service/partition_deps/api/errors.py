@@ -9,6 +9,7 @@ Bad input never becomes INTERNAL; only a bug does.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 import grpc
@@ -88,7 +89,31 @@ def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -
     return packed
 
 
+# Errors quote user input (keys, crons, formats); the text travels in gRPC metadata, which
+# clients cap at 8 KiB, so a 5,000-character key quoted twice made the client see
+# RESOURCE_EXHAUSTED instead of the error. Quotes longer than this keep a prefix.
+_QUOTE_CHARACTERS = 100
+_MESSAGE_CHARACTERS = 1_000
+_LONG = _QUOTE_CHARACTERS + 1
+_LONG_QUOTE = re.compile(f"'([^'\\n]{{{_LONG},}})'|\"([^\"\\n]{{{_LONG},}})\"")
+
+
+def _shortened(quote: re.Match[str]) -> str:
+    quoted = quote.group(1) if quote.group(1) is not None else quote.group(2)
+    mark = quote.group(0)[0]
+    return f"{mark}{quoted[:_QUOTE_CHARACTERS]}{mark}... ({len(quoted):,} characters)"
+
+
+def bounded_message(message: str) -> str:
+    """`message` with long quotes cut to a prefix, and at most `_MESSAGE_CHARACTERS`."""
+    message = _LONG_QUOTE.sub(_shortened, message)
+    if len(message) > _MESSAGE_CHARACTERS:
+        message = message[: _MESSAGE_CHARACTERS - 3] + "..."
+    return message
+
+
 def to_status(failure: Failure) -> grpc.Status:
+    message = bounded_message(failure.message)
     details = [
         _pack(
             error_details_pb2.ErrorInfo(
@@ -104,16 +129,16 @@ def to_status(failure: Failure) -> grpc.Status:
                 error_details_pb2.BadRequest(
                     field_violations=[
                         error_details_pb2.BadRequest.FieldViolation(
-                            field=failure.field, description=failure.message
+                            field=failure.field, description=message
                         )
                     ]
                 )
             )
         )
-    status = status_pb2.Status(code=failure.code.value[0], message=failure.message, details=details)
+    status = status_pb2.Status(code=failure.code.value[0], message=message, details=details)
     return _RichStatus(
         code=failure.code,
-        details=failure.message,
+        details=message,
         trailing_metadata=((_DETAILS_KEY, status.SerializeToString()),),
     )
 

@@ -1,5 +1,5 @@
-"""Definitions built to hurt: refused with INVALID_ARGUMENT naming the field, on every RPC that
-takes a definition, never INTERNAL."""
+"""Input built to hurt (definitions, huge keys): refused with INVALID_ARGUMENT naming the
+field, after bounded work, with an error the client can read; never INTERNAL."""
 
 from __future__ import annotations
 
@@ -103,3 +103,20 @@ def test_exclusions_that_remove_every_tick_are_refused_after_bounded_work(stubs:
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
     assert error_info(error).reason == "INVALID_DEFINITION"
     assert field_violations(error) == ["source.partitions_definition.time_window.exclusions"]
+
+
+def test_an_error_about_a_huge_key_reaches_the_client_as_itself(stubs: Stubs) -> None:
+    # The key was quoted whole, three times over, in the status trailers: past gRPC's 8 KiB
+    # metadata limit the client saw RESOURCE_EXHAUSTED instead of the error.
+    huge = "2024-01-01" + "x" * 5_000
+    with pytest.raises(grpc.RpcError) as raised:
+        stubs.queries.ComputeUpstreamPartitions(
+            queries_pb.ComputeUpstreamPartitionsRequest(
+                upstream=DAILY, downstream=DAILY, selection=keys(huge), as_of=AS_OF
+            )
+        )
+    error = raised.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    assert error_info(error).reason == "INVALID_PARTITION_KEY"
+    assert "2024-01-01xxx" in error.details()
+    assert len(error.details()) < 1_000
