@@ -115,14 +115,14 @@ class TickTable:
         self.formatted = formatted
         self.base = base
         self.first_year, self.last_year = years
-        # (first tick, step, tick count) when the ticks are evenly spaced (UTC hourly, daily,
+        # (first tick, step, last tick) when the ticks are evenly spaced (UTC hourly, daily,
         # weekly crons...), else None: positions are then arithmetic, where a bisection reads
         # some fifteen ticks (each a cache miss when other code ran in between).
         step = ticks[1] - ticks[0] if len(ticks) > 1 else 0
         uniform = step > 0 and all(
             later - earlier == step for earlier, later in itertools.pairwise(ticks)
         )
-        self.grid = (ticks[0], step, len(ticks)) if uniform else None
+        self.grid = (ticks[0], step, ticks[-1]) if uniform else None
 
     # ----- the locator: every search of the table, by arithmetic on a grid or bisection ---
 
@@ -130,9 +130,10 @@ class TickTable:
         """The end of the window starting exactly at `instant`, when it is inside the table."""
         grid = self.grid
         if grid is not None:
-            first_tick, step, count = grid
-            position, off_tick = divmod(instant - first_tick, step)
-            return instant + step if not off_tick and 0 <= position <= count - 2 else None
+            first_tick, step, last_tick = grid
+            if first_tick <= instant < last_tick and not (instant - first_tick) % step:
+                return instant + step
+            return None
         ticks = self.ticks
         if len(ticks) < 2 or not ticks[0] <= instant <= ticks[-2]:
             return None
@@ -143,16 +144,20 @@ class TickTable:
         """Position of the first tick >= `ts` (`len(ticks)` when there is none)."""
         grid = self.grid
         if grid is not None:
-            first_tick, step, count = grid
-            return min(max(0, -((first_tick - ts) // step)), count)
+            first_tick, step, last_tick = grid
+            if ts <= first_tick:
+                return 0
+            return len(self.ticks) if ts > last_tick else -((first_tick - ts) // step)
         return bisect.bisect_left(self.ticks, ts)
 
     def at_or_before(self, ts: int) -> int:
         """Position of the last tick <= `ts` (-1 when there is none)."""
         grid = self.grid
         if grid is not None:
-            first_tick, step, count = grid
-            return min(max(-1, (ts - first_tick) // step), count - 1)
+            first_tick, step, last_tick = grid
+            if ts < first_tick:
+                return -1
+            return len(self.ticks) - 1 if ts >= last_tick else (ts - first_tick) // step
         return bisect.bisect_right(self.ticks, ts) - 1
 
     def span(self, start: int, end: int, covering: bool) -> tuple[int, int, int, int, int] | None:
@@ -162,15 +167,15 @@ class TickTable:
         `stop - 1` (where the last window starts)."""
         grid = self.grid
         if grid is not None:
-            first_tick, step, count = grid
-            if not first_tick <= start < end <= first_tick + (count - 1) * step:
+            first_tick, step, last_tick = grid
+            if not first_tick <= start < end <= last_tick:
                 return None
-            first, off_start = divmod(start - first_tick, step)
+            first = (start - first_tick) // step
             stop = -((first_tick - end) // step)
-            stop_tick = first_tick + stop * step
-            if not covering and (off_start or stop_tick != end):
+            start_tick, stop_tick = first_tick + first * step, first_tick + stop * step
+            if not covering and (start_tick != start or stop_tick != end):
                 return None
-            return first, stop, first_tick + first * step, stop_tick, stop_tick - step
+            return first, stop, start_tick, stop_tick, stop_tick - step
         ticks = self.ticks
         if len(ticks) < 2 or not ticks[0] <= start < end <= ticks[-1]:
             return None
