@@ -33,11 +33,13 @@ from partition_deps.api.gen.partitiondeps.v1 import (
 )
 from partition_deps.api.handlers import add_service
 from partition_deps.api.metrics import Metrics, MetricsInterceptor
+from partition_deps.api.paging import PageTokens
 from partition_deps.api.response_memo import ResponseMemo
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.database import DatabaseProbe, EmbeddedPostgres, PoolSettings, migrate
 from partition_deps.store.definitions import DefinitionsRepository
 from partition_deps.store.events import EventsRepository
+from partition_deps.store.secrets import page_token_key
 from partition_deps.store.staleness import DEFAULT_MIRROR_ROWS, StalenessRepository
 
 logger = logging.getLogger(__name__)
@@ -148,6 +150,8 @@ class Server:
         )
         definitions = DefinitionsRepository(self._pool)
         self._cache = DefinitionsCache(definitions, url)
+        pool = self._pool
+        tokens = PageTokens(lambda: page_token_key(pool))
 
         for name in READINESS_NAMES:
             self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -164,7 +168,9 @@ class Server:
         add_service(
             server,
             definitions_servicer.SERVICE_NAME,
-            list(definitions_servicer.DefinitionsServicer(definitions, self._cache).methods()),
+            list(
+                definitions_servicer.DefinitionsServicer(definitions, self._cache, tokens).methods()
+            ),
         )
         add_service(
             server,
@@ -174,7 +180,7 @@ class Server:
         add_service(
             server,
             queries_servicer.SERVICE_NAME,
-            list(queries_servicer.QueriesServicer(self._cache, self._memo()).methods()),
+            list(queries_servicer.QueriesServicer(self._cache, tokens, self._memo()).methods()),
         )
         add_service(
             server,
@@ -255,12 +261,18 @@ class Server:
 
     def _check_database(self) -> None:
         """Flip readiness with the database: NOT_SERVING while it is unreachable."""
-        assert self._url is not None
-        probe = DatabaseProbe(self._url, max(1.0, self.config.health_interval_seconds * 2))
+        assert self._url is not None and self._pool is not None
+        wait = max(1.0, self.config.health_interval_seconds * 2)
+        probe = DatabaseProbe(self._url, wait)
         ready = True
         while not self._stopping.wait(self.config.health_interval_seconds):
             try:
+                # While ready, a probe of its own: a pool busy with writes is still serving.
+                # Back to ready only once the pool hands out a working connection too.
                 now_ready = probe.reachable()
+                if not ready:
+                    with self._pool.connection(timeout=wait) as conn:
+                        conn.execute("SELECT 1")
             except Exception as error:  # any failure to reach the database means not ready
                 now_ready = False
                 if ready:

@@ -3,6 +3,8 @@ field, after bounded work, with an error the client can read; never INTERNAL."""
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable
 
 import grpc
@@ -120,3 +122,53 @@ def test_an_error_about_a_huge_key_reaches_the_client_as_itself(stubs: Stubs) ->
     assert error_info(error).reason == "INVALID_PARTITION_KEY"
     assert "2024-01-01xxx" in error.details()
     assert len(error.details()) < 1_000
+
+
+def _unsigned(values: list[object]) -> str:
+    """A token as the service once wrote them: base64 JSON, with nothing to check it by."""
+    raw = json.dumps(values).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "token", [_unsigned(["a", True]), _unsigned([True]), _unsigned([10**25]), "x.y", "%%%"]
+)
+def test_a_forged_page_token_is_an_invalid_argument(
+    stubs: Stubs, namespace: str, token: str
+) -> None:
+    stubs.definitions.AddDynamicPartitions(
+        defs_pb.AddDynamicPartitionsRequest(
+            namespace=namespace, definition_name="customers", partition_keys=["a", "b"]
+        )
+    )
+    with pytest.raises(grpc.RpcError) as raised:
+        stubs.definitions.ListDynamicPartitions(
+            defs_pb.ListDynamicPartitionsRequest(
+                namespace=namespace, definition_name="customers", page_token=token
+            )
+        )
+    error = raised.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    assert error_info(error).reason == "INVALID_PAGE_TOKEN"
+    assert field_violations(error) == ["page_token"]
+
+
+def test_a_page_token_continues_only_the_request_it_was_given_for(stubs: Stubs) -> None:
+    def listing(as_of: str, page_token: str = "") -> queries_pb.ListPartitionsResponse:
+        return stubs.queries.ListPartitions(
+            queries_pb.ListPartitionsRequest(
+                source=queries_pb.DefinitionSource(partitions_definition=DAILY),
+                as_of=timestamp(as_of),
+                page_size=10,
+                page_token=page_token,
+            )
+        )
+
+    first = listing("2024-03-01T00:00:00+00:00")
+    second = listing("2024-03-01T00:00:00+00:00", first.next_page_token)
+    assert second.partition_keys[0] == "2024-01-11"
+    with pytest.raises(grpc.RpcError) as raised:
+        listing("2024-04-01T00:00:00+00:00", first.next_page_token)
+    error = raised.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    assert error_info(error).reason == "INVALID_PAGE_TOKEN"

@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
 from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as pb
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
+from partition_deps.api.paging import PageTokens
 from partition_deps.api.queries_servicer import QueriesServicer
 from partition_deps.api.response_memo import ResponseMemo, as_of_field
 from partition_deps.domain.definitions import TimeWindowPartitions
@@ -26,6 +27,9 @@ from partition_deps.server import Server
 
 from .builders import DAILY, WEEKLY, asset, keys, time_window, timestamp
 from .conftest import Stubs
+
+# Servicers built here sign page tokens with a key of their own.
+TOKENS = PageTokens(lambda: b"a test key")
 
 
 def _at(text: str) -> datetime:
@@ -133,8 +137,8 @@ def test_memoised_answers_are_the_fresh_bytes_across_ticks_and_generations(
     assert cache is not None
     clock = Clock()
     memo = ResponseMemo(1024)
-    memoised = QueriesServicer(cache, memo, clock)
-    fresh = QueriesServicer(cache, None, clock)
+    memoised = QueriesServicer(cache, TOKENS, memo, clock)
+    fresh = QueriesServicer(cache, TOKENS, None, clock)
     requests = _requests(namespace)
 
     def check_all() -> dict[tuple[datetime, int], object]:

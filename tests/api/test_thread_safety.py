@@ -21,6 +21,7 @@ from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as d
 from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as pb
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
 from partition_deps.api.metrics import Metrics, MetricsInterceptor
+from partition_deps.api.paging import PageTokens
 from partition_deps.api.queries_servicer import QueriesServicer
 from partition_deps.api.response_memo import ResponseMemo, as_of_field
 from partition_deps.server import Server
@@ -28,6 +29,9 @@ from partition_deps.server import Server
 from ..threads import run_concurrently
 from .builders import DAILY, WEEKLY, asset, keys, timestamp
 from .conftest import Stubs
+
+# Servicers built here sign page tokens with a key of their own.
+TOKENS = PageTokens(lambda: b"a test key")
 
 WORKERS = 16
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -200,7 +204,7 @@ def test_concurrent_stored_queries_answer_the_current_generation_or_a_newer_one(
     cache = server.definitions_cache
     assert cache is not None
     requests = _stored_requests(namespace)
-    fresh = QueriesServicer(cache, None, lambda: CLOCK)
+    fresh = QueriesServicer(cache, TOKENS, None, lambda: CLOCK)
     # What a single-threaded run answers, per graph.
     expected: dict[int, list[object]] = {}
     for generation, graph in ((1, GRAPH_A), (2, GRAPH_B)):
@@ -213,7 +217,7 @@ def test_concurrent_stored_queries_answer_the_current_generation_or_a_newer_one(
     assert expected[0] != expected[1]  # the graphs do answer differently
 
     memo = ResponseMemo(8)  # small: entries are evicted while others are read
-    memoised = QueriesServicer(cache, memo, lambda: CLOCK)
+    memoised = QueriesServicer(cache, TOKENS, memo, lambda: CLOCK)
     applied_lock = threading.Lock()
     applied = [2]  # the newest generation whose write (and invalidation) has returned
 

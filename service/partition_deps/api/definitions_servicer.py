@@ -52,9 +52,12 @@ def _unique_keys(keys: list[str], field: str) -> list[str]:
 
 
 class DefinitionsServicer:
-    def __init__(self, repository: DefinitionsRepository, cache: DefinitionsCache) -> None:
+    def __init__(
+        self, repository: DefinitionsRepository, cache: DefinitionsCache, tokens: paging.PageTokens
+    ) -> None:
         self._repository = repository
         self._cache = cache
+        self._tokens = tokens
 
     def methods(self) -> list[Method]:
         return [
@@ -126,7 +129,9 @@ class DefinitionsServicer:
     ) -> pb.ListAssetsResponse:
         snapshot = self._cache.snapshot(required_name(request.namespace, "namespace"))
         size = paging.page_size(request.page_size, "page_size", default=100)
-        after, _ = paging.decode_token(request.page_token, "page_token")
+        binding = paging.request_binding(request, "page_token", "page_size")
+        token = self._tokens.decode(request.page_token, binding, (str,), "page_token")
+        after = "" if token is None else str(token[0])
         keys = [key for key in snapshot.assets if key > after] if after else list(snapshot.assets)
         page = keys[:size]
         return pb.ListAssetsResponse(
@@ -134,7 +139,7 @@ class DefinitionsServicer:
                 convert.asset_to_proto(snapshot.assets[k], snapshot.asset_generations[k])
                 for k in page
             ],
-            next_page_token=paging.encode_token(page[-1], 0) if len(keys) > size else "",
+            next_page_token=self._tokens.encode([page[-1]], binding) if len(keys) > size else "",
             generation=snapshot.generation,
         )
 
@@ -174,7 +179,9 @@ class DefinitionsServicer:
         namespace = required_name(request.namespace, "namespace")
         name = required_name(request.definition_name, "definition_name")
         size = paging.page_size(request.page_size, "page_size")
-        _, after_id = paging.decode_token(request.page_token, "page_token")
+        binding = paging.request_binding(request, "page_token", "page_size")
+        token = self._tokens.decode(request.page_token, binding, (int,), "page_token")
+        after_id = 0 if token is None else int(token[0])
         rows = self._repository.list_dynamic_partitions(
             namespace, name, after_id=after_id, limit=size + 1, show_deleted=request.show_deleted
         )
@@ -185,5 +192,5 @@ class DefinitionsServicer:
             if record.deleted_at is not None:
                 partition.delete_time.FromDatetime(record.deleted_at)
         if len(rows) > size:
-            response.next_page_token = paging.encode_token("", rows[size - 1][0])
+            response.next_page_token = self._tokens.encode([rows[size - 1][0]], binding)
         return response

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
+import threading
+from collections.abc import Callable, Sequence
 
 import grpc
+from google.protobuf.message import Message
 
 from partition_deps.api.errors import ApiError
 from partition_deps.api.limits import MAX_PAGE_SIZE
@@ -28,23 +33,105 @@ def page_size(requested: int, field: str, default: int = DEFAULT_PAGE_SIZE) -> i
     return min(requested or default, MAX_PAGE_SIZE)
 
 
-def encode_token(scope: str, offset: int) -> str:
-    """A token for `offset` within `scope` (an asset key, or "" for a single list)."""
-    raw = json.dumps([scope, offset], separators=(",", ":")).encode()
+# Offsets and ids a token may carry: more than any list holds, small enough for a bigint.
+_MAX_TOKEN_INT = 2**53
+# Bytes of HMAC-SHA256 kept: forging one is a 2^-128 guess.
+_MAC_BYTES = 16
+
+
+def request_binding(request: Message, *page_fields: str) -> bytes:
+    """What a page token is bound to: the request, less its page token (`page_fields`, dotted
+    paths to the token and page size, which may change from page to page)."""
+    unpaged = type(request)()
+    unpaged.CopyFrom(request)
+    for path in page_fields:
+        *parents, name = path.split(".")
+        holder: Message = unpaged
+        for parent in parents:
+            holder = getattr(holder, parent)
+        holder.ClearField(name)
+    return hashlib.sha256(unpaged.SerializeToString(deterministic=True)).digest()
+
+
+class PageTokens:
+    """Page tokens signed with the database's key, so every replica honours the tokens of
+    every other one, and a token is refused unless this service made it for the same request.
+
+    A token is `base64(json values) "." base64(mac)`, the MAC over the values and the
+    request binding (`request_binding`); the values are a list of strings and non-negative
+    integers whose kinds the caller states.
+
+    Thread safety: the key is loaded once under `_lock`, then only read.
+    """
+
+    def __init__(self, load_key: Callable[[], bytes]) -> None:
+        self._load_key = load_key
+        self._key: bytes | None = None
+        self._lock = threading.Lock()
+
+    def _secret(self) -> bytes:
+        key = self._key
+        if key is None:
+            with self._lock:
+                if self._key is None:
+                    self._key = self._load_key()
+                key = self._key
+        return key
+
+    def _mac(self, payload: bytes, binding: bytes) -> bytes:
+        return hmac.new(self._secret(), payload + b"\0" + binding, hashlib.sha256).digest()[
+            :_MAC_BYTES
+        ]
+
+    def encode(self, values: Sequence[str | int], binding: bytes) -> str:
+        payload = json.dumps(list(values), separators=(",", ":")).encode()
+        return f"{_text(payload)}.{_text(self._mac(payload, binding))}"
+
+    def decode(
+        self, token: str, binding: bytes, kinds: Sequence[type], field: str
+    ) -> list[str | int] | None:
+        """The values of `token` (None for the empty token), each of the kind in `kinds`;
+        INVALID_ARGUMENT for anything else: not ours, forged, or from another request."""
+        if not token:
+            return None
+        values = self._verified(token, binding)
+        if (
+            not isinstance(values, list)
+            or len(values) != len(kinds)
+            or not all(_is_kind(value, kind) for value, kind in zip(values, kinds, strict=True))
+        ):
+            raise _invalid(field)
+        return values
+
+    def _verified(self, token: str, binding: bytes) -> object:
+        payload_text, _, mac_text = token.partition(".")
+        try:
+            payload, mac = _bytes(payload_text), _bytes(mac_text)
+            if not hmac.compare_digest(mac, self._mac(payload, binding)):
+                return None
+            return json.loads(payload)
+        except ValueError:
+            return None
+
+
+def _is_kind(value: object, kind: type) -> bool:
+    if kind is int:  # a bool is an int to isinstance: never an offset
+        return type(value) is int and 0 <= value <= _MAX_TOKEN_INT
+    return type(value) is kind
+
+
+def _invalid(field: str) -> ApiError:
+    return ApiError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_PAGE_TOKEN",
+        "not a page token this service gave for this request",
+        field,
+    )
+
+
+def _text(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_token(token: str, field: str) -> tuple[str, int]:
-    """(scope, offset) of a token; ("", 0) for the empty token."""
-    if not token:
-        return "", 0
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        scope, offset = json.loads(raw)
-        if isinstance(scope, str) and isinstance(offset, int) and offset >= 0:
-            return scope, offset
-    except (ValueError, TypeError):
-        pass
-    raise ApiError(
-        grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAGE_TOKEN", "not a page token of ours", field
-    )
+def _bytes(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

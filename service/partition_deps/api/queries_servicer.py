@@ -132,22 +132,38 @@ def _keys_in_time_range(
     return selected
 
 
+_PagedQuery = (
+    pb.GetUpstreamPartitionsRequest
+    | pb.GetDownstreamPartitionsRequest
+    | pb.ComputeUpstreamPartitionsRequest
+    | pb.ComputeDownstreamPartitionsRequest
+)
+
+
 class KeyPage:
     """The page of keys a request asks for: `limit` 0 means ranges only."""
 
-    def __init__(self, paging_request: pb.KeyPaging, field: str = "key_paging") -> None:
-        self.scope, self.offset = paging.decode_token(
-            paging_request.page_token, f"{field}.page_token"
+    def __init__(self, request: _PagedQuery, tokens: paging.PageTokens) -> None:
+        paging_request = request.key_paging
+        self._tokens = tokens
+        self._binding = paging.request_binding(
+            request, "key_paging.page_token", "key_paging.page_size"
         )
+        token = tokens.decode(
+            paging_request.page_token, self._binding, (str, int), "key_paging.page_token"
+        )
+        self.scope, self.offset = ("", 0) if token is None else (str(token[0]), int(token[1]))
         self.limit = (
-            paging.page_size(paging_request.page_size, f"{field}.page_size")
+            paging.page_size(paging_request.page_size, "key_paging.page_size")
             if paging_request.include_keys
             else 0
         )
 
     def next_token(self, scope: str, *lengths: int) -> str:
         end = self.offset + self.limit
-        return paging.encode_token(scope, end) if self.limit and max(lengths) > end else ""
+        if self.limit and max(lengths) > end:
+            return self._tokens.encode([scope, end], self._binding)
+        return ""
 
 
 def fill_upstream(
@@ -278,9 +294,11 @@ class QueriesServicer:
     def __init__(
         self,
         cache: DefinitionsCache,
+        tokens: paging.PageTokens,
         memo: ResponseMemo | None = None,
         clock: Callable[[], datetime] = _clock,
     ) -> None:
+        self._tokens = tokens
         # Thread safety: shared by every call; both are thread-safe (store/cache.py,
         # api/response_memo.py).
         self._cache = cache
@@ -394,7 +412,7 @@ class QueriesServicer:
         as_of: datetime,
     ) -> pb.GetUpstreamPartitionsResponse:
         at = Evaluation(as_of, snapshot.dynamic_keys)
-        page = KeyPage(request.key_paging)
+        page = KeyPage(request, self._tokens)
         keys = selected_keys(asset.partitions, request.selection, at)
         by_upstream = {d.upstream_key: d for d in asset.dependencies}
         response = pb.GetUpstreamPartitionsResponse(generation=snapshot.generation)
@@ -444,7 +462,7 @@ class QueriesServicer:
         as_of: datetime,
     ) -> pb.GetDownstreamPartitionsResponse:
         at = Evaluation(as_of, snapshot.dynamic_keys)
-        page = KeyPage(request.key_paging)
+        page = KeyPage(request, self._tokens)
         keys = selected_keys(asset.partitions, request.selection, at)
         response = pb.GetDownstreamPartitionsResponse(generation=snapshot.generation)
         convert.set_instant(response.as_of, as_of)
@@ -494,7 +512,7 @@ class QueriesServicer:
         self, request: pb.ComputeUpstreamPartitionsRequest, context: grpc.ServicerContext
     ) -> pb.ComputeUpstreamPartitionsResponse:
         upstream, downstream, mapping, in_force, at = self._inline(request)
-        page = KeyPage(request.key_paging)
+        page = KeyPage(request, self._tokens)
         keys = selected_keys(downstream, request.selection, at)
         try:
             result = upstream_partitions(upstream, downstream, mapping, keys, at)
@@ -509,7 +527,7 @@ class QueriesServicer:
         self, request: pb.ComputeDownstreamPartitionsRequest, context: grpc.ServicerContext
     ) -> pb.ComputeDownstreamPartitionsResponse:
         upstream, downstream, mapping, in_force, at = self._inline(request)
-        page = KeyPage(request.key_paging)
+        page = KeyPage(request, self._tokens)
         keys = selected_keys(upstream, request.selection, at)
         try:
             result = downstream_partitions(upstream, downstream, mapping, keys, at)
@@ -551,14 +569,18 @@ class QueriesServicer:
         as_of = convert.as_of_from_request(request)
         definition, at = self._source(request.source, as_of)
         size = paging.page_size(request.page_size, "page_size")
-        _, offset = paging.decode_token(request.page_token, "page_token")
+        binding = paging.request_binding(request, "page_token", "page_size")
+        token = self._tokens.decode(request.page_token, binding, (int,), "page_token")
+        offset = 0 if token is None else int(token[0])
         subset = partitions.all_partitions(definition, at)
         total = len(subset)
         response = pb.ListPartitionsResponse(
             partition_keys=subset.keys(offset, size),
             total_size=total,
             ranges=[convert.run_to_proto(run) for run in subset.runs()],
-            next_page_token=paging.encode_token("", offset + size) if offset + size < total else "",
+            next_page_token=(
+                self._tokens.encode([offset + size], binding) if offset + size < total else ""
+            ),
         )
         convert.set_instant(response.as_of, as_of)
         return response
