@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -65,3 +66,95 @@ def materialization(
 
 def keys(*partition_keys: str) -> pb.PartitionSelection:
     return pb.PartitionSelection(keys=pb.PartitionKeys(partition_keys=partition_keys))
+
+
+# Definitions and mappings in the JSON of the conformance cases (shared/conformance/README.md),
+# built here independently of the server's converter, so a converter bug cannot cancel itself out.
+def definition(data: dict[str, Any] | None) -> pb.PartitionsDefinition | None:
+    if data is None:
+        return None
+    kind = data["type"]
+    if kind == "time_window":
+        window = pb.TimeWindowPartitions(
+            cron_schedule=data["cron_schedule"],
+            start=data["start"],
+            timezone=data["timezone"],
+            fmt=data["fmt"],
+            end_offset=data["end_offset"],
+        )
+        if data["end"] is not None:
+            window.end = data["end"]
+        for exclusion in data["exclusions"]:
+            if exclusion[:1].isdigit() and "T" in exclusion and "-" in exclusion:
+                window.exclusions.add(wall_time=exclusion)
+            else:
+                window.exclusions.add(cron_schedule=exclusion)
+        return pb.PartitionsDefinition(time_window=window)
+    if kind == "static":
+        return pb.PartitionsDefinition(static=pb.StaticPartitions(partition_keys=data["keys"]))
+    if kind == "dynamic":
+        return pb.PartitionsDefinition(dynamic=pb.DynamicPartitions(name=data["name"]))
+    assert kind == "multi"
+    return pb.PartitionsDefinition(
+        multi=pb.MultiPartitions(
+            dimensions=[
+                pb.Dimension(name=d["name"], partitions=definition(d["partitions"]))
+                for d in data["dimensions"]
+            ]
+        )
+    )
+
+
+def mapping(data: dict[str, Any] | None) -> pb.PartitionMapping | None:
+    if data is None:
+        return None
+    kind = data["type"]
+    if kind in ("identity", "all", "last"):
+        message = pb.PartitionMapping()
+        getattr(message, kind).SetInParent()
+        return message
+    if kind == "time_window":
+        return pb.PartitionMapping(
+            time_window=pb.TimeWindowMapping(
+                start_offset=data["start_offset"],
+                end_offset=data["end_offset"],
+                allow_nonexistent_upstream_partitions=data["allow_nonexistent_upstream_partitions"],
+            )
+        )
+    if kind == "static":
+        table = data["downstream_partition_keys_by_upstream_partition_key"]
+        return pb.PartitionMapping(
+            static=pb.StaticMapping(
+                entries=[
+                    pb.StaticMappingEntry(
+                        upstream_partition_key=up, downstream_partition_keys=downs
+                    )
+                    for up, downs in table.items()
+                ]
+            )
+        )
+    if kind == "specific":
+        return pb.PartitionMapping(
+            specific=pb.SpecificMapping(partition_keys=data["partition_keys"])
+        )
+    if kind == "multi_to_single_dimension":
+        return pb.PartitionMapping(
+            multi_to_single_dimension=pb.MultiToSingleDimensionMapping(
+                dimension_name=data["partition_dimension_name"]
+            )
+        )
+    assert kind == "multi"
+    return pb.PartitionMapping(
+        multi=pb.MultiMapping(
+            dimension_mappings=[
+                pb.DimensionMapping(
+                    upstream_dimension=upstream_dimension,
+                    downstream_dimension=inner["dimension_name"],
+                    mapping=mapping(inner["partition_mapping"]),
+                )
+                for upstream_dimension, inner in data[
+                    "downstream_mappings_by_upstream_dimension"
+                ].items()
+            ]
+        )
+    )

@@ -16,7 +16,7 @@ import pytest
 from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as pb
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
 
-from .builders import timestamp
+from .builders import definition, mapping, timestamp
 from .conftest import Stubs
 from .errors import error_info
 
@@ -27,96 +27,6 @@ CASES = [
     .splitlines()
 ]
 ALL_KEYS = queries_pb.KeyPaging(include_keys=True, page_size=10_000)
-
-
-def definition(data: dict[str, Any] | None) -> pb.PartitionsDefinition | None:
-    if data is None:
-        return None
-    kind = data["type"]
-    if kind == "time_window":
-        window = pb.TimeWindowPartitions(
-            cron_schedule=data["cron_schedule"],
-            start=data["start"],
-            timezone=data["timezone"],
-            fmt=data["fmt"],
-            end_offset=data["end_offset"],
-        )
-        if data["end"] is not None:
-            window.end = data["end"]
-        for exclusion in data["exclusions"]:
-            if exclusion[:1].isdigit() and "T" in exclusion and "-" in exclusion:
-                window.exclusions.add(wall_time=exclusion)
-            else:
-                window.exclusions.add(cron_schedule=exclusion)
-        return pb.PartitionsDefinition(time_window=window)
-    if kind == "static":
-        return pb.PartitionsDefinition(static=pb.StaticPartitions(partition_keys=data["keys"]))
-    if kind == "dynamic":
-        return pb.PartitionsDefinition(dynamic=pb.DynamicPartitions(name=data["name"]))
-    assert kind == "multi"
-    return pb.PartitionsDefinition(
-        multi=pb.MultiPartitions(
-            dimensions=[
-                pb.Dimension(name=d["name"], partitions=definition(d["partitions"]))
-                for d in data["dimensions"]
-            ]
-        )
-    )
-
-
-def mapping(data: dict[str, Any] | None) -> pb.PartitionMapping | None:
-    if data is None:
-        return None
-    kind = data["type"]
-    if kind in ("identity", "all", "last"):
-        message = pb.PartitionMapping()
-        getattr(message, kind).SetInParent()
-        return message
-    if kind == "time_window":
-        return pb.PartitionMapping(
-            time_window=pb.TimeWindowMapping(
-                start_offset=data["start_offset"],
-                end_offset=data["end_offset"],
-                allow_nonexistent_upstream_partitions=data["allow_nonexistent_upstream_partitions"],
-            )
-        )
-    if kind == "static":
-        table = data["downstream_partition_keys_by_upstream_partition_key"]
-        return pb.PartitionMapping(
-            static=pb.StaticMapping(
-                entries=[
-                    pb.StaticMappingEntry(
-                        upstream_partition_key=up, downstream_partition_keys=downs
-                    )
-                    for up, downs in table.items()
-                ]
-            )
-        )
-    if kind == "specific":
-        return pb.PartitionMapping(
-            specific=pb.SpecificMapping(partition_keys=data["partition_keys"])
-        )
-    if kind == "multi_to_single_dimension":
-        return pb.PartitionMapping(
-            multi_to_single_dimension=pb.MultiToSingleDimensionMapping(
-                dimension_name=data["partition_dimension_name"]
-            )
-        )
-    assert kind == "multi"
-    return pb.PartitionMapping(
-        multi=pb.MultiMapping(
-            dimension_mappings=[
-                pb.DimensionMapping(
-                    upstream_dimension=upstream_dimension,
-                    downstream_dimension=inner["dimension_name"],
-                    mapping=mapping(inner["partition_mapping"]),
-                )
-                for upstream_dimension, inner in data[
-                    "downstream_mappings_by_upstream_dimension"
-                ].items()
-            ]
-        )
-    )
 
 
 def ask(stubs: Stubs, case: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from partition_deps.api.gen.partitiondeps.v1.staleness_service_pb2_grpc import (
 
 from .builders import DAILY, WEEKLY, asset, keys, timestamp
 from .conftest import Stubs
+from .errors import field_violations
 
 AS_OF = timestamp("2024-01-15T00:00:00+00:00")
 WEEK = [f"2024-01-{day:02d}" for day in range(7, 14)]
@@ -70,7 +71,7 @@ def status_of(
     namespace: str,
     asset_key: str,
     partition_key: str | None,
-    **options: bool,
+    **options: bool | int,
 ) -> stale_pb.PartitionStaleness:
     response = staleness.GetStaleness(
         stale_pb.GetStalenessRequest(
@@ -79,7 +80,7 @@ def status_of(
             selection=keys() if partition_key is None else keys(partition_key),
             as_of=AS_OF,
             include_fresh=True,
-            options=stale_pb.StalenessOptions(**options),
+            options=stale_pb.StalenessOptions(**options),  # type: ignore[arg-type]
         )
     )
     [partition] = response.partitions
@@ -480,3 +481,52 @@ def test_an_observed_source_asset_and_its_readers(
         "prices 2024-01-05 was observed with a new data version after this partition"
     )
     assert planned(staleness, namespace, catch_up=True)[("report", "2024-01-05")] is True
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        (
+            stale_pb.StalenessOptions(
+                transitive=True, semantics=stale_pb.STALENESS_SEMANTICS_DAGSTER
+            ),
+            "options.transitive",
+        ),
+        (stale_pb.StalenessOptions(semantics=7), "options.semantics"),  # type: ignore[arg-type]
+    ],
+)
+def test_options_dagster_does_not_have_are_refused_naming_the_field(
+    stubs: Stubs,
+    staleness: StalenessServiceStub,
+    namespace: str,
+    options: stale_pb.StalenessOptions,
+    field: str,
+) -> None:
+    apply(stubs, namespace, asset("daily_sales_data", DAILY))
+    with pytest.raises(grpc.RpcError) as asked:
+        staleness.GetStaleness(stale_pb.GetStalenessRequest(namespace=namespace, options=options))
+    with pytest.raises(grpc.RpcError) as planning:
+        staleness.PlanRuns(stale_pb.PlanRunsRequest(namespace=namespace, options=options))
+    for raised in (asked, planning):
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field_violations(raised.value) == [field]
+
+
+def test_an_observable_source_is_stored_and_fresh_unobserved_while_its_reader_runs(
+    stubs: Stubs, staleness: StalenessServiceStub, namespace: str
+) -> None:
+    source = asset("raw_feed", DAILY)
+    source.observable_source = True
+    apply(stubs, namespace, source, asset("daily_sales_data", DAILY, "raw_feed"))
+    stored = stubs.definitions.GetAsset(
+        defs_pb.GetAssetRequest(namespace=namespace, asset_key="raw_feed")
+    )
+    assert stored.asset.observable_source is True
+    for semantics in (stale_pb.STALENESS_SEMANTICS_EXTENDED, stale_pb.STALENESS_SEMANTICS_DAGSTER):
+        assert (
+            status_of(staleness, namespace, "raw_feed", "2024-01-10", semantics=semantics).status
+            == FRESH
+        )
+    plan = planned(staleness, namespace, catch_up=True)
+    assert ("daily_sales_data", "2024-01-10") in plan
+    assert not any(asset_key == "raw_feed" for asset_key, _ in plan)

@@ -41,14 +41,23 @@ class MemoryHistory:
             self.events
         ):
             if not observed and (asset, partition) == (asset_key, partition_key):
+                upstream = self.dependencies.get(asset_key)
                 return Materialized(
                     event_id,
                     START + timedelta(minutes=event_id),
                     data_version,
                     code_version,
-                    self.dependencies.get(asset_key),
+                    upstream,
+                    None
+                    if upstream is None
+                    else {key: self._latest_event_before(key, event_id) for key in upstream},
                 )
         return None
+
+    def _latest_event_before(self, asset_key: str, event_id: int) -> int | None:
+        """Dagster's input event pointer: the asset's latest event (any partition) before."""
+        ids = [stored for stored, asset, *_ in self.events if asset == asset_key]
+        return max((stored for stored in ids if stored < event_id), default=None)
 
     def latest_observation(self, asset_key: str, partition_key: str | None) -> Observed | None:
         for event_id, asset, partition, data_version, _, observed in reversed(self.events):

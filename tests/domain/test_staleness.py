@@ -10,12 +10,14 @@ from partition_deps.domain.definitions import (
     DynamicPartitions,
     Evaluation,
     MultiPartitions,
+    PartitionsDefinition,
     StaticPartitions,
     TimeWindowPartitions,
 )
 from partition_deps.domain.mappings.kinds import AllMapping
 from partition_deps.domain.staleness import (
     CauseKind,
+    Semantics,
     StalenessOptions,
     Status,
     partition_status,
@@ -211,3 +213,119 @@ def test_an_observed_source_is_fresh_and_its_new_data_version_makes_readers_stal
     }
     assert ("report", "2024-01-02") in planned
     assert ("prices", "2024-01-02") not in planned
+
+
+# ----- Dagster's semantics ----------------------------------------------------------------
+
+DAGSTER = StalenessOptions(semantics=Semantics.DAGSTER)
+HOURLY = TimeWindowPartitions("0 * * * *", datetime(2024, 1, 1), fmt="%Y-%m-%d-%H:%M")
+
+
+def _daily_pair(upstream: PartitionsDefinition | None = DAILY) -> dict[str, AssetDefinition]:
+    return {
+        "a": AssetDefinition("a", upstream),
+        "b": AssetDefinition("b", DAILY, dependencies=(Dependency("a"),)),
+    }
+
+
+def _kinds(
+    graph: dict[str, AssetDefinition],
+    history: MemoryHistory,
+    key: str,
+    options: StalenessOptions,
+    asset_key: str = "b",
+) -> tuple[Status, list[tuple[CauseKind, str | None]]]:
+    status = partition_status(graph, asset_key, key, history, AT, options)
+    return status.status, [(cause.kind, cause.upstream_partition) for cause in status.causes]
+
+
+def test_dagster_never_counts_a_missing_upstream_partition() -> None:
+    graph = _daily_pair()
+    history = MemoryHistory(dependencies={"b": frozenset({"a"})})
+    history.materialize("a", "2024-01-09", "v1")
+    history.materialize("b", "2024-01-10", "w1")
+    assert _kinds(graph, history, "2024-01-10", DAGSTER) == (Status.FRESH, [])
+    assert _kinds(graph, history, "2024-01-10", StalenessOptions()) == (
+        Status.STALE,
+        [(CauseKind.UPSTREAM_MISSING, "2024-01-10")],
+    )
+
+
+def test_dagster_compares_with_the_upstream_assets_latest_event_when_the_partition_was_stored() -> (
+    None
+):
+    graph = _daily_pair()
+    history = MemoryHistory(dependencies={"b": frozenset({"a"})})
+    history.materialize("b", "2024-01-10", "w1")  # `a` has no event at all yet
+    history.materialize("a", "2024-01-10", "v1")
+    assert _kinds(graph, history, "2024-01-10", DAGSTER) == (Status.FRESH, [])
+    assert _kinds(graph, history, "2024-01-10", StalenessOptions())[0] is Status.STALE
+
+    # Once `a` has any event before `b` is stored, a later new version of the partition counts.
+    history.materialize("b", "2024-01-10", "w2")
+    history.materialize("a", "2024-01-10", "v2")
+    assert _kinds(graph, history, "2024-01-10", DAGSTER) == (
+        Status.STALE,
+        [(CauseKind.UPSTREAM_UPDATED, "2024-01-10")],
+    )
+    # The same data version again changes nothing.
+    history.materialize("b", "2024-01-10", "w3")
+    history.materialize("a", "2024-01-10", "v2")
+    assert _kinds(graph, history, "2024-01-10", DAGSTER) == (Status.FRESH, [])
+
+
+def test_dagster_compares_an_unpartitioned_upstream_by_version_even_without_an_earlier_event() -> (
+    None
+):
+    graph = _daily_pair(upstream=None)
+    history = MemoryHistory(dependencies={"b": frozenset({"a"})})
+    history.materialize("b", "2024-01-10", "w1")
+    history.materialize("a", None, "v1")
+    assert _kinds(graph, history, "2024-01-10", DAGSTER) == (
+        Status.STALE,
+        [(CauseKind.UPSTREAM_UPDATED, None)],
+    )
+
+
+def test_dagster_gives_a_new_dependency_per_upstream_partition_and_compares_no_data() -> None:
+    graph = {
+        "daily_sales_data": GRAPH["daily_sales_data"],
+        "weekly_sales_summary": GRAPH["weekly_sales_summary"],
+    }
+    history = MemoryHistory(dependencies={"weekly_sales_summary": frozenset()})
+    history.materialize("weekly_sales_summary", "2024-01-07", "w1")
+    for day in WEEK:
+        history.materialize("daily_sales_data", day, "v1")
+    status, causes = _kinds(graph, history, "2024-01-07", DAGSTER, "weekly_sales_summary")
+    assert status is Status.STALE
+    assert causes == [(CauseKind.DEPENDENCY_ADDED, day) for day in WEEK]
+    _, extended = _kinds(graph, history, "2024-01-07", StalenessOptions(), "weekly_sales_summary")
+    assert (CauseKind.DEPENDENCY_ADDED, None) in extended
+    assert (CauseKind.UPSTREAM_UPDATED, "2024-01-07") in extended
+
+
+def test_dagster_cut_off_skips_the_whole_edge_new_dependency_included() -> None:
+    graph = {
+        "a": AssetDefinition("a", HOURLY),
+        "b": AssetDefinition("b", WEEKLY, dependencies=(Dependency("a"),)),
+    }
+    history = MemoryHistory(dependencies={"b": frozenset()})  # `a` is a new dependency
+    history.materialize("a", "2024-01-07-05:00", "v1")
+    history.materialize("b", "2024-01-07", "w1")
+    history.materialize("a", "2024-01-07-05:00", "v2")
+    assert _kinds(graph, history, "2024-01-07", DAGSTER) == (Status.FRESH, [])
+
+
+def test_an_observable_source_is_fresh_unobserved_and_its_readers_never_call_it_missing() -> None:
+    graph = {
+        "a": AssetDefinition("a", DAILY, observable_source=True),
+        "b": AssetDefinition("b", DAILY, dependencies=(Dependency("a"),)),
+    }
+    history = MemoryHistory(dependencies={"b": frozenset({"a"})})
+    history.materialize("b", "2024-01-10", "w1")
+    for options in (StalenessOptions(), DAGSTER):
+        assert _kinds(graph, history, "2024-01-10", options, "a") == (Status.FRESH, [])
+        assert _kinds(graph, history, "2024-01-10", options) == (Status.FRESH, [])
+    history.observe("a", "2024-01-10", "o1")
+    assert _kinds(graph, history, "2024-01-10", StalenessOptions())[0] is Status.STALE
+    assert not any(run.asset_key == "a" for run in plan_runs(graph, history, AT))

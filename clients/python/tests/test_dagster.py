@@ -97,6 +97,19 @@ def test_converted_assets_keep_unset_mappings_unset() -> None:
     assert not dependency.HasField("partition_mapping")  # the service infers Dagster's default
 
 
+def test_an_observable_source_asset_is_declared_one() -> None:
+    @dg.observable_source_asset
+    def raw_feed() -> dg.DataVersion:
+        return dg.DataVersion("1")
+
+    @dg.asset(deps=[raw_feed])
+    def cleaned() -> None: ...
+
+    by_key = {a.asset_key: a for a in assets(dg.Definitions(assets=[raw_feed, cleaned]))}
+    assert by_key["raw_feed"].observable_source is True
+    assert by_key["cleaned"].observable_source is False
+
+
 def _pair(
     upstream: dg.PartitionsDefinition[Any],
     downstream: dg.PartitionsDefinition[Any],

@@ -353,12 +353,16 @@ def asset_from_proto(message: defs_pb.Asset, field: str) -> AssetDefinition:
         ),
         code_version=message.code_version if message.HasField("code_version") else None,
         dependencies=tuple(dependencies),
+        observable_source=message.observable_source,
     )
 
 
 def asset_to_proto(asset: AssetDefinition, generation: int) -> defs_pb.Asset:
     message = defs_pb.Asset(
-        asset_key=asset.key, code_version=asset.code_version, generation=generation
+        asset_key=asset.key,
+        code_version=asset.code_version,
+        generation=generation,
+        observable_source=asset.observable_source,
     )
     for dependency in asset.dependencies:
         added = message.dependencies.add(upstream_asset_key=dependency.upstream_key)
@@ -526,9 +530,30 @@ def fill_range(target: pb.PartitionRange, run: PartitionRun) -> None:
     _fill_range(target, run)
 
 
-def staleness_options_from_proto(message: stale_pb.StalenessOptions) -> staleness.StalenessOptions:
+_SEMANTICS = {
+    stale_pb.STALENESS_SEMANTICS_UNSPECIFIED: staleness.Semantics.EXTENDED,
+    stale_pb.STALENESS_SEMANTICS_EXTENDED: staleness.Semantics.EXTENDED,
+    stale_pb.STALENESS_SEMANTICS_DAGSTER: staleness.Semantics.DAGSTER,
+}
+
+
+def staleness_options_from_proto(
+    message: stale_pb.StalenessOptions, field: str = "options"
+) -> staleness.StalenessOptions:
+    semantics = _SEMANTICS.get(message.semantics)
+    if semantics is None:
+        raise InvalidRequest(
+            f"unknown staleness semantics {message.semantics}", f"{field}.semantics"
+        )
+    if semantics is staleness.Semantics.DAGSTER and message.transitive:
+        raise InvalidRequest(
+            "Dagster's staleness is not transitive: transitive needs the EXTENDED semantics",
+            f"{field}.transitive",
+        )
     return staleness.StalenessOptions(
-        transitive=message.transitive, dagster_cutoff=message.dagster_cutoff
+        transitive=message.transitive,
+        dagster_cutoff=message.dagster_cutoff,
+        semantics=semantics,
     )
 
 

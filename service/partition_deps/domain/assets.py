@@ -1,4 +1,5 @@
-"""Assets as registered: a key, an optional partitions definition, a code version, dependencies."""
+"""Assets as registered: a key, an optional partitions definition, a code version, dependencies,
+and whether the asset is an observable source."""
 
 from __future__ import annotations
 
@@ -22,3 +23,6 @@ class AssetDefinition:
     partitions: PartitionsDefinition | None = None
     code_version: str | None = None
     dependencies: tuple[Dependency, ...] = ()
+    # Produced outside and only observed (Dagster's `@observable_source_asset`): every
+    # partition is FRESH, observed or not, and nothing plans it.
+    observable_source: bool = False

@@ -1,10 +1,15 @@
 """Staleness with causes, and "what should run now", over an asset graph and its events.
 
 Pure rules: the caller supplies what happened through `History` (the store implements it with
-index lookups). By default the answer is Dagster-compatible in spirit (direct dependencies
-only) but without Dagster's 100-partition cut-off; `StalenessOptions` turns on the transitive
-walk (an upstream that is itself stale or missing, with the path to the root cause) or
-Dagster's cut-off rules.
+index lookups). Two sets of rules (`Semantics`):
+
+- EXTENDED (the default): Dagster's in spirit (direct dependencies only) plus what it leaves
+  out: missing and nonexistent upstream partitions are causes, an upstream counts as updated
+  when stored after this partition with a changed data version, no 100-partition cut-off
+  unless asked (`dagster_cutoff`), and optionally the transitive walk (an upstream that is
+  itself stale or missing, with the path to the root cause).
+- DAGSTER: `CachingStaleStatusResolver` of Dagster 1.13, cause for cause
+  (`_dagster_causes`); checked against 200 cases Dagster computed (tests/staleness/).
 """
 
 from __future__ import annotations
@@ -24,6 +29,11 @@ from partition_deps.domain.partitions import all_partitions, sorted_dimensions
 
 # Dagster skips a dependency edge that maps to this many upstream partitions or more.
 DAGSTER_PARTITION_CUTOFF = 100
+
+
+class Semantics(enum.Enum):
+    EXTENDED = "extended"
+    DAGSTER = "dagster"
 
 
 class Status(enum.Enum):
@@ -53,6 +63,16 @@ class Materialized:
     code_version: str | None = None
     # Upstream asset keys of the asset when this was recorded; None when unknown.
     dependencies: frozenset[str] | None = None
+    # Per upstream asset: the id of its latest event (any partition) stored before this one,
+    # None when it had none (Dagster's input event pointer). The mapping is None when not
+    # recorded: this event's own id then stands in (the same answer unless the upstream had
+    # no event at all).
+    input_event_ids: Mapping[str, int | None] | None = None
+
+    def input_event_id(self, upstream_key: str) -> int | None:
+        if self.input_event_ids is None:
+            return self.event_id
+        return self.input_event_ids.get(upstream_key)
 
 
 @dataclass(frozen=True)
@@ -109,10 +129,16 @@ class PartitionStatus:
 
 @dataclass(frozen=True)
 class StalenessOptions:
+    # EXTENDED only (Dagster's staleness is not transitive).
     transitive: bool = False
     # Dagster's skipped edges: 100+ mapped partitions, a time parent through All, a large
-    # self-dependency. Off by default: we never silently ignore a dependency.
+    # self-dependency. Off by default in EXTENDED: we never silently ignore a dependency.
     dagster_cutoff: bool = False
+    semantics: Semantics = Semantics.EXTENDED
+
+    @property
+    def cutoff(self) -> bool:
+        return self.dagster_cutoff or self.semantics is Semantics.DAGSTER
 
 
 @dataclass
@@ -170,6 +196,9 @@ def _status(context: _Context, asset_key: str, partition_key: str | None) -> Par
     if known is not None:
         return known
     asset = context.graph[asset_key]
+    if asset.observable_source:
+        result = context.memo[node] = PartitionStatus(asset_key, partition_key, Status.FRESH)
+        return result
     latest = context.history.latest(asset_key, partition_key)
     if latest is None:
         if context.history.latest_observation(asset_key, partition_key) is not None:
@@ -184,11 +213,14 @@ def _status(context: _Context, asset_key: str, partition_key: str | None) -> Par
             )
         context.memo[node] = result
         return result
-    context.visiting.add(node)
-    causes = list(_own_causes(asset, latest))
-    for dependency in asset.dependencies:
-        causes.extend(_dependency_causes(context, asset, partition_key, latest, dependency))
-    context.visiting.discard(node)
+    if context.options.semantics is Semantics.DAGSTER:
+        causes = list(_dagster_causes(context, asset, partition_key, latest))
+    else:
+        context.visiting.add(node)
+        causes = list(_own_causes(asset, latest))
+        for dependency in asset.dependencies:
+            causes.extend(_dependency_causes(context, asset, partition_key, latest, dependency))
+        context.visiting.discard(node)
     result = PartitionStatus(
         asset_key, partition_key, Status.STALE if causes else Status.FRESH, tuple(causes)
     )
@@ -197,6 +229,14 @@ def _status(context: _Context, asset_key: str, partition_key: str | None) -> Par
 
 
 def _own_causes(asset: AssetDefinition, latest: Materialized) -> Iterable[Cause]:
+    yield from _code_and_removed_causes(asset, latest)
+    if latest.dependencies is not None:
+        current = {dependency.upstream_key for dependency in asset.dependencies}
+        for added in sorted(current - latest.dependencies):
+            yield Cause(CauseKind.DEPENDENCY_ADDED, f"new dependency on {added!r}", added)
+
+
+def _code_and_removed_causes(asset: AssetDefinition, latest: Materialized) -> Iterable[Cause]:
     if asset.code_version is not None and latest.code_version != asset.code_version:
         yield Cause(
             CauseKind.CODE_VERSION_CHANGED,
@@ -206,8 +246,68 @@ def _own_causes(asset: AssetDefinition, latest: Materialized) -> Iterable[Cause]
         current = {dependency.upstream_key for dependency in asset.dependencies}
         for removed in sorted(latest.dependencies - current):
             yield Cause(CauseKind.DEPENDENCY_REMOVED, f"dependency on {removed!r} removed", removed)
-        for added in sorted(current - latest.dependencies):
-            yield Cause(CauseKind.DEPENDENCY_ADDED, f"new dependency on {added!r}", added)
+
+
+def _dagster_causes(
+    context: _Context, asset: AssetDefinition, partition_key: str | None, latest: Materialized
+) -> Iterable[Cause]:
+    """Dagster's causes of a materialized partition: code version, removed dependencies, then
+    per existing upstream partition the mapping gives (edges past the cut-offs skipped), a new
+    dependency or an updated input. Missing and nonexistent upstream partitions never count."""
+    yield from _code_and_removed_causes(asset, latest)
+    for dependency in sorted(asset.dependencies, key=lambda d: d.upstream_key):
+        upstream_key = dependency.upstream_key
+        if upstream_key not in context.graph:
+            continue
+        mapped, _ = context.mapped_upstream(asset, upstream_key, partition_key)
+        if _skipped_by_dagster(context, asset, upstream_key, mapped):
+            continue
+        added = latest.dependencies is not None and upstream_key not in latest.dependencies
+        for upstream_partition in mapped:
+            label = (
+                upstream_key
+                if upstream_partition is None
+                else f"{upstream_key} {upstream_partition}"
+            )
+            if added:
+                yield Cause(
+                    CauseKind.DEPENDENCY_ADDED,
+                    f"new dependency on {label}",
+                    upstream_key,
+                    upstream_partition,
+                )
+                continue
+            record = _updated_since_input(context.history, upstream_key, upstream_partition, latest)
+            if record is not None:
+                yield updated_cause(label, upstream_key, upstream_partition, record)
+
+
+def _updated_since_input(
+    history: History, upstream_key: str, upstream_partition: str | None, latest: Materialized
+) -> Materialized | Observed | None:
+    """The upstream partition's latest record when it changed the data version this partition
+    read (Dagster's `_is_dep_updated`), else None.
+
+    The reference is the upstream asset's latest event when this partition was stored (the
+    input event pointer). A partitioned upstream with no event then never counts (Dagster
+    looks for records "after" a null pointer and compares with itself); an unpartitioned one
+    compares the version read (none) with its current one.
+    """
+    record = latest_record(history, upstream_key, upstream_partition)
+    if record is None:
+        return None
+    pointer = latest.input_event_id(upstream_key)
+    if pointer is None:
+        if upstream_partition is not None:
+            return None
+        read = None
+    elif record.event_id <= pointer:
+        return None
+    else:
+        read = history.data_version_at(upstream_key, upstream_partition, pointer)
+    if record.data_version is None or read != record.data_version:
+        return record
+    return None
 
 
 def mapped_upstream(
@@ -256,9 +356,11 @@ def _dependency_causes(
     if upstream_key not in context.graph:
         return
     mapped, nonexistent = context.mapped_upstream(asset, upstream_key, partition_key)
-    if context.options.dagster_cutoff and _skipped_by_dagster(context, asset, upstream_key, mapped):
+    if context.options.cutoff and _skipped_by_dagster(context, asset, upstream_key, mapped):
         return
     history = context.history
+    # A source is produced outside: one never observed is unknown, not missing.
+    source = context.graph[upstream_key].observable_source
     for missing_key in nonexistent:
         yield Cause(
             CauseKind.UPSTREAM_NONEXISTENT,
@@ -272,6 +374,8 @@ def _dependency_causes(
             upstream_key if upstream_partition is None else f"{upstream_key} {upstream_partition}"
         )
         if upstream_latest is None:
+            if source:
+                continue
             yield Cause(
                 CauseKind.UPSTREAM_MISSING,
                 f"{label} is missing",

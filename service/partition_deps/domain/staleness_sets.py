@@ -37,12 +37,13 @@ from partition_deps.domain.staleness import (
 def joins_by_key(graph: Mapping[str, AssetDefinition], asset: AssetDefinition) -> bool:
     """True when every dependency of the partitioned `asset` maps partition k to upstream k
     (equal definitions through identity or an offset-free time-window mapping) or reads an
-    unpartitioned upstream; such an edge never hits Dagster's cut-off rules either."""
+    unpartitioned upstream; such an edge never hits Dagster's cut-off rules either. An
+    observable source upstream goes through the domain rules (never observed: not missing)."""
     if asset.partitions is None:
         return False
     for dependency in asset.dependencies:
         upstream = graph.get(dependency.upstream_key)
-        if upstream is None or upstream.key == asset.key:
+        if upstream is None or upstream.key == asset.key or upstream.observable_source:
             return False
         if upstream.partitions is None:
             continue

@@ -185,10 +185,11 @@ class DefinitionsRepository:
             with conn.cursor() as cursor:
                 cursor.executemany(
                     "INSERT INTO assets (namespace_id, asset_key, partitions, code_version,"
-                    " generation) VALUES (%s, %s, %s, %s, %s)"
+                    " generation, observable_source) VALUES (%s, %s, %s, %s, %s, %s)"
                     " ON CONFLICT (namespace_id, asset_key) DO UPDATE SET"
                     " partitions = EXCLUDED.partitions, code_version = EXCLUDED.code_version,"
-                    " generation = EXCLUDED.generation",
+                    " generation = EXCLUDED.generation,"
+                    " observable_source = EXCLUDED.observable_source",
                     [
                         (
                             namespace_id,
@@ -196,6 +197,7 @@ class DefinitionsRepository:
                             _jsonb(codec.definition_to_json(asset.partitions)),
                             asset.code_version,
                             new_generation,
+                            asset.observable_source,
                         )
                         for asset in assets
                     ],
@@ -330,8 +332,8 @@ def _load_assets(
         )
     assets: dict[str, AssetDefinition] = {}
     generations: dict[str, int] = {}
-    for asset_key, partitions, code_version, generation in conn.execute(
-        "SELECT asset_key, partitions, code_version, generation FROM assets"
+    for asset_key, partitions, code_version, generation, observable_source in conn.execute(
+        "SELECT asset_key, partitions, code_version, generation, observable_source FROM assets"
         " WHERE namespace_id = %s ORDER BY asset_key",
         (namespace_id,),
     ):
@@ -340,6 +342,7 @@ def _load_assets(
             partitions=codec.definition_from_json(partitions),
             code_version=code_version,
             dependencies=tuple(dependencies.get(asset_key, ())),
+            observable_source=observable_source,
         )
         generations[asset_key] = int(generation)
     return assets, generations

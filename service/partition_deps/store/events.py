@@ -104,21 +104,28 @@ ON CONFLICT (namespace_id, run_id) DO UPDATE SET
 # Latest by storage id: a batch that commits later with smaller ids never overwrites a newer
 # row. DISTINCT ON sorts by key, so concurrent batches lock rows in the same order.
 # Each materialization also records the asset's upstream keys at ingest time (sorted), read
-# once per asset of the batch: staleness reports dependencies added or removed since.
+# once per asset of the batch: staleness reports dependencies added or removed since; and, in
+# the same order, each upstream's latest committed event id (its latest mark), which
+# `_IN_BATCH_INPUTS` then raises to the upstream's events earlier in this batch.
 _MATERIALIZATIONS = """
 WITH upstream AS (
-    SELECT asset_key, array_agg(upstream_key ORDER BY upstream_key) AS keys
-    FROM dependencies
-    WHERE namespace_id = %(ns)s
-      AND asset_key IN (SELECT DISTINCT asset_key FROM event_ingested WHERE kind = 1)
-    GROUP BY asset_key
+    SELECT d.asset_key,
+           array_agg(d.upstream_key ORDER BY d.upstream_key) AS keys,
+           array_agg((SELECT m.event_id FROM asset_event_marks m
+                      WHERE m.namespace_id = %(ns)s AND m.asset_key = d.upstream_key
+                      ORDER BY m.event_id DESC LIMIT 1) ORDER BY d.upstream_key) AS event_ids
+    FROM dependencies d
+    WHERE d.namespace_id = %(ns)s
+      AND d.asset_key IN (SELECT DISTINCT asset_key FROM event_ingested WHERE kind = 1)
+    GROUP BY d.asset_key
 )
 INSERT INTO latest_state (namespace_id, asset_key, partition_key, materialization_event_id,
                           materialization_time, data_version, code_version, run_id,
-                          upstream_keys)
+                          upstream_keys, input_event_ids)
 SELECT DISTINCT ON (i.asset_key, coalesce(i.partition_key, ''))
        %(ns)s, i.asset_key, coalesce(i.partition_key, ''), i.event_id, i.event_time,
-       i.data_version, i.code_version, i.run_id, coalesce(u.keys, '{}')
+       i.data_version, i.code_version, i.run_id, coalesce(u.keys, '{}'),
+       coalesce(u.event_ids, '{}')
 FROM event_ingested i LEFT JOIN upstream u USING (asset_key)
 WHERE i.kind = 1
 ORDER BY i.asset_key, coalesce(i.partition_key, ''), i.event_id DESC
@@ -129,10 +136,60 @@ ON CONFLICT (namespace_id, asset_key, partition_key) DO UPDATE SET
     code_version = EXCLUDED.code_version,
     run_id = EXCLUDED.run_id,
     upstream_keys = EXCLUDED.upstream_keys,
+    input_event_ids = EXCLUDED.input_event_ids,
     in_progress_run_id = CASE WHEN latest_state.in_progress_run_id = EXCLUDED.run_id
                               THEN NULL ELSE latest_state.in_progress_run_id END
 WHERE latest_state.materialization_event_id IS NULL
    OR latest_state.materialization_event_id < EXCLUDED.materialization_event_id
+"""
+
+# Where an upstream has events in the same batch as a materialization that reads it, the
+# pointer is the upstream's last event before it in the batch (a running maximum in event id
+# order, which is batch order), when higher than the committed mark already stored. Usually
+# `pairs` is empty (a batch of one asset, or of unrelated ones) and nothing is updated.
+_IN_BATCH_INPUTS = """
+WITH pairs AS (
+    SELECT asset_key, upstream_key FROM dependencies
+    WHERE namespace_id = %(ns)s
+      AND asset_key IN (SELECT asset_key FROM event_ingested WHERE kind = 1)
+      AND upstream_key IN (SELECT asset_key FROM event_ingested WHERE kind IN (1, 2))
+),
+ordered AS (
+    SELECT p.asset_key, p.upstream_key, e.event_id, e.kind,
+           e.asset_key AS event_asset_key, coalesce(e.partition_key, '') AS partition_key,
+           max(e.event_id) FILTER (WHERE e.asset_key = p.upstream_key) OVER (
+               PARTITION BY p.asset_key, p.upstream_key ORDER BY e.event_id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS upstream_event_id
+    FROM pairs p JOIN event_ingested e
+      ON e.asset_key IN (p.asset_key, p.upstream_key) AND e.kind IN (1, 2)
+),
+found AS (
+    SELECT asset_key, partition_key, event_id, upstream_key, upstream_event_id FROM ordered
+    WHERE event_asset_key = asset_key AND kind = 1 AND upstream_event_id IS NOT NULL
+),
+raised AS (
+    SELECT s.asset_key, s.partition_key,
+           array_agg(greatest(k.event_id, f.upstream_event_id) ORDER BY k.n) AS event_ids
+    FROM (SELECT DISTINCT asset_key, partition_key, event_id FROM found) r
+    JOIN latest_state s
+      ON s.namespace_id = %(ns)s AND s.asset_key = r.asset_key
+     AND s.partition_key = r.partition_key AND s.materialization_event_id = r.event_id
+    CROSS JOIN LATERAL unnest(s.upstream_keys, s.input_event_ids) WITH ORDINALITY
+        AS k(upstream_key, event_id, n)
+    LEFT JOIN found f ON f.event_id = r.event_id AND f.upstream_key = k.upstream_key
+    GROUP BY s.asset_key, s.partition_key
+)
+UPDATE latest_state s SET input_event_ids = raised.event_ids
+FROM raised
+WHERE s.namespace_id = %(ns)s AND s.asset_key = raised.asset_key
+  AND s.partition_key = raised.partition_key
+"""
+
+# After the pointers above are recorded: this batch's own marks are not part of them.
+_MARKS = """
+INSERT INTO asset_event_marks (namespace_id, asset_key, event_id)
+SELECT %(ns)s, asset_key, max(event_id) FROM event_ingested WHERE kind IN (1, 2)
+GROUP BY asset_key
 """
 
 _OBSERVATIONS = """
@@ -247,8 +304,12 @@ class EventsRepository:
                     cursor.execute(_RUN_ROWS, {"ns": namespace_id})
                 if Materialization in kinds:
                     cursor.execute(_MATERIALIZATIONS, {"ns": namespace_id})
+                    if len(events) > 1:
+                        cursor.execute(_IN_BATCH_INPUTS, {"ns": namespace_id})
                 if Observation in kinds:
                     cursor.execute(_OBSERVATIONS, {"ns": namespace_id})
+                if Materialization in kinds or Observation in kinds:
+                    cursor.execute(_MARKS, {"ns": namespace_id})
                 if RunFailed in kinds:
                     cursor.execute(_RUNS_FAILED, {"ns": namespace_id})
         return IngestResult(stored=stored, duplicates=len(events) - stored)

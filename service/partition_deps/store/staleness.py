@@ -37,6 +37,7 @@ from partition_deps.domain.staleness import (
     Observed,
     PartitionStatus,
     PlannedRun,
+    Semantics,
     StalenessOptions,
     Status,
     plan_runs,
@@ -66,17 +67,23 @@ class _State:
     observation_event_id: int | None = None
     observation_time: datetime | None = None
     observed_data_version: str | None = None
+    # Aligned with upstream_keys (migration 0005); None on rows stored before it.
+    input_event_ids: list[int | None] | None = None
 
 
 def _materialized(state: _State | None) -> Materialized | None:
     if state is None or state.event_id is None or state.time is None:
         return None
+    upstream_keys = state.upstream_keys
     return Materialized(
         state.event_id,
         state.time,
         state.data_version,
         state.code_version,
-        None if state.upstream_keys is None else frozenset(state.upstream_keys),
+        None if upstream_keys is None else frozenset(upstream_keys),
+        None
+        if upstream_keys is None or state.input_event_ids is None
+        else dict(zip(upstream_keys, state.input_event_ids, strict=True)),
     )
 
 
@@ -85,7 +92,7 @@ def _materialized(state: _State | None) -> Materialized | None:
 _STATE_COLUMNS = (
     "partition_key, materialization_event_id, materialization_time, nullif(data_version, ''),"
     " code_version, upstream_keys, in_progress_run_id, observation_event_id, observation_time,"
-    " nullif(observed_data_version, '')"
+    " nullif(observed_data_version, ''), input_event_ids"
 )
 
 
@@ -430,7 +437,8 @@ def prefetch_inputs(
 
 
 class StalenessEngine:
-    """Statuses of asset partitions: set-based where the dependencies allow, else the domain.
+    """Statuses of asset partitions: set-based where the dependencies allow (EXTENDED rules
+    only), else the domain.
 
     `statuses(asset, keys)` returns the partitions that are not FRESH, by position in `keys`;
     every other position is FRESH. `set_based=False` forces the domain rules (for tests).
@@ -465,7 +473,15 @@ class StalenessEngine:
         if known is not None and known[0] is keys:
             return known[1]
         asset = self._graph[asset_key]
-        if self._set_based and keys and None not in keys and joins_by_key(self._graph, asset):
+        if asset.observable_source:
+            result: dict[int, PartitionStatus] = {}  # FRESH, every partition
+        elif (
+            self._set_based
+            and self._options.semantics is Semantics.EXTENDED
+            and keys
+            and None not in keys
+            and joins_by_key(self._graph, asset)
+        ):
             result = self._set_statuses(asset, cast(Sequence[str], keys))
         else:
             result = self._domain_statuses(asset, keys)

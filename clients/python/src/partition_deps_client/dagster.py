@@ -9,8 +9,8 @@
         register(pd, "analytics", defs)
 
 Each asset of the definitions' asset graph becomes an `Asset`: its key (`AssetKey.to_user_string()`,
-so `a/b` for `AssetKey(["a", "b"])`), its partitions definition, its code version, and one
-dependency per parent. Only mappings the code states explicitly are sent; the others stay unset so
+so `a/b` for `AssetKey(["a", "b"])`), its partitions definition, its code version, whether it is
+an observable source (`@observable_source_asset`), and one dependency per parent. Only mappings the code states explicitly are sent; the others stay unset so
 the service infers Dagster's default, exactly as Dagster does.
 """
 
@@ -158,6 +158,8 @@ def assets(defs: dg.Definitions) -> list[definitions.Asset]:
             asset.partitions_definition.CopyFrom(partitions_definition(node.partitions_def))
         if node.code_version is not None:
             asset.code_version = node.code_version
+        # `@observable_source_asset`: observed, never materialized here; FRESH to staleness.
+        asset.observable_source = node.is_observable and not node.is_materializable
         explicit = node.partition_mappings
         for parent in sorted(node.parent_keys, key=lambda k: k.to_user_string()):
             dependency = asset.dependencies.add(upstream_asset_key=parent.to_user_string())

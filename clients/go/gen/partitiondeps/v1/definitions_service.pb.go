@@ -32,9 +32,14 @@ type Asset struct {
 	CodeVersion          *string               `protobuf:"bytes,3,opt,name=code_version,json=codeVersion,proto3,oneof" json:"code_version,omitempty"`
 	Dependencies         []*Dependency         `protobuf:"bytes,4,rep,name=dependencies,proto3" json:"dependencies,omitempty"`
 	// Output only: the namespace generation at which this asset was last written.
-	Generation    int64 `protobuf:"varint,5,opt,name=generation,proto3" json:"generation,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Generation int64 `protobuf:"varint,5,opt,name=generation,proto3" json:"generation,omitempty"`
+	// An observable source (Dagster's `@observable_source_asset`): produced outside, only ever
+	// observed (ReportEvents `observation`). Every partition of it is FRESH, even one never
+	// observed, and it is never planned; its observations' data versions are what its readers
+	// compare themselves with.
+	ObservableSource bool `protobuf:"varint,6,opt,name=observable_source,json=observableSource,proto3" json:"observable_source,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Asset) Reset() {
@@ -100,6 +105,13 @@ func (x *Asset) GetGeneration() int64 {
 		return x.Generation
 	}
 	return 0
+}
+
+func (x *Asset) GetObservableSource() bool {
+	if x != nil {
+		return x.ObservableSource
+	}
+	return false
 }
 
 // One upstream asset of an asset.
@@ -1030,7 +1042,7 @@ var File_partitiondeps_v1_definitions_service_proto protoreflect.FileDescriptor
 
 const file_partitiondeps_v1_definitions_service_proto_rawDesc = "" +
 	"\n" +
-	"*partitiondeps/v1/definitions_service.proto\x12\x10partitiondeps.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!partitiondeps/v1/partitions.proto\"\x9c\x02\n" +
+	"*partitiondeps/v1/definitions_service.proto\x12\x10partitiondeps.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!partitiondeps/v1/partitions.proto\"\xc9\x02\n" +
 	"\x05Asset\x12\x1b\n" +
 	"\tasset_key\x18\x01 \x01(\tR\bassetKey\x12[\n" +
 	"\x15partitions_definition\x18\x02 \x01(\v2&.partitiondeps.v1.PartitionsDefinitionR\x14partitionsDefinition\x12&\n" +
@@ -1038,7 +1050,8 @@ const file_partitiondeps_v1_definitions_service_proto_rawDesc = "" +
 	"\fdependencies\x18\x04 \x03(\v2\x1c.partitiondeps.v1.DependencyR\fdependencies\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x05 \x01(\x03R\n" +
-	"generationB\x0f\n" +
+	"generation\x12+\n" +
+	"\x11observable_source\x18\x06 \x01(\bR\x10observableSourceB\x0f\n" +
 	"\r_code_version\"\x8b\x01\n" +
 	"\n" +
 	"Dependency\x12,\n" +

@@ -27,11 +27,12 @@ type StaleStatus int32
 
 const (
 	StaleStatus_STALE_STATUS_UNSPECIFIED StaleStatus = 0
-	// Materialized, and nothing it was computed from has changed since.
+	// Materialized, and nothing it was computed from has changed since; or a partition of an
+	// observable source asset, observed or not.
 	StaleStatus_STALE_STATUS_FRESH StaleStatus = 1
 	// Materialized, with at least one cause.
 	StaleStatus_STALE_STATUS_STALE StaleStatus = 2
-	// Never materialized.
+	// Never materialized (never for an observable source asset).
 	StaleStatus_STALE_STATUS_MISSING StaleStatus = 3
 )
 
@@ -90,13 +91,14 @@ const (
 	StaleCauseKind_STALE_CAUSE_KIND_UPSTREAM_UPDATED StaleCauseKind = 2
 	// The asset's code version differs from the one recorded on the materialization.
 	StaleCauseKind_STALE_CAUSE_KIND_CODE_VERSION_CHANGED StaleCauseKind = 3
-	// A dependency was added since it was materialized.
+	// A dependency was added since it was materialized: once per asset (EXTENDED), once per
+	// mapped upstream partition (DAGSTER).
 	StaleCauseKind_STALE_CAUSE_KIND_DEPENDENCY_ADDED StaleCauseKind = 4
 	// A dependency was removed since it was materialized.
 	StaleCauseKind_STALE_CAUSE_KIND_DEPENDENCY_REMOVED StaleCauseKind = 5
-	// A required upstream partition was never materialized.
+	// A required upstream partition was never materialized (EXTENDED only).
 	StaleCauseKind_STALE_CAUSE_KIND_UPSTREAM_MISSING StaleCauseKind = 6
-	// A required upstream partition does not exist (yet) at as_of.
+	// A required upstream partition does not exist (yet) at as_of (EXTENDED only).
 	StaleCauseKind_STALE_CAUSE_KIND_UPSTREAM_NONEXISTENT StaleCauseKind = 7
 	// Transitive mode: an upstream partition is itself stale or missing (see `path`).
 	StaleCauseKind_STALE_CAUSE_KIND_UPSTREAM_STALE StaleCauseKind = 8
@@ -153,6 +155,67 @@ func (x StaleCauseKind) Number() protoreflect.EnumNumber {
 // Deprecated: Use StaleCauseKind.Descriptor instead.
 func (StaleCauseKind) EnumDescriptor() ([]byte, []int) {
 	return file_partitiondeps_v1_staleness_service_proto_rawDescGZIP(), []int{1}
+}
+
+// Which rules decide staleness.
+type StalenessSemantics int32
+
+const (
+	// The service's rules (EXTENDED).
+	StalenessSemantics_STALENESS_SEMANTICS_UNSPECIFIED StalenessSemantics = 0
+	// The service's rules, Dagster's plus what it leaves out: a required upstream partition that
+	// is missing or does not exist is a cause (UPSTREAM_MISSING, UPSTREAM_NONEXISTENT); an
+	// upstream partition counts as updated when stored after this partition with a changed data
+	// version (or without one); a new dependency is one cause per asset; no cut-offs unless
+	// `dagster_cutoff`; `transitive` available. README "Staleness" lists every difference.
+	StalenessSemantics_STALENESS_SEMANTICS_EXTENDED StalenessSemantics = 1
+	// Dagster 1.13's `CachingStaleStatusResolver`, exactly: no missing or nonexistent upstream
+	// causes; an upstream partition counts as updated when it has a record after the upstream
+	// asset's latest event at the time this partition was stored (none then: never) whose data
+	// version differs from the one before; a new dependency is one cause per mapped upstream
+	// partition; Dagster's cut-offs skip an edge entirely. `transitive` is refused.
+	StalenessSemantics_STALENESS_SEMANTICS_DAGSTER StalenessSemantics = 2
+)
+
+// Enum value maps for StalenessSemantics.
+var (
+	StalenessSemantics_name = map[int32]string{
+		0: "STALENESS_SEMANTICS_UNSPECIFIED",
+		1: "STALENESS_SEMANTICS_EXTENDED",
+		2: "STALENESS_SEMANTICS_DAGSTER",
+	}
+	StalenessSemantics_value = map[string]int32{
+		"STALENESS_SEMANTICS_UNSPECIFIED": 0,
+		"STALENESS_SEMANTICS_EXTENDED":    1,
+		"STALENESS_SEMANTICS_DAGSTER":     2,
+	}
+)
+
+func (x StalenessSemantics) Enum() *StalenessSemantics {
+	p := new(StalenessSemantics)
+	*p = x
+	return p
+}
+
+func (x StalenessSemantics) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (StalenessSemantics) Descriptor() protoreflect.EnumDescriptor {
+	return file_partitiondeps_v1_staleness_service_proto_enumTypes[2].Descriptor()
+}
+
+func (StalenessSemantics) Type() protoreflect.EnumType {
+	return &file_partitiondeps_v1_staleness_service_proto_enumTypes[2]
+}
+
+func (x StalenessSemantics) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use StalenessSemantics.Descriptor instead.
+func (StalenessSemantics) EnumDescriptor() ([]byte, []int) {
+	return file_partitiondeps_v1_staleness_service_proto_rawDescGZIP(), []int{2}
 }
 
 // One partition of one asset; `partition_key` unset for an unpartitioned asset.
@@ -374,11 +437,15 @@ func (x *PartitionStaleness) GetCauses() []*StaleCause {
 type StalenessOptions struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Also STALE when an upstream partition is itself stale or missing, with the path to the
-	// root cause. Off: Dagster's rule (direct dependencies only).
+	// root cause. Off: direct dependencies only, as Dagster. Not with STALENESS_SEMANTICS_DAGSTER.
 	Transitive bool `protobuf:"varint,1,opt,name=transitive,proto3" json:"transitive,omitempty"`
-	// Dagster's cut-offs: ignore a dependency that maps to 100 or more partitions, a time
-	// upstream read through an All mapping, a self-dependency of an asset with 100+ partitions.
+	// With the EXTENDED rules only: add Dagster's cut-offs (ignore a dependency that maps to 100
+	// or more partitions, a time upstream read through an All mapping, a self-dependency of an
+	// asset with 100+ partitions) to the data comparisons; the rest stays EXTENDED. For
+	// Dagster's answer, use `semantics` STALENESS_SEMANTICS_DAGSTER (which always applies them).
 	DagsterCutoff bool `protobuf:"varint,2,opt,name=dagster_cutoff,json=dagsterCutoff,proto3" json:"dagster_cutoff,omitempty"`
+	// The rules; unset means EXTENDED.
+	Semantics     StalenessSemantics `protobuf:"varint,3,opt,name=semantics,proto3,enum=partitiondeps.v1.StalenessSemantics" json:"semantics,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -425,6 +492,13 @@ func (x *StalenessOptions) GetDagsterCutoff() bool {
 		return x.DagsterCutoff
 	}
 	return false
+}
+
+func (x *StalenessOptions) GetSemantics() StalenessSemantics {
+	if x != nil {
+		return x.Semantics
+	}
+	return StalenessSemantics_STALENESS_SEMANTICS_UNSPECIFIED
 }
 
 // The summary of one asset: counts and runs of consecutive partitions per status.
@@ -722,7 +796,9 @@ type PlanRunsRequest struct {
 	// True: every partition (catch up on history).
 	CatchUp bool `protobuf:"varint,4,opt,name=catch_up,json=catchUp,proto3" json:"catch_up,omitempty"`
 	// Plan at most this many partitions; 0 means no limit.
-	Limit   int32             `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	Limit int32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	// The staleness rules the plan starts from: a partition is a candidate when it is MISSING or
+	// STALE under `options.semantics` (EXTENDED unless set; DAGSTER for Dagster's statuses).
 	Options *StalenessOptions `protobuf:"bytes,6,opt,name=options,proto3" json:"options,omitempty"`
 	// List the keys of each run (the range is always given).
 	IncludeKeys bool `protobuf:"varint,7,opt,name=include_keys,json=includeKeys,proto3" json:"include_keys,omitempty"`
@@ -1026,12 +1102,13 @@ const file_partitiondeps_v1_staleness_service_proto_rawDesc = "" +
 	"\rpartition_key\x18\x02 \x01(\tH\x00R\fpartitionKey\x88\x01\x01\x125\n" +
 	"\x06status\x18\x03 \x01(\x0e2\x1d.partitiondeps.v1.StaleStatusR\x06status\x124\n" +
 	"\x06causes\x18\x04 \x03(\v2\x1c.partitiondeps.v1.StaleCauseR\x06causesB\x10\n" +
-	"\x0e_partition_key\"Y\n" +
+	"\x0e_partition_key\"\x9d\x01\n" +
 	"\x10StalenessOptions\x12\x1e\n" +
 	"\n" +
 	"transitive\x18\x01 \x01(\bR\n" +
 	"transitive\x12%\n" +
-	"\x0edagster_cutoff\x18\x02 \x01(\bR\rdagsterCutoff\"\xa2\x02\n" +
+	"\x0edagster_cutoff\x18\x02 \x01(\bR\rdagsterCutoff\x12B\n" +
+	"\tsemantics\x18\x03 \x01(\x0e2$.partitiondeps.v1.StalenessSemanticsR\tsemantics\"\xa2\x02\n" +
 	"\x0eAssetStaleness\x12\x1b\n" +
 	"\tasset_key\x18\x01 \x01(\tR\bassetKey\x12\x1f\n" +
 	"\vfresh_count\x18\x02 \x01(\x03R\n" +
@@ -1107,7 +1184,11 @@ const file_partitiondeps_v1_staleness_service_proto_rawDesc = "" +
 	"#STALE_CAUSE_KIND_DEPENDENCY_REMOVED\x10\x05\x12%\n" +
 	"!STALE_CAUSE_KIND_UPSTREAM_MISSING\x10\x06\x12)\n" +
 	"%STALE_CAUSE_KIND_UPSTREAM_NONEXISTENT\x10\a\x12#\n" +
-	"\x1fSTALE_CAUSE_KIND_UPSTREAM_STALE\x10\b2\xc4\x01\n" +
+	"\x1fSTALE_CAUSE_KIND_UPSTREAM_STALE\x10\b*|\n" +
+	"\x12StalenessSemantics\x12#\n" +
+	"\x1fSTALENESS_SEMANTICS_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cSTALENESS_SEMANTICS_EXTENDED\x10\x01\x12\x1f\n" +
+	"\x1bSTALENESS_SEMANTICS_DAGSTER\x10\x022\xc4\x01\n" +
 	"\x10StalenessService\x12]\n" +
 	"\fGetStaleness\x12%.partitiondeps.v1.GetStalenessRequest\x1a&.partitiondeps.v1.GetStalenessResponse\x12Q\n" +
 	"\bPlanRuns\x12!.partitiondeps.v1.PlanRunsRequest\x1a\".partitiondeps.v1.PlanRunsResponseB\xce\x01\n" +
@@ -1125,53 +1206,55 @@ func file_partitiondeps_v1_staleness_service_proto_rawDescGZIP() []byte {
 	return file_partitiondeps_v1_staleness_service_proto_rawDescData
 }
 
-var file_partitiondeps_v1_staleness_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_partitiondeps_v1_staleness_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_partitiondeps_v1_staleness_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_partitiondeps_v1_staleness_service_proto_goTypes = []any{
 	(StaleStatus)(0),              // 0: partitiondeps.v1.StaleStatus
 	(StaleCauseKind)(0),           // 1: partitiondeps.v1.StaleCauseKind
-	(*AssetPartition)(nil),        // 2: partitiondeps.v1.AssetPartition
-	(*StaleCause)(nil),            // 3: partitiondeps.v1.StaleCause
-	(*PartitionStaleness)(nil),    // 4: partitiondeps.v1.PartitionStaleness
-	(*StalenessOptions)(nil),      // 5: partitiondeps.v1.StalenessOptions
-	(*AssetStaleness)(nil),        // 6: partitiondeps.v1.AssetStaleness
-	(*GetStalenessRequest)(nil),   // 7: partitiondeps.v1.GetStalenessRequest
-	(*GetStalenessResponse)(nil),  // 8: partitiondeps.v1.GetStalenessResponse
-	(*PlanRunsRequest)(nil),       // 9: partitiondeps.v1.PlanRunsRequest
-	(*PlannedRun)(nil),            // 10: partitiondeps.v1.PlannedRun
-	(*PlanRunsResponse)(nil),      // 11: partitiondeps.v1.PlanRunsResponse
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
-	(*PartitionRange)(nil),        // 13: partitiondeps.v1.PartitionRange
-	(*PartitionSelection)(nil),    // 14: partitiondeps.v1.PartitionSelection
+	(StalenessSemantics)(0),       // 2: partitiondeps.v1.StalenessSemantics
+	(*AssetPartition)(nil),        // 3: partitiondeps.v1.AssetPartition
+	(*StaleCause)(nil),            // 4: partitiondeps.v1.StaleCause
+	(*PartitionStaleness)(nil),    // 5: partitiondeps.v1.PartitionStaleness
+	(*StalenessOptions)(nil),      // 6: partitiondeps.v1.StalenessOptions
+	(*AssetStaleness)(nil),        // 7: partitiondeps.v1.AssetStaleness
+	(*GetStalenessRequest)(nil),   // 8: partitiondeps.v1.GetStalenessRequest
+	(*GetStalenessResponse)(nil),  // 9: partitiondeps.v1.GetStalenessResponse
+	(*PlanRunsRequest)(nil),       // 10: partitiondeps.v1.PlanRunsRequest
+	(*PlannedRun)(nil),            // 11: partitiondeps.v1.PlannedRun
+	(*PlanRunsResponse)(nil),      // 12: partitiondeps.v1.PlanRunsResponse
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*PartitionRange)(nil),        // 14: partitiondeps.v1.PartitionRange
+	(*PartitionSelection)(nil),    // 15: partitiondeps.v1.PartitionSelection
 }
 var file_partitiondeps_v1_staleness_service_proto_depIdxs = []int32{
 	1,  // 0: partitiondeps.v1.StaleCause.kind:type_name -> partitiondeps.v1.StaleCauseKind
-	12, // 1: partitiondeps.v1.StaleCause.upstream_time:type_name -> google.protobuf.Timestamp
-	2,  // 2: partitiondeps.v1.StaleCause.path:type_name -> partitiondeps.v1.AssetPartition
+	13, // 1: partitiondeps.v1.StaleCause.upstream_time:type_name -> google.protobuf.Timestamp
+	3,  // 2: partitiondeps.v1.StaleCause.path:type_name -> partitiondeps.v1.AssetPartition
 	0,  // 3: partitiondeps.v1.PartitionStaleness.status:type_name -> partitiondeps.v1.StaleStatus
-	3,  // 4: partitiondeps.v1.PartitionStaleness.causes:type_name -> partitiondeps.v1.StaleCause
-	13, // 5: partitiondeps.v1.AssetStaleness.stale_ranges:type_name -> partitiondeps.v1.PartitionRange
-	13, // 6: partitiondeps.v1.AssetStaleness.missing_ranges:type_name -> partitiondeps.v1.PartitionRange
-	14, // 7: partitiondeps.v1.GetStalenessRequest.selection:type_name -> partitiondeps.v1.PartitionSelection
-	12, // 8: partitiondeps.v1.GetStalenessRequest.as_of:type_name -> google.protobuf.Timestamp
-	5,  // 9: partitiondeps.v1.GetStalenessRequest.options:type_name -> partitiondeps.v1.StalenessOptions
-	12, // 10: partitiondeps.v1.GetStalenessResponse.as_of:type_name -> google.protobuf.Timestamp
-	6,  // 11: partitiondeps.v1.GetStalenessResponse.assets:type_name -> partitiondeps.v1.AssetStaleness
-	4,  // 12: partitiondeps.v1.GetStalenessResponse.partitions:type_name -> partitiondeps.v1.PartitionStaleness
-	12, // 13: partitiondeps.v1.PlanRunsRequest.as_of:type_name -> google.protobuf.Timestamp
-	5,  // 14: partitiondeps.v1.PlanRunsRequest.options:type_name -> partitiondeps.v1.StalenessOptions
-	13, // 15: partitiondeps.v1.PlannedRun.range:type_name -> partitiondeps.v1.PartitionRange
-	12, // 16: partitiondeps.v1.PlanRunsResponse.as_of:type_name -> google.protobuf.Timestamp
-	10, // 17: partitiondeps.v1.PlanRunsResponse.runs:type_name -> partitiondeps.v1.PlannedRun
-	7,  // 18: partitiondeps.v1.StalenessService.GetStaleness:input_type -> partitiondeps.v1.GetStalenessRequest
-	9,  // 19: partitiondeps.v1.StalenessService.PlanRuns:input_type -> partitiondeps.v1.PlanRunsRequest
-	8,  // 20: partitiondeps.v1.StalenessService.GetStaleness:output_type -> partitiondeps.v1.GetStalenessResponse
-	11, // 21: partitiondeps.v1.StalenessService.PlanRuns:output_type -> partitiondeps.v1.PlanRunsResponse
-	20, // [20:22] is the sub-list for method output_type
-	18, // [18:20] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	4,  // 4: partitiondeps.v1.PartitionStaleness.causes:type_name -> partitiondeps.v1.StaleCause
+	2,  // 5: partitiondeps.v1.StalenessOptions.semantics:type_name -> partitiondeps.v1.StalenessSemantics
+	14, // 6: partitiondeps.v1.AssetStaleness.stale_ranges:type_name -> partitiondeps.v1.PartitionRange
+	14, // 7: partitiondeps.v1.AssetStaleness.missing_ranges:type_name -> partitiondeps.v1.PartitionRange
+	15, // 8: partitiondeps.v1.GetStalenessRequest.selection:type_name -> partitiondeps.v1.PartitionSelection
+	13, // 9: partitiondeps.v1.GetStalenessRequest.as_of:type_name -> google.protobuf.Timestamp
+	6,  // 10: partitiondeps.v1.GetStalenessRequest.options:type_name -> partitiondeps.v1.StalenessOptions
+	13, // 11: partitiondeps.v1.GetStalenessResponse.as_of:type_name -> google.protobuf.Timestamp
+	7,  // 12: partitiondeps.v1.GetStalenessResponse.assets:type_name -> partitiondeps.v1.AssetStaleness
+	5,  // 13: partitiondeps.v1.GetStalenessResponse.partitions:type_name -> partitiondeps.v1.PartitionStaleness
+	13, // 14: partitiondeps.v1.PlanRunsRequest.as_of:type_name -> google.protobuf.Timestamp
+	6,  // 15: partitiondeps.v1.PlanRunsRequest.options:type_name -> partitiondeps.v1.StalenessOptions
+	14, // 16: partitiondeps.v1.PlannedRun.range:type_name -> partitiondeps.v1.PartitionRange
+	13, // 17: partitiondeps.v1.PlanRunsResponse.as_of:type_name -> google.protobuf.Timestamp
+	11, // 18: partitiondeps.v1.PlanRunsResponse.runs:type_name -> partitiondeps.v1.PlannedRun
+	8,  // 19: partitiondeps.v1.StalenessService.GetStaleness:input_type -> partitiondeps.v1.GetStalenessRequest
+	10, // 20: partitiondeps.v1.StalenessService.PlanRuns:input_type -> partitiondeps.v1.PlanRunsRequest
+	9,  // 21: partitiondeps.v1.StalenessService.GetStaleness:output_type -> partitiondeps.v1.GetStalenessResponse
+	12, // 22: partitiondeps.v1.StalenessService.PlanRuns:output_type -> partitiondeps.v1.PlanRunsResponse
+	21, // [21:23] is the sub-list for method output_type
+	19, // [19:21] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_partitiondeps_v1_staleness_service_proto_init() }
@@ -1188,7 +1271,7 @@ func file_partitiondeps_v1_staleness_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_partitiondeps_v1_staleness_service_proto_rawDesc), len(file_partitiondeps_v1_staleness_service_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file partitiondeps/v1/staleness_service.proto.
  */
 export const file_partitiondeps_v1_staleness_service: GenFile = /*@__PURE__*/
-  fileDesc("CihwYXJ0aXRpb25kZXBzL3YxL3N0YWxlbmVzc19zZXJ2aWNlLnByb3RvEhBwYXJ0aXRpb25kZXBzLnYxIlEKDkFzc2V0UGFydGl0aW9uEhEKCWFzc2V0X2tleRgBIAEoCRIaCg1wYXJ0aXRpb25fa2V5GAIgASgJSACIAQFCEAoOX3BhcnRpdGlvbl9rZXkijAIKClN0YWxlQ2F1c2USLgoEa2luZBgBIAEoDjIgLnBhcnRpdGlvbmRlcHMudjEuU3RhbGVDYXVzZUtpbmQSDwoHbWVzc2FnZRgCIAEoCRIaChJ1cHN0cmVhbV9hc3NldF9rZXkYAyABKAkSIwoWdXBzdHJlYW1fcGFydGl0aW9uX2tleRgEIAEoCUgAiAEBEjEKDXVwc3RyZWFtX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KBHBhdGgYBiADKAsyIC5wYXJ0aXRpb25kZXBzLnYxLkFzc2V0UGFydGl0aW9uQhkKF191cHN0cmVhbV9wYXJ0aXRpb25fa2V5IrIBChJQYXJ0aXRpb25TdGFsZW5lc3MSEQoJYXNzZXRfa2V5GAEgASgJEhoKDXBhcnRpdGlvbl9rZXkYAiABKAlIAIgBARItCgZzdGF0dXMYAyABKA4yHS5wYXJ0aXRpb25kZXBzLnYxLlN0YWxlU3RhdHVzEiwKBmNhdXNlcxgEIAMoCzIcLnBhcnRpdGlvbmRlcHMudjEuU3RhbGVDYXVzZUIQCg5fcGFydGl0aW9uX2tleSI+ChBTdGFsZW5lc3NPcHRpb25zEhIKCnRyYW5zaXRpdmUYASABKAgSFgoOZGFnc3Rlcl9jdXRvZmYYAiABKAgi1gEKDkFzc2V0U3RhbGVuZXNzEhEKCWFzc2V0X2tleRgBIAEoCRITCgtmcmVzaF9jb3VudBgCIAEoAxITCgtzdGFsZV9jb3VudBgDIAEoAxIVCg1taXNzaW5nX2NvdW50GAQgASgDEjYKDHN0YWxlX3JhbmdlcxgFIAMoCzIgLnBhcnRpdGlvbmRlcHMudjEuUGFydGl0aW9uUmFuZ2USOAoObWlzc2luZ19yYW5nZXMYBiADKAsyIC5wYXJ0aXRpb25kZXBzLnYxLlBhcnRpdGlvblJhbmdlIpMCChNHZXRTdGFsZW5lc3NSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRISCgphc3NldF9rZXlzGAIgAygJEjcKCXNlbGVjdGlvbhgDIAEoCzIkLnBhcnRpdGlvbmRlcHMudjEuUGFydGl0aW9uU2VsZWN0aW9uEikKBWFzX29mGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCgdvcHRpb25zGAUgASgLMiIucGFydGl0aW9uZGVwcy52MS5TdGFsZW5lc3NPcHRpb25zEhUKDWluY2x1ZGVfZnJlc2gYBiABKAgSEQoJcGFnZV9zaXplGAcgASgFEhIKCnBhZ2VfdG9rZW4YCCABKAki8gEKFEdldFN0YWxlbmVzc1Jlc3BvbnNlEikKBWFzX29mGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpnZW5lcmF0aW9uGAIgASgDEhYKDmV2ZW50X3Bvc2l0aW9uGAMgASgDEjAKBmFzc2V0cxgEIAMoCzIgLnBhcnRpdGlvbmRlcHMudjEuQXNzZXRTdGFsZW5lc3MSOAoKcGFydGl0aW9ucxgFIAMoCzIkLnBhcnRpdGlvbmRlcHMudjEuUGFydGl0aW9uU3RhbGVuZXNzEhcKD25leHRfcGFnZV90b2tlbhgGIAEoCSL2AQoPUGxhblJ1bnNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRISCgphc3NldF9rZXlzGAIgAygJEikKBWFzX29mGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghjYXRjaF91cBgEIAEoCBINCgVsaW1pdBgFIAEoBRIzCgdvcHRpb25zGAYgASgLMiIucGFydGl0aW9uZGVwcy52MS5TdGFsZW5lc3NPcHRpb25zEhQKDGluY2x1ZGVfa2V5cxgHIAEoCBIRCglwYWdlX3NpemUYCCABKAUSEgoKcGFnZV90b2tlbhgJIAEoCSKHAQoKUGxhbm5lZFJ1bhIRCglhc3NldF9rZXkYASABKAkSLwoFcmFuZ2UYAiABKAsyIC5wYXJ0aXRpb25kZXBzLnYxLlBhcnRpdGlvblJhbmdlEhYKDnBhcnRpdGlvbl9rZXlzGAMgAygJEg4KBnJlYXNvbhgEIAEoCRINCgVyZWFkeRgFIAEoCCLcAQoQUGxhblJ1bnNSZXNwb25zZRIpCgVhc19vZhgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZ2VuZXJhdGlvbhgCIAEoAxIWCg5ldmVudF9wb3NpdGlvbhgDIAEoAxIqCgRydW5zGAQgAygLMhwucGFydGl0aW9uZGVwcy52MS5QbGFubmVkUnVuEhcKD25leHRfcGFnZV90b2tlbhgFIAEoCRISCgp0b3RhbF9ydW5zGAYgASgDEhgKEHRvdGFsX3BhcnRpdGlvbnMYByABKAMqdQoLU3RhbGVTdGF0dXMSHAoYU1RBTEVfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSU1RBTEVfU1RBVFVTX0ZSRVNIEAESFgoSU1RBTEVfU1RBVFVTX1NUQUxFEAISGAoUU1RBTEVfU1RBVFVTX01JU1NJTkcQAyr0AgoOU3RhbGVDYXVzZUtpbmQSIAocU1RBTEVfQ0FVU0VfS0lORF9VTlNQRUNJRklFRBAAEicKI1NUQUxFX0NBVVNFX0tJTkRfTkVWRVJfTUFURVJJQUxJWkVEEAESJQohU1RBTEVfQ0FVU0VfS0lORF9VUFNUUkVBTV9VUERBVEVEEAISKQolU1RBTEVfQ0FVU0VfS0lORF9DT0RFX1ZFUlNJT05fQ0hBTkdFRBADEiUKIVNUQUxFX0NBVVNFX0tJTkRfREVQRU5ERU5DWV9BRERFRBAEEicKI1NUQUxFX0NBVVNFX0tJTkRfREVQRU5ERU5DWV9SRU1PVkVEEAUSJQohU1RBTEVfQ0FVU0VfS0lORF9VUFNUUkVBTV9NSVNTSU5HEAYSKQolU1RBTEVfQ0FVU0VfS0lORF9VUFNUUkVBTV9OT05FWElTVEVOVBAHEiMKH1NUQUxFX0NBVVNFX0tJTkRfVVBTVFJFQU1fU1RBTEUQCDLEAQoQU3RhbGVuZXNzU2VydmljZRJdCgxHZXRTdGFsZW5lc3MSJS5wYXJ0aXRpb25kZXBzLnYxLkdldFN0YWxlbmVzc1JlcXVlc3QaJi5wYXJ0aXRpb25kZXBzLnYxLkdldFN0YWxlbmVzc1Jlc3BvbnNlElEKCFBsYW5SdW5zEiEucGFydGl0aW9uZGVwcy52MS5QbGFuUnVuc1JlcXVlc3QaIi5wYXJ0aXRpb25kZXBzLnYxLlBsYW5SdW5zUmVzcG9uc2VCzgEKFGNvbS5wYXJ0aXRpb25kZXBzLnYxQhVTdGFsZW5lc3NTZXJ2aWNlUHJvdG9QAVo+cGFydGl0aW9uLWRlcHMvY2xpZW50cy9nby9nZW4vcGFydGl0aW9uZGVwcy92MTtwYXJ0aXRpb25kZXBzdjGiAgNQWFiqAhBQYXJ0aXRpb25kZXBzLlYxygIQUGFydGl0aW9uZGVwc1xWMeICHFBhcnRpdGlvbmRlcHNcVjFcR1BCTWV0YWRhdGHqAhFQYXJ0aXRpb25kZXBzOjpWMWIGcHJvdG8z", [file_google_protobuf_timestamp, file_partitiondeps_v1_partitions]);
+  fileDesc("CihwYXJ0aXRpb25kZXBzL3YxL3N0YWxlbmVzc19zZXJ2aWNlLnByb3RvEhBwYXJ0aXRpb25kZXBzLnYxIlEKDkFzc2V0UGFydGl0aW9uEhEKCWFzc2V0X2tleRgBIAEoCRIaCg1wYXJ0aXRpb25fa2V5GAIgASgJSACIAQFCEAoOX3BhcnRpdGlvbl9rZXkijAIKClN0YWxlQ2F1c2USLgoEa2luZBgBIAEoDjIgLnBhcnRpdGlvbmRlcHMudjEuU3RhbGVDYXVzZUtpbmQSDwoHbWVzc2FnZRgCIAEoCRIaChJ1cHN0cmVhbV9hc3NldF9rZXkYAyABKAkSIwoWdXBzdHJlYW1fcGFydGl0aW9uX2tleRgEIAEoCUgAiAEBEjEKDXVwc3RyZWFtX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KBHBhdGgYBiADKAsyIC5wYXJ0aXRpb25kZXBzLnYxLkFzc2V0UGFydGl0aW9uQhkKF191cHN0cmVhbV9wYXJ0aXRpb25fa2V5IrIBChJQYXJ0aXRpb25TdGFsZW5lc3MSEQoJYXNzZXRfa2V5GAEgASgJEhoKDXBhcnRpdGlvbl9rZXkYAiABKAlIAIgBARItCgZzdGF0dXMYAyABKA4yHS5wYXJ0aXRpb25kZXBzLnYxLlN0YWxlU3RhdHVzEiwKBmNhdXNlcxgEIAMoCzIcLnBhcnRpdGlvbmRlcHMudjEuU3RhbGVDYXVzZUIQCg5fcGFydGl0aW9uX2tleSJ3ChBTdGFsZW5lc3NPcHRpb25zEhIKCnRyYW5zaXRpdmUYASABKAgSFgoOZGFnc3Rlcl9jdXRvZmYYAiABKAgSNwoJc2VtYW50aWNzGAMgASgOMiQucGFydGl0aW9uZGVwcy52MS5TdGFsZW5lc3NTZW1hbnRpY3Mi1gEKDkFzc2V0U3RhbGVuZXNzEhEKCWFzc2V0X2tleRgBIAEoCRITCgtmcmVzaF9jb3VudBgCIAEoAxITCgtzdGFsZV9jb3VudBgDIAEoAxIVCg1taXNzaW5nX2NvdW50GAQgASgDEjYKDHN0YWxlX3JhbmdlcxgFIAMoCzIgLnBhcnRpdGlvbmRlcHMudjEuUGFydGl0aW9uUmFuZ2USOAoObWlzc2luZ19yYW5nZXMYBiADKAsyIC5wYXJ0aXRpb25kZXBzLnYxLlBhcnRpdGlvblJhbmdlIpMCChNHZXRTdGFsZW5lc3NSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRISCgphc3NldF9rZXlzGAIgAygJEjcKCXNlbGVjdGlvbhgDIAEoCzIkLnBhcnRpdGlvbmRlcHMudjEuUGFydGl0aW9uU2VsZWN0aW9uEikKBWFzX29mGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCgdvcHRpb25zGAUgASgLMiIucGFydGl0aW9uZGVwcy52MS5TdGFsZW5lc3NPcHRpb25zEhUKDWluY2x1ZGVfZnJlc2gYBiABKAgSEQoJcGFnZV9zaXplGAcgASgFEhIKCnBhZ2VfdG9rZW4YCCABKAki8gEKFEdldFN0YWxlbmVzc1Jlc3BvbnNlEikKBWFzX29mGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpnZW5lcmF0aW9uGAIgASgDEhYKDmV2ZW50X3Bvc2l0aW9uGAMgASgDEjAKBmFzc2V0cxgEIAMoCzIgLnBhcnRpdGlvbmRlcHMudjEuQXNzZXRTdGFsZW5lc3MSOAoKcGFydGl0aW9ucxgFIAMoCzIkLnBhcnRpdGlvbmRlcHMudjEuUGFydGl0aW9uU3RhbGVuZXNzEhcKD25leHRfcGFnZV90b2tlbhgGIAEoCSL2AQoPUGxhblJ1bnNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRISCgphc3NldF9rZXlzGAIgAygJEikKBWFzX29mGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghjYXRjaF91cBgEIAEoCBINCgVsaW1pdBgFIAEoBRIzCgdvcHRpb25zGAYgASgLMiIucGFydGl0aW9uZGVwcy52MS5TdGFsZW5lc3NPcHRpb25zEhQKDGluY2x1ZGVfa2V5cxgHIAEoCBIRCglwYWdlX3NpemUYCCABKAUSEgoKcGFnZV90b2tlbhgJIAEoCSKHAQoKUGxhbm5lZFJ1bhIRCglhc3NldF9rZXkYASABKAkSLwoFcmFuZ2UYAiABKAsyIC5wYXJ0aXRpb25kZXBzLnYxLlBhcnRpdGlvblJhbmdlEhYKDnBhcnRpdGlvbl9rZXlzGAMgAygJEg4KBnJlYXNvbhgEIAEoCRINCgVyZWFkeRgFIAEoCCLcAQoQUGxhblJ1bnNSZXNwb25zZRIpCgVhc19vZhgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZ2VuZXJhdGlvbhgCIAEoAxIWCg5ldmVudF9wb3NpdGlvbhgDIAEoAxIqCgRydW5zGAQgAygLMhwucGFydGl0aW9uZGVwcy52MS5QbGFubmVkUnVuEhcKD25leHRfcGFnZV90b2tlbhgFIAEoCRISCgp0b3RhbF9ydW5zGAYgASgDEhgKEHRvdGFsX3BhcnRpdGlvbnMYByABKAMqdQoLU3RhbGVTdGF0dXMSHAoYU1RBTEVfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSU1RBTEVfU1RBVFVTX0ZSRVNIEAESFgoSU1RBTEVfU1RBVFVTX1NUQUxFEAISGAoUU1RBTEVfU1RBVFVTX01JU1NJTkcQAyr0AgoOU3RhbGVDYXVzZUtpbmQSIAocU1RBTEVfQ0FVU0VfS0lORF9VTlNQRUNJRklFRBAAEicKI1NUQUxFX0NBVVNFX0tJTkRfTkVWRVJfTUFURVJJQUxJWkVEEAESJQohU1RBTEVfQ0FVU0VfS0lORF9VUFNUUkVBTV9VUERBVEVEEAISKQolU1RBTEVfQ0FVU0VfS0lORF9DT0RFX1ZFUlNJT05fQ0hBTkdFRBADEiUKIVNUQUxFX0NBVVNFX0tJTkRfREVQRU5ERU5DWV9BRERFRBAEEicKI1NUQUxFX0NBVVNFX0tJTkRfREVQRU5ERU5DWV9SRU1PVkVEEAUSJQohU1RBTEVfQ0FVU0VfS0lORF9VUFNUUkVBTV9NSVNTSU5HEAYSKQolU1RBTEVfQ0FVU0VfS0lORF9VUFNUUkVBTV9OT05FWElTVEVOVBAHEiMKH1NUQUxFX0NBVVNFX0tJTkRfVVBTVFJFQU1fU1RBTEUQCCp8ChJTdGFsZW5lc3NTZW1hbnRpY3MSIwofU1RBTEVORVNTX1NFTUFOVElDU19VTlNQRUNJRklFRBAAEiAKHFNUQUxFTkVTU19TRU1BTlRJQ1NfRVhURU5ERUQQARIfChtTVEFMRU5FU1NfU0VNQU5USUNTX0RBR1NURVIQAjLEAQoQU3RhbGVuZXNzU2VydmljZRJdCgxHZXRTdGFsZW5lc3MSJS5wYXJ0aXRpb25kZXBzLnYxLkdldFN0YWxlbmVzc1JlcXVlc3QaJi5wYXJ0aXRpb25kZXBzLnYxLkdldFN0YWxlbmVzc1Jlc3BvbnNlElEKCFBsYW5SdW5zEiEucGFydGl0aW9uZGVwcy52MS5QbGFuUnVuc1JlcXVlc3QaIi5wYXJ0aXRpb25kZXBzLnYxLlBsYW5SdW5zUmVzcG9uc2VCzgEKFGNvbS5wYXJ0aXRpb25kZXBzLnYxQhVTdGFsZW5lc3NTZXJ2aWNlUHJvdG9QAVo+cGFydGl0aW9uLWRlcHMvY2xpZW50cy9nby9nZW4vcGFydGl0aW9uZGVwcy92MTtwYXJ0aXRpb25kZXBzdjGiAgNQWFiqAhBQYXJ0aXRpb25kZXBzLlYxygIQUGFydGl0aW9uZGVwc1xWMeICHFBhcnRpdGlvbmRlcHNcVjFcR1BCTWV0YWRhdGHqAhFQYXJ0aXRpb25kZXBzOjpWMWIGcHJvdG8z", [file_google_protobuf_timestamp, file_partitiondeps_v1_partitions]);
 
 /**
  * One partition of one asset; `partition_key` unset for an unpartitioned asset.
@@ -140,19 +140,28 @@ export const PartitionStalenessSchema: GenMessage<PartitionStaleness> = /*@__PUR
 export type StalenessOptions = Message<"partitiondeps.v1.StalenessOptions"> & {
   /**
    * Also STALE when an upstream partition is itself stale or missing, with the path to the
-   * root cause. Off: Dagster's rule (direct dependencies only).
+   * root cause. Off: direct dependencies only, as Dagster. Not with STALENESS_SEMANTICS_DAGSTER.
    *
    * @generated from field: bool transitive = 1;
    */
   transitive: boolean;
 
   /**
-   * Dagster's cut-offs: ignore a dependency that maps to 100 or more partitions, a time
-   * upstream read through an All mapping, a self-dependency of an asset with 100+ partitions.
+   * With the EXTENDED rules only: add Dagster's cut-offs (ignore a dependency that maps to 100
+   * or more partitions, a time upstream read through an All mapping, a self-dependency of an
+   * asset with 100+ partitions) to the data comparisons; the rest stays EXTENDED. For
+   * Dagster's answer, use `semantics` STALENESS_SEMANTICS_DAGSTER (which always applies them).
    *
    * @generated from field: bool dagster_cutoff = 2;
    */
   dagsterCutoff: boolean;
+
+  /**
+   * The rules; unset means EXTENDED.
+   *
+   * @generated from field: partitiondeps.v1.StalenessSemantics semantics = 3;
+   */
+  semantics: StalenessSemantics;
 };
 
 /**
@@ -367,6 +376,9 @@ export type PlanRunsRequest = Message<"partitiondeps.v1.PlanRunsRequest"> & {
   limit: number;
 
   /**
+   * The staleness rules the plan starts from: a partition is a candidate when it is MISSING or
+   * STALE under `options.semantics` (EXTENDED unless set; DAGSTER for Dagster's statuses).
+   *
    * @generated from field: partitiondeps.v1.StalenessOptions options = 6;
    */
   options?: StalenessOptions | undefined;
@@ -511,7 +523,8 @@ export enum StaleStatus {
   UNSPECIFIED = 0,
 
   /**
-   * Materialized, and nothing it was computed from has changed since.
+   * Materialized, and nothing it was computed from has changed since; or a partition of an
+   * observable source asset, observed or not.
    *
    * @generated from enum value: STALE_STATUS_FRESH = 1;
    */
@@ -525,7 +538,7 @@ export enum StaleStatus {
   STALE = 2,
 
   /**
-   * Never materialized.
+   * Never materialized (never for an observable source asset).
    *
    * @generated from enum value: STALE_STATUS_MISSING = 3;
    */
@@ -572,7 +585,8 @@ export enum StaleCauseKind {
   CODE_VERSION_CHANGED = 3,
 
   /**
-   * A dependency was added since it was materialized.
+   * A dependency was added since it was materialized: once per asset (EXTENDED), once per
+   * mapped upstream partition (DAGSTER).
    *
    * @generated from enum value: STALE_CAUSE_KIND_DEPENDENCY_ADDED = 4;
    */
@@ -586,14 +600,14 @@ export enum StaleCauseKind {
   DEPENDENCY_REMOVED = 5,
 
   /**
-   * A required upstream partition was never materialized.
+   * A required upstream partition was never materialized (EXTENDED only).
    *
    * @generated from enum value: STALE_CAUSE_KIND_UPSTREAM_MISSING = 6;
    */
   UPSTREAM_MISSING = 6,
 
   /**
-   * A required upstream partition does not exist (yet) at as_of.
+   * A required upstream partition does not exist (yet) at as_of (EXTENDED only).
    *
    * @generated from enum value: STALE_CAUSE_KIND_UPSTREAM_NONEXISTENT = 7;
    */
@@ -612,6 +626,48 @@ export enum StaleCauseKind {
  */
 export const StaleCauseKindSchema: GenEnum<StaleCauseKind> = /*@__PURE__*/
   enumDesc(file_partitiondeps_v1_staleness_service, 1);
+
+/**
+ * Which rules decide staleness.
+ *
+ * @generated from enum partitiondeps.v1.StalenessSemantics
+ */
+export enum StalenessSemantics {
+  /**
+   * The service's rules (EXTENDED).
+   *
+   * @generated from enum value: STALENESS_SEMANTICS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The service's rules, Dagster's plus what it leaves out: a required upstream partition that
+   * is missing or does not exist is a cause (UPSTREAM_MISSING, UPSTREAM_NONEXISTENT); an
+   * upstream partition counts as updated when stored after this partition with a changed data
+   * version (or without one); a new dependency is one cause per asset; no cut-offs unless
+   * `dagster_cutoff`; `transitive` available. README "Staleness" lists every difference.
+   *
+   * @generated from enum value: STALENESS_SEMANTICS_EXTENDED = 1;
+   */
+  EXTENDED = 1,
+
+  /**
+   * Dagster 1.13's `CachingStaleStatusResolver`, exactly: no missing or nonexistent upstream
+   * causes; an upstream partition counts as updated when it has a record after the upstream
+   * asset's latest event at the time this partition was stored (none then: never) whose data
+   * version differs from the one before; a new dependency is one cause per mapped upstream
+   * partition; Dagster's cut-offs skip an edge entirely. `transitive` is refused.
+   *
+   * @generated from enum value: STALENESS_SEMANTICS_DAGSTER = 2;
+   */
+  DAGSTER = 2,
+}
+
+/**
+ * Describes the enum partitiondeps.v1.StalenessSemantics.
+ */
+export const StalenessSemanticsSchema: GenEnum<StalenessSemantics> = /*@__PURE__*/
+  enumDesc(file_partitiondeps_v1_staleness_service, 2);
 
 /**
  * Which partitions are out of date and why, and what should run now, from the stored

@@ -32,11 +32,18 @@ class Asset(_message.Message):
     CODE_VERSION_FIELD_NUMBER: _builtins.int
     DEPENDENCIES_FIELD_NUMBER: _builtins.int
     GENERATION_FIELD_NUMBER: _builtins.int
+    OBSERVABLE_SOURCE_FIELD_NUMBER: _builtins.int
     asset_key: _builtins.str
     """Unique within the namespace."""
     code_version: _builtins.str
     generation: _builtins.int
     """Output only: the namespace generation at which this asset was last written."""
+    observable_source: _builtins.bool
+    """An observable source (Dagster's `@observable_source_asset`): produced outside, only ever
+    observed (ReportEvents `observation`). Every partition of it is FRESH, even one never
+    observed, and it is never planned; its observations' data versions are what its readers
+    compare themselves with.
+    """
     @_builtins.property
     def partitions_definition(self) -> _partitions_pb2.PartitionsDefinition:
         """Unset: the asset is not partitioned."""
@@ -51,10 +58,11 @@ class Asset(_message.Message):
         code_version: _builtins.str | None = ...,
         dependencies: _abc.Iterable[Global___Dependency] | None = ...,
         generation: _builtins.int = ...,
+        observable_source: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_code_version", b"_code_version", "code_version", b"code_version", "partitions_definition", b"partitions_definition"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_code_version", b"_code_version", "asset_key", b"asset_key", "code_version", b"code_version", "dependencies", b"dependencies", "generation", b"generation", "partitions_definition", b"partitions_definition"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_code_version", b"_code_version", "asset_key", b"asset_key", "code_version", b"code_version", "dependencies", b"dependencies", "generation", b"generation", "observable_source", b"observable_source", "partitions_definition", b"partitions_definition"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__code_version: _TypeAlias = _typing.Literal["code_version"]  # noqa: Y015
     _WhichOneofArgType__code_version: _TypeAlias = _typing.Literal["_code_version", b"_code_version"]  # noqa: Y015

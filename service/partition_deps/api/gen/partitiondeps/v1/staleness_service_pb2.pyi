@@ -30,22 +30,26 @@ class _StaleStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StaleStat
     DESCRIPTOR: _descriptor.EnumDescriptor
     STALE_STATUS_UNSPECIFIED: _StaleStatus.ValueType  # 0
     STALE_STATUS_FRESH: _StaleStatus.ValueType  # 1
-    """Materialized, and nothing it was computed from has changed since."""
+    """Materialized, and nothing it was computed from has changed since; or a partition of an
+    observable source asset, observed or not.
+    """
     STALE_STATUS_STALE: _StaleStatus.ValueType  # 2
     """Materialized, with at least one cause."""
     STALE_STATUS_MISSING: _StaleStatus.ValueType  # 3
-    """Never materialized."""
+    """Never materialized (never for an observable source asset)."""
 
 class StaleStatus(_StaleStatus, metaclass=_StaleStatusEnumTypeWrapper):
     """The status of one asset partition."""
 
 STALE_STATUS_UNSPECIFIED: StaleStatus.ValueType  # 0
 STALE_STATUS_FRESH: StaleStatus.ValueType  # 1
-"""Materialized, and nothing it was computed from has changed since."""
+"""Materialized, and nothing it was computed from has changed since; or a partition of an
+observable source asset, observed or not.
+"""
 STALE_STATUS_STALE: StaleStatus.ValueType  # 2
 """Materialized, with at least one cause."""
 STALE_STATUS_MISSING: StaleStatus.ValueType  # 3
-"""Never materialized."""
+"""Never materialized (never for an observable source asset)."""
 Global___StaleStatus: _TypeAlias = StaleStatus  # noqa: Y015
 
 class _StaleCauseKind:
@@ -64,13 +68,15 @@ class _StaleCauseKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StaleC
     STALE_CAUSE_KIND_CODE_VERSION_CHANGED: _StaleCauseKind.ValueType  # 3
     """The asset's code version differs from the one recorded on the materialization."""
     STALE_CAUSE_KIND_DEPENDENCY_ADDED: _StaleCauseKind.ValueType  # 4
-    """A dependency was added since it was materialized."""
+    """A dependency was added since it was materialized: once per asset (EXTENDED), once per
+    mapped upstream partition (DAGSTER).
+    """
     STALE_CAUSE_KIND_DEPENDENCY_REMOVED: _StaleCauseKind.ValueType  # 5
     """A dependency was removed since it was materialized."""
     STALE_CAUSE_KIND_UPSTREAM_MISSING: _StaleCauseKind.ValueType  # 6
-    """A required upstream partition was never materialized."""
+    """A required upstream partition was never materialized (EXTENDED only)."""
     STALE_CAUSE_KIND_UPSTREAM_NONEXISTENT: _StaleCauseKind.ValueType  # 7
-    """A required upstream partition does not exist (yet) at as_of."""
+    """A required upstream partition does not exist (yet) at as_of (EXTENDED only)."""
     STALE_CAUSE_KIND_UPSTREAM_STALE: _StaleCauseKind.ValueType  # 8
     """Transitive mode: an upstream partition is itself stale or missing (see `path`)."""
 
@@ -87,16 +93,62 @@ data versions are given).
 STALE_CAUSE_KIND_CODE_VERSION_CHANGED: StaleCauseKind.ValueType  # 3
 """The asset's code version differs from the one recorded on the materialization."""
 STALE_CAUSE_KIND_DEPENDENCY_ADDED: StaleCauseKind.ValueType  # 4
-"""A dependency was added since it was materialized."""
+"""A dependency was added since it was materialized: once per asset (EXTENDED), once per
+mapped upstream partition (DAGSTER).
+"""
 STALE_CAUSE_KIND_DEPENDENCY_REMOVED: StaleCauseKind.ValueType  # 5
 """A dependency was removed since it was materialized."""
 STALE_CAUSE_KIND_UPSTREAM_MISSING: StaleCauseKind.ValueType  # 6
-"""A required upstream partition was never materialized."""
+"""A required upstream partition was never materialized (EXTENDED only)."""
 STALE_CAUSE_KIND_UPSTREAM_NONEXISTENT: StaleCauseKind.ValueType  # 7
-"""A required upstream partition does not exist (yet) at as_of."""
+"""A required upstream partition does not exist (yet) at as_of (EXTENDED only)."""
 STALE_CAUSE_KIND_UPSTREAM_STALE: StaleCauseKind.ValueType  # 8
 """Transitive mode: an upstream partition is itself stale or missing (see `path`)."""
 Global___StaleCauseKind: _TypeAlias = StaleCauseKind  # noqa: Y015
+
+class _StalenessSemantics:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StalenessSemanticsEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StalenessSemantics.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STALENESS_SEMANTICS_UNSPECIFIED: _StalenessSemantics.ValueType  # 0
+    """The service's rules (EXTENDED)."""
+    STALENESS_SEMANTICS_EXTENDED: _StalenessSemantics.ValueType  # 1
+    """The service's rules, Dagster's plus what it leaves out: a required upstream partition that
+    is missing or does not exist is a cause (UPSTREAM_MISSING, UPSTREAM_NONEXISTENT); an
+    upstream partition counts as updated when stored after this partition with a changed data
+    version (or without one); a new dependency is one cause per asset; no cut-offs unless
+    `dagster_cutoff`; `transitive` available. README "Staleness" lists every difference.
+    """
+    STALENESS_SEMANTICS_DAGSTER: _StalenessSemantics.ValueType  # 2
+    """Dagster 1.13's `CachingStaleStatusResolver`, exactly: no missing or nonexistent upstream
+    causes; an upstream partition counts as updated when it has a record after the upstream
+    asset's latest event at the time this partition was stored (none then: never) whose data
+    version differs from the one before; a new dependency is one cause per mapped upstream
+    partition; Dagster's cut-offs skip an edge entirely. `transitive` is refused.
+    """
+
+class StalenessSemantics(_StalenessSemantics, metaclass=_StalenessSemanticsEnumTypeWrapper):
+    """Which rules decide staleness."""
+
+STALENESS_SEMANTICS_UNSPECIFIED: StalenessSemantics.ValueType  # 0
+"""The service's rules (EXTENDED)."""
+STALENESS_SEMANTICS_EXTENDED: StalenessSemantics.ValueType  # 1
+"""The service's rules, Dagster's plus what it leaves out: a required upstream partition that
+is missing or does not exist is a cause (UPSTREAM_MISSING, UPSTREAM_NONEXISTENT); an
+upstream partition counts as updated when stored after this partition with a changed data
+version (or without one); a new dependency is one cause per asset; no cut-offs unless
+`dagster_cutoff`; `transitive` available. README "Staleness" lists every difference.
+"""
+STALENESS_SEMANTICS_DAGSTER: StalenessSemantics.ValueType  # 2
+"""Dagster 1.13's `CachingStaleStatusResolver`, exactly: no missing or nonexistent upstream
+causes; an upstream partition counts as updated when it has a record after the upstream
+asset's latest event at the time this partition was stored (none then: never) whose data
+version differs from the one before; a new dependency is one cause per mapped upstream
+partition; Dagster's cut-offs skip an edge entirely. `transitive` is refused.
+"""
+Global___StalenessSemantics: _TypeAlias = StalenessSemantics  # noqa: Y015
 
 @_typing.final
 class AssetPartition(_message.Message):
@@ -217,23 +269,29 @@ class StalenessOptions(_message.Message):
 
     TRANSITIVE_FIELD_NUMBER: _builtins.int
     DAGSTER_CUTOFF_FIELD_NUMBER: _builtins.int
+    SEMANTICS_FIELD_NUMBER: _builtins.int
     transitive: _builtins.bool
     """Also STALE when an upstream partition is itself stale or missing, with the path to the
-    root cause. Off: Dagster's rule (direct dependencies only).
+    root cause. Off: direct dependencies only, as Dagster. Not with STALENESS_SEMANTICS_DAGSTER.
     """
     dagster_cutoff: _builtins.bool
-    """Dagster's cut-offs: ignore a dependency that maps to 100 or more partitions, a time
-    upstream read through an All mapping, a self-dependency of an asset with 100+ partitions.
+    """With the EXTENDED rules only: add Dagster's cut-offs (ignore a dependency that maps to 100
+    or more partitions, a time upstream read through an All mapping, a self-dependency of an
+    asset with 100+ partitions) to the data comparisons; the rest stays EXTENDED. For
+    Dagster's answer, use `semantics` STALENESS_SEMANTICS_DAGSTER (which always applies them).
     """
+    semantics: Global___StalenessSemantics.ValueType
+    """The rules; unset means EXTENDED."""
     def __init__(
         self,
         *,
         transitive: _builtins.bool = ...,
         dagster_cutoff: _builtins.bool = ...,
+        semantics: Global___StalenessSemantics.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dagster_cutoff", b"dagster_cutoff", "transitive", b"transitive"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dagster_cutoff", b"dagster_cutoff", "semantics", b"semantics", "transitive", b"transitive"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -417,7 +475,11 @@ class PlanRunsRequest(_message.Message):
     @_builtins.property
     def as_of(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
-    def options(self) -> Global___StalenessOptions: ...
+    def options(self) -> Global___StalenessOptions:
+        """The staleness rules the plan starts from: a partition is a candidate when it is MISSING or
+        STALE under `options.semantics` (EXTENDED unless set; DAGSTER for Dagster's statuses).
+        """
+
     def __init__(
         self,
         *,
