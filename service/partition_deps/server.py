@@ -261,7 +261,8 @@ class Server:
 
     def _check_database(self) -> None:
         """Flip readiness with the database: NOT_SERVING while it is unreachable."""
-        assert self._url is not None and self._pool is not None
+        assert self._url is not None
+        assert self._pool is not None
         wait = max(1.0, self.config.health_interval_seconds * 2)
         probe = DatabaseProbe(self._url, wait)
         ready = True
