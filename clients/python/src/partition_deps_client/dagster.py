@@ -8,10 +8,11 @@
     with Client("127.0.0.1:50051") as pd:
         register(pd, "analytics", defs)
 
-Each asset of the definitions' asset graph becomes an `Asset`: its key (`AssetKey.to_user_string()`,
-so `a/b` for `AssetKey(["a", "b"])`), its partitions definition, its code version, whether it is
-an observable source (`@observable_source_asset`), and one dependency per parent. Only mappings the code states explicitly are sent; the others stay unset so
-the service infers Dagster's default, exactly as Dagster does.
+Each asset of the definitions' asset graph becomes an `Asset`: its key
+(`AssetKey.to_user_string()`, so `a/b` for `AssetKey(["a", "b"])`), its partitions definition,
+its code version, whether it is an observable source (`@observable_source_asset`), and one
+dependency per parent. Only mappings the code states explicitly are sent; the others stay unset
+so the service infers Dagster's default, exactly as Dagster does.
 """
 
 from __future__ import annotations
