@@ -187,7 +187,7 @@ class Server:
             staleness_servicer.SERVICE_NAME,
             list(
                 staleness_servicer.StalenessServicer(
-                    self._staleness(self._pool), self._cache
+                    self._staleness(self._pool), self._cache, tokens
                 ).methods()
             ),
         )

@@ -14,6 +14,8 @@ from google.protobuf.message import Message
 from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
 from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as pb
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
+from partition_deps.api.gen.partitiondeps.v1 import staleness_service_pb2 as stale_pb
+from partition_deps.api.gen.partitiondeps.v1.staleness_service_pb2_grpc import StalenessServiceStub
 
 from .builders import DAILY, asset, keys, time_window, timestamp
 from .conftest import Stubs
@@ -172,3 +174,36 @@ def test_a_page_token_continues_only_the_request_it_was_given_for(stubs: Stubs) 
     error = raised.value
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
     assert error_info(error).reason == "INVALID_PAGE_TOKEN"
+
+
+def test_a_staleness_page_token_is_signed_and_bound_to_its_request(
+    stubs: Stubs, namespace: str
+) -> None:
+    stubs.definitions.ApplyAssets(
+        defs_pb.ApplyAssetsRequest(
+            namespace=namespace, assets=[asset("daily", DAILY), asset("other", DAILY)]
+        )
+    )
+    staleness = StalenessServiceStub(stubs.channel)
+
+    def page(asset_key: str, token: str) -> stale_pb.GetStalenessResponse:
+        return staleness.GetStaleness(
+            stale_pb.GetStalenessRequest(
+                namespace=namespace,
+                asset_keys=[asset_key],
+                as_of=AS_OF,
+                page_size=5,
+                page_token=token,
+            )
+        )
+
+    first = page("daily", "")
+    assert page("daily", first.next_page_token).partitions
+    # An offset past any integer the server takes (it raised OverflowError: INTERNAL), and
+    # a real token given to another question.
+    for token in (_unsigned([0, 10**25, 1, 0]), first.next_page_token):
+        with pytest.raises(grpc.RpcError) as raised:
+            page("other", token)
+        error = raised.value
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+        assert error_info(error).reason == "INVALID_PAGE_TOKEN"

@@ -100,7 +100,7 @@ class PageTokens:
             or len(values) != len(kinds)
             or not all(_is_kind(value, kind) for value, kind in zip(values, kinds, strict=True))
         ):
-            raise _invalid(field)
+            raise invalid_token(field)
         return values
 
     def _verified(self, token: str, binding: bytes) -> object:
@@ -120,7 +120,7 @@ def _is_kind(value: object, kind: type) -> bool:
     return type(value) is kind
 
 
-def _invalid(field: str) -> ApiError:
+def invalid_token(field: str) -> ApiError:
     return ApiError(
         grpc.StatusCode.INVALID_ARGUMENT,
         "INVALID_PAGE_TOKEN",

@@ -7,11 +7,9 @@ the as_of, the generation and the event position of the first page.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import cast
 
 import grpc
@@ -33,6 +31,7 @@ from partition_deps.domain.staleness import (
     topological_order,
 )
 from partition_deps.domain.staleness_sets import position_runs
+from partition_deps.domain.years import FIRST_YEAR, LAST_YEAR
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.definitions import NamespaceSnapshot
 from partition_deps.store.errors import AssetNotFound
@@ -40,9 +39,6 @@ from partition_deps.store.staleness import StalenessEngine, StalenessReader, Sta
 from partition_deps.store.staleness import plan as plan_runs
 
 SERVICE_NAME = "partitiondeps.v1.StalenessService"
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -53,28 +49,34 @@ class _Token:
     event_position: int
 
 
-def _encode(token: _Token) -> str:
-    # Whole microseconds since the epoch: exact, where a float timestamp may round.
-    micros = (token.as_of - _EPOCH) // _MICROSECOND
-    raw = json.dumps(
-        [token.offset, micros, token.generation, token.event_position], separators=(",", ":")
-    )
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+# A page token pins what the first page saw: (offset, as_of as ISO text, generation, event
+# position), signed and bound to the request (api/paging.py).
+_TOKEN_KINDS = (int, str, int, int)
 
 
-def _decode(text: str, field: str = "page_token") -> _Token | None:
-    if not text:
+def _encode(tokens: paging.PageTokens, token: _Token, binding: bytes) -> str:
+    values: list[str | int] = [
+        token.offset,
+        token.as_of.isoformat(),
+        token.generation,
+        token.event_position,
+    ]
+    return tokens.encode(values, binding)
+
+
+def _decode(tokens: paging.PageTokens, text: str, binding: bytes) -> _Token | None:
+    values = tokens.decode(text, binding, _TOKEN_KINDS, "page_token")
+    if values is None:
         return None
+    offset, as_of_text, generation, position = values
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        offset, micros, generation, position = json.loads(raw)
-        if all(isinstance(v, int) for v in (offset, micros, generation, position)) and offset >= 0:
-            return _Token(offset, _EPOCH + micros * _MICROSECOND, generation, position)
-    except (ValueError, TypeError):
-        pass
-    raise ApiError(
-        grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAGE_TOKEN", "not a page token of ours", field
-    )
+        as_of = datetime.fromisoformat(str(as_of_text))
+    except ValueError:
+        raise paging.invalid_token("page_token") from None
+    # Checked as the request's as_of is, though only this service can have signed it.
+    if as_of.tzinfo is None or not FIRST_YEAR <= as_of.year <= LAST_YEAR:
+        raise paging.invalid_token("page_token")
+    return _Token(int(offset), as_of, int(generation), int(position))
 
 
 def _check_token(token: _Token | None, generation: int, event_position: int) -> None:
@@ -120,9 +122,12 @@ def _all_keys(asset: AssetDefinition, at: Evaluation) -> list[str | None]:
 
 
 class StalenessServicer:
-    def __init__(self, repository: StalenessRepository, cache: DefinitionsCache) -> None:
+    def __init__(
+        self, repository: StalenessRepository, cache: DefinitionsCache, tokens: paging.PageTokens
+    ) -> None:
         self._repository = repository
         self._cache = cache
+        self._tokens = tokens
 
     def methods(self) -> list[Method]:
         return [
@@ -131,19 +136,21 @@ class StalenessServicer:
         ]
 
     def _begin(
-        self, namespace: str, page_token: str, request: object
-    ) -> tuple[NamespaceSnapshot, _Token | None, datetime]:
-        snapshot = self._cache.snapshot(required_name(namespace, "namespace"))
-        token = _decode(page_token)
+        self, request: pb.GetStalenessRequest | pb.PlanRunsRequest
+    ) -> tuple[NamespaceSnapshot, _Token | None, datetime, bytes]:
+        """The namespace, the page token, the as_of in force and what tokens are bound to."""
+        snapshot = self._cache.snapshot(required_name(request.namespace, "namespace"))
+        binding = paging.request_binding(request, "page_token", "page_size")
+        token = _decode(self._tokens, request.page_token, binding)
         as_of = token.as_of if token is not None else convert.as_of_from_request(request)
-        return snapshot, token, as_of
+        return snapshot, token, as_of, binding
 
     # -- staleness -----------------------------------------------------------------------------
 
     def get_staleness(
         self, request: pb.GetStalenessRequest, context: grpc.ServicerContext
     ) -> pb.GetStalenessResponse:
-        snapshot, token, as_of = self._begin(request.namespace, request.page_token, request)
+        snapshot, token, as_of, binding = self._begin(request)
         at = Evaluation(as_of, snapshot.dynamic_keys)
         asset_keys = _assets(snapshot, request.asset_keys, "asset_keys")
         size = paging.page_size(request.page_size, "page_size")
@@ -177,7 +184,9 @@ class StalenessServicer:
             response, asset_keys, candidates, answers, offset, size, request.include_fresh
         )
         if end is not None:
-            response.next_page_token = _encode(_Token(end, as_of, snapshot.generation, position))
+            response.next_page_token = _encode(
+                self._tokens, _Token(end, as_of, snapshot.generation, position), binding
+            )
         return response
 
     @staticmethod
@@ -244,7 +253,7 @@ class StalenessServicer:
     def plan_runs(
         self, request: pb.PlanRunsRequest, context: grpc.ServicerContext
     ) -> pb.PlanRunsResponse:
-        snapshot, token, as_of = self._begin(request.namespace, request.page_token, request)
+        snapshot, token, as_of, binding = self._begin(request)
         at = Evaluation(as_of, snapshot.dynamic_keys)
         asset_keys = _assets(snapshot, request.asset_keys, "asset_keys")
         size = paging.page_size(request.page_size, "page_size")
@@ -272,7 +281,7 @@ class StalenessServicer:
             )
         if offset + size < len(runs):
             response.next_page_token = _encode(
-                _Token(offset + size, as_of, snapshot.generation, position)
+                self._tokens, _Token(offset + size, as_of, snapshot.generation, position), binding
             )
         return response
 
