@@ -278,7 +278,9 @@ def _run(
     events = Events("bulk-")
     big_keys = [(START + timedelta(hours=h)).strftime(FMT) for h in range(big)]
     small_keys = big_keys[big - small :]
-    clock = START
+    # Events happen once every partition exists (an event for a partition that did not exist
+    # yet at its time is refused); their order is the order they are stored in.
+    clock = as_of
     for pair, keys, skip in (("", big_keys, 500), ("_10k", small_keys, 50)):
         for round_ in range(5):
             for key in keys:

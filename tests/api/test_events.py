@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
@@ -15,6 +15,7 @@ from partition_deps.store.database import PoolSettings, open_pool
 
 from .builders import DAILY, asset, keys, materialization, timestamp
 from .conftest import Stubs
+from .errors import error_info, field_violations
 
 
 @pytest.fixture
@@ -135,3 +136,96 @@ def test_dynamic_partitions_added_through_the_api_are_queried(stubs: Stubs, name
         ("acme", True),
         ("globex", False),
     ]
+
+
+def _observation(key: str, partition_key: str) -> events_pb.Event:
+    return events_pb.Event(
+        idempotency_key=key,
+        event_time=timestamp("2024-02-01T00:00:00+00:00"),
+        observation=events_pb.Observation(asset_key="daily", partition_key=partition_key),
+    )
+
+
+def _run_started(key: str, partition_key: str) -> events_pb.Event:
+    return events_pb.Event(
+        idempotency_key=key,
+        event_time=timestamp("2024-02-01T00:00:00+00:00"),
+        run_started=events_pb.RunStarted(
+            run_id=key,
+            targets=[events_pb.PartitionTarget(asset_key="daily", partition_key=partition_key)],
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    "partition_key",
+    [
+        "2024/01/05",  # another format
+        "2099-01-01",  # far after the event
+        "2024-02-01",  # its window had not ended at the event's time
+        "2023-12-31",  # before the start
+        "garbage",
+    ],
+)
+@pytest.mark.parametrize(
+    ("kind", "event", "field"),
+    [
+        ("materialization", lambda key: materialization("bad", "daily", key), "materialization"),
+        ("observation", lambda key: _observation("bad", key), "observation"),
+        ("run target", lambda key: _run_started("bad", key), "run_started.targets[0]"),
+    ],
+)
+def test_an_event_for_a_partition_that_did_not_exist_is_refused_and_nothing_is_stored(
+    stubs: Stubs,
+    registered: str,
+    database_url: str,
+    partition_key: str,
+    kind: str,
+    event: Callable[[str], events_pb.Event],
+    field: str,
+) -> None:
+    # They were stored ("stored_count: 1"), though every query refuses such keys.
+    good = materialization("good", "daily", "2024-01-05")
+    with pytest.raises(grpc.RpcError) as raised:
+        stubs.events.ReportEvents(
+            events_pb.ReportEventsRequest(namespace=registered, events=[good, event(partition_key)])
+        )
+    error = raised.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    assert error_info(error).reason == "INVALID_PARTITION_KEY"
+    assert field_violations(error) == [f"events[1].{field}.partition_key"]
+    assert stored_events(database_url, registered) == 0
+
+
+def test_an_event_for_a_dynamic_key_never_added_or_deleted_is_refused(
+    stubs: Stubs, namespace: str
+) -> None:
+    customers = pb.PartitionsDefinition(dynamic=pb.DynamicPartitions(name="customers"))
+    stubs.definitions.ApplyAssets(
+        defs_pb.ApplyAssetsRequest(namespace=namespace, assets=[asset("by_customer", customers)])
+    )
+    stubs.definitions.AddDynamicPartitions(
+        defs_pb.AddDynamicPartitionsRequest(
+            namespace=namespace, definition_name="customers", partition_keys=["acme", "gone"]
+        )
+    )
+    stubs.definitions.DeleteDynamicPartitions(
+        defs_pb.DeleteDynamicPartitionsRequest(
+            namespace=namespace, definition_name="customers", partition_keys=["gone"]
+        )
+    )
+    report = stubs.events.ReportEvents(
+        events_pb.ReportEventsRequest(
+            namespace=namespace, events=[materialization("ok", "by_customer", "acme")]
+        )
+    )
+    assert report.stored_count == 1
+    for index, key in enumerate(["never-added", "gone"]):
+        with pytest.raises(grpc.RpcError) as raised:
+            stubs.events.ReportEvents(
+                events_pb.ReportEventsRequest(
+                    namespace=namespace, events=[materialization(f"e{index}", "by_customer", key)]
+                )
+            )
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_info(raised.value).reason == "INVALID_PARTITION_KEY"

@@ -53,7 +53,7 @@ def materialize(
         events.append(
             events_pb.Event(
                 idempotency_key=f"e{next(_ids)}",
-                event_time=timestamp("2024-01-14T12:00:00+00:00"),
+                event_time=AS_OF,  # when the last partition asked about exists
                 materialization=body,
             )
         )
@@ -151,7 +151,7 @@ def test_weekly_is_runnable_only_with_its_seven_days_fresh_then_stale_when_a_day
         "daily_sales_data",
         "2024-01-09",
     )
-    assert cause.upstream_time.ToDatetime(tzinfo=UTC) == datetime(2024, 1, 14, 12, tzinfo=UTC)
+    assert cause.upstream_time.ToDatetime(tzinfo=UTC) == datetime(2024, 1, 15, tzinfo=UTC)
     assert planned(staleness, namespace, catch_up=True)[week] is True
 
 
@@ -456,7 +456,7 @@ def test_an_observed_source_asset_and_its_readers(
     def observe(data_version: str) -> None:
         event = events_pb.Event(
             idempotency_key=f"e{next(_ids)}",
-            event_time=timestamp("2024-01-14T12:00:00+00:00"),
+            event_time=AS_OF,  # when the last partition asked about exists
             observation=events_pb.Observation(
                 asset_key="prices", partition_key="2024-01-05", data_version=data_version
             ),

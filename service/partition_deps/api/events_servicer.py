@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 
 import grpc
 
@@ -12,6 +13,8 @@ from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as pb
 from partition_deps.api.handlers import Method, StreamMethod
 from partition_deps.domain import events
+from partition_deps.domain.definitions import Evaluation
+from partition_deps.domain.partitions import first_bad_key
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.definitions import NamespaceSnapshot
 from partition_deps.store.events import EventsRepository, IngestResult
@@ -19,9 +22,20 @@ from partition_deps.store.events import EventsRepository, IngestResult
 SERVICE_NAME = "partitiondeps.v1.EventsService"
 
 
+# Partition keys of a batch to check, by (asset, event time): (event order, key, field).
+_Pending = dict[tuple[str, datetime], list[tuple[tuple[int, int], str, str]]]
+
+
 def _check_target(
-    snapshot: NamespaceSnapshot, asset_key: str, partition_key: str | None, field: str
+    snapshot: NamespaceSnapshot,
+    asset_key: str,
+    partition_key: str | None,
+    field: str,
+    when: tuple[datetime, tuple[int, int]],
+    pending: _Pending,
 ) -> None:
+    """Refuse an event for an unknown asset, or a key where the asset has none (or none where
+    it has); its partition key is checked with the others of its asset and time."""
     asset = snapshot.assets.get(asset_key)
     if asset is None:
         raise ApiError(
@@ -38,12 +52,38 @@ def _check_target(
             f"asset {asset_key!r} {expectation}",
             f"{field}.partition_key",
         )
+    if partition_key is not None:
+        event_time, order = when
+        pending.setdefault((asset_key, event_time), []).append(
+            (order, partition_key, f"{field}.partition_key")
+        )
+
+
+def _check_partitions(snapshot: NamespaceSnapshot, pending: _Pending) -> None:
+    """Refuse the batch if an event names a partition that did not exist at the event's time
+    (malformed, off the cron, excluded, outside start and end, not yet ended, a dynamic key not
+    added or deleted): queries refuse such keys, so storing them would keep state nothing can
+    read. The first such event of the batch is the one named."""
+    refusals: list[tuple[tuple[int, int], str, str]] = []
+    for (asset_key, event_time), items in pending.items():
+        definition = snapshot.assets[asset_key].partitions
+        assert definition is not None  # keys are pending for partitioned assets only
+        keys = [key for _, key, _ in items]
+        bad = first_bad_key(definition, keys, Evaluation(event_time, snapshot.dynamic_keys))
+        if bad is not None:
+            order, _, field = items[bad[0]]
+            reason = f"not a partition of asset {asset_key!r} at the event's time: {bad[1]}"
+            refusals.append((order, field, reason))
+    if refusals:
+        _, field, reason = min(refusals)
+        raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PARTITION_KEY", reason, field)
 
 
 def events_from_proto(
     snapshot: NamespaceSnapshot, messages: Sequence[pb.Event], field: str = "events"
 ) -> list[events.Event]:
     converted: list[events.Event] = []
+    pending: _Pending = {}
     for index, message in enumerate(messages):
         at = f"{field}[{index}]"
         event = convert.event_from_proto(message, at)
@@ -54,6 +94,8 @@ def events_from_proto(
                     event.asset_key,
                     event.partition_key,
                     f"{at}.{message.WhichOneof('kind')}",
+                    (event.event_time, (index, 0)),
+                    pending,
                 )
             case events.RunStarted():
                 for position, target in enumerate(event.targets):
@@ -62,10 +104,13 @@ def events_from_proto(
                         target.asset_key,
                         target.partition_key,
                         f"{at}.run_started.targets[{position}]",
+                        (event.event_time, (index, position)),
+                        pending,
                     )
             case events.RunFailed():
                 pass
         converted.append(event)
+    _check_partitions(snapshot, pending)
     return converted
 
 

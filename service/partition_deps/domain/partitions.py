@@ -241,6 +241,26 @@ def check_key(definition: PartitionsDefinition, key: str, at: Evaluation) -> Non
                 ) from None
 
 
+def first_bad_key(
+    definition: PartitionsDefinition, keys: Sequence[str], at: Evaluation
+) -> tuple[int, str] | None:
+    """The position of the first key that is not a partition at `at.as_of`, and why; None
+    when every key is one. Time-window keys are checked together (runs in one step)."""
+    if isinstance(definition, TimeWindowPartitions):
+        try:
+            compile_time_windows(definition).check_keys(keys, now_of(at))
+        except InvalidPartitionKey:
+            pass  # which one: below
+        else:
+            return None
+    for position, key in enumerate(keys):
+        try:
+            check_key(definition, key, at)
+        except InvalidPartitionKey as error:
+            return position, error.message
+    return None
+
+
 def has_key(definition: PartitionsDefinition, key: str, at: Evaluation) -> bool:
     try:
         check_key(definition, key, at)
