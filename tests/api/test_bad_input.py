@@ -226,8 +226,8 @@ CASES = [
     BadInput(
         "event for an unknown asset",
         event_for_unknown_asset,
-        grpc.StatusCode.INVALID_ARGUMENT,
-        "UNKNOWN_ASSET",
+        grpc.StatusCode.NOT_FOUND,
+        "ASSET_NOT_FOUND",
         "events[0].materialization.asset_key",
     ),
 ]

@@ -17,6 +17,7 @@ from partition_deps.domain.definitions import Evaluation
 from partition_deps.domain.partitions import first_bad_key
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.definitions import NamespaceSnapshot
+from partition_deps.store.errors import AssetNotFound
 from partition_deps.store.events import EventsRepository, IngestResult
 
 SERVICE_NAME = "partitiondeps.v1.EventsService"
@@ -38,11 +39,9 @@ def _check_target(
     it has); its partition key is checked with the others of its asset and time."""
     asset = snapshot.assets.get(asset_key)
     if asset is None:
-        raise ApiError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "UNKNOWN_ASSET",
-            f"asset {asset_key!r} is not registered in namespace {snapshot.namespace!r}",
-            f"{field}.asset_key",
+        # The same reason as a query's unknown asset: one reason per situation.
+        raise AssetNotFound(
+            f"asset {asset_key!r} does not exist in {snapshot.namespace!r}", f"{field}.asset_key"
         )
     if (asset.partitions is None) != (partition_key is None):
         expectation = "has no partitions" if asset.partitions is None else "is partitioned"
