@@ -16,7 +16,7 @@ from types import FrameType
 
 from partition_deps import logs
 from partition_deps.api.auth import TokenTable
-from partition_deps.server import Config, Server, TlsFiles
+from partition_deps.server import EXIT_MARGIN_SECONDS, Config, Server, TlsFiles, exit_within
 from partition_deps.store.database import EmbeddedPostgres, PoolSettings, migrate
 
 logger = logging.getLogger("partition_deps.cli")
@@ -184,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         server.start(abandon=stop_requested)
         stop_requested.wait()
     finally:
+        exit_within(config.grace_seconds + EXIT_MARGIN_SECONDS)
         server.stop()
     return 0
 

@@ -26,7 +26,7 @@ import threading
 import time
 from types import FrameType
 
-from partition_deps.server import Config, Server
+from partition_deps.server import EXIT_MARGIN_SECONDS, Config, Server, exit_within
 from partition_deps.store.database import EmbeddedPostgres
 
 logger = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ def _serve_child(config: Config) -> int:
         server.start(abandon=stop_requested)
         stop_requested.wait()
     finally:
+        exit_within(config.grace_seconds + EXIT_MARGIN_SECONDS)
         server.stop()
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -377,3 +378,25 @@ class Server:
         if self.metrics is not None:
             self.metrics.stop()
         logger.info("stopped")
+
+
+# What the process may take beyond the grace period to stop the database pool, the embedded
+# Postgres and the metrics endpoint before it exits whatever still runs.
+EXIT_MARGIN_SECONDS = 4.5
+
+
+def exit_within(seconds: float) -> None:
+    """End the process `seconds` from now if it has not ended by then (status 1).
+
+    A call past the grace period is cancelled, but its handler thread runs on (Python cannot
+    stop a thread): one stuck in a long computation or a database wait held the process
+    for as long, 80 s and more after SIGTERM.
+    """
+
+    def force() -> None:
+        time.sleep(seconds)
+        logger.warning("calls still running after the grace period: exiting")
+        logging.shutdown()
+        os._exit(1)
+
+    threading.Thread(target=force, name="exit-deadline", daemon=True).start()

@@ -168,3 +168,48 @@ def test_sigterm_drains_in_flight_calls_and_refuses_new_ones(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_sigterm_ends_the_process_after_the_grace_period_whatever_its_calls_do(
+    database_url: str, namespace: str
+) -> None:
+    # A call blocked on a row lock this test holds (no deadline, so no statement timeout)
+    # kept its handler thread, and with it the process, alive past the grace period.
+    grace = 1
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "partition_deps.cli", "serve",
+         "--listen", f"127.0.0.1:{port}", "--database-url", database_url,
+         "--grace-seconds", str(grace), "--log-level", "INFO"],
+        env={**os.environ, "PYTHONPATH": str(REPO / "service")},
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    locker = psycopg.connect(database_url)
+    try:
+        eventually(lambda: _ping(channel) == grpc.StatusCode.OK)
+        definitions = definitions_service_pb2_grpc.DefinitionsServiceStub(channel)
+        definitions.ApplyAssets(
+            defs_pb.ApplyAssetsRequest(namespace=namespace, assets=[asset("daily", DAILY)])
+        )
+        locker.execute("SELECT 1 FROM namespaces WHERE name = %s FOR UPDATE", (namespace,))
+        stuck = definitions.ApplyAssets.future(
+            defs_pb.ApplyAssetsRequest(namespace=namespace, assets=[asset("other", DAILY)])
+        )
+        with psycopg.connect(database_url, autocommit=True) as observer:
+            eventually(lambda: _lock_waiters(observer) >= 1)
+
+        process.send_signal(signal.SIGTERM)
+        # Gone within grace + 5 s by design; the bound here only keeps a failing run short
+        # (without the deadline the process waits for the lock, which this test holds on).
+        _, stderr = process.communicate(timeout=grace + 60)
+        assert process.returncode == 1, stderr
+        assert "calls still running after the grace period" in stderr
+        assert stuck.exception() is not None  # cancelled, not answered
+    finally:
+        locker.rollback()
+        locker.close()
+        channel.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
