@@ -207,3 +207,31 @@ def test_a_staleness_page_token_is_signed_and_bound_to_its_request(
         error = raised.value
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
         assert error_info(error).reason == "INVALID_PAGE_TOKEN"
+
+
+def test_staleness_of_an_hourly_asset_far_in_the_future_is_refused_before_any_work(
+    stubs: Stubs, namespace: str
+) -> None:
+    # 2.4 million partitions at 2299: GetStaleness took 29 s and 2.3 GB, PlanRuns 36 s.
+    hourly = time_window("0 * * * *", fmt="%Y-%m-%d-%H:%M")
+    stubs.definitions.ApplyAssets(
+        defs_pb.ApplyAssetsRequest(namespace=namespace, assets=[asset("hourly", hourly)])
+    )
+    staleness = StalenessServiceStub(stubs.channel)
+    far = timestamp("2299-12-31T00:00:00+00:00")
+    calls = [
+        lambda: staleness.GetStaleness(
+            stale_pb.GetStalenessRequest(namespace=namespace, as_of=far)
+        ),
+        lambda: staleness.PlanRuns(
+            stale_pb.PlanRunsRequest(namespace=namespace, as_of=far, catch_up=True)
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(grpc.RpcError) as raised:
+            call()
+        error = raised.value
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error.details()
+        assert error_info(error).reason == "SELECTION_TOO_LARGE"
+    near = stale_pb.GetStalenessRequest(namespace=namespace, as_of=AS_OF)
+    assert staleness.GetStaleness(near).assets[0].missing_count == 24 * 60

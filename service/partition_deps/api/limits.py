@@ -59,6 +59,9 @@ def check_count(count: int, limit: int, what: str, field: str, reason: str) -> N
 # definition into a table of every tick of the years it spans (about 100 bytes a tick), so an
 # every-minute cron started decades ago would cost gigabytes: such a definition is refused.
 MAX_DEFINITION_PARTITIONS = 3_000_000
+# Partitions one GetStaleness or PlanRuns answer covers, counted at its as_of: 100,000 take
+# about 70 ms; the in-memory copies they read cost about 350 bytes a partition.
+MAX_STALENESS_PARTITIONS = 1_000_000
 
 
 def estimated_partitions(definition: PartitionsDefinition, now: datetime) -> int:

@@ -14,14 +14,14 @@ from typing import cast
 
 import grpc
 
-from partition_deps.api import convert, paging
+from partition_deps.api import convert, limits, paging
 from partition_deps.api.definitions_servicer import required_name
 from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import staleness_service_pb2 as pb
 from partition_deps.api.handlers import Method
 from partition_deps.api.queries_servicer import selected_keys
 from partition_deps.domain.assets import AssetDefinition
-from partition_deps.domain.definitions import Evaluation, TimeWindowPartitions
+from partition_deps.domain.definitions import DynamicPartitions, Evaluation, TimeWindowPartitions
 from partition_deps.domain.partitions import all_partitions, order_keys
 from partition_deps.domain.staleness import (
     PartitionStatus,
@@ -115,6 +115,30 @@ def _order(snapshot: NamespaceSnapshot) -> tuple[str, ...]:
     return order
 
 
+def _check_answer_size(
+    snapshot: NamespaceSnapshot, asset_keys: Sequence[str], as_of: datetime
+) -> None:
+    """RESOURCE_EXHAUSTED before any work when the assets asked about have more partitions at
+    `as_of` than one answer covers: an hourly asset asked about at 2299 has 2.4 million, which
+    took 29 s and 2.3 GB."""
+    total = 0
+    for asset_key in asset_keys:
+        partitions = snapshot.assets[asset_key].partitions
+        if partitions is None:
+            total += 1
+        elif isinstance(partitions, DynamicPartitions):
+            total += len(snapshot.dynamic_keys.get(partitions.name, ()))
+        else:
+            total += limits.estimated_partitions(partitions, as_of)
+    limits.check_count(
+        total,
+        limits.MAX_STALENESS_PARTITIONS,
+        f"partitions at {as_of.isoformat()} (about) in the assets asked about",
+        "asset_keys",
+        "SELECTION_TOO_LARGE",
+    )
+
+
 def _all_keys(asset: AssetDefinition, at: Evaluation) -> list[str | None]:
     if asset.partitions is None:
         return [None]
@@ -153,6 +177,7 @@ class StalenessServicer:
         snapshot, token, as_of, binding = self._begin(request)
         at = Evaluation(as_of, snapshot.dynamic_keys)
         asset_keys = _assets(snapshot, request.asset_keys, "asset_keys")
+        _check_answer_size(snapshot, asset_keys, as_of)
         size = paging.page_size(request.page_size, "page_size")
         candidates: dict[str, list[str | None]] = {}
         for asset_key in asset_keys:
@@ -256,6 +281,7 @@ class StalenessServicer:
         snapshot, token, as_of, binding = self._begin(request)
         at = Evaluation(as_of, snapshot.dynamic_keys)
         asset_keys = _assets(snapshot, request.asset_keys, "asset_keys")
+        _check_answer_size(snapshot, asset_keys, as_of)
         size = paging.page_size(request.page_size, "page_size")
         if request.limit < 0:
             raise convert.InvalidRequest("limit must not be negative", "limit")
