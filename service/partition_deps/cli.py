@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         exit_within(config.grace_seconds + EXIT_MARGIN_SECONDS)
         server.stop()
-    return 0
+    return server.exit_status
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def _serve_child(config: Config) -> int:
     finally:
         exit_within(config.grace_seconds + EXIT_MARGIN_SECONDS)
         server.stop()
-    return 0
+    return server.exit_status
 
 
 def serve_processes(config: Config, count: int) -> int:

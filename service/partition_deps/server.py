@@ -115,6 +115,10 @@ class Server:
         self._embedded: EmbeddedPostgres | None = None
         self._pool: ConnectionPool | None = None
         self._url: str | None = None
+        self._abandon: threading.Event | None = None
+        # 1 once the server stopped itself because its embedded Postgres died. Thread safety:
+        # written by the health thread before it sets `abandon`; read after stop() joined it.
+        self.exit_status = 0
         self._cache: DefinitionsCache | None = None
         self._grpc: grpc.Server | None = None
         # Thread safety: grpcio's HealthServicer guards its statuses with its own lock.
@@ -129,6 +133,9 @@ class Server:
         return self._cache
 
     def start(self, abandon: threading.Event | None = None) -> int:
+        """Serve; `abandon` is set to stop (by a signal, or by the server itself when its
+        embedded Postgres is gone: then `exit_status` is 1)."""
+        self._abandon = abandon
         config = self.config
         url = config.database_url
         if url is None:
@@ -245,11 +252,28 @@ class Server:
                 return True
             except psycopg.OperationalError as error:  # includes PoolTimeout
                 logger.warning("database not reachable yet", extra={"error": str(error)})
+            if self._embedded_gone():
+                return False
             if abandon is not None and abandon.wait(backoff):
                 return False
             if abandon is None:
                 time.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+    def _embedded_gone(self) -> bool:
+        """Whether the embedded Postgres died; if so, stop serving with exit status 1.
+
+        Nothing here restarts it: a supervisor restarts the whole service, where staying up
+        NOT_SERVING would wait forever.
+        """
+        if self._embedded is None or self._embedded.running():
+            return False
+        logger.error("embedded postgres is gone: stopping")
+        self.exit_status = 1
+        self._set_ready(False)
+        if self._abandon is not None:
+            self._abandon.set()
+        return True
 
     def _set_ready(self, ready: bool) -> None:
         status = (
@@ -279,6 +303,8 @@ class Server:
                 now_ready = False
                 if ready:
                     logger.warning("database unreachable", extra={"error": str(error)})
+                if self._embedded_gone():
+                    break
             if now_ready != ready and not self._stopping.is_set():
                 logger.info("readiness changed", extra={"ready": now_ready})
                 self._set_ready(now_ready)

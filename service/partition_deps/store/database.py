@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,17 +46,62 @@ class EmbeddedPostgres:
             # platformdirs warns at import when XDG_RUNTIME_DIR is unset (containers, CI);
             # pgserver then uses /tmp, which is fine.
             warnings.simplefilter("ignore")
-            from pgserver.postgres_server import get_server  # lazily: only embedded mode
+            from pgserver.postgres_server import PostgresServer, get_server  # embedded only
 
         data_dir.mkdir(parents=True, exist_ok=True)
+        with PostgresServer._lock:
+            _forget_dead_handles(data_dir / _HANDLES)
         self._server: Any = get_server(data_dir.resolve(), cleanup_mode="stop")
 
     @property
     def url(self) -> str:
         return str(self._server.get_uri())
 
+    def running(self) -> bool:
+        """Whether the postmaster this handle started (or found) still runs."""
+        try:
+            process = self._server.get_postmaster_info().process
+            # A killed postmaster whose parent has not reaped it yet is a zombie: not running.
+            return bool(process.is_running() and process.status() != "zombie")
+        except Exception:  # no postmaster known, or its process is gone
+            return False
+
     def stop(self) -> None:
-        self._server.cleanup()
+        try:
+            self._server.cleanup()
+        except Exception:
+            if self.running():
+                raise
+            # pgserver fails to signal a postmaster that died first: nothing is left to stop.
+            logger.warning("the embedded postgres had stopped already")
+
+
+# pgserver stops the postmaster when the last process holding a handle on the folder ends,
+# and lists those processes here. A process killed with -9 never leaves the list, so the
+# postmaster then outlived every later graceful stop: dead processes are dropped first.
+_HANDLES = ".handle_pids.json"
+
+
+def _forget_dead_handles(handles: Path) -> None:
+    if not handles.exists():
+        return
+    try:
+        pids = json.loads(handles.read_text())
+    except ValueError:
+        pids = []
+    alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, another user's
+    return True
 
 
 def open_pool(url: str, settings: PoolSettings, *, wait: bool = True) -> ConnectionPool:
