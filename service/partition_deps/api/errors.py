@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 from partition_deps.domain.errors import PartitionDepsError
+from partition_deps.domain.work import WorkAbandoned
 from partition_deps.store import errors as store_errors
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ def failure_of(error: BaseException) -> Failure:
             "MALFORMED_REQUEST",
             f"the request body is not a valid message: {error}",
         )
+    if isinstance(error, WorkAbandoned):
+        return Failure(grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", str(error))
     if isinstance(error, psycopg.errors.QueryCanceled):
         return Failure(grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", "query cancelled")
     if isinstance(error, psycopg.OperationalError):

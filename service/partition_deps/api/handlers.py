@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 
 from partition_deps.api.auth import check_namespaces, namespace_paths
 from partition_deps.api.errors import failure_of, to_status
+from partition_deps.domain.work import abandoned_when
 from partition_deps.store.database import statement_budget
 
 logger = logging.getLogger("partition_deps.access")
@@ -71,7 +72,9 @@ def _unary(
         try:
             request = parse(body)
             check_namespaces(request, namespaces)
-            return call(request, context)
+            # A call whose deadline passed or whose client cancelled it stops computing.
+            with abandoned_when(lambda: not context.is_active()):
+                return call(request, context)
         except Exception as error:
             _abort(context, full_name, error)
         finally:
@@ -99,7 +102,8 @@ def _client_stream(
     def behaviour(bodies: Iterator[bytes], context: grpc.ServicerContext) -> Message:
         budget = statement_budget.set(context.time_remaining())
         try:
-            return call((checked(body) for body in bodies), context)
+            with abandoned_when(lambda: not context.is_active()):
+                return call((checked(body) for body in bodies), context)
         except Exception as error:
             _abort(context, full_name, error)
         finally:

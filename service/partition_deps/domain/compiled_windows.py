@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from partition_deps.domain.cron import Cron, parse_cron
 from partition_deps.domain.definitions import TimeWindowPartitions
 from partition_deps.domain.errors import InvalidDefinition, InvalidPartitionKey, OutsideCalendar
+from partition_deps.domain.work import checkpoint
 from partition_deps.domain.years import FIRST_TABLE_YEAR, LAST_TABLE_YEAR
 
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
@@ -308,6 +309,7 @@ class TimeWindows:
     def _ticks_of_years(self, first: int, last: int) -> list[int]:
         ticks: list[int] = []
         for year in range(first, last + 1):
+            checkpoint()  # an abandoned growth publishes nothing: the table stays as it was
             year_ticks, overrides = _ticks_of_year(self.cron, self.tz, year)
             ticks.extend(year_ticks)
             self._wall_overrides.update(overrides)
@@ -401,7 +403,9 @@ class TimeWindows:
     def _unexcluded(self, index: int, step: int) -> int:
         """The first index from `index` on, walking by `step`, of a window not excluded;
         OutsideCalendar past `_EXCLUDED_RUN` excluded windows in a row."""
-        for _ in range(_EXCLUDED_RUN):
+        for step_count in range(_EXCLUDED_RUN):
+            if step_count and not step_count % 4096:
+                checkpoint()
             table = self._table_holding(index, index + 2)
             if not table.excluded[index - table.base]:
                 return index
@@ -519,9 +523,12 @@ class TimeWindows:
         walk over excluded ticks stops at `limit` instead of going on to the calendar's end."""
         index = self._index_at_or_after(ts)
         while True:
+            checkpoint()
             table = self._table_holding(index, index + 2)
             ticks, excluded, base = table.ticks, table.excluded, table.base
             while index < base + len(ticks) - 1:
+                if not index % 4096:
+                    checkpoint()
                 if ticks[index - base] >= limit:
                     return None
                 if not excluded[index - base]:
@@ -657,6 +664,7 @@ class TimeWindows:
             chunk_end = min(chunk + block, len(ticks))  # whole blocks, or the table's tail
             if formatted.find(0, chunk, chunk_end) == -1:
                 continue
+            checkpoint()
             # Keys first, then their flags, each in one slice assignment (see `TickTable`).
             keys[chunk:chunk_end] = self._format_ticks(ticks[chunk:chunk_end])
             formatted[chunk:chunk_end] = b"\x01" * (chunk_end - chunk)
@@ -1054,6 +1062,8 @@ class TimeWindows:
             table = self._table_holding(index, index + 2)
             ticks, excluded, base = table.ticks, table.excluded, table.base
             while index < base + len(ticks) - 1:  # windows whose end is in this table
+                if not index % 4096:
+                    checkpoint()
                 if ticks[index - base] >= window.end:
                     return
                 if not excluded[index - base]:

@@ -26,6 +26,7 @@ from partition_deps.domain.dependencies import upstream_partitions
 from partition_deps.domain.mappings.inference import resolve_mapping
 from partition_deps.domain.mappings.kinds import AllMapping
 from partition_deps.domain.partitions import all_partitions, sorted_dimensions
+from partition_deps.domain.work import checkpoint
 
 # Dagster skips a dependency edge that maps to this many upstream partitions or more.
 DAGSTER_PARTITION_CUTOFF = 100
@@ -187,7 +188,12 @@ def statuses(
     options: StalenessOptions = StalenessOptions(),
 ) -> list[PartitionStatus]:
     context = _Context(graph, history, at, options)
-    return [_status(context, asset_key, key) for key in partition_keys]
+    answer: list[PartitionStatus] = []
+    for count, key in enumerate(partition_keys):
+        if not count % 1024:
+            checkpoint()
+        answer.append(_status(context, asset_key, key))
+    return answer
 
 
 def _status(context: _Context, asset_key: str, partition_key: str | None) -> PartitionStatus:
