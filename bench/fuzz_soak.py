@@ -8,8 +8,11 @@ Starts an embedded Postgres and `partition-deps serve` as a child process (kille
 the end), seeds a namespace, then sends valid, invalid, random and malformed bodies (the
 strategies of tests/api/fuzzing.py) round-robin over the RPCs. Every INTERNAL or UNKNOWN answer
 is collected (not just the first); at the end the server must still answer health SERVING.
-Prints the status-code counts, the bad answers, the server's RSS before and after; exit status
-1 if any call was answered INTERNAL/UNKNOWN or the server died.
+The pools include hostile inputs: formats with a repeated directive, every-minute exclusions,
+5,000-character keys, forged page tokens, as_of at the calendar's far end. Prints the
+status-code counts, the bad answers, calls answered more than 1 s past their 30 s deadline and
+the server's RSS (before, after, sampled peak); exit status 1 if any call was answered
+INTERNAL/UNKNOWN or late, the server's RSS passed 1 GiB, or the server died.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ from partition_deps.server import SERVICE_NAMES  # noqa: E402
 from partition_deps.store.database import EmbeddedPostgres  # noqa: E402
 from tests.api.fuzzing import BAD_CODES, Rpc, bodies, outcome, rpcs, seed_events, seed_requests  # noqa: E402
 
+# Each call's deadline; a call answered more than a second after it counts as late.
+CALL_TIMEOUT = 30.0
+
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -66,12 +72,31 @@ def _serving(channel: grpc.Channel) -> bool:
     return bool(status.status == health_pb2.HealthCheckResponse.SERVING)
 
 
+class Watch:
+    """What the soak watches besides status codes: calls that overran their deadline, and the
+    server's memory (sampled every few hundred calls)."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+        self.calls = 0
+        self.late: list[tuple[str, float]] = []
+        self.peak_rss_kib = 0
+
+    def record(self, path: str, elapsed: float) -> None:
+        self.calls += 1
+        if elapsed > CALL_TIMEOUT + 1:
+            self.late.append((path, elapsed))
+        if self.pid is not None and self.calls % 500 == 0:
+            self.peak_rss_kib = max(self.peak_rss_kib, _rss_kib(self.pid))
+
+
 def _fuzzer(
     channel: grpc.Channel,
     rpc: Rpc,
     examples: int,
     codes: collections.Counter[str],
     bad: list[tuple[str, str, list[bytes]]],
+    watch: Watch,
 ) -> Any:
     @settings(
         max_examples=examples,
@@ -83,7 +108,9 @@ def _fuzzer(
     @given(data=st.data())
     def fuzz(data: Any) -> None:
         payload = data.draw(bodies(rpc))
-        code = outcome(channel, rpc, payload)
+        started = time.monotonic()
+        code = outcome(channel, rpc, payload, CALL_TIMEOUT)
+        watch.record(rpc.path, time.monotonic() - started)
         codes[code.name] += 1
         if code in BAD_CODES:
             bad.append((rpc.path, code.name, payload))
@@ -141,10 +168,11 @@ def main() -> int:
         methods = rpcs(SERVICE_NAMES)
         codes: collections.Counter[str] = collections.Counter()
         bad: list[tuple[str, str, list[bytes]]] = []
+        watch = Watch(server.pid if server else None)
         started = time.monotonic()
         per_method = max(1, args.calls // len(methods))
         for index, rpc in enumerate(methods):
-            fuzz = _fuzzer(channel, rpc, per_method, codes, bad)
+            fuzz = _fuzzer(channel, rpc, per_method, codes, bad, watch)
             # A seed per method so reruns with --seed reproduce.
             seed(args.seed * 1000 + index)(fuzz)()
             print(
@@ -171,12 +199,19 @@ def main() -> int:
     for name, count in codes.most_common():
         print(f"  {name:20} {count}")
     if rss_before:
-        print(f"server RSS: {rss_before / 1024:.0f} MiB -> {rss_after / 1024:.0f} MiB")
+        print(
+            f"server RSS: {rss_before / 1024:.0f} MiB -> {rss_after / 1024:.0f} MiB,"
+            f" peak sampled {watch.peak_rss_kib / 1024:.0f} MiB (limit 1024)"
+        )
     print(f"server alive and SERVING afterwards: {alive}")
     for path, code, payload in bad[:20]:
         print(f"BAD {code} {path} {payload!r}"[:2000])
     print(f"INTERNAL/UNKNOWN answers: {len(bad)}")
-    return 0 if alive and not bad else 1
+    for path, elapsed in watch.late[:20]:
+        print(f"LATE {path} answered after {elapsed:.1f}s (deadline {CALL_TIMEOUT:.0f}s)")
+    print(f"calls answered more than 1 s past their deadline: {len(watch.late)}")
+    too_big = watch.peak_rss_kib > 1024 * 1024
+    return 0 if alive and not bad and not watch.late and not too_big else 1
 
 
 if __name__ == "__main__":

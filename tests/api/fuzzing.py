@@ -48,7 +48,19 @@ CRONS = (
     "",
 )
 ZONES = ("UTC", "America/New_York", "Europe/London", "Asia/Kolkata", "Australia/Lord_Howe")
-FORMATS = ("%Y-%m-%d", "%Y-%m-%d-%H:%M", "%Y%m%d", "%Y-%m", "%d/%m/%Y %H", "%%", "%", "%Q")
+# "%Y-%Y" and "%H%H": strptime cannot read a directive given twice (once INTERNAL).
+FORMATS = (
+    "%Y-%m-%d",
+    "%Y-%m-%d-%H:%M",
+    "%Y%m%d",
+    "%Y-%m",
+    "%d/%m/%Y %H",
+    "%%",
+    "%",
+    "%Q",
+    "%Y-%Y",
+    "%H%H",
+)
 WALL_TIMES = (
     "2024-01-01T00:00:00",
     "2023-03-12T02:30:00",
@@ -72,6 +84,15 @@ KEYS = (
     "9999-12-31",
     "0001-01-01",
     "2301-01-01",
+    "2024-01-01" + "x" * 5_000,  # quoted in errors: once past gRPC's metadata limit
+)
+# Page tokens made up or altered: unsigned JSON (a boolean or a huge offset once reached SQL
+# and Python ints), a signature that does not match, not base64 at all.
+FORGED_TOKENS = (
+    "WyJhIix0cnVlXQ",  # ["a",true]
+    "WzAsMTAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAsMSwwXQ",  # [0,10**25,1,0]
+    "WzEwXQ.AAAAAAAAAAAAAAAAAAAAAA",
+    "%%%",
 )
 DYNAMIC_NAMES = ("customers", "regions", "")
 DIMENSION_NAMES = ("date", "region", "a", "")
@@ -86,6 +107,7 @@ SECONDS = (
     253_402_300_799,  # 9999-12-31
     253_402_300_800,
     10_413_792_000,  # 2300-01-01
+    10_413_705_600,  # 2299-12-31: the far end of the calendar
     -(2**63),
     2**63 - 1,
 )
@@ -108,6 +130,7 @@ _POOLS: dict[str, Sequence[str]] = {
     "first_partition_key": KEYS,
     "last_partition_key": KEYS,
     "definition_name": DYNAMIC_NAMES,
+    "page_token": FORGED_TOKENS,
     "name": DIMENSION_NAMES + DYNAMIC_NAMES,
 }
 
@@ -333,9 +356,11 @@ def call(channel: grpc.Channel, rpc: Rpc, payload: list[bytes], timeout: float =
 BAD_CODES = (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
 
 
-def outcome(channel: grpc.Channel, rpc: Rpc, payload: list[bytes]) -> grpc.StatusCode:
+def outcome(
+    channel: grpc.Channel, rpc: Rpc, payload: list[bytes], timeout: float = 30
+) -> grpc.StatusCode:
     try:
-        call(channel, rpc, payload)
+        call(channel, rpc, payload, timeout)
     except grpc.RpcError as error:
         return error.code()  # type: ignore[attr-defined, no-any-return]
     return grpc.StatusCode.OK
