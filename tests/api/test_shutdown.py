@@ -56,6 +56,17 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _serve(database_url: str, port: int, grace: float) -> subprocess.Popen[str]:
+    """`partition-deps serve` as a process of its own, its log on stderr."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "partition_deps.cli", "serve",
+         "--listen", f"127.0.0.1:{port}", "--database-url", database_url,
+         "--grace-seconds", str(grace), "--log-level", "INFO"],
+        env={**os.environ, "PYTHONPATH": str(REPO / "service")},
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
 def _ping(channel: grpc.Channel) -> grpc.StatusCode:
     try:
         diagnostics_service_pb2_grpc.DiagnosticsServiceStub(channel).Ping(
@@ -78,13 +89,7 @@ def test_sigterm_drains_in_flight_calls_and_refuses_new_ones(
     database_url: str, namespace: str
 ) -> None:
     port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "partition_deps.cli", "serve",
-         "--listen", f"127.0.0.1:{port}", "--database-url", database_url,
-         "--grace-seconds", str(GRACE_SECONDS), "--log-level", "INFO"],
-        env={**os.environ, "PYTHONPATH": str(REPO / "service")},
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    process = _serve(database_url, port, GRACE_SECONDS)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
         health = health_pb2_grpc.HealthStub(channel)
@@ -177,13 +182,7 @@ def test_sigterm_ends_the_process_after_the_grace_period_whatever_its_calls_do(
     # kept its handler thread, and with it the process, alive past the grace period.
     grace = 1
     port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "partition_deps.cli", "serve",
-         "--listen", f"127.0.0.1:{port}", "--database-url", database_url,
-         "--grace-seconds", str(grace), "--log-level", "INFO"],
-        env={**os.environ, "PYTHONPATH": str(REPO / "service")},
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    process = _serve(database_url, port, grace)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     locker = psycopg.connect(database_url)
     try:
