@@ -26,7 +26,7 @@ What it does:
   of the upstream (the copy catches up on them; the answer changes every time), and
   PlanRuns with catch-up (every partition a candidate) of the same asset.
 
-Targets (DESIGN.md §6): 100,000 partitions under 100 ms, 10,000 under 15 ms, ingest at least
+Targets: 100,000 partitions under 100 ms, 10,000 under 15 ms, ingest at least
 30,000 events/s. The machine is shared and noisy (30-50 % drift within an hour).
 """
 

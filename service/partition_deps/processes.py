@@ -1,8 +1,8 @@
 """`serve --processes N`: N serving processes on one port (SO_REUSEPORT), one supervisor.
 
 The supervisor starts the embedded Postgres if there is one, then forks the serving processes
-before any grpc or psycopg object exists in it (GRPC-NOTES: forking after grpc started its
-threads is unsafe). Each child is a complete server (`Server`) with its own pool, definitions
+before any grpc or psycopg object exists in it (forking after grpcio started its threads is
+unsafe). Each child is a complete server (`Server`) with its own pool, definitions
 cache, response memo and health service; the kernel spreads connections, not calls, over them.
 
 - Health: each child answers for itself and is SERVING once its own database preparation is

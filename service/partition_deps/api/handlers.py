@@ -2,8 +2,9 @@
 
 grpcio turns an unparseable request into INTERNAL before a servicer runs; registering with
 `request_deserializer=None` hands us the bytes, so a malformed body becomes INVALID_ARGUMENT
-(GRPC-NOTES). Every exception is mapped through api/errors.py here, in one place; timing and
-logging wrap the behaviour function (not the interceptor, which runs on the polling thread).
+with details of our own. Every exception is mapped through api/errors.py here, in one place;
+timing and logging wrap the behaviour function (not the interceptor, which runs on the
+polling thread).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Prometheus metrics: calls and latency per method and status code, pool use, events ingested.
 
 Served over HTTP on their own address (`--metrics-listen`), never on the gRPC port. A server
-interceptor wraps each handler's behaviour function (GRPC-NOTES: `intercept_service` itself
-runs on the polling thread, before the call); the wrapped handler is built once per method.
+interceptor wraps each handler's behaviour function (grpcio runs `intercept_service` itself
+on its polling thread, before the call); the wrapped handler is built once per method.
 The status code is the one the call ended with: `context.code()` after an abort, UNKNOWN for an
 exception that did not set one, OK otherwise.
 

@@ -7,8 +7,8 @@ as the generation is current. Without one, the answer at the server's clock is v
 second it was computed at until the next instant at which a definition involved gains or loses
 a partition (domain/horizon.py); a hit then puts the current clock into the answer's `as_of`,
 which is field 1 of every memoised response, so the bytes are exactly those that computing the
-answer afresh would give (`SerializeToString` writes fields in field-number order; `split`
-checks it on every miss).
+answer afresh would give (`SerializeToString` writes fields in field-number order; `_entry`
+checks it on every miss, and keeps nothing when it does not hold).
 
 Entries of older generations are never looked up again and leave with the LRU order.
 """

@@ -1,4 +1,5 @@
-"""Domain values <-> JSON, in the conformance-case format (tests/conformance/README)."""
+"""Domain values <-> JSON, in the format of the conformance cases (tests/conformance/cases.jsonl:
+definitions, mappings and keys as Dagster's own names and fields)."""
 
 from __future__ import annotations
 

@@ -443,7 +443,7 @@ class StalenessEngine:
     `statuses(asset, keys)` returns the partitions that are not FRESH, by position in `keys`;
     every other position is FRESH. `set_based=False` forces the domain rules (for tests).
     From `mirror_min_keys` asked keys on, the set-based path compares the in-memory copies of
-    the asset's and its upstreams' latest states (`StalenessReader.mirrored_rows`) instead of
+    the asset's and its upstreams' latest states (`_mirrored_candidates`) instead of
     joining them in Postgres; below, one query driven by the asked keys does it.
     """
 

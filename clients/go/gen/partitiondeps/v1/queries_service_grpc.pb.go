@@ -36,10 +36,8 @@ const (
 //
 // Every query takes `as_of`, the instant that counts as now (unset: the server's clock), and
 // returns the instant it used. Stored forms read the namespace's assets; inline forms carry the
-// definitions and mapping in the request and read nothing from the store.
-//
-// Later additions belong here too: GetStaleness (which partitions are stale, and why) and
-// PlanRuns (what should run now), in stored and inline forms, sharing PartitionSelection.
+// definitions and mapping in the request and read nothing from the store. Staleness and plans
+// are StalenessService's.
 type QueriesServiceClient interface {
 	// Which partitions of each upstream asset the selected partitions of an asset need.
 	GetUpstreamPartitions(ctx context.Context, in *GetUpstreamPartitionsRequest, opts ...grpc.CallOption) (*GetUpstreamPartitionsResponse, error)
@@ -143,10 +141,8 @@ func (c *queriesServiceClient) GetPartitionKeyForTimestamp(ctx context.Context, 
 //
 // Every query takes `as_of`, the instant that counts as now (unset: the server's clock), and
 // returns the instant it used. Stored forms read the namespace's assets; inline forms carry the
-// definitions and mapping in the request and read nothing from the store.
-//
-// Later additions belong here too: GetStaleness (which partitions are stale, and why) and
-// PlanRuns (what should run now), in stored and inline forms, sharing PartitionSelection.
+// definitions and mapping in the request and read nothing from the store. Staleness and plans
+// are StalenessService's.
 type QueriesServiceServer interface {
 	// Which partitions of each upstream asset the selected partitions of an asset need.
 	GetUpstreamPartitions(context.Context, *GetUpstreamPartitionsRequest) (*GetUpstreamPartitionsResponse, error)

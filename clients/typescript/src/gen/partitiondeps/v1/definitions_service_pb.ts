@@ -217,7 +217,7 @@ export type ListAssetsRequest = Message<"partitiondeps.v1.ListAssetsRequest"> & 
   namespace: string;
 
   /**
-   * At most this many assets (default 100, at most 1000).
+   * At most this many assets (default 100, at most 10000).
    *
    * @generated from field: int32 page_size = 2;
    */

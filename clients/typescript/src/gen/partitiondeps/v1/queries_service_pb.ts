@@ -731,10 +731,8 @@ export const GetPartitionKeyForTimestampResponseSchema: GenMessage<GetPartitionK
  *
  * Every query takes `as_of`, the instant that counts as now (unset: the server's clock), and
  * returns the instant it used. Stored forms read the namespace's assets; inline forms carry the
- * definitions and mapping in the request and read nothing from the store.
- *
- * Later additions belong here too: GetStaleness (which partitions are stale, and why) and
- * PlanRuns (what should run now), in stored and inline forms, sharing PartitionSelection.
+ * definitions and mapping in the request and read nothing from the store. Staleness and plans
+ * are StalenessService's.
  *
  * @generated from service partitiondeps.v1.QueriesService
  */

@@ -32,10 +32,8 @@ class QueriesServiceStub:
 
     Every query takes `as_of`, the instant that counts as now (unset: the server's clock), and
     returns the instant it used. Stored forms read the namespace's assets; inline forms carry the
-    definitions and mapping in the request and read nothing from the store.
-
-    Later additions belong here too: GetStaleness (which partitions are stale, and why) and
-    PlanRuns (what should run now), in stored and inline forms, sharing PartitionSelection.
+    definitions and mapping in the request and read nothing from the store. Staleness and plans
+    are StalenessService's.
     """
 
     @_typing.overload
@@ -63,10 +61,8 @@ class QueriesServiceAsyncStub(QueriesServiceStub):
 
     Every query takes `as_of`, the instant that counts as now (unset: the server's clock), and
     returns the instant it used. Stored forms read the namespace's assets; inline forms carry the
-    definitions and mapping in the request and read nothing from the store.
-
-    Later additions belong here too: GetStaleness (which partitions are stale, and why) and
-    PlanRuns (what should run now), in stored and inline forms, sharing PartitionSelection.
+    definitions and mapping in the request and read nothing from the store. Staleness and plans
+    are StalenessService's.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -90,10 +86,8 @@ class QueriesServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Every query takes `as_of`, the instant that counts as now (unset: the server's clock), and
     returns the instant it used. Stored forms read the namespace's assets; inline forms carry the
-    definitions and mapping in the request and read nothing from the store.
-
-    Later additions belong here too: GetStaleness (which partitions are stale, and why) and
-    PlanRuns (what should run now), in stored and inline forms, sharing PartitionSelection.
+    definitions and mapping in the request and read nothing from the store. Staleness and plans
+    are StalenessService's.
     """
 
     @_abc_1.abstractmethod

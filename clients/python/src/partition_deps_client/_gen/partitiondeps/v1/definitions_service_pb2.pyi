@@ -217,7 +217,7 @@ class ListAssetsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     page_size: _builtins.int
-    """At most this many assets (default 100, at most 1000)."""
+    """At most this many assets (default 100, at most 10000)."""
     page_token: _builtins.str
     def __init__(
         self,

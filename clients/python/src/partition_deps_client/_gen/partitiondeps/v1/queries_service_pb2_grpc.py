@@ -31,10 +31,8 @@ class QueriesServiceStub:
 
     Every query takes `as_of`, the instant that counts as now (unset: the server's clock), and
     returns the instant it used. Stored forms read the namespace's assets; inline forms carry the
-    definitions and mapping in the request and read nothing from the store.
-
-    Later additions belong here too: GetStaleness (which partitions are stale, and why) and
-    PlanRuns (what should run now), in stored and inline forms, sharing PartitionSelection.
+    definitions and mapping in the request and read nothing from the store. Staleness and plans
+    are StalenessService's.
     """
 
     def __init__(self, channel):
@@ -85,10 +83,8 @@ class QueriesServiceServicer:
 
     Every query takes `as_of`, the instant that counts as now (unset: the server's clock), and
     returns the instant it used. Stored forms read the namespace's assets; inline forms carry the
-    definitions and mapping in the request and read nothing from the store.
-
-    Later additions belong here too: GetStaleness (which partitions are stale, and why) and
-    PlanRuns (what should run now), in stored and inline forms, sharing PartitionSelection.
+    definitions and mapping in the request and read nothing from the store. Staleness and plans
+    are StalenessService's.
     """
 
     def GetUpstreamPartitions(self, request, context):
@@ -191,10 +187,8 @@ class QueriesService:
 
     Every query takes `as_of`, the instant that counts as now (unset: the server's clock), and
     returns the instant it used. Stored forms read the namespace's assets; inline forms carry the
-    definitions and mapping in the request and read nothing from the store.
-
-    Later additions belong here too: GetStaleness (which partitions are stale, and why) and
-    PlanRuns (what should run now), in stored and inline forms, sharing PartitionSelection.
+    definitions and mapping in the request and read nothing from the store. Staleness and plans
+    are StalenessService's.
     """
 
     @staticmethod
