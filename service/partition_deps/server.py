@@ -295,10 +295,11 @@ class Server:
             try:
                 # While ready, a probe of its own: a pool busy with writes is still serving.
                 # Back to ready only once the pool hands out a working connection too.
-                now_ready = probe.reachable()
+                probe.check()
                 if not ready:
                     with self._pool.connection(timeout=wait) as conn:
                         conn.execute("SELECT 1")
+                now_ready = True
             except Exception as error:  # any failure to reach the database means not ready
                 now_ready = False
                 if ready:

@@ -32,7 +32,8 @@ def _check_target(
     asset_key: str,
     partition_key: str | None,
     field: str,
-    when: tuple[datetime, tuple[int, int]],
+    event_time: datetime,
+    order: tuple[int, int],
     pending: _Pending,
 ) -> None:
     """Refuse an event for an unknown asset, or a key where the asset has none (or none where
@@ -52,7 +53,6 @@ def _check_target(
             f"{field}.partition_key",
         )
     if partition_key is not None:
-        event_time, order = when
         pending.setdefault((asset_key, event_time), []).append(
             (order, partition_key, f"{field}.partition_key")
         )
@@ -93,7 +93,8 @@ def events_from_proto(
                     event.asset_key,
                     event.partition_key,
                     f"{at}.{message.WhichOneof('kind')}",
-                    (event.event_time, (index, 0)),
+                    event.event_time,
+                    (index, 0),
                     pending,
                 )
             case events.RunStarted():
@@ -103,7 +104,8 @@ def events_from_proto(
                         target.asset_key,
                         target.partition_key,
                         f"{at}.run_started.targets[{position}]",
-                        (event.event_time, (index, position)),
+                        event.event_time,
+                        (index, position),
                         pending,
                     )
             case events.RunFailed():

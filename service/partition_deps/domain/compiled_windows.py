@@ -521,19 +521,7 @@ class TimeWindows:
     def _first_window_index_before(self, ts: int, limit: int) -> int | None:
         """Index of the first window not excluded that starts in `[ts, limit)`, or None: the
         walk over excluded ticks stops at `limit` instead of going on to the calendar's end."""
-        index = self._index_at_or_after(ts)
-        while True:
-            checkpoint()
-            table = self._table_holding(index, index + 2)
-            ticks, excluded, base = table.ticks, table.excluded, table.base
-            while index < base + len(ticks) - 1:
-                if not index % 4096:
-                    checkpoint()
-                if ticks[index - base] >= limit:
-                    return None
-                if not excluded[index - base]:
-                    return index
-                index += 1
+        return next(self.keys_in_window(Window(ts, limit)), None)
 
     def _compute_bounds(self, now: int) -> tuple[int, int] | None:
         if self.end_ts is not None and self.end_ts <= self.start_ts:

@@ -133,7 +133,7 @@ class DatabaseProbe:
         self._timeout_seconds = timeout_seconds
         self._connection: psycopg.Connection[Any] | None = None
 
-    def reachable(self) -> bool:
+    def check(self) -> None:
         """One `SELECT 1`, reconnecting first if the last one failed; raises what failed."""
         milliseconds = max(1, int(self._timeout_seconds * 1000))
         try:
@@ -149,7 +149,6 @@ class DatabaseProbe:
         except Exception:
             self.close()
             raise
-        return True
 
     def close(self) -> None:
         if self._connection is not None:

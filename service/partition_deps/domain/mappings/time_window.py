@@ -13,7 +13,7 @@ import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from partition_deps.domain.compiled_windows import TimeWindows, Window, zone
+from partition_deps.domain.compiled_windows import TimeWindows, Window
 from partition_deps.domain.definitions import TimeWindowPartitions
 from partition_deps.domain.errors import MappingError, OutsideCalendar
 from partition_deps.domain.partitions import statuses_in
@@ -41,20 +41,19 @@ class PairRules:
 
 # Thread safety: functools.lru_cache locks its own bookkeeping; values are frozen.
 @functools.lru_cache(maxsize=1024)
-def _pair_rules(origin: TimeWindowPartitions, target: TimeWindowPartitions) -> PairRules:
+def _pair_rules(
+    origin: TimeWindowPartitions,
+    target: TimeWindowPartitions,
+    target_ends_no_earlier: bool,
+    daily_to_hourly: bool,
+) -> PairRules:
     same_but_bounds = (
         origin.timezone == target.timezone
         and origin.fmt == target.fmt
         and origin.cron_schedule == target.cron_schedule
         and origin.end_offset == target.end_offset
         and origin.exclusions == target.exclusions
-        and _ends_no_earlier(target, origin)
-    )
-    daily_to_hourly = (
-        origin.cron_schedule == "0 0 * * *"
-        and not origin.exclusions
-        and target.cron_schedule == "0 * * * *"
-        and not target.exclusions
+        and target_ends_no_earlier
     )
     return PairRules(
         same_zone=origin.timezone == target.timezone,
@@ -65,21 +64,15 @@ def _pair_rules(origin: TimeWindowPartitions, target: TimeWindowPartitions) -> P
     )
 
 
-def _ends_no_earlier(first: TimeWindowPartitions, second: TimeWindowPartitions) -> bool:
-    """Whether `first` has no end, or ends no earlier than `second` (as instants: a wall
-    time in a DST gap can be later than the wall time after it)."""
-    if first.end is None:
-        return True
-    if second.end is None:
-        return False
-    return int(first.end.replace(tzinfo=zone(first.timezone)).timestamp()) >= int(
-        second.end.replace(tzinfo=zone(second.timezone)).timestamp()
-    )
-
-
 def pair_rules(origin: TimeWindows, target: TimeWindows) -> PairRules:
     """The rules of mapping `origin`'s windows to `target`'s, classified once per pair."""
-    return _pair_rules(origin.definition, target.definition)
+    return _pair_rules(
+        origin.definition,
+        target.definition,
+        # Compared as instants: a wall time in a DST gap can be later than the one after it.
+        target.end_ts is None or (origin.end_ts is not None and target.end_ts >= origin.end_ts),
+        origin.is_basic_daily and target.is_basic_hourly,
+    )
 
 
 @dataclass(frozen=True)
