@@ -29,7 +29,7 @@ from typing import Any
 
 from partition_deps.domain.assets import AssetDefinition
 from partition_deps.domain.automation.conditions import Condition
-from partition_deps.domain.automation.history import AssetHistory, EventHistory, RunStatus
+from partition_deps.domain.automation.facts import Facts
 from partition_deps.domain.compiled_windows import compile_time_windows
 from partition_deps.domain.definitions import (
     Evaluation,
@@ -280,7 +280,6 @@ class AssetState:
 
     requested: tuple[str | None, ...]
     evaluation_time: float
-    last_position: int
     partitions: str
     # Per node id: {"true": [...]} (since), {"child": [...]} (newly_true), {"value": s}.
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -291,7 +290,6 @@ class TickState:
     """Everything a tick remembers for the next one (Dagster's cursor)."""
 
     evaluation_time: float | None = None
-    last_position: int = 0
     assets: dict[str, AssetState] = field(default_factory=dict)
     # Partitions whose latest run failed, per asset: they stay failed until materialized.
     failed: dict[str, tuple[str | None, ...]] = field(default_factory=dict)
@@ -299,12 +297,10 @@ class TickState:
     def to_json(self) -> dict[str, Any]:
         return {
             "evaluation_time": self.evaluation_time,
-            "last_position": self.last_position,
             "assets": {
                 key: {
                     "requested": list(state.requested),
                     "evaluation_time": state.evaluation_time,
-                    "last_position": state.last_position,
                     "partitions": state.partitions,
                     "nodes": state.nodes,
                 }
@@ -317,12 +313,10 @@ class TickState:
     def from_json(data: Mapping[str, Any]) -> TickState:
         return TickState(
             evaluation_time=data.get("evaluation_time"),
-            last_position=int(data.get("last_position", 0)),
             assets={
                 key: AssetState(
                     requested=tuple(value["requested"]),
                     evaluation_time=float(value["evaluation_time"]),
-                    last_position=int(value["last_position"]),
                     partitions=str(value["partitions"]),
                     nodes=dict(value["nodes"]),
                 )
@@ -354,13 +348,13 @@ class _Result:
 
 def evaluate_tick(
     assets: Sequence[AssetDefinition],
-    history: EventHistory,
+    facts: Facts,
     previous: TickState | None,
     evaluation_time: datetime,
     dynamic_keys: Mapping[str, Sequence[str]] | None = None,
 ) -> TickOutcome:
     """Evaluate every asset that has a condition at `evaluation_time`."""
-    tick = _Tick(assets, history, previous or TickState(), evaluation_time, dynamic_keys or {})
+    tick = _Tick(assets, facts, previous or TickState(), evaluation_time, dynamic_keys or {})
     return tick.run()
 
 
@@ -372,13 +366,13 @@ class _Tick:
     def __init__(
         self,
         assets: Sequence[AssetDefinition],
-        history: EventHistory,
+        facts: Facts,
         previous: TickState,
         evaluation_time: datetime,
         dynamic_keys: Mapping[str, Sequence[str]],
     ) -> None:
         self.assets = {asset.key: asset for asset in assets}
-        self.history = history
+        self.facts = facts
         self.previous = previous
         self.now = evaluation_time.timestamp()
         self.at = Evaluation(evaluation_time, dynamic_keys)
@@ -485,89 +479,33 @@ class _Tick:
 
     # -- facts --
 
-    def asset_history(self, key: str) -> AssetHistory:
-        return self.history.assets.get(key) or AssetHistory()
-
     def observable(self, key: str) -> bool:
         asset = self.assets.get(key)
         return asset is not None and asset.observable_source
 
-    def materialized(self, key: str) -> Keys:
-        history = self.asset_history(key)
-        keys = set(history.materializations)
-        if self.observable(key):
-            keys |= set(history.observations)
-        return frozenset(keys)
-
     def _refresh_failed(self) -> dict[str, Keys]:
         """Partitions whose latest run failed, per partitioned asset: they stay failed until
-        materialized (Dagster's partition status cache)."""
+        materialized again (Dagster's partition status cache)."""
         failed: dict[str, Keys] = {}
-        previous_position = self.previous.last_position
-        for key, history in self.history.assets.items():
-            if self.definition(key) is None:
+        for key, asset in self.assets.items():
+            if asset.partitions is None:
                 continue
-            keys = set(self.previous.failed.get(key, ()))
-            for partition, updates in history.materializations.items():
-                if partition in keys and updates[-1].position > previous_position:
-                    keys.discard(partition)
-            for partition, (position, run_id) in history.planned.items():
-                run = self.history.runs.get(run_id)
-                if run is None or run.status is not RunStatus.FAILED:
-                    continue
-                latest = history.materializations.get(partition)
-                if latest and latest[-1].position > position:
-                    continue
-                keys.add(partition)
+            kept = frozenset(self.previous.failed.get(key, ()))
+            if kept:
+                kept = kept - self.facts.updated(key, False)
+            keys = kept | self.facts.failed_attempts(key, True)
             if keys:
-                failed[key] = frozenset(keys)
+                failed[key] = keys
         return failed
-
-    def in_progress(self, key: str) -> Keys:
-        history = self.asset_history(key)
-        if self.definition(key) is None:
-            planned = history.planned.get(None)
-            if planned is None:
-                return EMPTY
-            latest = history.latest_materialization
-            if latest is not None and latest[1] == planned[1]:
-                return EMPTY
-            run = self.history.runs.get(planned[1])
-            return WHOLE if run is not None and run.status is RunStatus.STARTED else EMPTY
-        keys: set[str | None] = set()
-        for partition, (position, run_id) in history.planned.items():
-            updates = history.materializations.get(partition)
-            if updates and updates[-1].position > position:
-                continue
-            run = self.history.runs.get(run_id)
-            if run is not None and run.status is RunStatus.STARTED:
-                keys.add(partition)
-        return frozenset(keys)
 
     def execution_failed(self, key: str) -> Keys:
         if self.definition(key) is not None:
             return self.failed.get(key, EMPTY)
-        history = self.asset_history(key)
-        planned = history.planned.get(None)
-        if planned is None:
-            return EMPTY
-        run = self.history.runs.get(planned[1])
-        if run is None or run.status is not RunStatus.FAILED:
-            return EMPTY
-        updates = history.materializations.get(None, [])
-        if any(u.run_id == planned[1] and u.position > planned[0] for u in updates):
-            return EMPTY
-        return WHOLE
+        return self.facts.failed_attempts(key, False)
 
-    def updated_after(self, key: str, position: int) -> dict[str | None, list[Any]]:
-        """Per partition with an update after `position`, its updates."""
-        updates = self.asset_history(key).updates(self.observable(key))
-        full = self.full(key)
-        return {
-            partition: entries
-            for partition, entries in updates.items()
-            if entries[-1].position > position and partition in full
-        }
+    def updated(self, key: str) -> Keys:
+        """Partitions updated since the previous tick that are partitions now."""
+        return self.facts.updated(key, self.observable(key)) & self.full(key)
 
     def latest_time_window(self, key: str, lookback: float | None) -> Keys:
         definition = self.definition(key)
@@ -615,9 +553,7 @@ class _Tick:
     # -- running --
 
     def run(self) -> TickOutcome:
-        new_state = TickState(
-            evaluation_time=self.now, last_position=self.history.last_position, failed={}
-        )
+        new_state = TickState(evaluation_time=self.now)
         trees: dict[str, NodeEvaluation] = {}
         for level in self.levels():
             for key in level:
@@ -632,7 +568,6 @@ class _Tick:
                 new_state.assets[key] = AssetState(
                     requested=self._listed(key, keys),
                     evaluation_time=self.now,
-                    last_position=self.history.last_position,
                     partitions=_fingerprint(asset.partitions),
                     nodes=evaluation.saved,
                 )
@@ -854,9 +789,9 @@ class _AssetEvaluation:
         if not candidate:
             return EMPTY, None
         if kind == "missing":
-            return candidate - tick.materialized(key), None
-        if kind in ("run_in_progress",):
-            return tick.in_progress(key), None
+            return candidate - tick.facts.materialized(key, tick.observable(key)), None
+        if kind == "run_in_progress":
+            return tick.facts.in_progress(key, tick.definition(key) is not None), None
         if kind == "backfill_in_progress":
             return EMPTY, None
         if kind == "execution_failed":
@@ -896,16 +831,13 @@ class _AssetEvaluation:
     def _executed_with_root(self, key: str, candidate: Keys) -> Keys:
         if key == self.root:
             return EMPTY
-        latest = self.tick.asset_history(key).latest_materialization
+        latest = self.tick.facts.latest_materialization(key)
         if latest is None or latest[0] not in candidate or latest[1] is None:
             return EMPTY
-        run = self.tick.history.runs.get(latest[1])
-        if run is None or self.root not in run.assets:
+        run_assets = self.tick.facts.run_assets(latest[1])
+        if run_assets is None or self.root not in run_assets:
             return EMPTY
         return frozenset({latest[0]})
-
-    def _previous_position(self) -> int | None:
-        return None if self.previous is None else self.previous.last_position
 
     def _newly_requested(self, key: str) -> tuple[Keys, Timing | None]:
         state = self.tick.previous.assets.get(key)
@@ -917,41 +849,25 @@ class _AssetEvaluation:
         return keys, {self.previous.evaluation_time: keys}
 
     def _newly_updated(self, key: str) -> tuple[Keys, Timing | None]:
-        position = self._previous_position()
-        if position is None:
+        if self.previous is None:
             return EMPTY, None
-        updated = self.tick.updated_after(key, position)
-        keys = frozenset(updated)
+        keys = self.tick.updated(key)
         if not keys:
             return EMPTY, None
         if len(keys) > _MAX_TIMED_UPDATES:
             return keys, {self.tick.now: keys}
         timing: Timing = {}
-        materialized = self.tick.asset_history(key).materializations
-        for partition in keys:
-            entries = materialized.get(partition)
-            if entries:
-                instant = entries[-1].timestamp
-                timing[instant] = timing.get(instant, EMPTY) | {partition}
+        for partition, instant in self.tick.facts.update_times(key, keys).items():
+            timing[instant] = timing.get(instant, EMPTY) | {partition}
         return keys, timing or None
 
     def _data_version_changed(self, key: str) -> Keys:
-        position = self._previous_position()
-        if position is None:
+        if self.previous is None:
             return EMPTY
-        updated = self.tick.updated_after(key, position)
-        changed: set[str | None] = set()
-        partitioned = self.tick.definition(key) is not None
-        for partition, entries in updated.items():
-            before = [e for e in entries if e.position <= position]
-            old = before[-1].data_version if before else None
-            new = entries[-1].data_version
-            if partitioned:
-                if new and new != old:
-                    changed.add(partition)
-            elif new != old:
-                changed.add(partition)
-        return frozenset(changed)
+        tick = self.tick
+        partitioned = tick.definition(key) is not None
+        changed = tick.facts.data_version_changed(key, tick.observable(key), partitioned)
+        return changed & tick.full(key)
 
     def _cron_tick_passed(self, leaf: Condition, candidate: Keys) -> tuple[Keys, Timing | None]:
         if self.previous is None:

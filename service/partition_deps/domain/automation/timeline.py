@@ -53,6 +53,8 @@ class Timeline:
         self.history = EventHistory()
         self.dynamic_keys: dict[str, list[str]] = {}
         self.state: TickState | None = None
+        # The last event position the previous tick saw.
+        self.seen = 0
         self._runs: dict[str, Json] = {}
 
     def _next(self) -> int:
@@ -99,10 +101,12 @@ class Timeline:
             raise ValueError(f"unknown timeline event type {kind!r}")
 
     def evaluate(self, evaluation_time: datetime) -> TickOutcome:
+        self.history.seen = self.seen
         outcome = evaluate_tick(
             list(self.assets.values()), self.history, self.state, evaluation_time, self.dynamic_keys
         )
         self.state = outcome.state
+        self.seen = self.history.last_position
         return outcome
 
 
