@@ -9,6 +9,7 @@ Not thread-safe while being built; the engine only reads it.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -17,6 +18,10 @@ from partition_deps.domain.automation.facts import Keys
 
 _EMPTY: Keys = frozenset()
 _WHOLE: Keys = frozenset({None})
+
+
+def _position(entry: tuple[int, str | None]) -> int:
+    return entry[0]
 
 
 class RunStatus(Enum):
@@ -56,6 +61,10 @@ class AssetHistory:
     planned: dict[str | None, tuple[int, str]] = field(default_factory=dict)
     # The asset's latest materialization of any key: (key, run id), None before the first.
     latest_materialization: tuple[str | None, str | None] | None = None
+    # Positions and keys of the materializations, then of the observations, in commit order:
+    # what changed since a position is a bisection away.
+    materialization_order: list[tuple[int, str | None]] = field(default_factory=list)
+    observation_order: list[tuple[int, str | None]] = field(default_factory=list)
 
     def updates(self, observable: bool) -> dict[str | None, list[Update]]:
         """What counts as an update: observations for an observable source, else
@@ -97,6 +106,7 @@ class EventHistory:
         history = self.asset(asset)
         update = Update(position, timestamp, run_id or None, data_version or None)
         history.materializations.setdefault(partition_key, []).append(update)
+        history.materialization_order.append((position, partition_key))
         history.latest_materialization = (partition_key, update.run_id)
 
     def observation(
@@ -109,7 +119,9 @@ class EventHistory:
     ) -> None:
         self._advance(position)
         update = Update(position, timestamp, None, data_version or None)
-        self.asset(asset).observations.setdefault(partition_key, []).append(update)
+        history = self.asset(asset)
+        history.observations.setdefault(partition_key, []).append(update)
+        history.observation_order.append((position, partition_key))
 
     def run_started(
         self,
@@ -151,10 +163,10 @@ class EventHistory:
         return frozenset(keys)
 
     def updated(self, asset: str, observable: bool) -> Keys:
-        updates = self._history(asset).updates(observable)
-        return frozenset(
-            key for key, entries in updates.items() if entries[-1].position > self.seen
-        )
+        history = self._history(asset)
+        order = history.observation_order if observable else history.materialization_order
+        first = bisect.bisect_right(order, self.seen, key=_position)
+        return frozenset(key for _, key in order[first:])
 
     def update_times(self, asset: str, keys: Keys) -> Mapping[str | None, float]:
         materializations = self._history(asset).materializations
