@@ -47,9 +47,7 @@ def _materialization(asset: str, key: str, at: datetime) -> Json:
     }
 
 
-def daily_graph(
-    roots: int, eager: int, days: int, today: datetime, seed: int = 17429
-) -> Json:
+def daily_graph(roots: int, eager: int, days: int, today: datetime, seed: int = 17429) -> Json:
     """`roots` daily assets on `on_cron("0 1 * * *")` and `eager` daily eager assets, each
     depending on one to three earlier assets; every partition materialized up to the day
     before yesterday. Tick 0 at 00:30 (yesterday's partition is new and not materialized),
