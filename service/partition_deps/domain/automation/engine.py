@@ -665,21 +665,16 @@ def _run_requests(
     tick: _Tick, requested: Mapping[str, tuple[str, ...] | None]
 ) -> tuple[RunRequest, ...]:
     """Runs as Dagster's daemon groups requests: one per (partitions definition, key) with
-    every asset requested for it, and one for all the unpartitioned assets requested."""
-    groups: dict[tuple[str, str | None], list[str]] = {}
-    for asset, keys in requested.items():
+    every asset requested for it, one for all the unpartitioned assets requested; ordered by
+    partition key (unpartitioned first), ties in the order the assets were evaluated."""
+    groups: dict[tuple[PartitionsDefinition | None, str | None], list[str]] = {}
+    for asset in tick.requested:
+        keys = requested.get(asset, ())
         definition = tick.definition(asset)
-        if keys is None:
-            groups.setdefault(("", None), []).append(asset)
-            continue
-        for key in keys:
-            groups.setdefault((_fingerprint(definition), key), []).append(asset)
-    return tuple(
-        RunRequest(partition_key, tuple(sorted(assets)))
-        for (_, partition_key), assets in sorted(
-            groups.items(), key=lambda item: (item[0][0], item[0][1] or "")
-        )
-    )
+        for key in (None,) if keys is None else keys:
+            groups.setdefault((definition, key), []).append(asset)
+    ordered = sorted(groups.items(), key=lambda item: item[0][1] or "")
+    return tuple(RunRequest(key, tuple(assets)) for (_, key), assets in ordered)
 
 
 class _AssetEvaluation:
