@@ -144,7 +144,8 @@ class Writer:
             arrived = self._committed.wait_for(
                 lambda: self.batches > seen or self.failure is not None, HANDSHAKE_SECONDS
             )
-            assert arrived and self.failure is None, self.failure
+            assert self.failure is None, self.failure
+            assert arrived
             return self.batches
 
 

@@ -229,7 +229,7 @@ def test_a_run_that_ended_holds_nothing_and_stays_ended(
     apply(stubs, namespace, asset("daily", DAILY))
     targets = [("daily", "2024-01-13"), ("daily", "2024-01-14")]
     report(stubs, namespace, started("r1", 0, targets, 60))
-    assert not {key for key in targets} & set(plan(staleness, namespace, 1, catch_up=True))
+    assert not set(targets) & set(plan(staleness, namespace, 1, catch_up=True))
     report(stubs, namespace, materialized("r1", 1, "daily", "2024-01-14"))
     ending = events_pb.Event()
     ending.CopyFrom(end)

@@ -10,7 +10,8 @@ from psycopg_pool import ConnectionPool
 from partition_deps.domain.assets import AssetDefinition
 from partition_deps.store.answer_snapshots import AnswerSnapshots
 from partition_deps.store.definitions import DefinitionsRepository
-from tests.threads import run_concurrently
+
+from ..threads import run_concurrently
 
 HEADER = b"header"
 CHUNKS = [bytes([n]) * 100 for n in range(5)]
