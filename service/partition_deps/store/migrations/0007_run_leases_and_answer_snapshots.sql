@@ -3,12 +3,12 @@
 
 -- A run holds its targets for `lease` after it started, and again after its latest heartbeat:
 -- until greatest(started_at, last_heartbeat_at) + lease, measured against the as_of of each
--- read. Runs stored before this version get the server's default lease of one hour.
-ALTER TABLE runs ADD COLUMN lease interval;
+-- read. Runs stored before this version, or by a server of an earlier version while replicas
+-- are being replaced, get the default lease of one hour (this server always writes the lease).
+ALTER TABLE runs ADD COLUMN lease interval DEFAULT interval '1 hour';
 ALTER TABLE runs ADD COLUMN last_heartbeat_at timestamptz;
 -- What its RunStarted said it would write: [{"asset_key": ..., "partition_key": ...}].
 ALTER TABLE runs ADD COLUMN targets jsonb;
-UPDATE runs SET lease = interval '1 hour' WHERE started_at IS NOT NULL;
 UPDATE runs r SET targets = (
     SELECT e.details -> 'targets' FROM events e
     WHERE e.namespace_id = r.namespace_id AND e.kind = 3 AND e.run_id = r.run_id
