@@ -672,7 +672,14 @@ def _runnable_reason(
     held = tuple(sorted(waiting))
     if status.status is Status.MISSING:
         return "missing", ready and not held, held
-    kinds = sorted({cause.kind.value for cause in status.causes})
+    # The rules' causes: a note that a run lost its lease is not a reason to run.
+    kinds = sorted(
+        {
+            cause.kind.value
+            for cause in status.causes
+            if cause.kind is not CauseKind.RUN_LEASE_EXPIRED
+        }
+    )
     return "stale: " + ", ".join(kinds), ready and not held, held
 
 

@@ -916,7 +916,8 @@ type PlannedRun struct {
 	Range *PartitionRange `protobuf:"bytes,2,opt,name=range,proto3" json:"range,omitempty"`
 	// The keys of the run, when requested.
 	PartitionKeys []string `protobuf:"bytes,3,rep,name=partition_keys,json=partitionKeys,proto3" json:"partition_keys,omitempty"`
-	// "missing", or "stale: " and the cause kinds.
+	// "missing", or "stale: " and the kinds of the staleness rules' causes (never
+	// RUN_LEASE_EXPIRED, which GetStaleness reports).
 	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	// True: every input exists and is fresh now, it can launch at once. False: it waits for
 	// runs earlier in this plan (upstream of it), or for runs in progress (`waiting_for_runs`).

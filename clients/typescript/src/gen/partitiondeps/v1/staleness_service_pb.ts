@@ -436,7 +436,8 @@ export type PlannedRun = Message<"partitiondeps.v1.PlannedRun"> & {
   partitionKeys: string[];
 
   /**
-   * "missing", or "stale: " and the cause kinds.
+   * "missing", or "stale: " and the kinds of the staleness rules' causes (never
+   * RUN_LEASE_EXPIRED, which GetStaleness reports).
    *
    * @generated from field: string reason = 4;
    */

@@ -525,7 +525,9 @@ class PlannedRun(_message.Message):
     WAITING_FOR_RUNS_FIELD_NUMBER: _builtins.int
     asset_key: _builtins.str
     reason: _builtins.str
-    """"missing", or "stale: " and the cause kinds."""
+    """"missing", or "stale: " and the kinds of the staleness rules' causes (never
+    RUN_LEASE_EXPIRED, which GetStaleness reports).
+    """
     ready: _builtins.bool
     """True: every input exists and is fresh now, it can launch at once. False: it waits for
     runs earlier in this plan (upstream of it), or for runs in progress (`waiting_for_runs`).
