@@ -91,6 +91,14 @@ def _all_keys(asset: AssetDefinition, at: Evaluation) -> list[str | None]:
     return list(all_partitions(asset.partitions, at).keys())
 
 
+# (asset key, partition key, status or None for FRESH): one partition of a staleness answer.
+_ListedPartition = tuple[str, str | None, PartitionStatus | None]
+
+
+def _fill_partition(target: pb.PartitionStaleness, listed: _ListedPartition) -> None:
+    convert.fill_partition_staleness(target, *listed)
+
+
 class StalenessServicer:
     def __init__(
         self, repository: StalenessRepository, cache: DefinitionsCache, pages: AnswerPages
@@ -167,6 +175,7 @@ class StalenessServicer:
             header,
             "partitions",
             self._partitions(asset_keys, candidates, answers, listed),
+            _fill_partition,
             sum(len(positions) for positions in listed.values()),
             size,
             binding,
@@ -206,17 +215,13 @@ class StalenessServicer:
         candidates: Mapping[str, list[str | None]],
         answers: Mapping[str, dict[int, PartitionStatus]],
         listed: Mapping[str, Sequence[int]],
-    ) -> Iterator[pb.PartitionStaleness]:
-        """The listed partitions' statuses with causes, asset by asset."""
+    ) -> Iterator[_ListedPartition]:
+        """The listed partitions with their statuses (None: FRESH), asset by asset."""
         for asset_key in asset_keys:
             keys = candidates[asset_key]
             not_fresh = answers[asset_key]
             for position in listed[asset_key]:
-                item = pb.PartitionStaleness()
-                convert.fill_partition_staleness(
-                    item, asset_key, keys[position], not_fresh.get(position)
-                )
-                yield item
+                yield asset_key, keys[position], not_fresh.get(position)
 
     # -- planning ------------------------------------------------------------------------------
 
@@ -254,22 +259,14 @@ class StalenessServicer:
             snapshot.namespace_id,
             header,
             "runs",
-            self._planned_runs(snapshot, runs, request.include_keys),
+            runs,
+            lambda target, run: convert.fill_planned_run(
+                target, run, snapshot.assets[run.asset_key].partitions, request.include_keys
+            ),
             len(runs),
             size,
             binding,
         )
-
-    @staticmethod
-    def _planned_runs(
-        snapshot: NamespaceSnapshot, runs: Sequence[PlannedRun], include_keys: bool
-    ) -> Iterator[pb.PlannedRun]:
-        for run in runs:
-            item = pb.PlannedRun()
-            convert.fill_planned_run(
-                item, run, snapshot.assets[run.asset_key].partitions, include_keys
-            )
-            yield item
 
     @staticmethod
     def _plan(
