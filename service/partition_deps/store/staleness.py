@@ -323,6 +323,10 @@ class StalenessReader:
     history: StoreHistory = field(init=False)
     # Thread safety: per-answer object, never shared (only `mirror` is, and it is thread-safe).
     _snapshot: Snapshot | None = field(init=False, default=None)
+    # (as_of, {(asset key, partition key): (run id, lease end)}): read once per answer.
+    _expired: tuple[datetime, dict[tuple[str, str], tuple[str, datetime]]] | None = field(
+        init=False, default=None
+    )
     _arrays: dict[str, list[str]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -356,18 +360,23 @@ class StalenessReader:
         query = _candidate_query(edges, "text" if separable else "array")
         return self.conn.execute(query, params).fetchall()
 
-    def expired_leases(self, asset_key: str, as_of: datetime) -> dict[str, tuple[str, datetime]]:
-        """Partition key ('' when unpartitioned) -> (run id, lease end) of the partitions of
-        the asset held by a run that has not ended and whose lease expired by `as_of`."""
-        rows = self.conn.execute(
-            f"SELECT s.partition_key, r.run_id, {LEASE_EXPIRY} FROM latest_state s"
-            " JOIN runs r ON r.namespace_id = s.namespace_id AND r.run_id = s.in_progress_run_id"
-            " WHERE s.namespace_id = %s AND s.asset_key = %s"
-            f" AND s.in_progress_run_id IS NOT NULL AND r.status = 'started'"
-            f" AND {LEASE_EXPIRY} <= %s",
-            (self.namespace_id, asset_key, as_of),
-        ).fetchall()
-        return {key: (run_id, expired_at) for key, run_id, expired_at in rows}
+    def expired_lease(
+        self, asset_key: str, partition_key: str | None, as_of: datetime
+    ) -> tuple[str, datetime] | None:
+        """(run id, lease end) when the partition is held by a run that has not ended and
+        whose lease expired by `as_of`. The namespace's such partitions are read in one query
+        (few: runs that vanished without an end), on the first call of an answer."""
+        if self._expired is None or self._expired[0] != as_of:
+            rows = self.conn.execute(
+                f"SELECT s.asset_key, s.partition_key, r.run_id, {LEASE_EXPIRY}"
+                " FROM latest_state s JOIN runs r ON r.namespace_id = s.namespace_id"
+                " AND r.run_id = s.in_progress_run_id"
+                " WHERE s.namespace_id = %s AND s.in_progress_run_id IS NOT NULL"
+                f" AND r.status = 'started' AND {LEASE_EXPIRY} <= %s",
+                (self.namespace_id, as_of),
+            ).fetchall()
+            self._expired = (as_of, {(a, k): (run_id, end) for a, k, run_id, end in rows})
+        return self._expired[1].get((asset_key, partition_key or ""))
 
     def snapshot(self) -> Snapshot:
         if self._snapshot is None:
@@ -521,11 +530,8 @@ class StalenessEngine:
         self, asset_key: str, keys: Sequence[str | None], result: dict[int, PartitionStatus]
     ) -> None:
         """Say why a partition not FRESH is no longer in progress: its run lost its lease."""
-        expired = self._reader.expired_leases(asset_key, self._at.as_of)
-        if not expired:
-            return
         for position, status in result.items():
-            found = expired.get(keys[position] or "")
+            found = self._reader.expired_lease(asset_key, keys[position], self._at.as_of)
             if found is not None:
                 result[position] = lease_expired(status, *found)
 

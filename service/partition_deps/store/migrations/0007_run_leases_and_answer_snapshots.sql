@@ -37,6 +37,9 @@ CREATE TABLE answer_snapshot_chunks (
     PRIMARY KEY (snapshot_id, chunk)
 );
 
--- The partitions held by a run, per asset: reads look for the ones whose run lost its lease.
-CREATE INDEX latest_state_in_progress ON latest_state (namespace_id, asset_key)
+-- The partitions held by a run: each staleness answer looks for the ones whose run lost its
+-- lease.
+CREATE INDEX latest_state_in_progress ON latest_state (namespace_id)
     WHERE in_progress_run_id IS NOT NULL;
+-- ListRuns walks the runs not ended, by id, past the ended ones that pile up.
+CREATE INDEX runs_started ON runs (namespace_id, run_id) WHERE status = 'started';
