@@ -14,11 +14,15 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from partition_deps import cli
 from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb
 from partition_deps.api.gen.partitiondeps.v1 import staleness_service_pb2 as stale_pb
+from partition_deps.api.gen.partitiondeps.v1.events_service_pb2_grpc import EventsServiceStub
 from partition_deps.api.gen.partitiondeps.v1.staleness_service_pb2_grpc import (
     StalenessServiceStub,
 )
+from partition_deps.server import Config, Server
+from partition_deps.store.database import PoolSettings
 
 from .builders import DAILY, asset
 from .conftest import Stubs
@@ -212,6 +216,46 @@ def test_the_server_default_lease_applies_when_a_run_gives_none(
     assert run.lease_expiry_time == at(60)  # the test server keeps the default: one hour
     assert not run.HasField("last_heartbeat_time")
     assert [(t.asset_key, t.partition_key) for t in run.targets] == [("daily", "2024-01-14")]
+
+
+def test_a_server_configured_with_another_default_lease_applies_it(
+    stubs: Stubs, namespace: str, database_url: str
+) -> None:
+    apply(stubs, namespace, asset("daily", DAILY))
+    server = Server(
+        Config(
+            listen="127.0.0.1:0",
+            database_url=database_url,
+            pool=PoolSettings(min_size=1, max_size=2),
+            grace_seconds=1,
+            workers=2,
+            run_lease_seconds=120,
+        )
+    )
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            events = EventsServiceStub(channel)
+            events.ReportEvents(
+                events_pb.ReportEventsRequest(
+                    namespace=namespace,
+                    events=[started("r1", 0, [("daily", "2024-01-14")], None)],
+                )
+            )
+            listed = events.ListRuns(events_pb.ListRunsRequest(namespace=namespace, as_of=at(0)))
+    finally:
+        server.stop()
+    assert [run.lease_expiry_time for run in listed.runs] == [at(2)]
+
+
+def test_the_lease_flag_is_bounded() -> None:
+    args = cli._parser().parse_args(["serve", "--run-lease-seconds", "600"])
+    assert cli._run_lease_seconds(args.run_lease_seconds) == 600
+    assert cli._parser().parse_args(["serve"]).run_lease_seconds == 3600
+    for seconds in ("0", "-5", str(31 * 86400)):
+        args = cli._parser().parse_args(["serve", "--run-lease-seconds", seconds])
+        with pytest.raises(SystemExit):
+            cli._run_lease_seconds(args.run_lease_seconds)
 
 
 @pytest.mark.parametrize(
