@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 
 from partition_deps.api.errors import ApiError
 from partition_deps.api.paging import PageTokens
+from partition_deps.domain.work import checkpoint
 from partition_deps.store.answer_snapshots import CHUNK_ITEMS, AnswerSnapshots
 
 Response = TypeVar("Response", bound=Message)
@@ -60,6 +61,7 @@ class AnswerPages:
                 fill(page.add(), item)
             fill(held.add(), item)
             if len(held) == CHUNK_ITEMS:
+                checkpoint()  # a caller that gave up does not wait for the rest
                 chunks.append(chunk.SerializeToString())
                 chunk = type(header)()
                 held = getattr(chunk, field)
