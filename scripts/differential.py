@@ -47,12 +47,7 @@ from dagster._core.definitions.partitions.subset.time_window import (  # noqa: E
 )
 from dagster._utils.schedules import is_valid_cron_schedule  # noqa: E402
 
-from partition_deps.domain.dependencies import (  # noqa: E402
-    downstream_partitions,
-    upstream_partitions,
-)
-from partition_deps.domain.errors import PartitionDepsError  # noqa: E402
-from tests.conformance.cases import Case  # noqa: E402
+from partition_deps.domain import codec  # noqa: E402
 
 # --------------------------------------------------------------------------------------------
 # Dagster oracle
@@ -924,28 +919,13 @@ def _instance_for(dyn: dict[str, list[str]]) -> Any:
 
 
 def ours(raw: dict[str, Any]) -> dict[str, Any]:
-    case = Case(raw.get("id", "x"), raw)
     try:
-        if raw["direction"] == "upstream":
-            up = upstream_partitions(
-                case.upstream, case.downstream, case.mapping, raw["partition_keys"], case.evaluation
-            )
-            if up.whole_asset:
-                return {"partition_keys": [], "required_but_nonexistent": [], "whole_asset": True}
-            return {
-                "partition_keys": list(up.partitions),
-                "required_but_nonexistent": list(up.required_but_nonexistent),
-            }
-        down = downstream_partitions(
-            case.upstream, case.downstream, case.mapping, raw["partition_keys"], case.evaluation
-        )
-        if down.whole_asset:
-            return {"partition_keys": [], "required_but_nonexistent": [], "whole_asset": True}
-        return {"partition_keys": list(down.partitions), "required_but_nonexistent": []}
-    except PartitionDepsError as error:
-        return {"error": error.category, "message": str(error)[:300]}
+        answer = codec.answer_to_json(raw)
     except Exception as error:  # a crash in our core is a finding too
         return {"error": "CRASH", "message": f"{type(error).__name__}: {error}"[:300]}
+    if "message" in answer:
+        answer["message"] = answer["message"][:300]
+    return answer
 
 
 def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -1670,7 +1650,7 @@ def run_dst_sweep(count: int, seed: int) -> None:
             "end_offset": 0,
             "exclusions": [],
         }
-        defn = Case("x", {"upstream": data}).upstream
+        defn = codec.definition_from_json(data)
         at = Evaluation(as_of=as_of)
         report: list[str] = []
         signal.signal(signal.SIGALRM, _alarm)

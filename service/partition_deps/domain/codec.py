@@ -1,21 +1,28 @@
 """Domain values <-> JSON, in the format of the conformance cases (tests/conformance/cases.jsonl:
-definitions, mappings and keys as Dagster's own names and fields)."""
+definitions, mappings and keys as Dagster's own names and fields).
+
+The one reader and writer of that format: the store keeps definitions and mappings in it, the
+conformance tests and the differential fuzzer read whole questions and write answers in it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from partition_deps.domain.definitions import (
     Dimension,
     DynamicPartitions,
+    Evaluation,
     MultiPartitions,
     PartitionsDefinition,
     StaticPartitions,
     TimeWindowPartitions,
 )
-from partition_deps.domain.errors import InvalidDefinition, InvalidMapping
+from partition_deps.domain.dependencies import downstream_partitions, upstream_partitions
+from partition_deps.domain.errors import InvalidDefinition, InvalidMapping, PartitionDepsError
 from partition_deps.domain.mappings.kinds import (
     AllMapping,
     DimensionMapping,
@@ -165,6 +172,14 @@ def mapping_to_json(mapping: PartitionMapping | None) -> Json | None:
             }
 
 
+def _downstream_keys(downs: str | list[str]) -> tuple[str, ...]:
+    """A static mapping's downstream keys: a list, or one key as a bare string (as Dagster's
+    StaticPartitionMapping takes it), never a string split into its characters."""
+    if isinstance(downs, str):
+        return (downs,)
+    return tuple(str(d) for d in downs)
+
+
 def mapping_from_json(data: Mapping[str, Any] | None) -> PartitionMapping | None:
     """Parse one mapping; raises InvalidMapping (with a field) for malformed input."""
     if data is None:
@@ -188,7 +203,7 @@ def mapping_from_json(data: Mapping[str, Any] | None) -> PartitionMapping | None
         if kind == "static":
             table = data["downstream_partition_keys_by_upstream_partition_key"]
             return StaticMapping(
-                tuple((str(up), tuple(str(d) for d in downs)) for up, downs in table.items())
+                tuple((str(up), _downstream_keys(downs)) for up, downs in table.items())
             )
         if kind == "specific":
             return SpecificMapping(tuple(str(k) for k in data["partition_keys"]))
@@ -213,3 +228,54 @@ def mapping_from_json(data: Mapping[str, Any] | None) -> PartitionMapping | None
     except KeyError as error:
         raise InvalidMapping(f"missing field {error.args[0]!r}", str(error.args[0])) from error
     raise InvalidMapping(f"unknown partition mapping type {data.get('type')!r}", "type")
+
+
+@dataclass(frozen=True)
+class Question:
+    """One conformance question: which keys of the other asset the given keys map to."""
+
+    id: str
+    upstream: PartitionsDefinition | None
+    downstream: PartitionsDefinition | None
+    mapping: PartitionMapping | None
+    direction: str
+    partition_keys: tuple[str, ...]
+    evaluation: Evaluation
+
+
+def question_from_json(data: Mapping[str, Any]) -> Question:
+    """Parse one question; raises InvalidDefinition/InvalidMapping for malformed parts."""
+    return Question(
+        id=str(data.get("id", "")),
+        upstream=definition_from_json(data["upstream"]),
+        downstream=definition_from_json(data["downstream"]),
+        mapping=mapping_from_json(data["mapping"]),
+        direction=str(data["direction"]),
+        partition_keys=tuple(str(key) for key in data["partition_keys"]),
+        evaluation=Evaluation(
+            as_of=datetime.fromisoformat(data["as_of"]),
+            dynamic_keys=data.get("dynamic_partitions", {}),
+        ),
+    )
+
+
+def answer_to_json(data: Mapping[str, Any]) -> Json:
+    """The domain core's answer to one question, in the format of a case's `expected`: keys,
+    the whole asset, or the error category with its message."""
+    try:
+        question = question_from_json(data)
+        args = (question.upstream, question.downstream, question.mapping)
+        if question.direction == "upstream":
+            up = upstream_partitions(*args, question.partition_keys, question.evaluation)
+            if not up.whole_asset:
+                return {
+                    "partition_keys": list(up.partitions),
+                    "required_but_nonexistent": list(up.required_but_nonexistent),
+                }
+        else:
+            down = downstream_partitions(*args, question.partition_keys, question.evaluation)
+            if not down.whole_asset:
+                return {"partition_keys": list(down.partitions), "required_but_nonexistent": []}
+    except PartitionDepsError as error:
+        return {"error": error.category, "message": str(error)}
+    return {"partition_keys": [], "required_but_nonexistent": [], "whole_asset": True}
