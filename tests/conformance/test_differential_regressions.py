@@ -1,4 +1,4 @@
-"""Disagreements with Dagster found by scripts/differential.py, fixed, and kept as cases.
+"""Disagreements with Dagster found by scripts/differential, fixed, and kept as cases.
 
 Each expected answer was computed by Dagster 1.13.29 through the differential oracle (the same
 steps as the conformance README). Known divergences we keep on purpose are listed in
