@@ -460,7 +460,7 @@ class Gen:
         kind = r.choices(
             ["tw", "multi_single", "multi_multi", "keyed", "unpart", "mixed"], [62, 10, 7, 8, 6, 7]
         )[0]
-        mapping: dict[str, Any] | None = None
+        mapping: dict[str, Any] | str | None = None  # "specific": keys drawn below
         up: dict[str, Any] | None
         down: dict[str, Any] | None
         if kind == "tw":
@@ -503,14 +503,14 @@ class Gen:
             if r.random() < 0.15:
                 single = self.static_def()
             up, down = (multi, single) if r.random() < 0.5 else (single, multi)
-            names = [d["name"] for d in multi["dimensions"]]
+            dimension_names = [d["name"] for d in multi["dimensions"]]
             mapping = r.choice(
                 [
                     None,
                     None,
                     {
                         "type": "multi_to_single_dimension",
-                        "partition_dimension_name": r.choice([*names, None, "x"]),
+                        "partition_dimension_name": r.choice([*dimension_names, None, "x"]),
                     },
                     {"type": "all"},
                     {"type": "last"},

@@ -37,7 +37,7 @@ def _summary(data: dict[str, Any] | None) -> str:
         return f"tw[{data['cron_schedule']}]"
     if data["type"] == "multi":
         return "multi(" + ",".join(_summary(d["partitions"]) for d in data["dimensions"]) + ")"
-    return data["type"]
+    return str(data["type"])
 
 
 def _norm(message: str) -> str:
