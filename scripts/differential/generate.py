@@ -422,6 +422,14 @@ class Gen:
             out += [k + "x", k.replace("-0", "-"), " " + k]
         return out
 
+    def _run_or_sample(self, valid: list[str], n: int, run_chance: float) -> list[str]:
+        """`n` consecutive keys (with `run_chance`) or `n` keys drawn anywhere."""
+        r = self.r
+        if r.random() < run_chance:
+            i = r.randint(0, max(0, len(valid) - n))
+            return valid[i : i + n]
+        return r.sample(valid, min(n, len(valid)))
+
     def pick_keys(self, valid: list[str], invalid: list[str]) -> list[str]:
         r = self.r
         if not valid:
@@ -430,19 +438,9 @@ class Gen:
         if mode < 0.45:
             keys = [r.choice(valid[-40:] if r.random() < 0.6 else valid)]
         elif mode < 0.75:
-            n = r.randint(2, 10)
-            if r.random() < 0.5:
-                i = r.randint(0, max(0, len(valid) - n))
-                keys = valid[i : i + n]
-            else:
-                keys = r.sample(valid, min(n, len(valid)))
+            keys = self._run_or_sample(valid, r.randint(2, 10), 0.5)
         else:
-            n = r.randint(100, 400)
-            if r.random() < 0.6:
-                i = r.randint(0, max(0, len(valid) - n))
-                keys = valid[i : i + n]
-            else:
-                keys = r.sample(valid, min(n, len(valid)))
+            keys = self._run_or_sample(valid, r.randint(100, 400), 0.6)
         if invalid and r.random() < 0.15:
             keys = list(keys)
             keys.insert(r.randint(0, len(keys)), r.choice(invalid))

@@ -7,43 +7,25 @@ conformance tests and the differential fuzzer read whole questions and write ans
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from partition_deps.domain.definitions import (
-    Dimension,
-    DynamicPartitions,
-    Evaluation,
-    MultiPartitions,
-    PartitionsDefinition,
-    StaticPartitions,
-    TimeWindowPartitions,
-)
+from partition_deps.domain import definitions as defs
 from partition_deps.domain.dependencies import downstream_partitions, upstream_partitions
 from partition_deps.domain.errors import InvalidDefinition, InvalidMapping, PartitionDepsError
-from partition_deps.domain.mappings.kinds import (
-    AllMapping,
-    DimensionMapping,
-    IdentityMapping,
-    LastMapping,
-    MultiMapping,
-    MultiToSingleDimensionMapping,
-    PartitionMapping,
-    SpecificMapping,
-    StaticMapping,
-    TimeWindowMapping,
-)
+from partition_deps.domain.mappings import kinds
 
 Json = dict[str, Any]
+T = TypeVar("T")
 
 
-def definition_to_json(definition: PartitionsDefinition | None) -> Json | None:
+def definition_to_json(definition: defs.PartitionsDefinition | None) -> Json | None:
     match definition:
         case None:
             return None
-        case TimeWindowPartitions():
+        case defs.TimeWindowPartitions():
             return {
                 "type": "time_window",
                 "cron_schedule": definition.cron_schedule,
@@ -56,11 +38,11 @@ def definition_to_json(definition: PartitionsDefinition | None) -> Json | None:
                     e.isoformat() if isinstance(e, datetime) else e for e in definition.exclusions
                 ],
             }
-        case StaticPartitions():
+        case defs.StaticPartitions():
             return {"type": "static", "keys": list(definition.keys)}
-        case DynamicPartitions():
+        case defs.DynamicPartitions():
             return {"type": "dynamic", "name": definition.name}
-        case MultiPartitions():
+        case defs.MultiPartitions():
             return {
                 "type": "multi",
                 "dimensions": [
@@ -89,54 +71,71 @@ def _exclusion(entry: str) -> str | datetime:
     return value if value.tzinfo is None else entry
 
 
-def definition_from_json(data: Mapping[str, Any] | None) -> PartitionsDefinition | None:
-    """Parse one definition; raises InvalidDefinition (with a field) for malformed input."""
+def _parsed(
+    data: Mapping[str, Any] | None,
+    parse: Callable[[Mapping[str, Any]], T],
+    error: type[PartitionDepsError],
+    what: str,
+) -> T | None:
+    """`parse(data)`, a missing field or an unknown `type` (None) refused as `error` naming it."""
     if data is None:
         return None
     try:
-        kind = data["type"]
-        if kind == "time_window":
-            end = data.get("end")
-            return TimeWindowPartitions(
-                cron_schedule=str(data["cron_schedule"]),
-                start=_wall_time(data["start"], "start"),
-                timezone=str(data.get("timezone") or "UTC"),
-                fmt=str(data.get("fmt") or "%Y-%m-%d"),
-                end=None if end is None else _wall_time(end, "end"),
-                end_offset=int(data.get("end_offset", 0)),
-                exclusions=tuple(_exclusion(str(e)) for e in data.get("exclusions", [])),
-            )
-        if kind == "static":
-            return StaticPartitions(tuple(str(k) for k in data["keys"]))
-        if kind == "dynamic":
-            return DynamicPartitions(str(data["name"]))
-        if kind == "multi":
-            dimensions = []
-            for index, raw in enumerate(data["dimensions"]):
-                inner = definition_from_json(raw["partitions"])
-                if inner is None or isinstance(inner, MultiPartitions):
-                    raise InvalidDefinition(
-                        "a multi dimension must be a time-window, static or dynamic definition",
-                        f"dimensions[{index}].partitions",
-                    )
-                dimensions.append(Dimension(str(raw["name"]), inner))
-            return MultiPartitions(tuple(dimensions))
-    except KeyError as error:
-        raise InvalidDefinition(f"missing field {error.args[0]!r}", str(error.args[0])) from error
-    raise InvalidDefinition(f"unknown partitions definition type {data.get('type')!r}", "type")
+        parsed = parse(data)
+    except KeyError as missing:
+        raise error(f"missing field {missing.args[0]!r}", str(missing.args[0])) from missing
+    if parsed is None:
+        raise error(f"unknown {what} type {data.get('type')!r}", "type")
+    return parsed
 
 
-def mapping_to_json(mapping: PartitionMapping | None) -> Json | None:
+def definition_from_json(data: Mapping[str, Any] | None) -> defs.PartitionsDefinition | None:
+    """Parse one definition; raises InvalidDefinition (with a field) for malformed input."""
+    return _parsed(data, _definition, InvalidDefinition, "partitions definition")
+
+
+def _definition(data: Mapping[str, Any]) -> defs.PartitionsDefinition | None:
+    kind = data["type"]
+    if kind == "time_window":
+        end = data.get("end")
+        return defs.TimeWindowPartitions(
+            cron_schedule=str(data["cron_schedule"]),
+            start=_wall_time(data["start"], "start"),
+            timezone=str(data.get("timezone") or "UTC"),
+            fmt=str(data.get("fmt") or "%Y-%m-%d"),
+            end=None if end is None else _wall_time(end, "end"),
+            end_offset=int(data.get("end_offset", 0)),
+            exclusions=tuple(_exclusion(str(e)) for e in data.get("exclusions", [])),
+        )
+    if kind == "static":
+        return defs.StaticPartitions(tuple(str(k) for k in data["keys"]))
+    if kind == "dynamic":
+        return defs.DynamicPartitions(str(data["name"]))
+    if kind == "multi":
+        dimensions = []
+        for index, raw in enumerate(data["dimensions"]):
+            inner = definition_from_json(raw["partitions"])
+            if inner is None or isinstance(inner, defs.MultiPartitions):
+                raise InvalidDefinition(
+                    "a multi dimension must be a time-window, static or dynamic definition",
+                    f"dimensions[{index}].partitions",
+                )
+            dimensions.append(defs.Dimension(str(raw["name"]), inner))
+        return defs.MultiPartitions(tuple(dimensions))
+    return None
+
+
+def mapping_to_json(mapping: kinds.PartitionMapping | None) -> Json | None:
     match mapping:
         case None:
             return None
-        case IdentityMapping():
+        case kinds.IdentityMapping():
             return {"type": "identity"}
-        case AllMapping():
+        case kinds.AllMapping():
             return {"type": "all"}
-        case LastMapping():
+        case kinds.LastMapping():
             return {"type": "last"}
-        case TimeWindowMapping():
+        case kinds.TimeWindowMapping():
             return {
                 "type": "time_window",
                 "start_offset": mapping.start_offset,
@@ -145,21 +144,21 @@ def mapping_to_json(mapping: PartitionMapping | None) -> Json | None:
                     mapping.allow_nonexistent_upstream_partitions
                 ),
             }
-        case StaticMapping():
+        case kinds.StaticMapping():
             return {
                 "type": "static",
                 "downstream_partition_keys_by_upstream_partition_key": {
                     up: list(downs) for up, downs in mapping.downstream_keys_by_upstream_key
                 },
             }
-        case SpecificMapping():
+        case kinds.SpecificMapping():
             return {"type": "specific", "partition_keys": list(mapping.keys)}
-        case MultiToSingleDimensionMapping():
+        case kinds.MultiToSingleDimensionMapping():
             return {
                 "type": "multi_to_single_dimension",
                 "partition_dimension_name": mapping.dimension_name,
             }
-        case MultiMapping():
+        case kinds.MultiMapping():
             return {
                 "type": "multi",
                 "downstream_mappings_by_upstream_dimension": {
@@ -180,54 +179,51 @@ def _downstream_keys(downs: str | list[str]) -> tuple[str, ...]:
     return tuple(str(d) for d in downs)
 
 
-def mapping_from_json(data: Mapping[str, Any] | None) -> PartitionMapping | None:
+def mapping_from_json(data: Mapping[str, Any] | None) -> kinds.PartitionMapping | None:
     """Parse one mapping; raises InvalidMapping (with a field) for malformed input."""
-    if data is None:
-        return None
-    try:
-        kind = data["type"]
-        if kind == "identity":
-            return IdentityMapping()
-        if kind == "all":
-            return AllMapping()
-        if kind == "last":
-            return LastMapping()
-        if kind == "time_window":
-            return TimeWindowMapping(
-                start_offset=int(data.get("start_offset", 0)),
-                end_offset=int(data.get("end_offset", 0)),
-                allow_nonexistent_upstream_partitions=bool(
-                    data.get("allow_nonexistent_upstream_partitions", False)
-                ),
-            )
-        if kind == "static":
-            table = data["downstream_partition_keys_by_upstream_partition_key"]
-            return StaticMapping(
-                tuple((str(up), _downstream_keys(downs)) for up, downs in table.items())
-            )
-        if kind == "specific":
-            return SpecificMapping(tuple(str(k) for k in data["partition_keys"]))
-        if kind == "multi_to_single_dimension":
-            name = data.get("partition_dimension_name")
-            return MultiToSingleDimensionMapping(None if name is None else str(name))
-        if kind == "multi":
-            dimensions = []
-            for upstream_dimension, raw in data[
-                "downstream_mappings_by_upstream_dimension"
-            ].items():
-                inner = mapping_from_json(raw["partition_mapping"])
-                if inner is None:
-                    raise InvalidMapping(
-                        "a dimension mapping needs a partition_mapping",
-                        f"downstream_mappings_by_upstream_dimension.{upstream_dimension}",
-                    )
-                dimensions.append(
-                    DimensionMapping(str(upstream_dimension), str(raw["dimension_name"]), inner)
+    return _parsed(data, _mapping, InvalidMapping, "partition mapping")
+
+
+def _mapping(data: Mapping[str, Any]) -> kinds.PartitionMapping | None:
+    kind = data["type"]
+    if kind == "identity":
+        return kinds.IdentityMapping()
+    if kind == "all":
+        return kinds.AllMapping()
+    if kind == "last":
+        return kinds.LastMapping()
+    if kind == "time_window":
+        return kinds.TimeWindowMapping(
+            start_offset=int(data.get("start_offset", 0)),
+            end_offset=int(data.get("end_offset", 0)),
+            allow_nonexistent_upstream_partitions=bool(
+                data.get("allow_nonexistent_upstream_partitions", False)
+            ),
+        )
+    if kind == "static":
+        table = data["downstream_partition_keys_by_upstream_partition_key"]
+        return kinds.StaticMapping(
+            tuple((str(up), _downstream_keys(downs)) for up, downs in table.items())
+        )
+    if kind == "specific":
+        return kinds.SpecificMapping(tuple(str(k) for k in data["partition_keys"]))
+    if kind == "multi_to_single_dimension":
+        name = data.get("partition_dimension_name")
+        return kinds.MultiToSingleDimensionMapping(None if name is None else str(name))
+    if kind == "multi":
+        dimensions = []
+        for upstream_dimension, raw in data["downstream_mappings_by_upstream_dimension"].items():
+            inner = mapping_from_json(raw["partition_mapping"])
+            if inner is None:
+                raise InvalidMapping(
+                    "a dimension mapping needs a partition_mapping",
+                    f"downstream_mappings_by_upstream_dimension.{upstream_dimension}",
                 )
-            return MultiMapping(tuple(dimensions))
-    except KeyError as error:
-        raise InvalidMapping(f"missing field {error.args[0]!r}", str(error.args[0])) from error
-    raise InvalidMapping(f"unknown partition mapping type {data.get('type')!r}", "type")
+            dimensions.append(
+                kinds.DimensionMapping(str(upstream_dimension), str(raw["dimension_name"]), inner)
+            )
+        return kinds.MultiMapping(tuple(dimensions))
+    return None
 
 
 @dataclass(frozen=True)
@@ -235,12 +231,12 @@ class Question:
     """One conformance question: which keys of the other asset the given keys map to."""
 
     id: str
-    upstream: PartitionsDefinition | None
-    downstream: PartitionsDefinition | None
-    mapping: PartitionMapping | None
+    upstream: defs.PartitionsDefinition | None
+    downstream: defs.PartitionsDefinition | None
+    mapping: kinds.PartitionMapping | None
     direction: str
     partition_keys: tuple[str, ...]
-    evaluation: Evaluation
+    evaluation: defs.Evaluation
 
 
 def question_from_json(data: Mapping[str, Any]) -> Question:
@@ -252,7 +248,7 @@ def question_from_json(data: Mapping[str, Any]) -> Question:
         mapping=mapping_from_json(data["mapping"]),
         direction=str(data["direction"]),
         partition_keys=tuple(str(key) for key in data["partition_keys"]),
-        evaluation=Evaluation(
+        evaluation=defs.Evaluation(
             as_of=datetime.fromisoformat(data["as_of"]),
             dynamic_keys=data.get("dynamic_partitions", {}),
         ),

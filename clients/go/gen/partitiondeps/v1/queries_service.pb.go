@@ -594,11 +594,7 @@ type GetDownstreamPartitionsRequest struct {
 	DownstreamAssetKeys []string               `protobuf:"bytes,4,rep,name=downstream_asset_keys,json=downstreamAssetKeys,proto3" json:"downstream_asset_keys,omitempty"`
 	AsOf                *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
 	KeyPaging           *KeyPaging             `protobuf:"bytes,6,opt,name=key_paging,json=keyPaging,proto3" json:"key_paging,omitempty"`
-	// Answer selected keys of a time-window definition that are not partitions yet at as_of
-	// (a window still in progress, such as this week's or today's, or a later one): each is
-	// mapped at as_of as if it existed, and listed in the response's selected_not_yet. Unset:
-	// such a key is refused with INVALID_PARTITION_KEY, as Dagster refuses it. Keys that never
-	// will be partitions are refused either way.
+	// As GetUpstreamPartitionsRequest.accept_keys_not_yet.
 	AcceptKeysNotYet bool `protobuf:"varint,7,opt,name=accept_keys_not_yet,json=acceptKeysNotYet,proto3" json:"accept_keys_not_yet,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
@@ -690,8 +686,7 @@ type GetDownstreamPartitionsResponse struct {
 	Generation int64                  `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
 	// One entry per dependent asset, in asset-key order.
 	Dependents []*DownstreamPartitions `protobuf:"bytes,3,rep,name=dependents,proto3" json:"dependents,omitempty"`
-	// The selected keys that are not partitions yet at as_of (only with accept_keys_not_yet),
-	// each NOT_YET with the instant it will exist, in selection order.
+	// As GetUpstreamPartitionsResponse.selected_not_yet.
 	SelectedNotYet []*PartitionStatus `protobuf:"bytes,4,rep,name=selected_not_yet,json=selectedNotYet,proto3" json:"selected_not_yet,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -770,11 +765,7 @@ type ComputeUpstreamPartitionsRequest struct {
 	// Keys of dynamic definitions by name, in insertion order.
 	DynamicPartitions map[string]*DynamicPartitionKeys `protobuf:"bytes,6,rep,name=dynamic_partitions,json=dynamicPartitions,proto3" json:"dynamic_partitions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	KeyPaging         *KeyPaging                       `protobuf:"bytes,7,opt,name=key_paging,json=keyPaging,proto3" json:"key_paging,omitempty"`
-	// Answer selected keys of a time-window definition that are not partitions yet at as_of
-	// (a window still in progress, such as this week's or today's, or a later one): each is
-	// mapped at as_of as if it existed, and listed in the response's selected_not_yet. Unset:
-	// such a key is refused with INVALID_PARTITION_KEY, as Dagster refuses it. Keys that never
-	// will be partitions are refused either way.
+	// As GetUpstreamPartitionsRequest.accept_keys_not_yet.
 	AcceptKeysNotYet bool `protobuf:"varint,8,opt,name=accept_keys_not_yet,json=acceptKeysNotYet,proto3" json:"accept_keys_not_yet,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
@@ -871,8 +862,7 @@ type ComputeUpstreamPartitionsResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	AsOf   *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
 	Result *UpstreamPartitions    `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
-	// The selected keys that are not partitions yet at as_of (only with accept_keys_not_yet),
-	// each NOT_YET with the instant it will exist, in selection order.
+	// As GetUpstreamPartitionsResponse.selected_not_yet.
 	SelectedNotYet []*PartitionStatus `protobuf:"bytes,3,rep,name=selected_not_yet,json=selectedNotYet,proto3" json:"selected_not_yet,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -940,11 +930,7 @@ type ComputeDownstreamPartitionsRequest struct {
 	AsOf              *timestamppb.Timestamp           `protobuf:"bytes,5,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
 	DynamicPartitions map[string]*DynamicPartitionKeys `protobuf:"bytes,6,rep,name=dynamic_partitions,json=dynamicPartitions,proto3" json:"dynamic_partitions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	KeyPaging         *KeyPaging                       `protobuf:"bytes,7,opt,name=key_paging,json=keyPaging,proto3" json:"key_paging,omitempty"`
-	// Answer selected keys of a time-window definition that are not partitions yet at as_of
-	// (a window still in progress, such as this week's or today's, or a later one): each is
-	// mapped at as_of as if it existed, and listed in the response's selected_not_yet. Unset:
-	// such a key is refused with INVALID_PARTITION_KEY, as Dagster refuses it. Keys that never
-	// will be partitions are refused either way.
+	// As GetUpstreamPartitionsRequest.accept_keys_not_yet.
 	AcceptKeysNotYet bool `protobuf:"varint,8,opt,name=accept_keys_not_yet,json=acceptKeysNotYet,proto3" json:"accept_keys_not_yet,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
@@ -1041,8 +1027,7 @@ type ComputeDownstreamPartitionsResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	AsOf   *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
 	Result *DownstreamPartitions  `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
-	// The selected keys that are not partitions yet at as_of (only with accept_keys_not_yet),
-	// each NOT_YET with the instant it will exist, in selection order.
+	// As GetUpstreamPartitionsResponse.selected_not_yet.
 	SelectedNotYet []*PartitionStatus `protobuf:"bytes,3,rep,name=selected_not_yet,json=selectedNotYet,proto3" json:"selected_not_yet,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache

@@ -358,11 +358,7 @@ export type GetDownstreamPartitionsRequest = Message<"partitiondeps.v1.GetDownst
   keyPaging?: KeyPaging | undefined;
 
   /**
-   * Answer selected keys of a time-window definition that are not partitions yet at as_of
-   * (a window still in progress, such as this week's or today's, or a later one): each is
-   * mapped at as_of as if it existed, and listed in the response's selected_not_yet. Unset:
-   * such a key is refused with INVALID_PARTITION_KEY, as Dagster refuses it. Keys that never
-   * will be partitions are refused either way.
+   * As GetUpstreamPartitionsRequest.accept_keys_not_yet.
    *
    * @generated from field: bool accept_keys_not_yet = 7;
    */
@@ -400,8 +396,7 @@ export type GetDownstreamPartitionsResponse = Message<"partitiondeps.v1.GetDowns
   dependents: DownstreamPartitions[];
 
   /**
-   * The selected keys that are not partitions yet at as_of (only with accept_keys_not_yet),
-   * each NOT_YET with the instant it will exist, in selection order.
+   * As GetUpstreamPartitionsResponse.selected_not_yet.
    *
    * @generated from field: repeated partitiondeps.v1.PartitionStatus selected_not_yet = 4;
    */
@@ -467,11 +462,7 @@ export type ComputeUpstreamPartitionsRequest = Message<"partitiondeps.v1.Compute
   keyPaging?: KeyPaging | undefined;
 
   /**
-   * Answer selected keys of a time-window definition that are not partitions yet at as_of
-   * (a window still in progress, such as this week's or today's, or a later one): each is
-   * mapped at as_of as if it existed, and listed in the response's selected_not_yet. Unset:
-   * such a key is refused with INVALID_PARTITION_KEY, as Dagster refuses it. Keys that never
-   * will be partitions are refused either way.
+   * As GetUpstreamPartitionsRequest.accept_keys_not_yet.
    *
    * @generated from field: bool accept_keys_not_yet = 8;
    */
@@ -502,8 +493,7 @@ export type ComputeUpstreamPartitionsResponse = Message<"partitiondeps.v1.Comput
   result?: UpstreamPartitions | undefined;
 
   /**
-   * The selected keys that are not partitions yet at as_of (only with accept_keys_not_yet),
-   * each NOT_YET with the instant it will exist, in selection order.
+   * As GetUpstreamPartitionsResponse.selected_not_yet.
    *
    * @generated from field: repeated partitiondeps.v1.PartitionStatus selected_not_yet = 3;
    */
@@ -561,11 +551,7 @@ export type ComputeDownstreamPartitionsRequest = Message<"partitiondeps.v1.Compu
   keyPaging?: KeyPaging | undefined;
 
   /**
-   * Answer selected keys of a time-window definition that are not partitions yet at as_of
-   * (a window still in progress, such as this week's or today's, or a later one): each is
-   * mapped at as_of as if it existed, and listed in the response's selected_not_yet. Unset:
-   * such a key is refused with INVALID_PARTITION_KEY, as Dagster refuses it. Keys that never
-   * will be partitions are refused either way.
+   * As GetUpstreamPartitionsRequest.accept_keys_not_yet.
    *
    * @generated from field: bool accept_keys_not_yet = 8;
    */
@@ -596,8 +582,7 @@ export type ComputeDownstreamPartitionsResponse = Message<"partitiondeps.v1.Comp
   result?: DownstreamPartitions | undefined;
 
   /**
-   * The selected keys that are not partitions yet at as_of (only with accept_keys_not_yet),
-   * each NOT_YET with the instant it will exist, in selection order.
+   * As GetUpstreamPartitionsResponse.selected_not_yet.
    *
    * @generated from field: repeated partitiondeps.v1.PartitionStatus selected_not_yet = 3;
    */

@@ -334,12 +334,7 @@ class GetDownstreamPartitionsRequest(_message.Message):
     namespace: _builtins.str
     asset_key: _builtins.str
     accept_keys_not_yet: _builtins.bool
-    """Answer selected keys of a time-window definition that are not partitions yet at as_of
-    (a window still in progress, such as this week's or today's, or a later one): each is
-    mapped at as_of as if it existed, and listed in the response's selected_not_yet. Unset:
-    such a key is refused with INVALID_PARTITION_KEY, as Dagster refuses it. Keys that never
-    will be partitions are refused either way.
-    """
+    """As GetUpstreamPartitionsRequest.accept_keys_not_yet."""
     @_builtins.property
     def selection(self) -> _partitions_pb2.PartitionSelection: ...
     @_builtins.property
@@ -388,9 +383,7 @@ class GetDownstreamPartitionsResponse(_message.Message):
 
     @_builtins.property
     def selected_not_yet(self) -> _containers.RepeatedCompositeFieldContainer[_partitions_pb2.PartitionStatus]:
-        """The selected keys that are not partitions yet at as_of (only with accept_keys_not_yet),
-        each NOT_YET with the instant it will exist, in selection order.
-        """
+        """As GetUpstreamPartitionsResponse.selected_not_yet."""
 
     def __init__(
         self,
@@ -444,12 +437,7 @@ class ComputeUpstreamPartitionsRequest(_message.Message):
     KEY_PAGING_FIELD_NUMBER: _builtins.int
     ACCEPT_KEYS_NOT_YET_FIELD_NUMBER: _builtins.int
     accept_keys_not_yet: _builtins.bool
-    """Answer selected keys of a time-window definition that are not partitions yet at as_of
-    (a window still in progress, such as this week's or today's, or a later one): each is
-    mapped at as_of as if it existed, and listed in the response's selected_not_yet. Unset:
-    such a key is refused with INVALID_PARTITION_KEY, as Dagster refuses it. Keys that never
-    will be partitions are refused either way.
-    """
+    """As GetUpstreamPartitionsRequest.accept_keys_not_yet."""
     @_builtins.property
     def upstream(self) -> _partitions_pb2.PartitionsDefinition:
         """Unset: unpartitioned."""
@@ -509,9 +497,7 @@ class ComputeUpstreamPartitionsResponse(_message.Message):
     def result(self) -> Global___UpstreamPartitions: ...
     @_builtins.property
     def selected_not_yet(self) -> _containers.RepeatedCompositeFieldContainer[_partitions_pb2.PartitionStatus]:
-        """The selected keys that are not partitions yet at as_of (only with accept_keys_not_yet),
-        each NOT_YET with the instant it will exist, in selection order.
-        """
+        """As GetUpstreamPartitionsResponse.selected_not_yet."""
 
     def __init__(
         self,
@@ -564,12 +550,7 @@ class ComputeDownstreamPartitionsRequest(_message.Message):
     KEY_PAGING_FIELD_NUMBER: _builtins.int
     ACCEPT_KEYS_NOT_YET_FIELD_NUMBER: _builtins.int
     accept_keys_not_yet: _builtins.bool
-    """Answer selected keys of a time-window definition that are not partitions yet at as_of
-    (a window still in progress, such as this week's or today's, or a later one): each is
-    mapped at as_of as if it existed, and listed in the response's selected_not_yet. Unset:
-    such a key is refused with INVALID_PARTITION_KEY, as Dagster refuses it. Keys that never
-    will be partitions are refused either way.
-    """
+    """As GetUpstreamPartitionsRequest.accept_keys_not_yet."""
     @_builtins.property
     def upstream(self) -> _partitions_pb2.PartitionsDefinition: ...
     @_builtins.property
@@ -621,9 +602,7 @@ class ComputeDownstreamPartitionsResponse(_message.Message):
     def result(self) -> Global___DownstreamPartitions: ...
     @_builtins.property
     def selected_not_yet(self) -> _containers.RepeatedCompositeFieldContainer[_partitions_pb2.PartitionStatus]:
-        """The selected keys that are not partitions yet at as_of (only with accept_keys_not_yet),
-        each NOT_YET with the instant it will exist, in selection order.
-        """
+        """As GetUpstreamPartitionsResponse.selected_not_yet."""
 
     def __init__(
         self,
