@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import grpc
@@ -39,7 +40,7 @@ def materialize(
     stubs: Stubs,
     namespace: str,
     asset_key: str,
-    partition_keys: list[str | None],
+    partition_keys: Sequence[str | None],
     data_version: str = "",
     run_id: str = "run",
 ) -> None:
