@@ -83,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
         "(env PD_METRICS_LISTEN); unset: no metrics",
     )
     serve.add_argument(
+        "--http-listen",
+        default=os.environ.get("PD_HTTP_LISTEN") or None,
+        help="host:port of the HTTP listener: Connect JSON calls and the status page, e.g. "
+        "127.0.0.1:8080 (env PD_HTTP_LISTEN); unset: no HTTP",
+    )
+    serve.add_argument(
         "--processes",
         type=int,
         default=int(_env("PD_PROCESSES", "1")),
@@ -164,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         tokens=_tokens(args.tokens_file),
         tls=_tls(args),
         metrics_listen=args.metrics_listen,
+        http_listen=args.http_listen,
         memo_entries=args.memo_entries,
         state_cache_rows=args.state_cache_rows,
     )
