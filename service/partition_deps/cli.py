@@ -1,6 +1,8 @@
-"""Command line: `partition-deps serve` and `partition-deps migrate`.
+"""Command line: `partition-deps serve` and `partition-deps migrate` run the service; `apply`,
+`assets`, `events`, `upstream`, `downstream`, `staleness` and `plan` call it (a gRPC client,
+see client/commands.py for their exit codes).
 
-Every flag has an environment variable; a flag wins over its variable.
+Every server flag has an environment variable; a flag wins over its variable.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import os
 import signal
 import sys
 import threading
+from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
 
 from partition_deps import logs
 from partition_deps.api.auth import TokenTable
+from partition_deps.client import commands as client_commands
 from partition_deps.server import EXIT_MARGIN_SECONDS, Config, Server, TlsFiles, exit_within
 from partition_deps.store.database import EmbeddedPostgres, PoolSettings, migrate
 
@@ -27,8 +31,15 @@ def _env(name: str, default: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="partition-deps", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="partition-deps",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=client_commands.EXIT_CODES,
+    )
+    parser.add_argument("--version", action="version", version=version("partition-deps"))
     commands = parser.add_subparsers(dest="command", required=True)
+    client_commands.add_commands(commands)
     for name, help_text in (
         ("serve", "run the gRPC server"),
         ("migrate", "apply database migrations and exit"),
@@ -148,6 +159,8 @@ def _tls(args: argparse.Namespace) -> TlsFiles | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in client_commands.COMMANDS:
+        return client_commands.run(args)
     logs.configure(args.log_level)
     if args.command == "migrate":
         embedded = None if args.database_url else EmbeddedPostgres(args.data_dir)

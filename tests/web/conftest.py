@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +21,7 @@ from partition_deps.store.database import PoolSettings
 TOKEN_ALL = "web-token-all"
 TOKEN_A = "web-token-a"
 NAMESPACE_A = "web-a"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -77,3 +81,15 @@ def _reply(status: int, content_type: str, raw: bytes) -> Reply:
     return Reply(
         status, content_type, json.loads(raw) if content_type == "application/json" else raw
     )
+
+
+def program_env(folder: Path) -> dict[str, str]:
+    """An environment whose `partition-deps` program (in `folder`) runs this checkout's code."""
+    program = folder / "partition-deps"
+    program.write_text(f'#!/bin/sh\nexec {sys.executable} -m partition_deps.cli "$@"\n')
+    program.chmod(0o755)
+    return {
+        **os.environ,
+        "PATH": f"{folder}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT / "service"),
+    }
