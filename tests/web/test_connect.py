@@ -17,6 +17,7 @@ from google.rpc import error_details_pb2
 
 from partition_deps.web.connect import HTTP_STATUS, generated_services
 
+from ..threads import run_concurrently
 from .conftest import NAMESPACE_A, TOKEN_A, post
 
 NAMESPACE = f"web-connect-{uuid.uuid4().hex[:8]}"
@@ -282,3 +283,22 @@ def test_bearer_tokens_guard_http_as_they_guard_grpc(base_url: str) -> None:
     granted = post(url, {"namespace": NAMESPACE_A}, token=TOKEN_A)
     assert granted.status == 404  # granted, and the namespace does not exist
     assert _error_info(granted.body)["reason"] == "NAMESPACE_NOT_FOUND"
+
+
+def test_concurrent_calls_each_get_their_own_answer(base_url: str) -> None:
+    """The listener serves each connection on a thread; answers never cross."""
+
+    def worker(index: int) -> Callable[[], None]:
+        def run() -> None:
+            for call in range(10):
+                namespace = f"web-concurrent-{index}-{call}"
+                reply = post(
+                    _url(base_url, "DefinitionsService/GetAsset"),
+                    {"namespace": namespace, "asset_key": "x"},
+                )
+                assert reply.status == 404
+                assert f"{namespace!r}" in reply.body["message"]
+
+        return run
+
+    run_concurrently([worker(index) for index in range(8)])

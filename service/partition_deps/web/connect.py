@@ -73,6 +73,8 @@ class Answer:
     status: int
     content_type: str
     body: bytes
+    # More headers (name, value).
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def connect_code(code: grpc.StatusCode) -> str:

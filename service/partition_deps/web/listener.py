@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import grpc
 
 from partition_deps.web.connect import Answer, ConnectGateway
+from partition_deps.web.pages import StatusPages, parse_request, signed_in
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +29,15 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, address: tuple[str, int], gateway: ConnectGateway, body_limit: int, reuse_port: bool
+        self,
+        address: tuple[str, int],
+        gateway: ConnectGateway,
+        pages: StatusPages,
+        body_limit: int,
+        reuse_port: bool,
     ) -> None:
         self.gateway = gateway
+        self.pages = pages
         self.body_limit = body_limit
         self.reuse_port = reuse_port
         if ":" in address[0]:
@@ -55,8 +62,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.content_type)
         self.send_header("Content-Length", str(len(answer.body)))
+        for name, value in answer.headers:
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(answer.body)
+
+    def _headers(self) -> dict[str, str]:
+        return {key.lower(): value for key, value in self.headers.items()}
+
+    def do_GET(self) -> None:
+        self._send(self.server.pages.answer(parse_request(self.path, self._headers())))
 
     def do_POST(self) -> None:
         length = self.headers.get("Content-Length")
@@ -69,7 +84,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(Answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "text/plain", too_large))
             return
         body = self.rfile.read(int(length))
-        headers = {key.lower(): value for key, value in self.headers.items()}
+        if self.path == "/ui/login":
+            self._send(signed_in(body))
+            return
+        headers = self._headers()
         self._send(
             self.server.gateway.call(self.path, headers.get("content-type", ""), body, headers)
         )
@@ -96,8 +114,13 @@ class HttpListener:
             target, options=[("grpc.max_receive_message_length", max_message_bytes)]
         )
         self._channel = channel
+        self._pages = StatusPages(channel)
         self._http = _Server(
-            address, ConnectGateway(channel), max_message_bytes * JSON_SIZE_FACTOR, reuse_port
+            address,
+            ConnectGateway(channel),
+            self._pages,
+            max_message_bytes * JSON_SIZE_FACTOR,
+            reuse_port,
         )
         self.port: int = self._http.server_address[1]
         self._thread = threading.Thread(target=self._http.serve_forever, name="http", daemon=True)
@@ -108,5 +131,6 @@ class HttpListener:
     def stop(self) -> None:
         self._http.shutdown()
         self._http.server_close()
+        self._pages.close()
         self._channel.close()
         shutil.rmtree(self._folder, ignore_errors=True)
