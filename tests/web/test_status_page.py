@@ -2,7 +2,8 @@
 
 The seed namespace is applied and its events reported through the command line, as the README
 does; the page is read as a person would: the graph's assets and edge, the weekly bar turning
-from missing to fresh, a stale range opened to read its cause, the upstream a partition needs.
+from missing to fresh, a stale range opened to read its cause, the upstream a partition needs,
+a run in progress.
 A screenshot of each step is kept in test-artifacts/status-page/, with the render times of a
 namespace of 50 assets of 100,000 partitions each (timings.json; recorded, not asserted).
 """
@@ -121,6 +122,29 @@ def test_the_seed_namespace_as_a_person_sees_it(
     assert "2024-01-07 .. 2024-01-13 (7)" in page.locator("table.needs").inner_text()
     _shot(page, "4-upstream-needed")
 
+    # A run starts on the stale week: a band over its range until the run ends.
+    started = tmp_path / "started.jsonl"
+    started.write_text(
+        json.dumps(
+            {
+                "idempotency_key": "weekly-rerun",
+                "event_time": "2024-01-15T01:00:00Z",
+                "run_started": {
+                    "run_id": "run-4",
+                    "targets": [
+                        {"asset_key": "weekly_sales_summary", "partition_key": "2024-01-07"}
+                    ],
+                },
+            }
+        )
+        + "\n"
+    )
+    _cli(web_server.port, tmp_path, "events", "report", "-n", namespace, str(started))
+    page.goto(url)
+    assert _row_ranges(page, "weekly_sales_summary") == {"stale", "in_progress"}
+    assert "1 in progress" in page.locator('tr[data-asset="weekly_sales_summary"]').inner_text()
+    _shot(page, "5-run-in-progress")
+
 
 def test_without_a_token_the_page_asks_for_one(browser: Browser, base_url: str) -> None:
     context = browser.new_context()
@@ -204,7 +228,7 @@ def test_fifty_assets_of_100000_partitions(page: Page, base_url: str) -> None:
     assert page.locator("g.edge").count() == ASSETS - 10
     assert "100,000 partitions" in page.locator('tr[data-asset="asset_49"]').inner_text()
     assert _row_ranges(page, "asset_20") == {"fresh", "missing", "stale"}
-    _shot(page, "5-fifty-assets")
+    _shot(page, "6-fifty-assets")
 
     asset_url = (
         f"{base_url}/ui/asset?{urlencode({'ns': namespace, 'key': 'asset_20', 'as_of': as_of})}"
@@ -213,7 +237,7 @@ def test_fifty_assets_of_100000_partitions(page: Page, base_url: str) -> None:
     page.goto(asset_url, timeout=0)
     timings["asset_page_seconds"] = round(time.perf_counter() - begun, 3)
     assert "100,000 partitions" in page.locator("p.counts").inner_text()
-    _shot(page, "6-one-asset")
+    _shot(page, "7-one-asset")
     timings["load_average_1min"] = os.getloadavg()[0]
     (ARTIFACTS / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
     print(f"status page render times: {timings}")

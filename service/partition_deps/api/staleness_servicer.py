@@ -200,10 +200,17 @@ class StalenessServicer:
             _check_token(token, snapshot.generation, position)
             engine = StalenessEngine(snapshot.assets, reader, at, options)
             answers = {key: engine.statuses(key, candidates[key]) for key in asset_keys}
+            running = {key: reader.in_progress_keys(key) for key in asset_keys}
         response = pb.GetStalenessResponse(generation=snapshot.generation, event_position=position)
         convert.set_instant(response.as_of, as_of)
         for asset_key in asset_keys:
-            self._summary(response.assets.add(), snapshot.assets[asset_key], candidates, answers)
+            self._summary(
+                response.assets.add(),
+                snapshot.assets[asset_key],
+                candidates,
+                answers,
+                running[asset_key],
+            )
         offset = 0 if token is None else token.offset
         end = self._page(
             response, asset_keys, candidates, answers, offset, size, request.include_fresh
@@ -220,6 +227,7 @@ class StalenessServicer:
         asset: AssetDefinition,
         candidates: Mapping[str, list[str | None]],
         answers: Mapping[str, dict[int, PartitionStatus]],
+        running: frozenset[str | None],
     ) -> None:
         keys = candidates[asset.key]
         not_fresh = answers[asset.key]
@@ -229,6 +237,8 @@ class StalenessServicer:
         target.stale_count = len(stale)
         target.missing_count = len(missing)
         target.fresh_count = len(keys) - len(stale) - len(missing)
+        in_progress = [n for n, key in enumerate(keys) if key in running] if running else []
+        target.in_progress_count = len(in_progress)
         if asset.partitions is None:
             return
         time_definition = (
@@ -238,6 +248,7 @@ class StalenessServicer:
         for ranges, positions in (
             (target.stale_ranges, stale),
             (target.missing_ranges, missing),
+            (target.in_progress_ranges, in_progress),
         ):
             for run in position_runs(partition_keys, positions, time_definition):
                 convert.fill_range(ranges.add(), run)

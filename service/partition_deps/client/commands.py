@@ -475,7 +475,7 @@ def _staleness(client: Client, args: argparse.Namespace) -> Answer:
             page_size=args.limit,
         ),
     )
-    rows = [["ASSET", "FRESH", "STALE", "MISSING", "STALE RANGES", "MISSING RANGES"]]
+    rows = [["ASSET", "FRESH", "STALE", "MISSING", "STALE RANGES", "MISSING RANGES", "IN PROGRESS"]]
     for asset in answer.assets:
         rows.append(
             [
@@ -485,6 +485,7 @@ def _staleness(client: Client, args: argparse.Namespace) -> Answer:
                 str(asset.missing_count),
                 _ranges(asset.stale_ranges),
                 _ranges(asset.missing_ranges),
+                _ranges(asset.in_progress_ranges),
             ]
         )
     stale = [p for p in answer.partitions if p.status == staleness_pb.STALE_STATUS_STALE]

@@ -342,6 +342,16 @@ class StalenessReader:
         query = _candidate_query(edges, "text" if separable else "array")
         return self.conn.execute(query, params).fetchall()
 
+    def in_progress_keys(self, asset_key: str) -> frozenset[str | None]:
+        """The partitions of the asset a started run targets and has not finished
+        (None for an unpartitioned asset)."""
+        rows = self.conn.execute(
+            "SELECT partition_key FROM latest_state WHERE namespace_id = %s AND asset_key = %s"
+            " AND in_progress_run_id IS NOT NULL",
+            (self.namespace_id, asset_key),
+        ).fetchall()
+        return frozenset(row[0] or None for row in rows)
+
     def snapshot(self) -> Snapshot:
         if self._snapshot is None:
             row = self.conn.execute("SELECT pg_current_snapshot()::text").fetchone()

@@ -15,8 +15,10 @@ COLOURS = {
     "fresh": "#3a9d5d",
     "stale": "#e8a33d",
     "missing": "#c9ccd1",
+    "in_progress": "#2563eb",
 }
-BAR_WIDTH = 900
+_LAYER = {"fresh": 0, "missing": 0, "stale": 1, "in_progress": 2}
+BAR_WIDTH = 720
 BAR_HEIGHT = 22
 # A stale range narrower than this still shows (and can be clicked). Other ranges keep their
 # true width: a few fresh partitions among 100,000 are a faint line, not a green bar.
@@ -43,15 +45,17 @@ def health_bar(segments: Sequence[Segment], title: str, width: int = BAR_WIDTH) 
         f"<title>{escape(title)}</title>",
         f'<rect x="0" y="0" width="{width}" height="{BAR_HEIGHT}" fill="#f2f3f5"/>',
     ]
-    # Stale ranges last, on top.
-    for segment in sorted(segments, key=lambda s: s.status == "stale"):
+    # Stale ranges on top of fresh and missing ones; runs in progress as a band over the top
+    # third, so the status under them still shows.
+    for segment in sorted(segments, key=lambda s: _LAYER[s.status]):
         x = segment.start * width
         w = (segment.end - segment.start) * width
-        if segment.status == "stale":
+        if segment.status in ("stale", "in_progress"):
             w = max(w, MIN_STALE_WIDTH)
+        height = BAR_HEIGHT / 3 if segment.status == "in_progress" else BAR_HEIGHT
         rect = (
             f'<rect class="range {segment.status}" x="{x:.2f}" y="0" width="{w:.2f}" '
-            f'height="{BAR_HEIGHT}" fill="{COLOURS[segment.status]}">'
+            f'height="{height:.1f}" fill="{COLOURS[segment.status]}">'
             f"<title>{escape(segment.label)}</title></rect>"
         )
         if segment.link:

@@ -72,6 +72,7 @@ tr + tr td { border-top: 1px solid #e5e7eb; }
 .causes li { margin: 0.2rem 0; }
 .selected { background: #fff7e6; }
 code { font-size: 0.92em; }
+td.counts { white-space: nowrap; }
 .axis { display: flex; justify-content: space-between; font-size: 0.8rem; color: #6b7280; }
 """
 
@@ -170,7 +171,7 @@ def _legend() -> str:
     return (
         '<p class="legend">'
         + "".join(
-            f'<span style="background:{colour}"></span>{status}'
+            f'<span style="background:{colour}"></span>{status.replace("_", " ")}'
             for status, colour in COLOURS.items()
         )
         + "</p>"
@@ -234,6 +235,7 @@ class _Health:
             f"{self.total:,} partition{'s' if self.total != 1 else ''}: "
             f"{summary.fresh_count:,} fresh, "
             f"{summary.stale_count:,} stale, {summary.missing_count:,} missing"
+            + (f"; {summary.in_progress_count:,} in progress" if summary.in_progress_count else "")
         )
 
 
@@ -310,7 +312,10 @@ def _health(
     ).assets
     if not asset.HasField("partitions_definition"):
         status = _worst(summary)
-        return _Health(summary, [Segment(status, 0, 1, f"{status} (unpartitioned)")], 1)
+        whole = [Segment(status, 0, 1, f"{status} (unpartitioned)")]
+        if summary.in_progress_count:
+            whole.append(Segment("in_progress", 0, 1, "in progress"))
+        return _Health(summary, whole, 1)
     source = queries_pb.DefinitionSource(
         asset=queries_pb.AssetReference(namespace=namespace, asset_key=asset.asset_key)
     )
@@ -331,6 +336,10 @@ def _health(
                 link = stale_link(part.first_partition_key)
             segments.append(Segment(status, start, end, label, link))
     segments.sort(key=lambda segment: segment.start)
+    running = []
+    for part in summary.in_progress_ranges:
+        start, end = place(part)
+        running.append(Segment("in_progress", start, end, f"in progress: {_range_text(part)}"))
     fresh = []
     for part in listed.ranges:
         start, end = place(part)
@@ -338,6 +347,7 @@ def _health(
             when = f"{_instant(gap_start)} .. {_instant(gap_end)}" if timed else "by key order"
             fresh.append(Segment("fresh", gap_start, gap_end, f"fresh: {when}"))
     segments.extend(fresh)
+    segments.extend(running)
     return _Health(summary, segments, listed.total_size, timed is not None)
 
 
@@ -463,7 +473,7 @@ class StatusPages:
             f'<tr data-asset="{escape(asset.asset_key)}">'
             f'<td><a href="{escape(link(asset.asset_key))}">{escape(asset.asset_key)}</a></td>'
             f"<td>{state.bar(asset.asset_key, axis if state.timed else None)}</td>"
-            f"<td>{state.counts()}</td></tr>"
+            f'<td class="counts">{state.counts()}</td></tr>'
             for asset, state in zip(assets, healths, strict=True)
         )
         body = (
