@@ -1,6 +1,6 @@
-"""Command line: `partition-deps serve` and `partition-deps migrate` run the service; `apply`,
-`assets`, `events`, `upstream`, `downstream`, `staleness` and `plan` call it (a gRPC client,
-see client/commands.py for their exit codes).
+"""Command line: `partition-deps serve` and `partition-deps migrate` run the service;
+`namespaces`, `apply`, `assets`, `events`, `upstream`, `downstream`, `staleness` and `plan` call
+it (a gRPC client, see client/commands.py for their exit codes).
 
 Every server flag has an environment variable; a flag wins over its variable.
 """

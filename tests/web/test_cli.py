@@ -59,6 +59,9 @@ def test_yaml_apply_json_output_and_events_from_stdin(cli: Any, tmp_path: Path) 
     assert applied.returncode == 0, applied.stderr
     assert json.loads(applied.stdout)["generation"] == "1"
 
+    namespaces = cli("namespaces").stdout.splitlines()
+    assert namespaces[0].split() == ["NAMESPACE", "ASSETS", "GENERATION"]
+    assert [namespace, "2", "1"] in [line.split() for line in namespaces]
     listed = json.loads(cli("assets", "list", "-n", namespace, "-o", "json").stdout)
     assert [asset["assetKey"] for asset in listed["assets"]] == ["daily", "weekly"]
     got = cli("assets", "get", "-n", namespace, "weekly")

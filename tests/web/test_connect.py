@@ -172,6 +172,13 @@ CASES: list[tuple[str, dict[str, Any], Check]] = [
     ),
     ("DiagnosticsService/Ping", {}, lambda answer: answer == {}),
     (
+        "DefinitionsService/ListNamespaces",
+        {"page_size": 10_000},
+        lambda answer: (
+            {"name": NAMESPACE, "generation": "3", "assetCount": "3"} in answer["namespaces"]
+        ),
+    ),
+    (
         "DefinitionsService/DeleteAsset",
         {"namespace": NAMESPACE, "asset_key": "regional"},
         lambda answer: answer["generation"] == "4",
@@ -283,6 +290,17 @@ def test_bearer_tokens_guard_http_as_they_guard_grpc(base_url: str) -> None:
     granted = post(url, {"namespace": NAMESPACE_A}, token=TOKEN_A)
     assert granted.status == 404  # granted, and the namespace does not exist
     assert _error_info(granted.body)["reason"] == "NAMESPACE_NOT_FOUND"
+
+    # Namespaces are listed as far as the token grants them.
+    apply_url = _url(base_url, "DefinitionsService/ApplyAssets")
+    for namespace in (NAMESPACE_A, "web-b"):
+        applied = post(apply_url, {"namespace": namespace, "assets": [{"asset_key": "x"}]})
+        assert applied.status == 200, applied.body
+    list_url = _url(base_url, "DefinitionsService/ListNamespaces")
+    mine = post(list_url, {}, token=TOKEN_A)
+    assert [n["name"] for n in mine.body["namespaces"]] == [NAMESPACE_A]
+    every = post(list_url, {"page_size": 10_000})
+    assert {NAMESPACE_A, "web-b"} <= {n["name"] for n in every.body["namespaces"]}
 
 
 def test_concurrent_calls_each_get_their_own_answer(base_url: str) -> None:

@@ -83,6 +83,8 @@ def test_the_seed_namespace_as_a_person_sees_it(
     _cli(web_server.port, tmp_path, "apply", "examples/seed.json", "-n", namespace)
     url = f"{base_url}/ui/namespace?{urlencode({'ns': namespace, 'as_of': AS_OF})}"
 
+    page.goto(base_url)
+    assert page.locator(f"table.namespaces a:text-is('{namespace}')").is_visible()
     page.goto(url)
     assert page.locator('g.node[data-asset="daily_sales_data"]').is_visible()
     assert page.locator('g.node[data-asset="weekly_sales_summary"]').is_visible()

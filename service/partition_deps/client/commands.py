@@ -69,7 +69,16 @@ _EXIT_BY_CODE = {
 EVENTS_PER_BATCH = 1_000
 # Pages asked for when a command lists everything.
 PAGE_SIZE = 1_000
-COMMANDS = ("apply", "assets", "events", "upstream", "downstream", "staleness", "plan")
+COMMANDS = (
+    "namespaces",
+    "apply",
+    "assets",
+    "events",
+    "upstream",
+    "downstream",
+    "staleness",
+    "plan",
+)
 
 M = TypeVar("M", bound=Message)
 
@@ -156,6 +165,7 @@ def add_commands(commands: Any) -> None:
         )
         return parser
 
+    command("namespaces", "list the namespaces (with tokens on: those the token grants)")
     apply = command("apply", "create or replace the assets of a YAML or JSON file")
     apply.add_argument(
         "file",
@@ -294,6 +304,23 @@ def _options(args: argparse.Namespace) -> staleness_pb.StalenessOptions:
 
 
 # -- the commands ---------------------------------------------------------------------------
+
+
+def _namespaces(client: Client, args: argparse.Namespace) -> Answer:
+    listed = defs_pb.ListNamespacesResponse()
+    token = ""
+    while True:
+        page = client.call(
+            client.definitions.ListNamespaces,
+            defs_pb.ListNamespacesRequest(page_size=PAGE_SIZE, page_token=token),
+        )
+        listed.namespaces.extend(page.namespaces)
+        token = page.next_page_token
+        if not token:
+            break
+    rows = [["NAMESPACE", "ASSETS", "GENERATION"]]
+    rows.extend([n.name, str(n.asset_count), str(n.generation)] for n in listed.namespaces)
+    return listed, rows
 
 
 def _apply(client: Client, args: argparse.Namespace) -> Answer:
@@ -526,6 +553,7 @@ def _plan(client: Client, args: argparse.Namespace) -> Answer:
 
 
 _COMMANDS: dict[str, Callable[[Client, argparse.Namespace], Answer]] = {
+    "namespaces": _namespaces,
     "apply": _apply,
     "assets": _assets,
     "events": _events,

@@ -418,7 +418,28 @@ class StatusPages:
         return _login_page(HTTPStatus.OK, "The service asks for a bearer token.")
 
     def _home(self, request: Request) -> Answer:
+        calls = _Calls(self._channel, request.token)
+        rows: list[str] = []
+        token = ""
+        while True:
+            page = calls(
+                calls.definitions.ListNamespaces,
+                defs_pb.ListNamespacesRequest(page_size=PAGE_SIZE, page_token=token),
+            )
+            rows.extend(
+                f'<tr><td><a href="{escape(_url("/ui/namespace", ns=n.name))}">'
+                f"{escape(n.name)}</a></td><td>{n.asset_count:,} assets</td>"
+                f"<td>generation {n.generation:,}</td></tr>"
+                for n in page.namespaces
+            )
+            token = page.next_page_token
+            if not token:
+                break
+        listed = (
+            f'<table class="namespaces">{"".join(rows)}</table>' if rows else "<p>None yet.</p>"
+        )
         body = (
+            f"<h2>Namespaces</h2>{listed}"
             "<h2>Open a namespace</h2>"
             '<form method="get" action="/ui/namespace">'
             '<label>Namespace <input name="ns" required></label> '
