@@ -226,6 +226,7 @@ def test_fifty_assets_of_100000_partitions(page: Page, base_url: str) -> None:
     begun = time.perf_counter()
     page.goto(url, timeout=0)  # each asset's staleness is computed: no bound here
     timings["namespace_page_seconds"] = round(time.perf_counter() - begun, 3)
+    assert page.locator("td.counts .error").all_inner_texts() == []
     assert page.locator("g.node").count() == ASSETS
     assert page.locator("g.edge").count() == ASSETS - 10
     assert "100,000 partitions" in page.locator('tr[data-asset="asset_49"]').inner_text()

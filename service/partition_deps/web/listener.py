@@ -114,11 +114,10 @@ class HttpListener:
             target, options=[("grpc.max_receive_message_length", max_message_bytes)]
         )
         self._channel = channel
-        self._pages = StatusPages(channel)
         self._http = _Server(
             address,
             ConnectGateway(channel),
-            self._pages,
+            StatusPages(channel),
             max_message_bytes * JSON_SIZE_FACTOR,
             reuse_port,
         )
@@ -131,6 +130,5 @@ class HttpListener:
     def stop(self) -> None:
         self._http.shutdown()
         self._http.server_close()
-        self._pages.close()
         self._channel.close()
         shutil.rmtree(self._folder, ignore_errors=True)

@@ -44,8 +44,9 @@ from partition_deps.web.drawing import COLOURS, Node, Segment, asset_graph, heal
 
 TOKEN_COOKIE = "pd_token"
 HTML = "text/html; charset=utf-8"
-# Assets whose bars are gathered at once for a namespace page.
-PARALLEL_CALLS = 8
+# Assets whose bars a namespace page gathers at once: staleness is computing in the server's
+# interpreter, so more would only hold more database connections.
+PARALLEL_CALLS = 2
 # Partitions listed with their causes when a stale range is opened.
 CAUSES_SHOWN = 20
 # Ranges listed under an asset's bar, per status.
@@ -207,6 +208,8 @@ class _Health:
     segments: list[Segment]
     total: int
     timed: bool = False
+    # Why the asset's health could not be read ("" when it was).
+    error: str = ""
 
     def extent(self) -> tuple[float, float]:
         return (
@@ -227,9 +230,12 @@ class _Health:
 
     @property
     def worst(self) -> str:
-        return _worst(self.summary)
+        # Unknown health is drawn grey, as missing.
+        return "missing" if self.error else _worst(self.summary)
 
     def counts(self) -> str:
+        if self.error:
+            return f'<span class="error">{escape(self.error)}</span>'
         summary = self.summary
         return (
             f"{self.total:,} partition{'s' if self.total != 1 else ''}: "
@@ -390,11 +396,6 @@ class StatusPages:
 
     def __init__(self, channel: grpc.Channel) -> None:
         self._channel = channel
-        # Thread safety: the executor queues work under its own lock.
-        self._workers = ThreadPoolExecutor(PARALLEL_CALLS, thread_name_prefix="status-page")
-
-    def close(self) -> None:
-        self._workers.shutdown(wait=False, cancel_futures=True)
 
     def answer(self, request: Request) -> Answer:
         routes: dict[str, Callable[[Request], Answer]] = {
@@ -460,15 +461,20 @@ class StatusPages:
             return _url("/ui/asset", ns=namespace, key=asset_key, as_of=as_of_text, **more)
 
         def health(asset: defs_pb.Asset) -> _Health:
-            return _health(
-                calls,
-                namespace,
-                asset,
-                as_of,
-                lambda first: link(asset.asset_key, stale=first) + f"#stale-{first}",
-            )
+            try:
+                return _health(
+                    calls,
+                    namespace,
+                    asset,
+                    as_of,
+                    lambda first: link(asset.asset_key, stale=first) + f"#stale-{first}",
+                )
+            except grpc.RpcError as error:  # the other assets still show
+                summary = staleness_pb.AssetStaleness(asset_key=asset.asset_key)
+                return _Health(summary, [], 0, error=failure_of(error).describe())
 
-        healths = list(self._workers.map(health, assets))
+        with ThreadPoolExecutor(PARALLEL_CALLS, thread_name_prefix="status-page") as workers:
+            healths = list(workers.map(health, assets))
         # Time-window assets share one time axis, so a column of the table is one instant.
         timed = [state.extent() for state in healths if state.timed]
         axis = (min(e[0] for e in timed), max(e[1] for e in timed)) if timed else None
