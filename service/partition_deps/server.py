@@ -35,7 +35,7 @@ from partition_deps.api.gen.partitiondeps.v1 import (
     staleness_service_pb2,
 )
 from partition_deps.api.handlers import add_service
-from partition_deps.api.metrics import Metrics, MetricsInterceptor
+from partition_deps.api.metrics import Metrics, MetricsInterceptor, parse_listen
 from partition_deps.api.paging import PageTokens
 from partition_deps.api.response_memo import ResponseMemo
 from partition_deps.store.answer_snapshots import AnswerSnapshots
@@ -45,6 +45,7 @@ from partition_deps.store.definitions import DefinitionsRepository
 from partition_deps.store.events import DEFAULT_RUN_LEASE, EventsRepository
 from partition_deps.store.secrets import page_token_key
 from partition_deps.store.staleness import DEFAULT_MIRROR_ROWS, StalenessRepository
+from partition_deps.web.listener import HttpListener
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,8 @@ class Config:
     metrics_listen: str | None = None
     # The lease of a run whose RunStarted gives none (store/events.py).
     run_lease_seconds: float = DEFAULT_RUN_LEASE.total_seconds()
+    # host:port of the HTTP listener (Connect JSON calls, status page); None: no HTTP.
+    http_listen: str | None = None
 
 
 class Server:
@@ -126,6 +129,8 @@ class Server:
         self.exit_status = 0
         self._cache: DefinitionsCache | None = None
         self._grpc: grpc.Server | None = None
+        # Thread safety: set once by start() before it serves, like `port`.
+        self.http: HttpListener | None = None
         # Thread safety: grpcio's HealthServicer guards its statuses with its own lock.
         self._health = health.HealthServicer()
         # Thread safety: stop() tests and sets it under self._stop_lock (it runs once).
@@ -227,8 +232,20 @@ class Server:
             )
         except RuntimeError as error:
             raise RuntimeError(f"cannot listen on {config.listen}: {error}") from error
+        if config.http_listen is not None:
+            self.http = HttpListener(
+                server,
+                parse_listen(config.http_listen),
+                config.max_message_bytes,
+                config.reuse_port,
+            )
         server.start()
         self._grpc = server
+        if self.http is not None:
+            self.http.start()
+            logger.info(
+                "http listening", extra={"address": config.http_listen, "port": self.http.port}
+            )
         logger.info(
             "listening",
             extra={
@@ -403,6 +420,8 @@ class Server:
             self._stopping.set()
         self._health.enter_graceful_shutdown()
         self._end_health_watches()
+        if self.http is not None:
+            self.http.stop()
         if self._grpc is not None:
             self._grpc.stop(self.config.grace_seconds if grace is None else grace).wait()
         if self._checker.is_alive():

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,3 +202,24 @@ def test_the_flags_configure_tls(pki: Pki) -> None:
     assert cli._tls(cli._parser().parse_args(["serve"])) is None
     with pytest.raises(SystemExit):
         cli._tls(cli._parser().parse_args(["serve", "--tls-cert", str(pki.server_cert)]))
+
+
+def test_the_command_line_client_speaks_mutual_tls(mtls_server: Server, pki: Pki) -> None:
+    program = [sys.executable, "-m", "partition_deps.cli"]
+    address = ["--addr", f"localhost:{mtls_server.port}", "--timeout", "10"]
+
+    def assets_list(*tls: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*program, "assets", "list", "-n", "tls-none", *address, *tls],
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "service")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    client = ["--tls-cert", str(pki.client_cert), "--tls-key", str(pki.client_key)]
+    # Through the handshake to the servicer: the namespace does not exist.
+    answered = assets_list("--tls-ca", str(pki.ca), *client)
+    assert (answered.returncode, "NOT_FOUND NAMESPACE_NOT_FOUND" in answered.stderr) == (3, True)
+    assert assets_list("--tls-ca", str(pki.ca)).returncode == 5  # no client certificate
+    assert assets_list("--tls-ca", str(pki.ca), "--tls-cert", str(pki.client_cert)).returncode == 2
