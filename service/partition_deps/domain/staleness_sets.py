@@ -12,7 +12,7 @@ Also here: runs of consecutive partitions for answers given as ranges.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from partition_deps.domain.assets import AssetDefinition, Dependency
@@ -146,7 +146,12 @@ def position_runs(
 ) -> list[PartitionRun]:
     """Runs of consecutive positions (sorted) in `definition_keys`; with a time definition,
     each run carries its `[start, end)` instants."""
-    runs: list[PartitionRun] = []
+    return span_runs(definition_keys.__getitem__, position_spans(positions), time_definition)
+
+
+def position_spans(positions: Sequence[int]) -> list[tuple[int, int]]:
+    """The `(first, last)` runs of consecutive positions (sorted)."""
+    spans: list[tuple[int, int]] = []
     index = 0
     while index < len(positions):
         first = positions[index]
@@ -155,7 +160,20 @@ def position_runs(
         while index < len(positions) and positions[index] == last + 1:
             last = positions[index]
             index += 1
-        first_key, last_key = definition_keys[first], definition_keys[last]
+        spans.append((first, last))
+    return spans
+
+
+def span_runs(
+    key_at: Callable[[int], str],
+    spans: Sequence[tuple[int, int]],
+    time_definition: TimeWindowPartitions | None = None,
+) -> list[PartitionRun]:
+    """The runs of `(first, last)` positions, their keys from `key_at`; with a time
+    definition, each run carries its `[start, end)` instants."""
+    runs: list[PartitionRun] = []
+    for first, last in spans:
+        first_key, last_key = key_at(first), key_at(last)
         if time_definition is None:
             runs.append(PartitionRun(first_key, last_key, last - first + 1))
         else:

@@ -50,6 +50,12 @@ from partition_deps.domain.staleness_sets import (
     joins_by_key,
     row_status,
 )
+from partition_deps.domain.staleness_summary import (
+    AssetSummary,
+    partition_listing,
+    summarize,
+)
+from partition_deps.domain.work import checkpoint
 from partition_deps.store.database import transaction
 from partition_deps.store.events import LEASE_EXPIRY
 from partition_deps.store.state_mirror import (
@@ -394,6 +400,20 @@ class StalenessReader:
             (self.namespace_id, asset_key, as_of),
         ).fetchall()
         return frozenset(row[0] or None for row in rows)
+
+    def stored_keys(self, asset_keys: Sequence[str]) -> dict[str, list[str | None]]:
+        """Per asset, the partitions with a stored materialization or observation (None for
+        an unpartitioned asset's): those the staleness rules can find not MISSING."""
+        rows = self.conn.execute(
+            "SELECT asset_key, partition_key FROM latest_state"
+            " WHERE namespace_id = %s AND asset_key = ANY(%s)"
+            " AND (materialization_event_id IS NOT NULL OR observation_event_id IS NOT NULL)",
+            (self.namespace_id, list(asset_keys)),
+        ).fetchall()
+        found: dict[str, list[str | None]] = {}
+        for asset_key, partition_key in rows:
+            found.setdefault(asset_key, []).append(partition_key or None)
+        return found
 
     def snapshot(self) -> Snapshot:
         if self._snapshot is None:
@@ -773,6 +793,38 @@ class _Older:
 
     def __call__(self, row: StateRow, _: StateRow | None) -> bool:
         return row[0] is not None and row[0] < self.event_id
+
+
+def summaries(
+    graph: Mapping[str, AssetDefinition],
+    reader: StalenessReader,
+    at: Evaluation,
+    asset_keys: Sequence[str],
+    options: StalenessOptions = DEFAULT_OPTIONS,
+) -> list[AssetSummary]:
+    """The summary of each asset of `asset_keys` over all its partitions, as the statuses of
+    every partition would give it, with the rules applied to its stored partitions only: the
+    others are MISSING (staleness_summary.py)."""
+    engine = StalenessEngine(graph, reader, at, options)
+    stored = reader.stored_keys(asset_keys)
+    found: list[AssetSummary] = []
+    for asset_key in asset_keys:
+        checkpoint()  # a caller that gave up does not wait for the other assets
+        asset = graph[asset_key]
+        running = reader.in_progress_keys(asset_key, at.as_of)
+        if asset.partitions is None:
+            not_fresh = engine.statuses(asset_key, [None])
+            found.append(summarize(asset, None, [0], not_fresh, [0] if None in running else []))
+            continue
+        listing = partition_listing(asset.partitions, at)
+        located = listing.positions({key for key in stored.get(asset_key, ()) if key})
+        keys = [key for _, key in located]
+        not_fresh = engine.statuses(asset_key, keys) if keys else {}
+        held = [position for position, _ in listing.positions({key for key in running if key})]
+        found.append(
+            summarize(asset, listing, [position for position, _ in located], not_fresh, held)
+        )
+    return found
 
 
 def plan(

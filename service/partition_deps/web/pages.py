@@ -313,7 +313,7 @@ def _health(
     [summary] = calls(
         calls.staleness.GetStaleness,
         staleness_pb.GetStalenessRequest(
-            namespace=namespace, asset_keys=[asset.asset_key], as_of=as_of, page_size=1
+            namespace=namespace, asset_keys=[asset.asset_key], as_of=as_of, summary_only=True
         ),
     ).assets
     if not asset.HasField("partitions_definition"):

@@ -629,7 +629,12 @@ type GetStalenessRequest struct {
 	// Partitions per page (default 1000, at most 10000).
 	PageSize int32 `protobuf:"varint,7,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// From a previous answer's next_page_token; the request must be otherwise identical.
-	PageToken     string `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only the summaries in `assets` (the same counts and ranges), no partition listed and no
+	// page kept: the rules read only the partitions with a stored materialization or
+	// observation, and the never stored rest is counted as ranges. Each asset then stays
+	// within the partition bound on its own. Not with `selection` or `include_fresh`.
+	SummaryOnly   bool `protobuf:"varint,9,opt,name=summary_only,json=summaryOnly,proto3" json:"summary_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -718,6 +723,13 @@ func (x *GetStalenessRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *GetStalenessRequest) GetSummaryOnly() bool {
+	if x != nil {
+		return x.SummaryOnly
+	}
+	return false
 }
 
 // Response of StalenessService.GetStaleness.
@@ -1156,7 +1168,7 @@ const file_partitiondeps_v1_staleness_service_proto_rawDesc = "" +
 	"\fstale_ranges\x18\x05 \x03(\v2 .partitiondeps.v1.PartitionRangeR\vstaleRanges\x12G\n" +
 	"\x0emissing_ranges\x18\x06 \x03(\v2 .partitiondeps.v1.PartitionRangeR\rmissingRanges\x12*\n" +
 	"\x11in_progress_count\x18\a \x01(\x03R\x0finProgressCount\x12N\n" +
-	"\x12in_progress_ranges\x18\b \x03(\v2 .partitiondeps.v1.PartitionRangeR\x10inProgressRanges\"\xe6\x02\n" +
+	"\x12in_progress_ranges\x18\b \x03(\v2 .partitiondeps.v1.PartitionRangeR\x10inProgressRanges\"\x89\x03\n" +
 	"\x13GetStalenessRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1d\n" +
 	"\n" +
@@ -1167,7 +1179,8 @@ const file_partitiondeps_v1_staleness_service_proto_rawDesc = "" +
 	"\rinclude_fresh\x18\x06 \x01(\bR\fincludeFresh\x12\x1b\n" +
 	"\tpage_size\x18\a \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\b \x01(\tR\tpageToken\"\xb6\x02\n" +
+	"page_token\x18\b \x01(\tR\tpageToken\x12!\n" +
+	"\fsummary_only\x18\t \x01(\bR\vsummaryOnly\"\xb6\x02\n" +
 	"\x14GetStalenessResponse\x12/\n" +
 	"\x05as_of\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12\x1e\n" +
 	"\n" +

@@ -377,6 +377,7 @@ class GetStalenessRequest(_message.Message):
     INCLUDE_FRESH_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    SUMMARY_ONLY_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     include_fresh: _builtins.bool
     """Also list FRESH partitions in `partitions` (by default only STALE and MISSING ones)."""
@@ -384,6 +385,12 @@ class GetStalenessRequest(_message.Message):
     """Partitions per page (default 1000, at most 10000)."""
     page_token: _builtins.str
     """From a previous answer's next_page_token; the request must be otherwise identical."""
+    summary_only: _builtins.bool
+    """Only the summaries in `assets` (the same counts and ranges), no partition listed and no
+    page kept: the rules read only the partitions with a stored materialization or
+    observation, and the never stored rest is counted as ranges. Each asset then stays
+    within the partition bound on its own. Not with `selection` or `include_fresh`.
+    """
     @_builtins.property
     def asset_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The assets to answer for; empty means every asset of the namespace."""
@@ -407,10 +414,11 @@ class GetStalenessRequest(_message.Message):
         include_fresh: _builtins.bool = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        summary_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "options", b"options", "selection", b"selection"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "asset_keys", b"asset_keys", "include_fresh", b"include_fresh", "namespace", b"namespace", "options", b"options", "page_size", b"page_size", "page_token", b"page_token", "selection", b"selection"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "asset_keys", b"asset_keys", "include_fresh", b"include_fresh", "namespace", b"namespace", "options", b"options", "page_size", b"page_size", "page_token", b"page_token", "selection", b"selection", "summary_only", b"summary_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
