@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
@@ -44,16 +43,13 @@ from partition_deps.web.drawing import COLOURS, Node, Segment, asset_graph, heal
 
 TOKEN_COOKIE = "pd_token"
 HTML = "text/html; charset=utf-8"
-# Assets whose bars a namespace page gathers at once: staleness is computing in the server's
-# interpreter, so more would only hold more database connections.
-PARALLEL_CALLS = 2
 # Partitions listed with their causes when a stale range is opened.
 CAUSES_SHOWN = 20
 # Ranges listed under an asset's bar, per status.
 RANGES_LISTED = 50
 PAGE_SIZE = 10_000
-# Staleness of an asset of 100,000 partitions takes about a second on a busy machine, and a
-# namespace page waits for each of its assets.
+# A namespace's summaries take a fraction of a second (the rules read stored partitions only);
+# a namespace whose every partition is stored takes longer.
 CALL_SECONDS = 120
 
 M = TypeVar("M", bound=Message)
@@ -303,27 +299,45 @@ def _range_text(part: pb.PartitionRange) -> str:
     return f"{part.first_partition_key} .. {part.last_partition_key} ({part.count:,})"
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """A namespace as of an instant (None: now), as one page asks the service about it."""
+
+    calls: _Calls
+    namespace: str
+    as_of: Timestamp | None
+
+
+def _summaries(asked: _Asked, asset_keys: Sequence[str]) -> dict[str, staleness_pb.AssetStaleness]:
+    """The staleness summaries of the assets (of the whole namespace when none are given),
+    without their partitions: one call."""
+    answer = asked.calls(
+        asked.calls.staleness.GetStaleness,
+        staleness_pb.GetStalenessRequest(
+            namespace=asked.namespace,
+            asset_keys=asset_keys,
+            as_of=asked.as_of,
+            summary_only=True,
+        ),
+    )
+    return {summary.asset_key: summary for summary in answer.assets}
+
+
 def _health(
-    calls: _Calls,
-    namespace: str,
+    asked: _Asked,
     asset: defs_pb.Asset,
-    as_of: Timestamp | None,
+    summary: staleness_pb.AssetStaleness,
     stale_link: Callable[[str], str],
 ) -> _Health:
-    [summary] = calls(
-        calls.staleness.GetStaleness,
-        staleness_pb.GetStalenessRequest(
-            namespace=namespace, asset_keys=[asset.asset_key], as_of=as_of, summary_only=True
-        ),
-    ).assets
     if not asset.HasField("partitions_definition"):
         status = _worst(summary)
         whole = [Segment(status, 0, 1, f"{status} (unpartitioned)")]
         if summary.in_progress_count:
             whole.append(Segment("in_progress", 0, 1, "in progress"))
         return _Health(summary, whole, 1)
+    calls, as_of = asked.calls, asked.as_of
     source = queries_pb.DefinitionSource(
-        asset=queries_pb.AssetReference(namespace=namespace, asset_key=asset.asset_key)
+        asset=queries_pb.AssetReference(namespace=asked.namespace, asset_key=asset.asset_key)
     )
     listed = calls(
         calls.queries.ListPartitions,
@@ -460,21 +474,29 @@ class StatusPages:
         def link(asset_key: str, **more: str) -> str:
             return _url("/ui/asset", ns=namespace, key=asset_key, as_of=as_of_text, **more)
 
+        # An asset whose health cannot be read says why in its row; the rest still shows.
+        unread = "added while the page was drawn"
+        asked = _Asked(calls, namespace, as_of)
+        try:
+            summaries = _summaries(asked, [])
+        except grpc.RpcError as error:
+            summaries, unread = {}, failure_of(error).describe()
+
         def health(asset: defs_pb.Asset) -> _Health:
+            summary = summaries.get(asset.asset_key)
+            if summary is None:
+                return _Health(staleness_pb.AssetStaleness(), [], 0, error=unread)
             try:
                 return _health(
-                    calls,
-                    namespace,
+                    asked,
                     asset,
-                    as_of,
+                    summary,
                     lambda first: link(asset.asset_key, stale=first) + f"#stale-{first}",
                 )
-            except grpc.RpcError as error:  # the other assets still show
-                summary = staleness_pb.AssetStaleness(asset_key=asset.asset_key)
+            except grpc.RpcError as error:
                 return _Health(summary, [], 0, error=failure_of(error).describe())
 
-        with ThreadPoolExecutor(PARALLEL_CALLS, thread_name_prefix="status-page") as workers:
-            healths = list(workers.map(health, assets))
+        healths = [health(asset) for asset in assets]
         # Time-window assets share one time axis, so a column of the table is one instant.
         timed = [state.extent() for state in healths if state.timed]
         axis = (min(e[0] for e in timed), max(e[1] for e in timed)) if timed else None
@@ -523,8 +545,12 @@ class StatusPages:
         def link(**more: str) -> str:
             return _url("/ui/asset", ns=namespace, key=asset_key, as_of=as_of_text, **more)
 
+        asked = _Asked(calls, namespace, as_of)
         state = _health(
-            calls, namespace, asset, as_of, lambda first: link(stale=first) + f"#stale-{first}"
+            asked,
+            asset,
+            _summaries(asked, [asset_key])[asset_key],
+            lambda first: link(stale=first) + f"#stale-{first}",
         )
         back = _url("/ui/namespace", ns=namespace, as_of=as_of_text)
         upstream = ", ".join(
