@@ -90,6 +90,8 @@ def test_the_seed_namespace_as_a_person_sees_it(
     assert page.locator('g.node[data-asset="weekly_sales_summary"]').is_visible()
     edge = page.locator('g.edge[data-from="daily_sales_data"][data-to="weekly_sales_summary"]')
     assert edge.is_visible()
+    # No mapping registered: the edge names the one the service infers.
+    assert edge.locator("text").text_content() == "time_window (inferred)"
     assert _row_ranges(page, "weekly_sales_summary") == {"missing"}
     _shot(page, "1-seed-applied")
 
@@ -231,6 +233,8 @@ def test_fifty_assets_of_100000_partitions(page: Page, base_url: str) -> None:
     assert page.locator("td.counts .error").all_inner_texts() == []
     assert page.locator("g.node").count() == ASSETS
     assert page.locator("g.edge").count() == ASSETS - 10
+    labels = page.locator("g.edge text").all_text_contents()
+    assert set(labels) == {"time_window (inferred)"}
     assert "100,000 partitions" in page.locator('tr[data-asset="asset_49"]').inner_text()
     assert _row_ranges(page, "asset_20") == {"fresh", "missing", "stale"}
     _shot(page, "6-fifty-assets")

@@ -204,6 +204,8 @@ class _Health:
     segments: list[Segment]
     total: int
     timed: bool = False
+    # The key of its last partition ("" when unpartitioned or none exists yet).
+    last_key: str = ""
     # Why the asset's health could not be read ("" when it was).
     error: str = ""
 
@@ -368,7 +370,8 @@ def _health(
             fresh.append(Segment("fresh", gap_start, gap_end, f"fresh: {when}"))
     segments.extend(fresh)
     segments.extend(running)
-    return _Health(summary, segments, listed.total_size, timed is not None)
+    last_key = listed.ranges[-1].last_partition_key if listed.ranges else ""
+    return _Health(summary, segments, listed.total_size, timed is not None, last_key=last_key)
 
 
 def _gaps(start: float, end: float, taken: Sequence[Segment]) -> Iterator[tuple[float, float]]:
@@ -399,7 +402,36 @@ def _assets(calls: _Calls, namespace: str) -> list[defs_pb.Asset]:
 
 
 def _mapping_name(mapping: pb.PartitionMapping) -> str:
-    return mapping.WhichOneof("kind") or "default"
+    return mapping.WhichOneof("kind") or "inferred"
+
+
+def _mappings_in_force(asked: _Asked, asset: defs_pb.Asset, last_key: str) -> dict[str, str]:
+    """The name of each dependency's mapping: the registered one, else the one the service
+    infers for the two definitions, read from the upstream of one partition (the last)."""
+    names = {d.upstream_asset_key: _mapping_name(d.partition_mapping) for d in asset.dependencies}
+    inferred = [
+        d.upstream_asset_key for d in asset.dependencies if not d.HasField("partition_mapping")
+    ]
+    partitioned = asset.HasField("partitions_definition")
+    if not inferred or (partitioned and not last_key):
+        return names
+    request = queries_pb.GetUpstreamPartitionsRequest(
+        namespace=asked.namespace,
+        asset_key=asset.asset_key,
+        upstream_asset_keys=inferred,
+        as_of=asked.as_of,
+    )
+    if partitioned:
+        request.selection.keys.partition_keys.append(last_key)
+    try:
+        answer = asked.calls(asked.calls.queries.GetUpstreamPartitions, request)
+    except grpc.RpcError:  # the names stay "inferred"
+        return names
+    for dependency in answer.dependencies:
+        kind = dependency.partition_mapping.WhichOneof("kind")
+        if kind:
+            names[dependency.upstream_asset_key] = f"{kind} (inferred)"
+    return names
 
 
 # -- the pages ---------------------------------------------------------------------------------
@@ -509,10 +541,7 @@ class StatusPages:
         nodes = [
             Node(
                 asset.asset_key,
-                {
-                    d.upstream_asset_key: _mapping_name(d.partition_mapping)
-                    for d in asset.dependencies
-                },
+                _mappings_in_force(asked, asset, state.last_key),
                 state.worst,
                 link(asset.asset_key),
             )
@@ -554,8 +583,8 @@ class StatusPages:
         )
         back = _url("/ui/namespace", ns=namespace, as_of=as_of_text)
         upstream = ", ".join(
-            f"{escape(d.upstream_asset_key)} ({_mapping_name(d.partition_mapping)})"
-            for d in asset.dependencies
+            f"{escape(upstream_key)} ({escape(mapping)})"
+            for upstream_key, mapping in _mappings_in_force(asked, asset, state.last_key).items()
         )
         parts = [
             f'<p><a href="{escape(back)}">{escape(namespace)}</a> · '
