@@ -167,7 +167,7 @@ class StalenessServicer:
             position = reader.event_position()
             engine = StalenessEngine(snapshot.assets, reader, at, options)
             answers = {key: engine.statuses(key, candidates[key]) for key in asset_keys}
-            running = {key: reader.in_progress_keys(key, as_of) for key in asset_keys}
+            running = reader.in_progress_keys(asset_keys, as_of)
         header = pb.GetStalenessResponse(generation=snapshot.generation, event_position=position)
         convert.set_instant(header.as_of, as_of)
         for asset_key in asset_keys:

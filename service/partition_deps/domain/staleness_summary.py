@@ -15,6 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from partition_deps.domain.assets import AssetDefinition
 from partition_deps.domain.compiled_windows import TimeWindows, Window
@@ -23,7 +24,7 @@ from partition_deps.domain.errors import InvalidPartitionKey
 from partition_deps.domain.partitions import all_partitions
 from partition_deps.domain.results import PartitionRun
 from partition_deps.domain.staleness import PartitionStatus, Status
-from partition_deps.domain.staleness_sets import position_spans, span_runs
+from partition_deps.domain.staleness_sets import keys_window, position_spans, span_runs
 from partition_deps.domain.subsets import TimeSubset
 
 # A window listing parses each key asked about, a key listing compares every listed key with
@@ -44,6 +45,11 @@ class PartitionListing(ABC):
 
     @abstractmethod
     def keys(self) -> Sequence[str]: ...
+
+    def span_window(self, first: int, last: int) -> tuple[datetime, datetime]:
+        """`[start, end)` of the partitions at positions `first` to `last` (time windows)."""
+        assert self.time_definition is not None  # asked of time-window listings only
+        return keys_window(self.time_definition, self.key(first), self.key(last))
 
     def positions(self, keys: Collection[str]) -> list[tuple[int, str]]:
         """(position, key) of each listed partition whose key is in `keys`, by position."""
@@ -88,6 +94,14 @@ class _WindowListing(PartitionListing):
 
     def keys(self) -> Sequence[str]:
         return self._windows.keys_slice(self._first, self._first + self._count)
+
+    def span_window(self, first: int, last: int) -> tuple[datetime, datetime]:
+        # Each key is its window's start: no key to parse.
+        windows = self._windows
+        return (
+            datetime.fromtimestamp(windows.window(self._first + first).start, UTC),
+            datetime.fromtimestamp(windows.window(self._first + last).end, UTC),
+        )
 
     def positions(self, keys: Collection[str]) -> list[tuple[int, str]]:
         if len(keys) * _PARSE_RATIO > self._count:
@@ -166,13 +180,13 @@ def summarize(
     counts = (total - len(stale) - missing_count, len(stale), missing_count, len(running))
     if listing is None:
         return AssetSummary(asset.key, *counts)
-    time_definition = listing.time_definition
+    span_window = None if listing.time_definition is None else listing.span_window
     return AssetSummary(
         asset.key,
         *counts,
-        tuple(span_runs(listing.key, position_spans(stale), time_definition)),
-        tuple(span_runs(listing.key, missing_spans, time_definition)),
-        tuple(span_runs(listing.key, position_spans(running), time_definition)),
+        tuple(span_runs(listing.key, position_spans(stale), span_window)),
+        tuple(span_runs(listing.key, missing_spans, span_window)),
+        tuple(span_runs(listing.key, position_spans(running), span_window)),
     )
 
 
