@@ -5,10 +5,12 @@
 #
 # Installs what it needs (pinned Go tools, npm ci, the client venvs; each redone only when its
 # inputs change), checks the client code statically, starts `partition-deps serve` with an
-# embedded Postgres in a temp dir on a free port, waits for health SERVING (grpc-health-probe),
-# runs the three clients' tests with PD_ADDR set (and the Dagster converter's tests in a venv of
-# their own: dagster is an optional extra, never a dependency of the service), stops the server,
-# and exits non-zero if any suite failed.
+# embedded Postgres in a temp dir on a free port, with bearer-token auth on (a fresh token for
+# this run, in PD_TOKEN), waits for health SERVING (grpc-health-probe), runs the three clients'
+# tests with PD_ADDR and PD_TOKEN set (the Python client's twice: with the newest grpcio and
+# protobuf, and with the oldest ones its pyproject.toml claims; the Dagster converter's tests in
+# a venv of their own: dagster is an optional extra, never a dependency of the service), stops
+# the server, and exits non-zero if any suite failed.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
@@ -17,6 +19,7 @@ cd "$REPO"
 
 DAGSTER_VERSION=1.13.29
 PY_VENV=clients/python/.venv
+PY_FLOOR_VENV=clients/python/.venv-floor
 DAGSTER_VENV=clients/python/.venv-dagster
 
 started=$(date +%s)
@@ -24,6 +27,10 @@ ensure_service_venv
 ensure_go_tools
 ensure_npm clients/typescript
 ensure_venv "$PY_VENV" -e "clients/python[test]"
+# "grpcio>=1.49.1" in the client's dependencies becomes "grpcio==1.49.1" here.
+mapfile -t py_floors < <(grep -E '^dependencies = ' clients/python/pyproject.toml |
+  grep -oE '"[a-z0-9-]+>=[0-9.]+' | tr -d '"' | sed 's/>=/==/')
+ensure_venv "$PY_FLOOR_VENV" -e "clients/python[test]" "${py_floors[@]}"
 ensure_venv "$DAGSTER_VENV" -e "clients/python[dagster,test,typecheck]" "dagster==$DAGSTER_VERSION"
 (cd clients/go && go mod download)
 log "tools ready in $(( $(date +%s) - started ))s"
@@ -69,8 +76,10 @@ trap 'exit 130' INT TERM
 
 port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export PD_ADDR="127.0.0.1:$port"
-log "starting partition-deps on $PD_ADDR (embedded Postgres in $scratch/pg)"
-env -u DATABASE_URL .venv/bin/partition-deps serve --listen "$PD_ADDR" --data-dir "$scratch/pg" \
+PD_TOKEN=$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(16))')
+export PD_TOKEN
+log "starting partition-deps on $PD_ADDR (embedded Postgres in $scratch/pg, bearer tokens on)"
+env -u DATABASE_URL PD_TOKENS="{\"$PD_TOKEN\": [\"*\"]}" .venv/bin/partition-deps serve --listen "$PD_ADDR" --data-dir "$scratch/pg" \
   --grace-seconds 2 >"$scratch/server.log" 2>&1 &
 server_pid=$!
 
@@ -89,6 +98,8 @@ suite "go test" bash -c 'cd clients/go && go test -count=1 ./...'
 suite "typescript: npm test" bash -c 'cd clients/typescript && npm test --silent'
 suite "python: pytest" "$PY_VENV/bin/python" -m pytest -p no:cacheprovider clients/python/tests \
   --ignore=clients/python/tests/test_dagster.py
+suite "python at its floor (${py_floors[*]}): pytest" "$PY_FLOOR_VENV/bin/python" -m pytest \
+  -p no:cacheprovider clients/python/tests --ignore=clients/python/tests/test_dagster.py
 suite "python dagster converter: pytest" "$DAGSTER_VENV/bin/python" -m pytest -p no:cacheprovider \
   clients/python/tests/test_dagster.py
 

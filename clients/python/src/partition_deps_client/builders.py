@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
+
+from google.protobuf.message import Message
 
 from partition_deps_client.pb import definitions, events, partitions
 
@@ -65,6 +68,15 @@ def keys(*partition_keys: str) -> partitions.PartitionSelection:
     )
 
 
+def _event(idempotency_key: str, at: datetime, kind: str, message: Message) -> events.Event:
+    """An event whose `kind` (the oneof field: "materialization", "run_failed", ...) holds
+    `message`: a new kind of event is one more builder calling this."""
+    event = events.Event(idempotency_key=idempotency_key)
+    event.event_time.FromDatetime(at)
+    getattr(event, kind).CopyFrom(message)
+    return event
+
+
 def materialization(
     idempotency_key: str,
     at: datetime,
@@ -75,15 +87,59 @@ def materialization(
     data_version: str,
     code_version: str | None = None,
 ) -> events.Event:
-    event = events.Event(
-        idempotency_key=idempotency_key,
-        materialization=events.Materialization(
-            asset_key=asset_key, run_id=run_id, data_version=data_version
+    """A partition (None: an unpartitioned asset) was written by a run."""
+    return _event(
+        idempotency_key,
+        at,
+        "materialization",
+        events.Materialization(
+            asset_key=asset_key,
+            partition_key=partition_key,
+            run_id=run_id,
+            data_version=data_version,
+            code_version=code_version,
         ),
     )
-    event.event_time.FromDatetime(at)
-    if partition_key is not None:
-        event.materialization.partition_key = partition_key
-    if code_version is not None:
-        event.materialization.code_version = code_version
-    return event
+
+
+def observation(
+    idempotency_key: str,
+    at: datetime,
+    asset_key: str,
+    partition_key: str | None,
+    *,
+    data_version: str,
+) -> events.Event:
+    """A source asset's partition was seen with this data version."""
+    return _event(
+        idempotency_key,
+        at,
+        "observation",
+        events.Observation(
+            asset_key=asset_key, partition_key=partition_key, data_version=data_version
+        ),
+    )
+
+
+def target(asset_key: str, partition_key: str | None = None) -> events.PartitionTarget:
+    """A partition a run is about to write (None: an unpartitioned asset)."""
+    return events.PartitionTarget(asset_key=asset_key, partition_key=partition_key)
+
+
+def run_started(
+    idempotency_key: str,
+    at: datetime,
+    run_id: str,
+    targets: Iterable[events.PartitionTarget],
+) -> events.Event:
+    """A run started that will write `targets`."""
+    return _event(
+        idempotency_key, at, "run_started", events.RunStarted(run_id=run_id, targets=list(targets))
+    )
+
+
+def run_failed(idempotency_key: str, at: datetime, run_id: str, message: str = "") -> events.Event:
+    """A run failed: its targets not materialized by then are no longer in progress."""
+    return _event(
+        idempotency_key, at, "run_failed", events.RunFailed(run_id=run_id, message=message)
+    )
