@@ -7,7 +7,8 @@
 # inputs change), checks the client code statically, starts `partition-deps serve` with an
 # embedded Postgres in a temp dir on a free port, with bearer-token auth on (a fresh token for
 # this run, in PD_TOKEN), waits for health SERVING (grpc-health-probe), runs the three clients'
-# tests with PD_ADDR and PD_TOKEN set (the Python client's twice: with the newest grpcio and
+# tests with PD_ADDR and PD_TOKEN set (the Go client's twice: with this machine's Go and with
+# the oldest its go.mod claims; the Python client's twice: with the newest grpcio and
 # protobuf, and with the oldest ones its pyproject.toml claims; the Dagster converter's tests in
 # a venv of their own: dagster is an optional extra, never a dependency of the service), stops
 # the server, and exits non-zero if any suite failed.
@@ -33,6 +34,9 @@ mapfile -t py_floors < <(grep -E '^dependencies = ' clients/python/pyproject.tom
 ensure_venv "$PY_FLOOR_VENV" -e "clients/python[test]" "${py_floors[@]}"
 ensure_venv "$DAGSTER_VENV" -e "clients/python[dagster,test,typecheck]" "dagster==$DAGSTER_VERSION"
 (cd clients/go && go mod download)
+# The oldest Go the module claims (its `go` line), as a toolchain from the Go module proxy.
+go_floor=$(awk '$1 == "go" {print $2}' clients/go/go.mod)
+GOTOOLCHAIN="go$go_floor" go version >/dev/null
 log "tools ready in $(( $(date +%s) - started ))s"
 
 failed=()
@@ -95,6 +99,8 @@ done
 log "server SERVING"
 
 suite "go test" bash -c 'cd clients/go && go test -count=1 ./...'
+suite "go test at its floor (go$go_floor)" bash -c \
+  "cd clients/go && GOTOOLCHAIN=go$go_floor go test -count=1 ./..."
 suite "typescript: npm test" bash -c 'cd clients/typescript && npm test --silent'
 suite "python: pytest" "$PY_VENV/bin/python" -m pytest -p no:cacheprovider clients/python/tests \
   --ignore=clients/python/tests/test_dagster.py
