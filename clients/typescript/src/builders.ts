@@ -1,8 +1,17 @@
-/** Small builders for the messages every caller writes (Dagster's preset definitions, keys). */
-import { create } from "@bufbuild/protobuf";
+/** Small builders for the messages every caller writes (Dagster's preset definitions, keys, events). */
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 
-import { type Event, EventSchema } from "./gen/partitiondeps/v1/events_service_pb.js";
+import {
+  type Event,
+  EventSchema,
+  MaterializationSchema,
+  ObservationSchema,
+  type PartitionTarget,
+  PartitionTargetSchema,
+  RunFailedSchema,
+  RunStartedSchema,
+} from "./gen/partitiondeps/v1/events_service_pb.js";
 import {
   type PartitionSelection,
   PartitionSelectionSchema,
@@ -34,7 +43,14 @@ export function keys(...partitionKeys: string[]): PartitionSelection {
   return create(PartitionSelectionSchema, { kind: { case: "keys", value: { partitionKeys } } });
 }
 
-/** A materialization event of one partition. */
+type EventKind = Exclude<Event["kind"], { case: undefined }>;
+
+/** An event of one kind: a new kind of event is one more builder calling this. */
+function event(idempotencyKey: string, at: Date, kind: MessageInitShape<typeof EventSchema>["kind"] & EventKind): Event {
+  return create(EventSchema, { idempotencyKey, eventTime: timestampFromDate(at), kind });
+}
+
+/** A partition (none: an unpartitioned asset) was written by a run. */
 export function materialization(fields: {
   idempotencyKey: string;
   at: Date;
@@ -42,20 +58,38 @@ export function materialization(fields: {
   partitionKey?: string;
   runId: string;
   dataVersion: string;
+  codeVersion?: string;
 }): Event {
-  return create(EventSchema, {
-    idempotencyKey: fields.idempotencyKey,
-    eventTime: timestampFromDate(fields.at),
-    kind: {
-      case: "materialization",
-      value: {
-        assetKey: fields.assetKey,
-        partitionKey: fields.partitionKey,
-        runId: fields.runId,
-        dataVersion: fields.dataVersion,
-      },
-    },
-  });
+  const { idempotencyKey, at, ...value } = fields;
+  return event(idempotencyKey, at, { case: "materialization", value: create(MaterializationSchema, value) });
+}
+
+/** A source asset's partition (none: unpartitioned) was seen with this data version. */
+export function observation(fields: {
+  idempotencyKey: string;
+  at: Date;
+  assetKey: string;
+  partitionKey?: string;
+  dataVersion: string;
+}): Event {
+  const { idempotencyKey, at, ...value } = fields;
+  return event(idempotencyKey, at, { case: "observation", value: create(ObservationSchema, value) });
+}
+
+/** A partition a run is about to write (none: an unpartitioned asset). */
+export const target = (assetKey: string, partitionKey?: string): PartitionTarget =>
+  create(PartitionTargetSchema, { assetKey, partitionKey });
+
+/** A run started that will write `targets`. */
+export function runStarted(fields: { idempotencyKey: string; at: Date; runId: string; targets: PartitionTarget[] }): Event {
+  const { idempotencyKey, at, ...value } = fields;
+  return event(idempotencyKey, at, { case: "runStarted", value: create(RunStartedSchema, value) });
+}
+
+/** A run failed: its targets not materialized by then are no longer in progress. */
+export function runFailed(fields: { idempotencyKey: string; at: Date; runId: string; message?: string }): Event {
+  const { idempotencyKey, at, ...value } = fields;
+  return event(idempotencyKey, at, { case: "runFailed", value: create(RunFailedSchema, value) });
 }
 
 export const toDate = (timestamp: Timestamp | undefined): Date | undefined =>
