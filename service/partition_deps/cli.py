@@ -83,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
         "(env PD_METRICS_LISTEN); unset: no metrics",
     )
     serve.add_argument(
+        "--health-listen",
+        default=os.environ.get("PD_HEALTH_LISTEN") or None,
+        help="host:port of a plaintext listener serving only grpc.health.v1, for probes when "
+        "the main port needs TLS, e.g. 127.0.0.1:50052 (env PD_HEALTH_LISTEN); unset: none",
+    )
+    serve.add_argument(
         "--processes",
         type=int,
         default=int(_env("PD_PROCESSES", "1")),
@@ -164,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         tokens=_tokens(args.tokens_file),
         tls=_tls(args),
         metrics_listen=args.metrics_listen,
+        health_listen=args.health_listen,
         memo_entries=args.memo_entries,
         state_cache_rows=args.state_cache_rows,
     )

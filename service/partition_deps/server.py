@@ -36,6 +36,7 @@ from partition_deps.api.handlers import add_service
 from partition_deps.api.metrics import Metrics, MetricsInterceptor
 from partition_deps.api.paging import PageTokens
 from partition_deps.api.response_memo import ResponseMemo
+from partition_deps.health_listener import serve_health
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.database import DatabaseProbe, EmbeddedPostgres, PoolSettings, migrate
 from partition_deps.store.definitions import DefinitionsRepository
@@ -97,6 +98,9 @@ class Config:
     state_cache_rows: int = DEFAULT_MIRROR_ROWS
     # host:port of the Prometheus endpoint (HTTP /metrics); None: no metrics.
     metrics_listen: str | None = None
+    # host:port of a plaintext listener serving only grpc.health.v1 (health_listener.py), for
+    # probes that cannot speak the main port's TLS; None: none.
+    health_listen: str | None = None
 
 
 class Server:
@@ -111,6 +115,8 @@ class Server:
         # Thread safety: these are set once by start(), before any call is served or any of our
         # threads starts, and never replaced; the objects they hold are themselves thread-safe.
         self.port = 0
+        self.health_port = 0
+        self._health_server: grpc.Server | None = None
         self.metrics: Metrics | None = None
         self._embedded: EmbeddedPostgres | None = None
         self._pool: ConnectionPool | None = None
@@ -218,6 +224,14 @@ class Server:
             raise RuntimeError(f"cannot listen on {config.listen}: {error}") from error
         server.start()
         self._grpc = server
+        if config.health_listen is not None:
+            self._health_server, self.health_port = serve_health(
+                config.health_listen, self._health, config.reuse_port
+            )
+            logger.info(
+                "health probes listening",
+                extra={"address": config.health_listen, "port": self.health_port},
+            )
         logger.info(
             "listening",
             extra={
@@ -392,6 +406,8 @@ class Server:
             self._stopping.set()
         self._health.enter_graceful_shutdown()
         self._end_health_watches()
+        if self._health_server is not None:
+            self._health_server.stop(0)
         if self._grpc is not None:
             self._grpc.stop(self.config.grace_seconds if grace is None else grace).wait()
         if self._checker.is_alive():
