@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from partition_deps import logs
+from partition_deps import logs, tracing
 from partition_deps.api.auth import TokenTable
 from partition_deps.server import EXIT_MARGIN_SECONDS, Config, Server, TlsFiles, exit_within
 from partition_deps.store.database import EmbeddedPostgres, PoolSettings, migrate
@@ -174,11 +174,15 @@ def main(argv: list[str] | None = None) -> int:
         memo_entries=args.memo_entries,
         state_cache_rows=args.state_cache_rows,
     )
+    try:
+        tracing.exporter_names()  # refuse a bad OTEL_TRACES_EXPORTER before anything starts
+    except ValueError as error:
+        raise SystemExit(f"tracing: {error}") from None
     if args.processes > 1:
         from partition_deps.processes import serve_processes
 
         return serve_processes(config, args.processes)
-    server = Server(config)
+    server = Server(config, tracing.from_environment())
     stop_requested = threading.Event()
 
     def request_stop(signum: int, _: FrameType | None) -> None:

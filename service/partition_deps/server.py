@@ -43,6 +43,7 @@ from partition_deps.store.definitions import DefinitionsRepository
 from partition_deps.store.events import EventsRepository
 from partition_deps.store.secrets import page_token_key
 from partition_deps.store.staleness import DEFAULT_MIRROR_ROWS, StalenessRepository
+from partition_deps.tracing import Tracing
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +111,10 @@ class Server:
     `abandon` event is set while it waits for the database.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, tracing: Tracing | None = None) -> None:
         self.config = config
+        # None: no tracing (tracing.py: on only when OTEL_* variables ask for it).
+        self._tracing = tracing
         # Thread safety: these are set once by start(), before any call is served or any of our
         # threads starts, and never replaced; the objects they hold are themselves thread-safe.
         self.port = 0
@@ -159,6 +162,7 @@ class Server:
             # One cheap check per checkout: after a database restart, stale connections are
             # replaced instead of failing the call that drew them.
             check=ConnectionPool.check_connection,
+            configure=self._tracing.trace_connection if self._tracing else None,
             open=False,
             name="partition-deps",
         )
@@ -331,8 +335,11 @@ class Server:
             self._grpc.wait_for_termination()
 
     def _interceptors(self) -> list[grpc.ServerInterceptor]:
-        """Metrics outermost (so refused calls are counted too), then auth."""
+        """Tracing outermost (a span for every call, refused ones too), then metrics (so
+        refused calls are counted too), then auth."""
         interceptors: list[grpc.ServerInterceptor] = []
+        if self._tracing is not None:
+            interceptors.append(self._tracing.interceptor())
         if self.config.metrics_listen is not None:
             assert self._pool is not None
             assert self._cache is not None
@@ -420,6 +427,8 @@ class Server:
             self._embedded.stop()
         if self.metrics is not None:
             self.metrics.stop()
+        if self._tracing is not None:
+            self._tracing.shutdown()
         logger.info("stopped")
 
 

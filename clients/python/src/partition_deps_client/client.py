@@ -11,6 +11,8 @@ What it adds to the generated stubs (the same policy the Go and TypeScript clien
   No other code is retried (`errors.error_details` tells which are);
 - a bearer token (`token=`) sent as `authorization: Bearer ...` on every call, and TLS or mutual
   TLS (`tls=Tls(...)`); default: plaintext, for loopback and sidecars;
+- the current OpenTelemetry trace context on every call (`traceparent`, through the global
+  propagator) when `opentelemetry-api` is installed (extra `tracing`);
 - typed helpers for every RPC, and `iter_*` helpers that follow page tokens.
 
 Defaults: timeout 10 s, max_attempts 4, backoff from 0.1 s doubling up to 2 s.
@@ -46,6 +48,7 @@ from partition_deps_client.pb import (
     staleness,
     staleness_grpc,
 )
+from partition_deps_client.tracing import trace_metadata
 
 SERVICES = (
     "partitiondeps.v1.DefinitionsService",
@@ -116,7 +119,7 @@ class _CallDefaults(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClientInte
         return _CallDetails(  # type: ignore[return-value]
             details.method,
             self._timeout if details.timeout is None else details.timeout,
-            (*(details.metadata or ()), *self._metadata),
+            (*(details.metadata or ()), *self._metadata, *trace_metadata()),
             details.credentials,
             getattr(details, "wait_for_ready", None),
             getattr(details, "compression", None),
