@@ -171,6 +171,38 @@ func TestACallWithAWrongTokenIsRefused(t *testing.T) {
 	}
 }
 
+func TestMutualTLSNeedsTheClientCertificate(t *testing.T) {
+	addr, ca, cert, key := os.Getenv("PD_TLS_ADDR"), os.Getenv("PD_TLS_CA"), os.Getenv("PD_TLS_CERT"), os.Getenv("PD_TLS_KEY")
+	if addr == "" || ca == "" || cert == "" || key == "" {
+		t.Fatal("PD_TLS_ADDR, PD_TLS_CA, PD_TLS_CERT, PD_TLS_KEY are not set: scripts/client_tests.sh sets them")
+	}
+	mutual, err := pdclient.TLSCredentials(ca, cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := pdclient.Dial(addr, pdclient.Options{Credentials: mutual, Token: os.Getenv("PD_TOKEN")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.Diagnostics.Ping(context.Background(), &pdv1.PingRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	serverOnly, err := pdclient.TLSCredentials(ca, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anonymous, err := pdclient.Dial(addr, pdclient.Options{Credentials: serverOnly, Token: os.Getenv("PD_TOKEN"), MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anonymous.Close()
+	_, err = anonymous.Diagnostics.Ping(context.Background(), &pdv1.PingRequest{})
+	if details := pdclient.Details(err); details.Code != codes.Unavailable || !details.Retryable {
+		t.Fatalf("without a client certificate: %+v", details)
+	}
+}
+
 // metadataDiagnostics records the metadata of the last Ping.
 type metadataDiagnostics struct {
 	pdv1.UnimplementedDiagnosticsServiceServer

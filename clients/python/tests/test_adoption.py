@@ -3,6 +3,7 @@ bearer token, TLS settings and the error helper."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -107,6 +108,31 @@ def test_a_call_without_the_token_is_refused(address: str, token: str | None) ->
         "UNAUTHENTICATED",
         False,
     )
+
+
+@pytest.fixture
+def mutual_tls() -> tuple[str, str, str, str]:
+    """The mutual-TLS server's address and the CA, client certificate and key files."""
+    names = ("PD_TLS_ADDR", "PD_TLS_CA", "PD_TLS_CERT", "PD_TLS_KEY")
+    values = [os.environ.get(name, "") for name in names]
+    if not all(values):
+        pytest.fail(f"{', '.join(names)} are not set: scripts/client_tests.sh sets them")
+    address, ca, cert, key = values
+    return address, ca, cert, key
+
+
+def test_mutual_tls_needs_the_client_certificate(
+    mutual_tls: tuple[str, str, str, str], token: str | None
+) -> None:
+    address, ca, cert, key = mutual_tls
+    with Client(address, token=token, tls=Tls.files(ca, cert, key)) as pd:
+        pd.ping()
+    with (
+        Client(address, token=token, tls=Tls.files(ca), max_attempts=1) as anonymous,
+        pytest.raises(grpc.RpcError) as refused,
+    ):
+        anonymous.ping()
+    assert error_details(refused.value).code == grpc.StatusCode.UNAVAILABLE
 
 
 def test_tls_to_a_plaintext_server_fails_unavailable_and_retryable(

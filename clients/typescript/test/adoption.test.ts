@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { createServer, type Http2Server } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
@@ -165,6 +166,25 @@ describe("what an adopter uses, against the live server", { skip }, () => {
     } finally {
       pd.close();
       stranger.close();
+    }
+  });
+
+  it("speaks mutual TLS with the client's certificate, and is refused without it", async () => {
+    const [tlsAddress, ca, cert, key] = ["PD_TLS_ADDR", "PD_TLS_CA", "PD_TLS_CERT", "PD_TLS_KEY"].map((name) => process.env[name]);
+    if (!tlsAddress || !ca || !cert || !key) {
+      throw new Error("PD_TLS_ADDR, PD_TLS_CA, PD_TLS_CERT, PD_TLS_KEY are not set: scripts/client_tests.sh sets them");
+    }
+    const pem = (path: string): Buffer => readFileSync(path);
+    const pd = connect(tlsAddress, { token, tls: { ca: pem(ca), cert: pem(cert), key: pem(key) } });
+    const anonymous = connect(tlsAddress, { token, tls: { ca: pem(ca) }, maxAttempts: 1 });
+    try {
+      await pd.diagnostics.ping({});
+      // The server ends the TLS session of a client without a certificate; Node reports it as
+      // a cancelled call (Go and Python as UNAVAILABLE).
+      await assert.rejects(anonymous.diagnostics.ping({}));
+    } finally {
+      pd.close();
+      anonymous.close();
     }
   });
 
