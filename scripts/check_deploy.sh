@@ -3,7 +3,8 @@
 # and the Helm chart: `helm lint --strict` and `helm template` with each of its CI values files
 # (deploy/helm/partition-deps/ci/: the Deployment and the sidecar), the rendered manifests
 # validated against the Kubernetes schemas (kubernetes-validate, from PyPI) of the oldest
-# Kubernetes the chart claims and of the newest the validator knows.
+# Kubernetes the chart claims and of the newest the validator knows; the Kubernetes example in
+# deploy/kubernetes is validated the same way.
 # The HEALTHCHECK itself is exercised by tests/deploy/test_healthcheck.py, the chart's probes by
 # tests/deploy/test_chart.py (pytest).
 set -euo pipefail
@@ -34,3 +35,8 @@ for values in "$CHART"/ci/*-values.yaml; do
   done
 done
 echo "Helm chart: lint clean, manifests valid for both values"
+for example in deploy/kubernetes/*.yaml; do
+  echo "== kubernetes-validate $example against Kubernetes $OLDEST_KUBERNETES and $KUBERNETES_VALIDATE_VERSION"
+  kubernetes-validate --strict --quiet -k "$OLDEST_KUBERNETES" "$example"
+  kubernetes-validate --strict --quiet -k "$KUBERNETES_VALIDATE_VERSION" "$example"
+done

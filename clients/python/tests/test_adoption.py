@@ -21,6 +21,7 @@ from partition_deps_client import (
     run_failed,
     run_started,
     target,
+    weekly,
 )
 from partition_deps_client.pb import definitions, partitions
 
@@ -68,6 +69,11 @@ def test_iterators_follow_page_tokens(client: Client, namespace: str) -> None:
     client.delete_dynamic_partitions(namespace, "customers", ["k4"])
     listed = client.iter_dynamic_partitions(namespace, "customers", page_size=2)
     assert [p.partition_key for p in listed] == dynamic[:4]
+
+    inline = client.compute_downstream_partitions(
+        daily("2024-01-01"), weekly("2024-01-01"), ["2024-01-09"], as_of=AS_OF
+    )
+    assert list(inline.partitions.partition_keys) == ["2024-01-07"]
 
     runs = list(client.plan_runs(namespace, names[:3], as_of=AS_OF, page_size=1))
     assert sorted(run.asset_key for run in runs) == names[:3]
