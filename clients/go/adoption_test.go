@@ -35,9 +35,9 @@ func TestEveryEventKindIsStored(t *testing.T) {
 	at := time.Date(2024, 1, 20, 0, 0, 0, 0, time.UTC)
 	events := []*pdv1.Event{
 		pdclient.Observation("o1", at, "source", "", "s1"),
-		pdclient.RunStarted("r1-start", at, "r1", pdclient.Target("daily", "2024-01-02")),
+		pdclient.RunStarted("r1-start", at, "r1", 0, pdclient.Target("daily", "2024-01-02")),
 		pdclient.Materialization("m1", at, "daily", "2024-01-02", "r1", "v1"),
-		pdclient.RunStarted("r2-start", at, "r2", pdclient.Target("daily", "2024-01-03")),
+		pdclient.RunStarted("r2-start", at, "r2", 0, pdclient.Target("daily", "2024-01-03")),
 		pdclient.RunFailed("r2-fail", at.Add(time.Minute), "r2", "boom"),
 	}
 	reported, err := client.Events.ReportEvents(ctx, &pdv1.ReportEventsRequest{Namespace: ns, Events: events})

@@ -3,6 +3,7 @@ package pdclient
 import (
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pdv1 "partition-deps/clients/go/gen/partitiondeps/v1"
@@ -70,15 +71,42 @@ func Observation(idempotencyKey string, at time.Time, asset, partition, dataVers
 	return e
 }
 
-// Target is a partition a run will write ("" for an unpartitioned asset).
+// optional is nil for "" (the field unset), else a pointer to the value.
+func optional(value string) *string {
+	if value == "" {
+		return nil
+	}
+	return &value
+}
+
+// Target names a partition a run will write; partition "" is an unpartitioned asset.
 func Target(asset, partition string) *pdv1.PartitionTarget {
 	return &pdv1.PartitionTarget{AssetKey: asset, PartitionKey: optional(partition)}
 }
 
-// RunStarted is an event saying that a run started that will write targets.
-func RunStarted(idempotencyKey string, at time.Time, runID string, targets ...*pdv1.PartitionTarget) *pdv1.Event {
+// RunStarted is an event saying that a run started to write targets. The run holds them for
+// lease after at and after each heartbeat; lease 0 leaves the server's default.
+func RunStarted(idempotencyKey string, at time.Time, runID string, lease time.Duration, targets ...*pdv1.PartitionTarget) *pdv1.Event {
+	body := &pdv1.RunStarted{RunId: runID, Targets: targets}
+	if lease != 0 {
+		body.Lease = durationpb.New(lease)
+	}
 	e := event(idempotencyKey, at)
-	e.Kind = &pdv1.Event_RunStarted{RunStarted: &pdv1.RunStarted{RunId: runID, Targets: targets}}
+	e.Kind = &pdv1.Event_RunStarted{RunStarted: body}
+	return e
+}
+
+// RunHeartbeat is an event saying that a run is alive: its lease now ends one lease after at.
+func RunHeartbeat(idempotencyKey string, at time.Time, runID string) *pdv1.Event {
+	e := event(idempotencyKey, at)
+	e.Kind = &pdv1.Event_RunHeartbeat{RunHeartbeat: &pdv1.RunHeartbeat{RunId: runID}}
+	return e
+}
+
+// RunSucceeded is an event saying that a run ended well.
+func RunSucceeded(idempotencyKey string, at time.Time, runID string) *pdv1.Event {
+	e := event(idempotencyKey, at)
+	e.Kind = &pdv1.Event_RunSucceeded{RunSucceeded: &pdv1.RunSucceeded{RunId: runID}}
 	return e
 }
 
@@ -90,10 +118,9 @@ func RunFailed(idempotencyKey string, at time.Time, runID, message string) *pdv1
 	return e
 }
 
-// optional is nil for "" (the field unset), else a pointer to the value.
-func optional(value string) *string {
-	if value == "" {
-		return nil
-	}
-	return &value
+// RunCanceled is an event saying that a run was canceled.
+func RunCanceled(idempotencyKey string, at time.Time, runID, message string) *pdv1.Event {
+	e := event(idempotencyKey, at)
+	e.Kind = &pdv1.Event_RunCanceled{RunCanceled: &pdv1.RunCanceled{RunId: runID, Message: message}}
+	return e
 }

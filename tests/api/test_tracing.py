@@ -94,7 +94,9 @@ def test_one_trace_from_the_python_client_to_the_database_query(
     assert call.parent is not None
     assert call.parent.span_id == caller["span_id"]
     queries = [
-        span for span in _children(spans, call) if span.attributes.get("db.system") == "postgresql"
+        span
+        for span in _children(spans, call)
+        if (span.attributes or {}).get("db.system") == "postgresql"
     ]
     assert queries, [span.name for span in spans]
     assert {span.context.trace_id for span in queries if span.context} == {caller["trace_id"]}

@@ -67,7 +67,7 @@ def the(manifests: list[Manifest], kind: str) -> Manifest:
 
 
 def partition_deps(pod: Manifest) -> Manifest:
-    containers = pod["spec"].get("initContainers", []) + pod["spec"]["containers"]
+    containers: list[Manifest] = pod["spec"].get("initContainers", []) + pod["spec"]["containers"]
     [container] = [c for c in containers if c["name"] == "partition-deps"]
     return container
 

@@ -20,7 +20,6 @@ from partition_deps_client import (
     pb,
     run_failed,
     run_started,
-    target,
     weekly,
 )
 from partition_deps_client.pb import definitions, partitions
@@ -36,9 +35,9 @@ def test_every_event_kind_is_stored(client: Client, namespace: str) -> None:
     )
     batch = [
         observation("o1", AT, "source", None, data_version="s1"),
-        run_started("r1-start", AT, "r1", [target("daily", "2024-01-02")]),
+        run_started("r1-start", AT, "r1", [("daily", "2024-01-02")]),
         materialization("m1", AT, "daily", "2024-01-02", run_id="r1", data_version="v1"),
-        run_started("r2-start", AT, "r2", [target("daily", "2024-01-03")]),
+        run_started("r2-start", AT, "r2", [("daily", "2024-01-03")]),
         run_failed("r2-fail", AT + timedelta(minutes=1), "r2", "boom"),
     ]
     assert client.report_events(namespace, batch).stored_count == len(batch)

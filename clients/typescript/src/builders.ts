@@ -1,16 +1,17 @@
 /** Small builders for the messages every caller writes (Dagster's preset definitions, keys, events). */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { durationFromMs, timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 
 import {
   type Event,
   EventSchema,
   MaterializationSchema,
   ObservationSchema,
-  type PartitionTarget,
-  PartitionTargetSchema,
+  RunCanceledSchema,
   RunFailedSchema,
+  RunHeartbeatSchema,
   RunStartedSchema,
+  RunSucceededSchema,
 } from "./gen/partitiondeps/v1/events_service_pb.js";
 import {
   type PartitionSelection,
@@ -76,20 +77,44 @@ export function observation(fields: {
   return event(idempotencyKey, at, { case: "observation", value: create(ObservationSchema, value) });
 }
 
-/** A partition a run is about to write (none: an unpartitioned asset). */
-export const target = (assetKey: string, partitionKey?: string): PartitionTarget =>
-  create(PartitionTargetSchema, { assetKey, partitionKey });
+/** A run started to write `targets`; it holds them for `leaseMs` after `at` and after each
+ * heartbeat (unset: the server's default). */
+export function runStarted(fields: {
+  idempotencyKey: string;
+  at: Date;
+  runId: string;
+  targets: { assetKey: string; partitionKey?: string }[];
+  leaseMs?: number;
+}): Event {
+  const { idempotencyKey, at, leaseMs, ...value } = fields;
+  const lease = leaseMs === undefined ? undefined : durationFromMs(leaseMs);
+  return event(idempotencyKey, at, { case: "runStarted", value: create(RunStartedSchema, { ...value, lease }) });
+}
 
-/** A run started that will write `targets`. */
-export function runStarted(fields: { idempotencyKey: string; at: Date; runId: string; targets: PartitionTarget[] }): Event {
+type RunFields = { idempotencyKey: string; at: Date; runId: string };
+
+/** The run is alive: its lease now ends one lease after `at`. */
+export function runHeartbeat(fields: RunFields): Event {
   const { idempotencyKey, at, ...value } = fields;
-  return event(idempotencyKey, at, { case: "runStarted", value: create(RunStartedSchema, value) });
+  return event(idempotencyKey, at, { case: "runHeartbeat", value: create(RunHeartbeatSchema, value) });
+}
+
+/** The run ended well. */
+export function runSucceeded(fields: RunFields): Event {
+  const { idempotencyKey, at, ...value } = fields;
+  return event(idempotencyKey, at, { case: "runSucceeded", value: create(RunSucceededSchema, value) });
 }
 
 /** A run failed: its targets not materialized by then are no longer in progress. */
-export function runFailed(fields: { idempotencyKey: string; at: Date; runId: string; message?: string }): Event {
+export function runFailed(fields: RunFields & { message?: string }): Event {
   const { idempotencyKey, at, ...value } = fields;
   return event(idempotencyKey, at, { case: "runFailed", value: create(RunFailedSchema, value) });
+}
+
+/** The run was canceled. */
+export function runCanceled(fields: RunFields & { message?: string }): Event {
+  const { idempotencyKey, at, ...value } = fields;
+  return event(idempotencyKey, at, { case: "runCanceled", value: create(RunCanceledSchema, value) });
 }
 
 export const toDate = (timestamp: Timestamp | undefined): Date | undefined =>

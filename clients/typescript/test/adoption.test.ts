@@ -21,7 +21,6 @@ import {
   runFailed,
   runStarted,
   StaleStatus,
-  target,
   timeWindow,
   timestampFromDate,
   toJsonString,
@@ -51,9 +50,9 @@ describe("what an adopter uses, against the live server", { skip }, () => {
       });
       const events = [
         observation({ idempotencyKey: "o1", at, assetKey: "source", dataVersion: "s1" }),
-        runStarted({ idempotencyKey: "r1-start", at, runId: "r1", targets: [target("daily", "2024-01-02")] }),
+        runStarted({ idempotencyKey: "r1-start", at, runId: "r1", targets: [{ assetKey: "daily", partitionKey: "2024-01-02" }] }),
         materialization({ idempotencyKey: "m1", at, assetKey: "daily", partitionKey: "2024-01-02", runId: "r1", dataVersion: "v1" }),
-        runStarted({ idempotencyKey: "r2-start", at, runId: "r2", targets: [target("daily", "2024-01-03")] }),
+        runStarted({ idempotencyKey: "r2-start", at, runId: "r2", targets: [{ assetKey: "daily", partitionKey: "2024-01-03" }] }),
         runFailed({ idempotencyKey: "r2-fail", at: new Date(at.getTime() + 60_000), runId: "r2", message: "boom" }),
       ];
       assert.equal((await pd.events.reportEvents({ namespace: ns, events })).storedCount, events.length);

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from google.protobuf.message import Message
 
@@ -121,25 +121,47 @@ def observation(
     )
 
 
-def target(asset_key: str, partition_key: str | None = None) -> events.PartitionTarget:
-    """A partition a run is about to write (None: an unpartitioned asset)."""
-    return events.PartitionTarget(asset_key=asset_key, partition_key=partition_key)
-
-
 def run_started(
     idempotency_key: str,
     at: datetime,
     run_id: str,
-    targets: Iterable[events.PartitionTarget],
+    targets: Sequence[tuple[str, str | None]],
+    *,
+    lease: timedelta | None = None,
 ) -> events.Event:
-    """A run started that will write `targets`."""
-    return _event(
-        idempotency_key, at, "run_started", events.RunStarted(run_id=run_id, targets=list(targets))
+    """A run started to write `targets` ((asset, partition key or None) pairs); it holds them
+    for `lease` after `at` and after each heartbeat (None: the server's default)."""
+    body = events.RunStarted(
+        run_id=run_id,
+        targets=[
+            events.PartitionTarget(asset_key=asset_key, partition_key=partition_key)
+            for asset_key, partition_key in targets
+        ],
     )
+    if lease is not None:
+        body.lease.FromTimedelta(lease)
+    return _event(idempotency_key, at, "run_started", body)
+
+
+def run_heartbeat(idempotency_key: str, at: datetime, run_id: str) -> events.Event:
+    """The run is alive: its lease now ends one lease after `at`."""
+    return _event(idempotency_key, at, "run_heartbeat", events.RunHeartbeat(run_id=run_id))
+
+
+def run_succeeded(idempotency_key: str, at: datetime, run_id: str) -> events.Event:
+    return _event(idempotency_key, at, "run_succeeded", events.RunSucceeded(run_id=run_id))
 
 
 def run_failed(idempotency_key: str, at: datetime, run_id: str, message: str = "") -> events.Event:
     """A run failed: its targets not materialized by then are no longer in progress."""
     return _event(
         idempotency_key, at, "run_failed", events.RunFailed(run_id=run_id, message=message)
+    )
+
+
+def run_canceled(
+    idempotency_key: str, at: datetime, run_id: str, message: str = ""
+) -> events.Event:
+    return _event(
+        idempotency_key, at, "run_canceled", events.RunCanceled(run_id=run_id, message=message)
     )

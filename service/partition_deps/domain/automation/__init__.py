@@ -1,0 +1,1 @@
+"""Declarative automation, Dagster-exact: conditions, the facts they read, their evaluation."""
