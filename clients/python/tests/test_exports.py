@@ -29,7 +29,7 @@ def test_exported_members() -> None:
         "run_started",
         "run_succeeded",
         "service_config",
-            "time_window",
+        "time_window",
         "wall_time",
         "weekly",
     ]

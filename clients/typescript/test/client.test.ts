@@ -58,7 +58,7 @@ describe("live server", { skip }, () => {
   });
 
   it("holds a run's partitions for its lease, renewed by heartbeats", async () => {
-    const pd = connect(address!);
+    const pd = connect(address!, { token: process.env.PD_TOKEN });
     try {
       const ns = namespace("runs");
       await pd.definitions.applyAssets({

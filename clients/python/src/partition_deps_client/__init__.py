@@ -18,6 +18,7 @@ from partition_deps_client.builders import (
     daily,
     keys,
     materialization,
+    observation,
     run_canceled,
     run_failed,
     run_heartbeat,
