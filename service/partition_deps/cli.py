@@ -17,7 +17,7 @@ from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
 
-from partition_deps import logs
+from partition_deps import logs, tracing
 from partition_deps.api.auth import TokenTable
 from partition_deps.api.limits import MAX_RUN_LEASE
 from partition_deps.client import commands as client_commands
@@ -99,6 +99,12 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("PD_HTTP_LISTEN") or None,
         help="host:port of the HTTP listener: Connect JSON calls and the status page, e.g. "
         "127.0.0.1:8080 (env PD_HTTP_LISTEN); unset: no HTTP",
+    )
+    serve.add_argument(
+        "--health-listen",
+        default=os.environ.get("PD_HEALTH_LISTEN") or None,
+        help="host:port of a plaintext listener serving only grpc.health.v1, for probes when "
+        "the main port needs TLS, e.g. 127.0.0.1:50052 (env PD_HEALTH_LISTEN); unset: none",
     )
     serve.add_argument(
         "--processes",
@@ -200,15 +206,20 @@ def main(argv: list[str] | None = None) -> int:
         tls=_tls(args),
         metrics_listen=args.metrics_listen,
         http_listen=args.http_listen,
+        health_listen=args.health_listen,
         memo_entries=args.memo_entries,
         state_cache_rows=args.state_cache_rows,
         run_lease_seconds=_run_lease_seconds(args.run_lease_seconds),
     )
+    try:
+        tracing.exporter_names()  # refuse a bad OTEL_TRACES_EXPORTER before anything starts
+    except ValueError as error:
+        raise SystemExit(f"tracing: {error}") from None
     if args.processes > 1:
         from partition_deps.processes import serve_processes
 
         return serve_processes(config, args.processes)
-    server = Server(config)
+    server = Server(config, tracing.from_environment())
     stop_requested = threading.Event()
 
     def request_stop(signum: int, _: FrameType | None) -> None:
