@@ -379,6 +379,10 @@ class TimeWindows:
                 return table.base + position
             table = self._grown(table.first_year - 1, table.last_year)
 
+    def last_tick_at_or_before(self, ts: int) -> int:
+        """The latest cron tick at or before `ts`, exclusions aside (a cron's previous tick)."""
+        return self.tick(self._index_at_or_before(ts))
+
     def tick(self, index: int) -> int:
         table = self.table
         position = index - table.base

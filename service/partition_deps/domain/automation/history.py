@@ -1,0 +1,222 @@
+"""What happened, as automation conditions read it: materializations, observations and runs.
+
+Events are added in commit order, each with a `position` that grows in that order (Dagster's
+storage id plays this part). "Since the previous tick" means a position after `seen`, the last
+position the previous tick saw. A key of `None` is the unpartitioned asset itself.
+
+Not thread-safe while being built; the engine only reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+from partition_deps.domain.automation.facts import Keys
+
+_EMPTY: Keys = frozenset()
+_WHOLE: Keys = frozenset({None})
+
+
+class RunStatus(Enum):
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass
+class Run:
+    run_id: str
+    # The assets the run targets (its asset selection), all for `partition_key`.
+    assets: tuple[str, ...]
+    partition_key: str | None
+    status: RunStatus = RunStatus.STARTED
+
+
+@dataclass(frozen=True)
+class Update:
+    """One materialization (or an observation of an observable source)."""
+
+    position: int
+    timestamp: float
+    run_id: str | None
+    data_version: str | None
+
+
+@dataclass
+class AssetHistory:
+    """Everything kept of one asset."""
+
+    # Per key, its materializations in commit order.
+    materializations: dict[str | None, list[Update]] = field(default_factory=dict)
+    # Per key, its observations in commit order.
+    observations: dict[str | None, list[Update]] = field(default_factory=dict)
+    # Per key, the latest planned materialization: (position, run id).
+    planned: dict[str | None, tuple[int, str]] = field(default_factory=dict)
+    # The asset's latest materialization of any key: (key, run id), None before the first.
+    latest_materialization: tuple[str | None, str | None] | None = None
+
+    def updates(self, observable: bool) -> dict[str | None, list[Update]]:
+        """What counts as an update: observations for an observable source, else
+        materializations (an observation of a materializable asset updates nothing)."""
+        return self.observations if observable else self.materializations
+
+
+class EventHistory:
+    """The events of one namespace, in commit order; answers `facts.Facts`."""
+
+    def __init__(self) -> None:
+        self.assets: dict[str, AssetHistory] = {}
+        self.runs: dict[str, Run] = {}
+        self.last_position = 0
+        # The last position the previous tick saw.
+        self.seen = 0
+
+    def asset(self, key: str) -> AssetHistory:
+        found = self.assets.get(key)
+        if found is None:
+            found = self.assets[key] = AssetHistory()
+        return found
+
+    def _advance(self, position: int) -> None:
+        if position <= self.last_position:
+            raise ValueError(f"event position {position} is not after {self.last_position}")
+        self.last_position = position
+
+    def materialization(
+        self,
+        position: int,
+        asset: str,
+        partition_key: str | None,
+        timestamp: float,
+        run_id: str | None,
+        data_version: str | None,
+    ) -> None:
+        self._advance(position)
+        history = self.asset(asset)
+        update = Update(position, timestamp, run_id or None, data_version or None)
+        history.materializations.setdefault(partition_key, []).append(update)
+        history.latest_materialization = (partition_key, update.run_id)
+
+    def observation(
+        self,
+        position: int,
+        asset: str,
+        partition_key: str | None,
+        timestamp: float,
+        data_version: str | None,
+    ) -> None:
+        self._advance(position)
+        update = Update(position, timestamp, None, data_version or None)
+        self.asset(asset).observations.setdefault(partition_key, []).append(update)
+
+    def run_started(
+        self,
+        position: int,
+        run_id: str,
+        assets: Iterable[str],
+        partition_key: str | None,
+        timestamp: float,
+    ) -> None:
+        """A run starts: one planned materialization per asset it targets, for its key."""
+        self._advance(position)
+        selection = tuple(assets)
+        self.runs[run_id] = Run(run_id, selection, partition_key)
+        for asset in selection:
+            self.asset(asset).planned[partition_key] = (position, run_id)
+
+    def run_succeeded(self, position: int, run_id: str, timestamp: float) -> None:
+        self._advance(position)
+        run = self.runs.get(run_id)
+        if run is not None:
+            run.status = RunStatus.SUCCEEDED
+
+    def run_failed(self, position: int, run_id: str, timestamp: float) -> None:
+        self._advance(position)
+        run = self.runs.get(run_id)
+        if run is not None:
+            run.status = RunStatus.FAILED
+
+    # ----- facts.Facts ------------------------------------------------------------------
+
+    def _history(self, asset: str) -> AssetHistory:
+        return self.assets.get(asset) or AssetHistory()
+
+    def materialized(self, asset: str, observable: bool) -> Keys:
+        history = self._history(asset)
+        keys = set(history.materializations)
+        if observable:
+            keys |= set(history.observations)
+        return frozenset(keys)
+
+    def updated(self, asset: str, observable: bool) -> Keys:
+        updates = self._history(asset).updates(observable)
+        return frozenset(
+            key for key, entries in updates.items() if entries[-1].position > self.seen
+        )
+
+    def update_times(self, asset: str, keys: Keys) -> Mapping[str | None, float]:
+        materializations = self._history(asset).materializations
+        return {key: materializations[key][-1].timestamp for key in keys if key in materializations}
+
+    def data_version_changed(self, asset: str, observable: bool, partitioned: bool) -> Keys:
+        changed: set[str | None] = set()
+        for key, entries in self._history(asset).updates(observable).items():
+            if entries[-1].position <= self.seen:
+                continue
+            before = [entry for entry in entries if entry.position <= self.seen]
+            old = before[-1].data_version if before else None
+            new = entries[-1].data_version
+            if new != old and (new or not partitioned):
+                changed.add(key)
+        return frozenset(changed)
+
+    def _attempts(self, asset: str, status: RunStatus) -> Keys:
+        """Partitions whose latest planned materialization, not followed by a
+        materialization, belongs to a run in `status`."""
+        history = self._history(asset)
+        keys: set[str | None] = set()
+        for key, (position, run_id) in history.planned.items():
+            latest = history.materializations.get(key)
+            if latest and latest[-1].position > position:
+                continue
+            run = self.runs.get(run_id)
+            if run is not None and run.status is status:
+                keys.add(key)
+        return frozenset(keys)
+
+    def in_progress(self, asset: str, partitioned: bool) -> Keys:
+        if partitioned:
+            return self._attempts(asset, RunStatus.STARTED)
+        history = self._history(asset)
+        planned = history.planned.get(None)
+        if planned is None:
+            return _EMPTY
+        latest = history.latest_materialization
+        if latest is not None and latest[1] == planned[1]:
+            return _EMPTY
+        run = self.runs.get(planned[1])
+        return _WHOLE if run is not None and run.status is RunStatus.STARTED else _EMPTY
+
+    def failed_attempts(self, asset: str, partitioned: bool) -> Keys:
+        if partitioned:
+            return self._attempts(asset, RunStatus.FAILED)
+        history = self._history(asset)
+        planned = history.planned.get(None)
+        if planned is None:
+            return _EMPTY
+        run = self.runs.get(planned[1])
+        if run is None or run.status is not RunStatus.FAILED:
+            return _EMPTY
+        entries = history.materializations.get(None, [])
+        if any(e.run_id == planned[1] and e.position > planned[0] for e in entries):
+            return _EMPTY
+        return _WHOLE
+
+    def latest_materialization(self, asset: str) -> tuple[str | None, str | None] | None:
+        return self._history(asset).latest_materialization
+
+    def run_assets(self, run_id: str) -> tuple[str, ...] | None:
+        run = self.runs.get(run_id)
+        return None if run is None else run.assets
