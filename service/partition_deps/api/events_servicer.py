@@ -59,12 +59,12 @@ def _check_target(
 
 
 def _check_partitions(snapshot: NamespaceSnapshot, pending: _Pending) -> None:
-    """Refuse the batch if an event names a partition that did not exist at the event's time
-    (malformed, off the cron, excluded, outside start and end, a window not yet started, a
-    dynamic key not added or deleted): queries refuse such keys, so storing them would keep
-    state nothing can read. The window in progress at the event's time is accepted, as Dagster
-    records it: its key is a partition once the window ends. The first refused event of the
-    batch is the one named."""
+    """Refuse the batch if an event names a key that is not a partition and never will be
+    (malformed, off the cron, excluded, outside start and end, a dynamic key not added or
+    deleted): queries refuse such keys, so storing them would keep state nothing can read. A
+    time window that had not ended at the event's time is accepted, as Dagster records it (a
+    run writing today's partition): its key is a partition once the window ends. The first
+    refused event of the batch is the one named."""
     refusals: list[tuple[tuple[int, int], str, str]] = []
     for (asset_key, event_time), items in pending.items():
         definition = snapshot.assets[asset_key].partitions

@@ -264,16 +264,16 @@ def first_bad_key(
 def first_unrecordable_key(
     definition: PartitionsDefinition, keys: Sequence[str], at: Evaluation
 ) -> tuple[int, str] | None:
-    """As `first_bad_key`, but a key of the time window in progress at `at.as_of` (started,
-    not ended) is fine: Dagster records events for it (a run writing today's partition), and
-    it is a partition once its window ends."""
+    """As `first_bad_key`, but a key that is not a partition yet at `at.as_of` and will be one
+    (a time window in progress or to come) is fine: Dagster records events for it (a run
+    writing today's partition), and queries read it once its window ends."""
     bad = first_bad_key(definition, keys, at)
-    if bad is None or not _in_window_in_progress(definition, keys[bad[0]], at):
+    if bad is None or not _partition_later(definition, keys[bad[0]], at):
         return bad
     for position in range(bad[0] + 1, len(keys)):
         key = keys[position]
         reason = _refusal(definition, key, at)
-        if reason and not _in_window_in_progress(definition, key, at):
+        if reason and not _partition_later(definition, key, at):
             return position, reason
     return None
 
@@ -287,27 +287,19 @@ def _refusal(definition: PartitionsDefinition, key: str, at: Evaluation) -> str:
     return ""
 
 
-def _in_window_in_progress(definition: PartitionsDefinition, key: str, at: Evaluation) -> bool:
+def _partition_later(definition: PartitionsDefinition, key: str, at: Evaluation) -> bool:
+    """Whether `key` is not a partition at `at.as_of` only because its time window has not
+    ended yet."""
     if isinstance(definition, TimeWindowPartitions):
-        time_definition, time_key = definition, key
-    elif isinstance(definition, MultiPartitions):
-        parts = [
-            (dimension.partitions, part)
-            for dimension, part in zip(
-                sorted_dimensions(definition), key.split(MULTI_KEY_DELIMITER), strict=False
-            )
-            if isinstance(dimension.partitions, TimeWindowPartitions)
-        ]
-        if not parts:
-            return False
-        time_definition, time_key = parts[0]
-    else:
+        return classify_key(definition, key, at).state is KeyState.NOT_YET
+    if not isinstance(definition, MultiPartitions):
         return False
-    try:
-        start, end = time_window_for_key(time_definition, time_key)
-    except PartitionDepsError:
-        return False
-    return start <= at.as_of < end and has_key(definition, key, Evaluation(end, at.dynamic_keys))
+    parts = key.split(MULTI_KEY_DELIMITER)
+    dimensions = sorted_dimensions(definition)
+    return len(parts) == len(dimensions) and all(
+        has_key(dimension.partitions, part, at) or _partition_later(dimension.partitions, part, at)
+        for dimension, part in zip(dimensions, parts, strict=True)
+    )
 
 
 def has_key(definition: PartitionsDefinition, key: str, at: Evaluation) -> bool:
