@@ -995,8 +995,8 @@ func (x *DepsMatchCondition) GetIgnore() *AssetKeyList {
 // `in_latest_time_window`.
 type InLatestTimeWindowCondition struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Widens the latest time window this many seconds into the past; unset: the latest
-	// window only.
+	// The partitions whose windows end within this many seconds of the end of the latest
+	// window; unset: the latest window only.
 	LookbackSeconds *float64 `protobuf:"fixed64,1,opt,name=lookback_seconds,json=lookbackSeconds,proto3,oneof" json:"lookback_seconds,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache

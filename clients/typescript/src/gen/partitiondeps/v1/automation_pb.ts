@@ -475,8 +475,8 @@ export const DepsMatchConditionSchema: GenMessage<DepsMatchCondition> = /*@__PUR
  */
 export type InLatestTimeWindowCondition = Message<"partitiondeps.v1.InLatestTimeWindowCondition"> & {
   /**
-   * Widens the latest time window this many seconds into the past; unset: the latest
-   * window only.
+   * The partitions whose windows end within this many seconds of the end of the latest
+   * window; unset: the latest window only.
    *
    * @generated from field: optional double lookback_seconds = 1;
    */

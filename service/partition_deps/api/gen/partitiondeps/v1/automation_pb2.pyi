@@ -428,8 +428,8 @@ class InLatestTimeWindowCondition(_message.Message):
 
     LOOKBACK_SECONDS_FIELD_NUMBER: _builtins.int
     lookback_seconds: _builtins.float
-    """Widens the latest time window this many seconds into the past; unset: the latest
-    window only.
+    """The partitions whose windows end within this many seconds of the end of the latest
+    window; unset: the latest window only.
     """
     def __init__(
         self,

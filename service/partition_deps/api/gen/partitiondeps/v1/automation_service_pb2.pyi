@@ -124,8 +124,8 @@ class AutomationTick(_message.Message):
     def run_requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___AutomationRunRequest]:
         """The requests grouped into runs as Dagster's daemon groups them: one run per partition key
         of a partitions definition, with every asset of that definition requested for that key (in
-        asset key order); one run for all the unpartitioned assets requested. Runs are ordered by
-        their first asset, then by partition key in the definition's order.
+        asset key order); one run for all the unpartitioned assets requested. Their order is fixed
+        (by partitions definition, then partition key) and carries no meaning.
         """
 
     def __init__(
