@@ -21,11 +21,12 @@ nodes (keyed by node ids that stay the same from tick to tick, as Dagster's are)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from partition_deps.domain.assets import AssetDefinition
 from partition_deps.domain.automation.conditions import Condition
@@ -66,12 +67,13 @@ _MAX_TIMED_UPDATES = 100
 # ----- the primitive operators a condition expands into -------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Node:
     """One operator of an expanded condition.
 
     `name` identifies the operator for the remembered state (two nodes with the same name in
-    the same place share it, as in Dagster); `label` is what an evaluation tree shows.
+    the same place share it, as in Dagster); `label` is what an evaluation tree shows. Nodes
+    compare by identity: `expand` builds one tree per condition and the ids are memoised on it.
     """
 
     op: str  # and, or, not, since, newly_true, any_deps, all_deps, leaf
@@ -171,6 +173,8 @@ def _newly_missing() -> Node:
     return _newly_true(_leaf("missing"), label="newly_missing")
 
 
+# Thread safety: functools.lru_cache locks its own bookkeeping; the trees are immutable.
+@functools.lru_cache(maxsize=1024)
 def expand(condition: Condition) -> Node:
     """The primitive operators a condition stands for (presets written out as Dagster does)."""
     kind = condition.kind
@@ -242,6 +246,8 @@ def _hash(text: str) -> str:
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()[:20]
 
 
+# Thread safety: functools.lru_cache locks its own bookkeeping.
+@functools.lru_cache(maxsize=65536)
 def node_id(node: Node, parent: str | None, index: int | None, target: str | None) -> str:
     """The id under which a node's state is kept. `since` and `newly_true` are keyed by what
     they are and the asset they run on, wherever they sit in the tree; other nodes by their
@@ -255,13 +261,14 @@ def node_id(node: Node, parent: str | None, index: int | None, target: str | Non
 # ----- results ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class NodeEvaluation:
-    """One node of an evaluation tree: its label and the partitions it was true for."""
+class NodeEvaluation(NamedTuple):
+    """One node of an evaluation tree: its label, the asset it ran on (a dependency's, under
+    `any_deps_match`/`all_deps_match`), the partitions it was true for and how many it was
+    asked about."""
 
     label: str
     asset: str
-    true_keys: tuple[str | None, ...]
+    true_keys: Keys
     candidate_count: int
     children: tuple[NodeEvaluation, ...] = ()
 
@@ -336,8 +343,7 @@ class TickOutcome:
     state: TickState
 
 
-@dataclass
-class _Result:
+class _Result(NamedTuple):
     true: Keys
     timing: Timing | None
     tree: NodeEvaluation
@@ -378,6 +384,15 @@ class _Tick:
         self.at = Evaluation(evaluation_time, dynamic_keys)
         self.requested: dict[str, Keys] = {}
         self._full: dict[str, Keys] = {}
+        self._full_of: dict[PartitionsDefinition, Keys] = {}
+        self._ordered_of: dict[PartitionsDefinition, list[str]] = {}
+        self._latest: dict[tuple[PartitionsDefinition, float | None], Keys] = {}
+        self._executable: dict[tuple[str, str], bool] = {}
+        # Facts asked more than once in a tick, asked once (per asset).
+        self._updated: dict[str, Keys] = {}
+        self._materialized: dict[str, Keys] = {}
+        self._in_progress: dict[str, Keys] = {}
+        self._same: dict[tuple[str, str], bool] = {}
         self._ordered: dict[str, list[str]] = {}
         self.failed = self._refresh_failed()
 
@@ -394,15 +409,19 @@ class _Tick:
         return None
 
     def full(self, key: str) -> Keys:
+        """Every partition of the asset that exists at the evaluation time."""
         found = self._full.get(key)
         if found is None:
             definition = self.definition(key)
             if definition is None:
                 found = WHOLE
             else:
-                ordered = list(all_partitions(definition, self.at))
-                self._ordered[key] = ordered
-                found = frozenset(ordered)
+                found = self._full_of.get(definition)
+                if found is None:  # assets sharing a definition share the answer
+                    ordered = list(all_partitions(definition, self.at))
+                    self._ordered_of[definition] = ordered
+                    found = self._full_of[definition] = frozenset(ordered)
+                self._ordered[key] = self._ordered_of[definition]
             self._full[key] = found
         return found
 
@@ -443,6 +462,21 @@ class _Tick:
             by_level.setdefault(level[key], []).append(key)
         return [by_level[index] for index in sorted(by_level)]
 
+    def same_partitions(self, child: str, parent: str) -> bool:
+        """Whether the dependency maps each partition to the same key on the other side: one
+        definition on both sides with the identity or a zero-offset time-window mapping."""
+        found = self._same.get((child, parent))
+        if found is None:
+            definition = self.definition(child)
+            mapping = self.mapping(child, parent)
+            found = (
+                definition is not None
+                and definition == self.definition(parent)
+                and (mapping is None or mapping in (IdentityMapping(), TimeWindowMapping()))
+            )
+            self._same[(child, parent)] = found
+        return found
+
     def map_up(self, child: str, keys: Keys, parent: str) -> Keys:
         """The partitions of `parent` that `keys` of `child` depend on (existing ones)."""
         if not keys:
@@ -450,6 +484,8 @@ class _Tick:
         parent_definition = self.definition(parent)
         if parent_definition is None:
             return WHOLE
+        if self.same_partitions(child, parent):
+            return keys & self.full(parent)
         child_definition = self.definition(child)
         child_keys = [] if child_definition is None else self.ordered(child, keys)
         result = upstream_partitions(
@@ -468,6 +504,8 @@ class _Tick:
         parent_definition, child_definition = self.definition(parent), self.definition(child)
         if parent_definition is None or child_definition is None:
             return self.full(child)
+        if self.same_partitions(child, parent):
+            return keys & self.full(child)
         result = downstream_partitions(
             parent_definition,
             child_definition,
@@ -505,9 +543,36 @@ class _Tick:
 
     def updated(self, key: str) -> Keys:
         """Partitions updated since the previous tick that are partitions now."""
-        return self.facts.updated(key, self.observable(key)) & self.full(key)
+        found = self._updated.get(key)
+        if found is None:
+            found = self._updated[key] = self.facts.updated(key, self.observable(key)) & self.full(
+                key
+            )
+        return found
+
+    def materialized(self, key: str) -> Keys:
+        found = self._materialized.get(key)
+        if found is None:
+            found = self._materialized[key] = self.facts.materialized(key, self.observable(key))
+        return found
+
+    def in_progress(self, key: str) -> Keys:
+        found = self._in_progress.get(key)
+        if found is None:
+            partitioned = self.definition(key) is not None
+            found = self._in_progress[key] = self.facts.in_progress(key, partitioned)
+        return found
 
     def latest_time_window(self, key: str, lookback: float | None) -> Keys:
+        definition = self.definition(key)
+        if definition is None:
+            return WHOLE
+        found = self._latest.get((definition, lookback))
+        if found is None:
+            found = self._latest[(definition, lookback)] = self._latest_window(key, lookback)
+        return found
+
+    def _latest_window(self, key: str, lookback: float | None) -> Keys:
         definition = self.definition(key)
         time_definition: TimeWindowPartitions | None = None
         if isinstance(definition, TimeWindowPartitions):
@@ -600,21 +665,16 @@ def _run_requests(
     tick: _Tick, requested: Mapping[str, tuple[str, ...] | None]
 ) -> tuple[RunRequest, ...]:
     """Runs as Dagster's daemon groups requests: one per (partitions definition, key) with
-    every asset requested for it, and one for all the unpartitioned assets requested."""
-    groups: dict[tuple[str, str | None], list[str]] = {}
-    for asset, keys in requested.items():
+    every asset requested for it, one for all the unpartitioned assets requested; ordered by
+    partition key (unpartitioned first), ties in the order the assets were evaluated."""
+    groups: dict[tuple[PartitionsDefinition | None, str | None], list[str]] = {}
+    for asset in tick.requested:
+        keys = requested.get(asset, ())
         definition = tick.definition(asset)
-        if keys is None:
-            groups.setdefault(("", None), []).append(asset)
-            continue
-        for key in keys:
-            groups.setdefault((_fingerprint(definition), key), []).append(asset)
-    return tuple(
-        RunRequest(partition_key, tuple(sorted(assets)))
-        for (_, partition_key), assets in sorted(
-            groups.items(), key=lambda item: (item[0][0], item[0][1] or "")
-        )
-    )
+        for key in (None,) if keys is None else keys:
+            groups.setdefault((definition, key), []).append(asset)
+    ordered = sorted(groups.items(), key=lambda item: item[0][1] or "")
+    return tuple(RunRequest(key, tuple(assets)) for (_, key), assets in ordered)
 
 
 class _AssetEvaluation:
@@ -694,7 +754,7 @@ class _AssetEvaluation:
         tree = NodeEvaluation(
             node.label,
             key,
-            tuple(sorted(true, key=lambda k: "" if k is None else k)),
+            true,
             len(candidate),
             tuple(child.tree for child in children),
         )
@@ -720,7 +780,7 @@ class _AssetEvaluation:
         both = trigger.true & reset.true
         if both and trigger.timing and reset.timing:
             true = true | (_later(trigger.timing, reset.timing) & both)
-        self._save(ids[0], {"true": _sorted_list(true)})
+        self._save(ids[0], {"true": _listed(true)})
         return self._result(node, key, candidate, true, trigger.timing, [trigger, reset])
 
     def _newly_true(self, node: Node, key: str, candidate: Keys, ids: list[str]) -> _Result:
@@ -730,7 +790,7 @@ class _AssetEvaluation:
         state = self._state(ids)
         previous: Keys = frozenset(state["child"]) if state and "child" in state else EMPTY
         true = candidate & (child.true - previous)
-        self._save(ids[0], {"child": _sorted_list(child.true)})
+        self._save(ids[0], {"child": _listed(child.true)})
         return self._result(node, key, candidate, true, None, [child])
 
     def _deps(self, node: Node, key: str, candidate: Keys, ids: list[str]) -> _Result:
@@ -789,9 +849,9 @@ class _AssetEvaluation:
         if not candidate:
             return EMPTY, None
         if kind == "missing":
-            return candidate - tick.facts.materialized(key, tick.observable(key)), None
+            return candidate - tick.materialized(key), None
         if kind == "run_in_progress":
-            return tick.facts.in_progress(key, tick.definition(key) is not None), None
+            return tick.in_progress(key), None
         if kind == "backfill_in_progress":
             return EMPTY, None
         if kind == "execution_failed":
@@ -816,6 +876,14 @@ class _AssetEvaluation:
         raise ValueError(f"unknown condition kind {kind!r}")
 
     def _executable_with_root(self, key: str) -> bool:
+        """Whether `key` can run in one run with the asset evaluated (Dagster's
+        `executable_in_same_run`): same definition, identity or time-window mapping."""
+        found = self.tick._executable.get((self.root, key))
+        if found is None:
+            found = self.tick._executable[(self.root, key)] = self._executable_uncached(key)
+        return found
+
+    def _executable_uncached(self, key: str) -> bool:
         tick = self.tick
         root_definition = tick.definition(self.root)
         if root_definition != tick.definition(key):
@@ -890,5 +958,5 @@ def _later(trigger: Timing, reset: Timing) -> Keys:
     return result
 
 
-def _sorted_list(keys: Iterable[str | None]) -> list[str | None]:
-    return sorted(keys, key=lambda k: (k is not None, k or ""))
+def _listed(keys: Iterable[str | None]) -> list[str | None]:
+    return list(keys)

@@ -9,6 +9,7 @@ Not thread-safe while being built; the engine only reads it.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -19,18 +20,27 @@ _EMPTY: Keys = frozenset()
 _WHOLE: Keys = frozenset({None})
 
 
+def _position(entry: tuple[int, str | None]) -> int:
+    return entry[0]
+
+
+def _update_position(entry: Update) -> int:
+    return entry.position
+
+
 class RunStatus(Enum):
     STARTED = "started"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    # Ended without failing: its targets are neither in progress nor failed.
+    CANCELED = "canceled"
 
 
 @dataclass
 class Run:
     run_id: str
-    # The assets the run targets (its asset selection), all for `partition_key`.
+    # The assets the run targets (its asset selection).
     assets: tuple[str, ...]
-    partition_key: str | None
     status: RunStatus = RunStatus.STARTED
 
 
@@ -56,6 +66,12 @@ class AssetHistory:
     planned: dict[str | None, tuple[int, str]] = field(default_factory=dict)
     # The asset's latest materialization of any key: (key, run id), None before the first.
     latest_materialization: tuple[str | None, str | None] | None = None
+    # Positions and keys of the materializations, then of the observations, in commit order:
+    # what changed since a position is a bisection away.
+    materialization_order: list[tuple[int, str | None]] = field(default_factory=list)
+    observation_order: list[tuple[int, str | None]] = field(default_factory=list)
+    # Keys with more than one update kept (what `compact` looks at).
+    crowded: set[str | None] = field(default_factory=set)
 
     def updates(self, observable: bool) -> dict[str | None, list[Update]]:
         """What counts as an update: observations for an observable source, else
@@ -96,7 +112,11 @@ class EventHistory:
         self._advance(position)
         history = self.asset(asset)
         update = Update(position, timestamp, run_id or None, data_version or None)
-        history.materializations.setdefault(partition_key, []).append(update)
+        entries = history.materializations.setdefault(partition_key, [])
+        entries.append(update)
+        if len(entries) > 1:
+            history.crowded.add(partition_key)
+        history.materialization_order.append((position, partition_key))
         history.latest_materialization = (partition_key, update.run_id)
 
     def observation(
@@ -109,21 +129,25 @@ class EventHistory:
     ) -> None:
         self._advance(position)
         update = Update(position, timestamp, None, data_version or None)
-        self.asset(asset).observations.setdefault(partition_key, []).append(update)
+        history = self.asset(asset)
+        entries = history.observations.setdefault(partition_key, [])
+        entries.append(update)
+        if len(entries) > 1:
+            history.crowded.add(partition_key)
+        history.observation_order.append((position, partition_key))
 
     def run_started(
         self,
         position: int,
         run_id: str,
-        assets: Iterable[str],
-        partition_key: str | None,
+        targets: Iterable[tuple[str, str | None]],
         timestamp: float,
     ) -> None:
-        """A run starts: one planned materialization per asset it targets, for its key."""
+        """A run starts: one planned materialization per (asset, key) it targets."""
         self._advance(position)
-        selection = tuple(assets)
-        self.runs[run_id] = Run(run_id, selection, partition_key)
-        for asset in selection:
+        targets = tuple(targets)
+        self.runs[run_id] = Run(run_id, tuple(sorted({asset for asset, _ in targets})))
+        for asset, partition_key in targets:
             self.asset(asset).planned[partition_key] = (position, run_id)
 
     def run_succeeded(self, position: int, run_id: str, timestamp: float) -> None:
@@ -138,6 +162,33 @@ class EventHistory:
         if run is not None:
             run.status = RunStatus.FAILED
 
+    def run_canceled(self, position: int, run_id: str, timestamp: float) -> None:
+        self._advance(position)
+        run = self.runs.get(run_id)
+        if run is not None:
+            run.status = RunStatus.CANCELED
+
+    def compact(self, boundary: int) -> None:
+        """Forget what no tick seeing more than `boundary` can ask: per key, updates older
+        than its latest at or before `boundary`. Call it with the last position a stored tick
+        saw, so that a kept history stays small however long the namespace lives."""
+        for history in self.assets.values():
+            for updates in (history.materializations, history.observations):
+                for key in history.crowded & updates.keys():
+                    entries = updates[key]
+                    keep = bisect.bisect_right(entries, boundary, key=_update_position)
+                    if keep > 1:
+                        updates[key] = entries[keep - 1 :]
+            history.crowded = {
+                key
+                for updates in (history.materializations, history.observations)
+                for key in history.crowded & updates.keys()
+                if len(updates[key]) > 1
+            }
+            for order in (history.materialization_order, history.observation_order):
+                first = bisect.bisect_right(order, boundary, key=_position)
+                del order[:first]
+
     # ----- facts.Facts ------------------------------------------------------------------
 
     def _history(self, asset: str) -> AssetHistory:
@@ -151,10 +202,10 @@ class EventHistory:
         return frozenset(keys)
 
     def updated(self, asset: str, observable: bool) -> Keys:
-        updates = self._history(asset).updates(observable)
-        return frozenset(
-            key for key, entries in updates.items() if entries[-1].position > self.seen
-        )
+        history = self._history(asset)
+        order = history.observation_order if observable else history.materialization_order
+        first = bisect.bisect_right(order, self.seen, key=_position)
+        return frozenset(key for _, key in order[first:])
 
     def update_times(self, asset: str, keys: Keys) -> Mapping[str | None, float]:
         materializations = self._history(asset).materializations

@@ -79,9 +79,8 @@ class Timeline:
             )
         elif kind == "run_started":
             self._runs[event["run"]] = event
-            history.run_started(
-                self._next(), event["run"], event["assets"], event["partition_key"], at
-            )
+            targets = [(asset, event["partition_key"]) for asset in event["assets"]]
+            history.run_started(self._next(), event["run"], targets, at)
         elif kind == "run_succeeded":
             run = self._runs[event["run"]]
             for asset in run["assets"]:
@@ -101,6 +100,8 @@ class Timeline:
             raise ValueError(f"unknown timeline event type {kind!r}")
 
     def evaluate(self, evaluation_time: datetime) -> TickOutcome:
+        # What the previous tick saw is all the next needs of older updates.
+        self.history.compact(self.seen)
         self.history.seen = self.seen
         outcome = evaluate_tick(
             list(self.assets.values()), self.history, self.state, evaluation_time, self.dynamic_keys

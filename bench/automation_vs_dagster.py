@@ -1,0 +1,315 @@
+"""Declarative automation: our evaluation core against Dagster 1.13.29, tick by tick, one run.
+
+Run it from the bench virtualenv (bench/README.md). Rows:
+
+- `seed`: the longest seed timeline of tests/automation/cases.jsonl (daily_sales_data on
+  `on_cron("0 1 * * *")`, weekly_sales_summary eager). Runs are given to both sides as the plain
+  materializations they end in, so both read the same events. Every tick is timed on both
+  sides from the same previous state; the ratio is Dagster's median tick over ours.
+- `17429`: Dagster issue 17429's shape (35 daily assets of about 2,000 partitions, 5 roots on
+  a cron, 30 eager), one tick right after the newest day's roots materialize. Storing the
+  70,000 past materializations in Dagster takes several minutes (`--skip-dagster-17429`).
+- `thousand`: 1,000 daily assets over three years, one tick after a day's materializations
+  (ours only).
+
+Both sides' requests are compared on every timed tick; a difference prints MISMATCH and the
+script exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+try:
+    import dagster as dg
+    from dagster._core.test_utils import freeze_time
+except ImportError:  # pragma: no cover - depends on the environment
+    sys.exit("dagster is not installed here: run this from the bench virtualenv (bench/README.md)")
+
+import automation_workloads  # the script's own folder is on the path
+
+from partition_deps.domain.automation.engine import TickOutcome
+from partition_deps.domain.automation.timeline import Timeline, assets_from_json
+from partition_deps.store.codec import definition_from_json, mapping_from_json
+
+Json = dict[str, Any]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ----- the cases' JSON as Dagster objects ---------------------------------------------
+
+
+def dagster_partitions(data: Json | None) -> Any:
+    if data is None:
+        return None
+    kind = data["type"]
+    if kind == "time_window":
+        return dg.TimeWindowPartitionsDefinition(
+            cron_schedule=data["cron_schedule"],
+            start=datetime.fromisoformat(data["start"]),
+            timezone=data["timezone"],
+            fmt=data["fmt"],
+            end=datetime.fromisoformat(data["end"]) if data["end"] else None,
+            end_offset=data["end_offset"],
+        )
+    if kind == "static":
+        return dg.StaticPartitionsDefinition(data["partition_keys"])
+    raise SystemExit(f"this benchmark builds no {kind} definitions")
+
+
+def dagster_mapping(data: Json | None) -> Any:
+    if data is None:
+        return None
+    if data["type"] == "time_window":
+        return dg.TimeWindowPartitionMapping(
+            start_offset=data.get("start_offset", 0), end_offset=data.get("end_offset", 0)
+        )
+    raise SystemExit(f"this benchmark builds no {data['type']} mappings")
+
+
+def dagster_condition(data: Json) -> Any:
+    c = dg.AutomationCondition
+    kind = data["type"]
+    if kind in ("and", "or"):
+        operands = [dagster_condition(item) for item in data["operands"]]
+        combined = operands[0]
+        for operand in operands[1:]:
+            combined = (combined & operand) if kind == "and" else (combined | operand)
+        return combined
+    if kind == "not":
+        return ~dagster_condition(data["operand"])
+    if kind == "since":
+        return dagster_condition(data["trigger"]).since(dagster_condition(data["reset"]))
+    if kind == "since_last_handled":
+        return dagster_condition(data["operand"]).since_last_handled()
+    if kind == "newly_true":
+        return dagster_condition(data["operand"]).newly_true()
+    if kind in ("on_cron", "cron_tick_passed", "all_deps_updated_since_cron"):
+        return getattr(c, kind)(data["cron_schedule"], data["cron_timezone"])
+    if kind in ("any_deps_match", "all_deps_match"):
+        return getattr(c, kind)(dagster_condition(data["operand"]))
+    if kind == "in_latest_time_window" and data.get("lookback_seconds"):
+        from datetime import timedelta
+
+        return c.in_latest_time_window(timedelta(seconds=data["lookback_seconds"]))
+    return getattr(c, kind)()
+
+
+def dagster_definitions(case: Json) -> dg.Definitions:
+    assets = []
+    for item in case["assets"]:
+        condition = item["automation_condition"]
+
+        def compute() -> None:
+            return None
+
+        assets.append(
+            dg.asset(
+                name=item["key"],
+                partitions_def=dagster_partitions(item["partitions"]),
+                deps=[
+                    dg.AssetDep(dep["upstream"], partition_mapping=dagster_mapping(dep["mapping"]))
+                    for dep in item["deps"]
+                ],
+                automation_condition=None if condition is None else dagster_condition(condition),
+                code_version=item["code_version"],
+            )(compute)
+        )
+    return dg.Definitions(assets=assets)
+
+
+def plain_events(events: list[Json], runs: dict[str, Json]) -> list[Json]:
+    """Runs become the materializations they end in (both sides get this list); `runs` holds
+    the runs started so far."""
+    plain = []
+    for event in events:
+        if event["type"] == "run_started":
+            runs[event["run"]] = event
+        elif event["type"] == "run_succeeded":
+            run = runs[event["run"]]
+            for asset in run["assets"]:
+                plain.append(
+                    {
+                        "type": "materialization",
+                        "asset": asset,
+                        "partition_key": run["partition_key"],
+                        "data_version": None,
+                        "timestamp": event["timestamp"],
+                    }
+                )
+        elif event["type"] in ("materialization", "observation"):
+            plain.append(event)
+    return plain
+
+
+class DagsterSide:
+    def __init__(self, case: Json) -> None:
+        self.defs = dagster_definitions(case)
+        self.instance = dg.DagsterInstance.ephemeral()
+        self.cursor: Any = None
+        self.keys = [item["key"] for item in case["assets"]]
+
+    def apply(self, event: Json, frozen: bool = True) -> None:
+        kind = event["type"]
+        tags = {"dagster/data_version": event["data_version"]} if event["data_version"] else None
+        if kind == "materialization":
+            record: Any = dg.AssetMaterialization(
+                asset_key=event["asset"], partition=event["partition_key"], tags=tags
+            )
+        else:
+            record = dg.AssetObservation(
+                asset_key=event["asset"], partition=event["partition_key"], tags=tags
+            )
+        if frozen:
+            with freeze_time(datetime.fromisoformat(event["timestamp"])):
+                self.instance.report_runless_asset_event(record)
+        else:
+            self.instance.report_runless_asset_event(record)
+
+    def evaluate(self, when: datetime, cursor: Any) -> tuple[Any, dict[str, set[str | None]]]:
+        with freeze_time(when):
+            result = dg.evaluate_automation_conditions(
+                defs=self.defs, instance=self.instance, evaluation_time=when, cursor=cursor
+            )
+        requested: dict[str, set[str | None]] = {}
+        for key in self.keys:
+            asset_key = dg.AssetKey(key)
+            if result.get_num_requested(asset_key):
+                keys = result.get_requested_partitions(asset_key)
+                requested[key] = set(keys) if keys else {None}
+        return result.cursor, requested
+
+
+def ours_requested(outcome: TickOutcome) -> dict[str, set[str | None]]:
+    return {
+        asset: {None} if keys is None else set(keys) for asset, keys in outcome.requested.items()
+    }
+
+
+def timed(call: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    value = call()
+    return time.perf_counter() - start, value
+
+
+def our_timeline(case: Json) -> Timeline:
+    return Timeline(assets_from_json(case["assets"], definition_from_json, mapping_from_json))
+
+
+def time_ours_at(timeline: Timeline, when: datetime, repeats: int) -> tuple[float, TickOutcome]:
+    """Median of `repeats` evaluations of one tick from the same previous state."""
+    state, seen = timeline.state, timeline.seen
+    times = []
+    outcome = None
+    for _ in range(repeats):
+        timeline.state, timeline.seen = state, seen
+        elapsed, outcome = timed(lambda: timeline.evaluate(when))
+        times.append(elapsed)
+    assert outcome is not None
+    return statistics.median(times), outcome
+
+
+def report(name: str, ours: list[float], theirs: list[float] | None, target: str) -> None:
+    ours_ms = statistics.median(ours) * 1000
+    line = f"{name:<10} ours {ours_ms:9.2f} ms"
+    if theirs:
+        theirs_ms = statistics.median(theirs) * 1000
+        line += f"   dagster {theirs_ms:10.2f} ms   ratio {theirs_ms / ours_ms:8.1f}x"
+    print(f"{line}   ({len(ours)} ticks; target {target})")
+
+
+def seed_row(repeats: int) -> bool:
+    cases = [
+        json.loads(line)
+        for line in (ROOT / "tests" / "automation" / "cases.jsonl").read_text().splitlines()
+    ]
+    seed = max((c for c in cases if c["category"] == "seed"), key=lambda c: len(c["ticks"]))
+    timeline, dagster = our_timeline(seed), DagsterSide(seed)
+    ours, theirs, same = [], [], True
+    runs: dict[str, Json] = {}
+    for tick in seed["ticks"]:
+        when = datetime.fromisoformat(tick["evaluation_time"])
+        for event in plain_events(tick["events"], runs):
+            timeline.apply(event)
+            dagster.apply(event)
+        elapsed, outcome = time_ours_at(timeline, when, repeats)
+        ours.append(elapsed)
+        their_elapsed, (dagster.cursor, their_requested) = timed(
+            lambda when=when: dagster.evaluate(when, dagster.cursor)
+        )
+        theirs.append(their_elapsed)
+        if ours_requested(outcome) != their_requested:
+            print(f"MISMATCH seed {seed['id']} at {when}: {outcome.requested} vs {their_requested}")
+            same = False
+    report("seed", ours, theirs, ">= 50x per tick")
+    return same
+
+
+def one_tick_row(name: str, case: Json, with_dagster: bool, repeats: int) -> bool:
+    setup, timed_tick = case["ticks"]
+    timeline = our_timeline(case)
+    for event in setup["events"]:
+        timeline.apply(event)
+    timeline.evaluate(datetime.fromisoformat(setup["evaluation_time"]))
+    for event in timed_tick["events"]:
+        timeline.apply(event)
+    when = datetime.fromisoformat(timed_tick["evaluation_time"])
+    ours = [time_ours_at(timeline, when, 1)[0] for _ in range(repeats)]
+    outcome = time_ours_at(timeline, when, 1)[1]
+    theirs: list[float] = []
+    same = True
+    if with_dagster:
+        dagster = DagsterSide(case)
+        started = time.perf_counter()
+        for event in setup["events"]:
+            dagster.apply(event, frozen=False)
+        print(
+            f"  ({name}: Dagster stored {len(setup['events'])} events in "
+            f"{time.perf_counter() - started:.0f} s)"
+        )
+        cursor, _ = dagster.evaluate(datetime.fromisoformat(setup["evaluation_time"]), None)
+        for event in timed_tick["events"]:
+            dagster.apply(event)
+        for _ in range(max(1, repeats // 3)):
+            elapsed, (_, their_requested) = timed(lambda: dagster.evaluate(when, cursor))
+            theirs.append(elapsed)
+        if ours_requested(outcome) != their_requested:
+            print(f"MISMATCH {name}: {len(outcome.requested)} vs {len(their_requested)} assets")
+            same = False
+    report(name, ours, theirs or None, "< 100 ms over RPC" if name == "17429" else "< 1 s over RPC")
+    print(f"  ({name}: {len(outcome.requested)} assets requested on the timed tick)")
+    return same
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", default="seed,17429,thousand")
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--skip-dagster-17429", action="store_true")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore", module="dagster")
+    logging.getLogger("dagster").setLevel(logging.ERROR)
+    rows = set(args.rows.split(","))
+    same = True
+    if "seed" in rows:
+        same &= seed_row(args.repeats)
+    if "17429" in rows:
+        case = automation_workloads.issue_17429()
+        same &= one_tick_row("17429", case, not args.skip_dagster_17429, args.repeats)
+    if "thousand" in rows:
+        same &= one_tick_row("thousand", automation_workloads.thousand_assets(), False, 3)
+    return 0 if same else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
