@@ -4,14 +4,24 @@ namespace, stored with their evaluation trees, paged, and read back."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import pytest
 
 from partition_deps.api.gen.partitiondeps.v1 import automation_service_pb2 as automation_pb
+from partition_deps.api.gen.partitiondeps.v1 import (
+    automation_service_pb2_grpc,
+    definitions_service_pb2_grpc,
+    diagnostics_service_pb2_grpc,
+    events_service_pb2_grpc,
+    queries_service_pb2_grpc,
+)
 from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
 from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb
+from partition_deps.server import Config, Server
+from partition_deps.store.database import PoolSettings
 from tests.automation.replay import load_cases
 
 from .builders import DAILY, asset, condition, materialization, time_window, timestamp
@@ -325,3 +335,46 @@ def test_ticks_are_listed_newest_first_in_pages(stubs: Stubs, namespace: str) ->
             break
 
     assert seen == [f"day-{day}" for day in range(7, 0, -1)]
+
+
+@pytest.fixture
+def second_server(database_url: str) -> Iterator[Stubs]:
+    """Another server on the same database, with histories of its own."""
+    server = Server(
+        Config(
+            listen="127.0.0.1:0",
+            database_url=database_url,
+            pool=PoolSettings(min_size=1, max_size=2),
+            grace_seconds=1,
+            workers=4,
+        )
+    )
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    try:
+        yield Stubs(
+            channel,
+            definitions_service_pb2_grpc.DefinitionsServiceStub(channel),
+            events_service_pb2_grpc.EventsServiceStub(channel),
+            queries_service_pb2_grpc.QueriesServiceStub(channel),
+            diagnostics_service_pb2_grpc.DiagnosticsServiceStub(channel),
+            automation_service_pb2_grpc.AutomationServiceStub(channel),
+        )
+    finally:
+        channel.close()
+        server.stop()
+
+
+def test_ticks_alternating_between_two_servers_read_every_event_once(
+    stubs: Stubs, second_server: Stubs, namespace: str
+) -> None:
+    # Each server keeps the histories it fed; each tick extends its own with what the other
+    # server's ticks already read, and marks as new only what came after the previous tick.
+    replay = CaseReplay(stubs, namespace, SEED)
+    for index, tick in enumerate(SEED["ticks"]):
+        for event in tick["events"]:
+            replay.apply(event)
+        replay.flush()
+        server = (stubs, second_server)[index // 2 % 2]  # two ticks on each, in turn
+        answer = _evaluate(server, namespace, f"tick-{index}", tick["evaluation_time"]).tick
+        assert requested(answer) == tick["expected"]["requested"], f"tick {index}"

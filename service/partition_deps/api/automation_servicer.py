@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,14 +12,9 @@ from partition_deps.api.definitions_servicer import required_name
 from partition_deps.api.gen.partitiondeps.v1 import automation_service_pb2 as pb
 from partition_deps.api.handlers import Method
 from partition_deps.domain.automation.engine import TickState, evaluate_tick
-from partition_deps.domain.automation.ticks import (
-    NodeSummary,
-    TickSummary,
-    history_of,
-    summarize,
-)
+from partition_deps.domain.automation.history import EventHistory
+from partition_deps.domain.automation.ticks import NodeSummary, TickSummary, summarize
 from partition_deps.domain.definitions import Evaluation
-from partition_deps.domain.events import Event
 from partition_deps.store.automation import AutomationRepository, StoredTick
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.definitions import NamespaceSnapshot
@@ -69,9 +63,9 @@ class AutomationServicer:
         snapshot = self._cache.snapshot(namespace)
 
         def evaluate(
-            events: Sequence[tuple[int, Event]], previous: dict[str, Any] | None, seen: int
+            history: EventHistory, previous: dict[str, Any] | None
         ) -> tuple[TickSummary, dict[str, Any]]:
-            return _evaluate(snapshot, evaluation_time, events, previous, seen)
+            return _evaluate(snapshot, evaluation_time, history, previous)
 
         tick, _ = self._repository.run_tick(
             snapshot.namespace_id, tick_id, evaluation_time, snapshot.generation, evaluate
@@ -144,13 +138,12 @@ class AutomationServicer:
 def _evaluate(
     snapshot: NamespaceSnapshot,
     evaluation_time: datetime,
-    events: Sequence[tuple[int, Event]],
+    history: EventHistory,
     previous: dict[str, Any] | None,
-    seen: int,
 ) -> tuple[TickSummary, dict[str, Any]]:
     outcome = evaluate_tick(
         list(snapshot.assets.values()),
-        history_of(events, seen),
+        history,
         None if previous is None else TickState.from_json(previous),
         evaluation_time,
         snapshot.dynamic_keys,

@@ -6,10 +6,15 @@ ingest lock, which it keeps until it commits, so a batch committing later draws 
 events a tick can see are therefore every event up to some id, and the next tick sees the
 events after that id as new, whatever commits in between (the tick stores that id as its
 `event_position`).
+
+Each server keeps the event history of the namespaces it evaluated last, so a tick reads only
+the events stored since the history was last fed.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,8 +24,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from partition_deps.domain.automation.history import EventHistory
 from partition_deps.domain.automation.ticks import (
     AssetRequest,
+    HistoryFeed,
     NodeSummary,
     RunRequest,
     TickSummary,
@@ -61,13 +68,12 @@ class StoredTick:
     summary: TickSummary | None
 
 
-# What a tick computes from the events ((event id, event), in commit order), the previous
-# tick's state (None on the namespace's first tick) and the last event id it read (0: none):
-# its summary and the state to keep for the next tick.
-Evaluate = Callable[
-    [Sequence[tuple[int, Event]], dict[str, Any] | None, int],
-    tuple[TickSummary, dict[str, Any]],
-]
+# What a tick computes from the namespace's history (with what the previous tick saw marked
+# as seen) and the previous tick's state (None on the namespace's first tick): its summary and
+# the state to keep for the next tick.
+Evaluate = Callable[[EventHistory, dict[str, Any] | None], tuple[TickSummary, dict[str, Any]]]
+# Histories kept, one per namespace, the most recently evaluated ones.
+KEPT_HISTORIES = 32
 
 _TICK_COLUMNS = (
     "tick_id, sequence, evaluation_time, generation, event_position, requested_count,"
@@ -76,8 +82,21 @@ _TICK_COLUMNS = (
 
 
 class AutomationRepository:
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, kept_histories: int = KEPT_HISTORIES) -> None:
         self._pool = pool
+        self._kept_histories = kept_histories
+        # Thread safety: guarded by self._lock. A feed itself is used only by the tick that
+        # holds its namespace's tick lock (an advisory lock: one tick at a time).
+        self._feeds: OrderedDict[int, HistoryFeed] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _feed(self, namespace_id: int) -> HistoryFeed:
+        with self._lock:
+            feed = self._feeds.pop(namespace_id, None) or HistoryFeed()
+            self._feeds[namespace_id] = feed
+            while len(self._feeds) > self._kept_histories:
+                self._feeds.popitem(last=False)
+        return feed
 
     def tick(self, namespace_id: int, tick_id: str) -> StoredTick:
         with transaction(self._pool) as conn:
@@ -128,12 +147,11 @@ class AutomationRepository:
                     f" ({previous[1].astimezone(UTC).isoformat()})",
                     "evaluation_time",
                 )
-            events, position = _events(conn, namespace_id)
-            summary, state = evaluate(
-                events,
-                None if previous is None else previous[0],
-                0 if previous is None else int(previous[3]),
-            )
+            feed = self._feed(namespace_id)
+            _feed_events(conn, namespace_id, feed)
+            position = feed.last_event_id
+            history = feed.for_tick(0 if previous is None else int(previous[3]))
+            summary, state = evaluate(history, None if previous is None else previous[0])
             tick = StoredTick(
                 tick_id=tick_id,
                 sequence=1 if previous is None else int(previous[2]) + 1,
@@ -205,23 +223,24 @@ def _tick_of(row: Sequence[Any], summary: TickSummary | None) -> StoredTick:
     )
 
 
-def _events(
-    conn: psycopg.Connection[Any], namespace_id: int
-) -> tuple[list[tuple[int, Event]], int]:
-    """Every event of the namespace with its id, in commit order, and the last id (0: none)."""
-    events: list[tuple[int, Event]] = []
-    position = 0
+def _feed_events(conn: psycopg.Connection[Any], namespace_id: int, feed: HistoryFeed) -> None:
+    """Feed `feed` the namespace's events stored after its last one, in commit order."""
     with conn.cursor() as cursor:
         cursor.execute(
             "SELECT event_id, kind, event_time, asset_key, partition_key, run_id, data_version,"
             " code_version, details, idempotency_key FROM events WHERE namespace_id = %s"
-            " AND kind IN (%s, %s, %s, %s) ORDER BY event_id",
-            (namespace_id, MATERIALIZATION, OBSERVATION, RUN_STARTED, RUN_FAILED),
+            " AND event_id > %s AND kind IN (%s, %s, %s, %s) ORDER BY event_id",
+            (
+                namespace_id,
+                feed.last_event_id,
+                MATERIALIZATION,
+                OBSERVATION,
+                RUN_STARTED,
+                RUN_FAILED,
+            ),
         )
         for row in cursor:
-            position = int(row[0])
-            events.append((position, _event_of(row)))
-    return events, position
+            feed.add(int(row[0]), _event_of(row))
 
 
 def _event_of(row: Sequence[Any]) -> Event:

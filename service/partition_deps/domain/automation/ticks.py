@@ -4,7 +4,7 @@ per asset the evaluation tree as counts and ranges of partitions)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from partition_deps.domain import partitions
@@ -57,41 +57,46 @@ class TickSummary:
         return sum(1 if request.keys is None else len(request.keys) for request in self.requested)
 
 
-def history_of(events: Iterable[tuple[int, Event]], seen_event_id: int) -> EventHistory:
-    """The history of `events` ((event id, event), in commit order), with `seen` set to what
-    the previous tick read: every event up to `seen_event_id`.
+class HistoryFeed:
+    """An event history fed the stored events of one namespace in commit order, kept from
+    tick to tick so that each tick reads only the events stored since the previous one.
 
-    Positions number the history's entries from 1 in commit order, so the same events always
-    get the same positions. A run started for several partition keys is one entry per key (the
-    engine's runs target one key each), in target order. A run has succeeded once each of its
-    targets was materialized under its id (the events carry no run success of their own).
+    Positions come from event ids, which grow in commit order within a namespace: an event's
+    is twice its id, and a run's success, inferred after the materialization that completes
+    it, takes the next one (the events carry no run success of their own: a run has succeeded
+    once each of its targets was materialized under its id).
+
+    Not thread-safe: one tick of a namespace at a time uses it.
     """
-    history = EventHistory()
-    position = 0
-    # Per run still going: the targets not materialized by it yet.
-    unwritten: dict[str, set[tuple[str, str | None]]] = {}
-    for event_id, event in events:
+
+    def __init__(self) -> None:
+        self.history = EventHistory()
+        self.last_event_id = 0
+        # Per run still going: the targets it has not materialized yet.
+        self._unwritten: dict[str, set[tuple[str, str | None]]] = {}
+
+    def add(self, event_id: int, event: Event) -> None:
+        history = self.history
+        position = 2 * event_id
         timestamp = event.event_time.timestamp()
         match event:
             case Materialization():
-                position += 1
+                run_id = event.run_id or None
                 history.materialization(
                     position,
                     event.asset_key,
                     event.partition_key,
                     timestamp,
-                    event.run_id or None,
+                    run_id,
                     event.data_version or None,
                 )
-                targets = unwritten.get(event.run_id)
-                if targets is not None:
-                    targets.discard((event.asset_key, event.partition_key))
-                    if not targets:
-                        del unwritten[event.run_id]
-                        position += 1
-                        history.run_succeeded(position, event.run_id, timestamp)
+                unwritten = self._unwritten.get(event.run_id)
+                if unwritten is not None:
+                    unwritten.discard((event.asset_key, event.partition_key))
+                    if not unwritten:
+                        del self._unwritten[event.run_id]
+                        history.run_succeeded(position + 1, event.run_id, timestamp)
             case Observation():
-                position += 1
                 history.observation(
                     position,
                     event.asset_key,
@@ -100,23 +105,22 @@ def history_of(events: Iterable[tuple[int, Event]], seen_event_id: int) -> Event
                     event.data_version or None,
                 )
             case RunStarted():
-                if event.targets:
-                    unwritten[event.run_id] = {
-                        (target.asset_key, target.partition_key) for target in event.targets
-                    }
-                by_key: dict[str | None, list[str]] = {}
-                for target in event.targets:
-                    by_key.setdefault(target.partition_key, []).append(target.asset_key)
-                for key, assets in (by_key or {None: []}).items():
-                    position += 1
-                    history.run_started(position, event.run_id, tuple(assets), key, timestamp)
+                targets = [(target.asset_key, target.partition_key) for target in event.targets]
+                if targets:
+                    self._unwritten[event.run_id] = set(targets)
+                history.run_started(position, event.run_id, targets, timestamp)
             case RunFailed():
-                unwritten.pop(event.run_id, None)
-                position += 1
+                self._unwritten.pop(event.run_id, None)
                 history.run_failed(position, event.run_id, timestamp)
-        if event_id <= seen_event_id:
-            history.seen = position
-    return history
+        self.last_event_id = event_id
+
+    def for_tick(self, seen_event_id: int) -> EventHistory:
+        """The history for a tick whose previous tick read the events up to `seen_event_id`
+        (0: no previous tick): what it saw is old, the rest new."""
+        boundary = 2 * seen_event_id + 1
+        self.history.compact(boundary)
+        self.history.seen = boundary
+        return self.history
 
 
 def summarize(
