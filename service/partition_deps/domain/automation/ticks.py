@@ -4,8 +4,9 @@ per asset the evaluation tree as counts and ranges of partitions)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from partition_deps.domain import partitions
 from partition_deps.domain.assets import AssetDefinition
@@ -136,9 +137,10 @@ def summarize(
         )
         for key, keys in sorted(outcome.requested.items())
     )
+    # Nodes often share a set of keys (every partition, the latest window): summarised once.
+    memo: dict[tuple[PartitionsDefinition, frozenset[str | None]], tuple[PartitionRun, ...]] = {}
     trees = tuple(
-        (key, _node_summary(root, assets[key].partitions, at))
-        for key, root in sorted(outcome.trees.items())
+        (key, _node_summary(root, assets, at, memo)) for key, root in sorted(outcome.trees.items())
     )
     run_requests = tuple(
         RunRequest(request.partition_key, tuple(request.assets)) for request in outcome.run_requests
@@ -147,66 +149,91 @@ def summarize(
 
 
 def _node_summary(
-    node: NodeEvaluation, definition: PartitionsDefinition | None, at: Evaluation
+    node: NodeEvaluation,
+    assets: Mapping[str, AssetDefinition],
+    at: Evaluation,
+    memo: dict[tuple[PartitionsDefinition, frozenset[str | None]], tuple[PartitionRun, ...]],
 ) -> NodeSummary:
-    keys = [key for key in node.true_keys if key is not None]
+    """`node` summarised with the definition of the asset it ran on (a dependency's, below
+    `any_deps_match` / `all_deps_match`)."""
+    asset = assets.get(node.asset)
+    runs: tuple[PartitionRun, ...] = ()
+    if asset is not None and asset.partitions is not None and node.true_keys:
+        memo_key = (asset.partitions, node.true_keys)
+        found = memo.get(memo_key)
+        if found is None:
+            keys = [key for key in node.true_keys if key is not None]
+            found = memo[memo_key] = key_runs(asset.partitions, keys, at)
+        runs = found
     return NodeSummary(
         label=node.label,
         true_count=len(node.true_keys),
-        true_runs=key_runs(definition, keys, at),
+        true_runs=runs,
         candidate_count=node.candidate_count,
-        children=tuple(_node_summary(child, definition, at) for child in node.children),
+        children=tuple(_node_summary(child, assets, at, memo) for child in node.children),
     )
 
 
 def key_runs(
-    definition: PartitionsDefinition | None, keys: Sequence[str], at: Evaluation
+    definition: PartitionsDefinition | None, keys: Iterable[str], at: Evaluation
 ) -> tuple[PartitionRun, ...]:
-    """`keys` (in the definition's order) as runs of partitions consecutive in that order at
-    `at`; a key that is not a partition at `at` is a run of its own."""
+    """`keys`, in any order, as runs of partitions consecutive in the definition's order at
+    `at`, in that order; a key that is not a partition at `at` is a run of its own, after the
+    others (by code point)."""
+    keys = list(keys)
     if definition is None or not keys:
         return ()
-    positions = _positions(definition, keys, at)
-    runs: list[PartitionRun] = []
-    first = 0
-    for index in range(1, len(keys) + 1):
-        if index < len(keys):
-            here, before = positions[index], positions[index - 1]
-            if here is not None and before is not None and here == before + 1:
-                continue
-        runs.append(_run(definition, keys[first], keys[index - 1], index - first))
-        first = index
-    return tuple(runs)
-
-
-def _positions(
-    definition: PartitionsDefinition, keys: Sequence[str], at: Evaluation
-) -> list[int | None]:
     if isinstance(definition, TimeWindowPartitions):
-        windows = compile_time_windows(definition)
-        now = partitions.now_of(at)
-        try:
-            return list(windows.check_keys(keys, now))
-        except PartitionDepsError:
-            found: list[int | None] = []
-            for key in keys:
-                try:
-                    found.append(windows.check_key(key, now))
-                except PartitionDepsError:
-                    found.append(None)
-            return found
+        return _time_runs(definition, keys, at)
     index = {
         key: position for position, key in enumerate(partitions.all_partitions(definition, at))
     }
-    return [index.get(key) for key in keys]
+    placed = sorted((index[key], key) for key in keys if key in index)
+    runs = [PartitionRun(group[0][1], group[-1][1], len(group)) for group in _consecutive(placed)]
+    runs.extend(
+        PartitionRun(key, key, 1) for key in sorted(key for key in keys if key not in index)
+    )
+    return tuple(runs)
 
 
-def _run(definition: PartitionsDefinition, first: str, last: str, count: int) -> PartitionRun:
-    if not isinstance(definition, TimeWindowPartitions):
-        return PartitionRun(first, last, count)
+def _time_runs(
+    definition: TimeWindowPartitions, keys: list[str], at: Evaluation
+) -> tuple[PartitionRun, ...]:
+    windows = compile_time_windows(definition)
+    now = partitions.now_of(at)
+    placed: list[tuple[int, str]] = []
+    unplaced: list[str] = []
     try:
-        start = partitions.time_window_for_key(definition, first)[0]
-        end = partitions.time_window_for_key(definition, last)[1]
+        placed = sorted(zip(windows.check_keys(keys, now), keys, strict=True))
     except PartitionDepsError:
-        return PartitionRun(first, last, count)
-    return PartitionRun(first, last, count, start, end)
+        for key in keys:
+            try:
+                placed.append((windows.check_key(key, now), key))
+            except PartitionDepsError:
+                unplaced.append(key)
+        placed.sort()
+    runs = []
+    for group in _consecutive(placed):
+        first, last = windows.window(group[0][0]), windows.window(group[-1][0])
+        runs.append(
+            PartitionRun(
+                group[0][1],
+                group[-1][1],
+                len(group),
+                datetime.fromtimestamp(first.start, UTC),
+                datetime.fromtimestamp(last.end, UTC),
+            )
+        )
+    runs.extend(PartitionRun(key, key, 1) for key in sorted(unplaced))
+    return tuple(runs)
+
+
+def _consecutive(placed: list[tuple[int, str]]) -> list[list[tuple[int, str]]]:
+    """(position, key) pairs, sorted, cut where positions stop following each other."""
+    groups: list[list[tuple[int, str]]] = []
+    for item in placed:
+        if groups and item[0] == groups[-1][-1][0] + 1:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
