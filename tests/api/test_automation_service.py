@@ -87,8 +87,29 @@ def test_the_seed_tick_says_why_the_week_was_requested(stubs: Stubs, namespace: 
     assert week.end_time == timestamp("2024-01-14T00:00:00+00:00")
     assert [child.label for child in root.children][:2] == ["in_latest_time_window", "since"]
     assert all(child.candidate_count >= child.true_count for child in root.children)
+    # Below any_deps_updated, the dependency's own partitions: the day its run just wrote.
+    updated = _find(root, "any_deps_updated", "daily_sales_data", "newly_updated")
+    (day,) = updated.true_ranges
+    assert (day.first_partition_key, day.count) == ("2024-01-13", 1)
+    assert day.end_time.seconds - day.start_time.seconds == 86400
     (run,) = evaluated.run_requests
     assert (run.partition_key, list(run.asset_keys)) == ("2024-01-07", ["weekly_sales_summary"])
+
+
+def _find(
+    node: automation_pb.ConditionEvaluation, *labels: str
+) -> automation_pb.ConditionEvaluation:
+    """The first node below `node` (depth first) with these labels along its path."""
+    if not labels:
+        return node
+    for child in node.children:
+        if child.label == labels[0]:
+            found = _find(child, *labels[1:])
+        else:
+            found = _find(child, *labels)
+        if found.label == labels[-1]:
+            return found
+    return automation_pb.ConditionEvaluation()
 
 
 def test_a_retried_tick_returns_the_stored_answer_and_changes_nothing(
