@@ -64,7 +64,7 @@ def _rss_kib(pid: int) -> int:
 
 def _serving(channel: grpc.Channel) -> bool:
     try:
-        status = health_pb2_grpc.HealthStub(channel).Check(
+        status = health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]  # the stubs' HealthStub has no methods
             health_pb2.HealthCheckRequest(), timeout=5
         )
     except grpc.RpcError:

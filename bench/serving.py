@@ -165,7 +165,7 @@ class ServerProcess:
                 if self.process.poll() is not None:
                     raise SystemExit(f"server exited with status {self.process.returncode}")
                 try:
-                    status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                    status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)  # type: ignore[attr-defined]  # the stubs' HealthStub has no methods
                     if status.status == health_pb2.HealthCheckResponse.SERVING:
                         return
                 except grpc.RpcError:
@@ -184,7 +184,7 @@ class ServerProcess:
 
 
 def _one_in_flight(channel: grpc.Channel, load: Workload, calls: int, offset: int) -> float:
-    call = channel.unary_unary(load.path)
+    call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(load.path)
     timings = []
     clock = time.perf_counter_ns
     for i in range(offset, offset + calls):
@@ -201,7 +201,7 @@ async def _many_in_flight(
     per_channel = calls // len(channels)
 
     async def worker(index: int, channel: grpc.aio.Channel) -> None:
-        call = channel.unary_unary(load.path)
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(load.path)
         first = offset + index * per_channel
         for i in range(first, first + per_channel):
             await call(load.body(i))
@@ -213,9 +213,10 @@ async def _many_in_flight(
 
 async def _until_answered(channel: grpc.aio.Channel, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
+    upstream: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(UPSTREAM)
     while True:
         try:
-            await channel.unary_unary(UPSTREAM)(_upstream("2024-01-07"), timeout=5)
+            await upstream(_upstream("2024-01-07"), timeout=5)
             return
         except grpc.aio.AioRpcError:
             if time.monotonic() > deadline:
@@ -225,7 +226,8 @@ async def _until_answered(channel: grpc.aio.Channel, seconds: float = 60) -> Non
 
 def _check_answers(channel: grpc.Channel) -> None:
     """Outside the timed region: the query answers what the README says (seven days)."""
-    raw = channel.unary_unary(UPSTREAM)(_upstream("2024-01-07"))
+    upstream: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(UPSTREAM)
+    raw = upstream(_upstream("2024-01-07"))
     response = q_pb.GetUpstreamPartitionsResponse.FromString(raw)
     (dependency,) = response.dependencies
     (run,) = dependency.partitions.ranges
@@ -258,7 +260,8 @@ def main() -> int:
         server.wait_serving()
         target = f"127.0.0.1:{port}"
         with grpc.insecure_channel(target) as channel:
-            channel.unary_unary(APPLY)(_apply_request().SerializeToString())
+            apply: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(APPLY)
+            apply(_apply_request().SerializeToString())
             _check_answers(channel)
             loads = workloads()
             for load in loads:  # warm up every path (and every memo) before timing

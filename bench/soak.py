@@ -190,7 +190,7 @@ def _free_port() -> int:
 
 def _serving(channel: grpc.Channel) -> bool:
     try:
-        status = health_pb2_grpc.HealthStub(channel).Check(
+        status = health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]  # the stubs' HealthStub has no methods
             health_pb2.HealthCheckRequest(), timeout=5
         )
     except grpc.RpcError:
@@ -219,7 +219,7 @@ def run(channel: grpc.Channel, pid: int, minutes: int, rate: float, workers: int
         try:
             call()
         except grpc.RpcError as error:
-            code = error.code().name  # type: ignore[attr-defined]
+            code = error.code().name
         latency = time.monotonic() - scheduled
         minute = min(int((scheduled - started) // 60), minutes - 1)
         with lock:

@@ -42,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -197,7 +197,7 @@ def main() -> int:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if health.Check(health_pb2.HealthCheckRequest()).status == 1:
+                if health.Check(health_pb2.HealthCheckRequest()).status == 1:  # type: ignore[attr-defined]  # the stubs' HealthStub has no methods
                     break
             except grpc.RpcError:
                 pass
@@ -231,7 +231,7 @@ def _after_new_events(
     staleness: StalenessServiceStub,
     request: stale_pb.GetStalenessRequest,
     upstream: str,
-    keys: list[str | None],
+    keys: Sequence[str | None],
     clock: datetime,
 ) -> tuple[float, list[int]]:
     """GetStaleness right after each of ten batches that re-materialize the same 1,000
@@ -292,6 +292,7 @@ def _run(
             clock += timedelta(seconds=1)
     bulk = events.total
 
+    report: grpc.UnaryUnaryMultiCallable[bytes, events_pb.ReportEventsResponse]
     report = channel.unary_unary(
         "/partitiondeps.v1.EventsService/ReportEvents",
         request_serializer=None,
@@ -309,9 +310,9 @@ def _run(
     batches = sum(len(phase) for phase in events.phases)
     print(f"ingesting {bulk:,} events in {batches} batches ...", flush=True)
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=2) as senders:
         for phase in events.phases:
-            rates.extend(pool.map(send, phase))
+            rates.extend(senders.map(send, phase))
     overall = bulk / (time.perf_counter() - started)
     batch_median, _ = _median_p90(rates)
     print(
@@ -350,9 +351,9 @@ def _run(
             )
             asset = snapshot.assets[asset_key]
             assert asset.partitions is not None
-            keys: list[str | None] = list(all_partitions(asset.partitions, at).keys())
+            queried: list[str | None] = list(all_partitions(asset.partitions, at).keys())
 
-            def in_store(asset_key: str = asset_key, keys: list[str | None] = keys) -> None:
+            def in_store(asset_key: str = asset_key, keys: list[str | None] = queried) -> None:
                 with repository.reading(snapshot.namespace_id) as reader:
                     StalenessEngine(snapshot.assets, reader, at).statuses(asset_key, keys)
 
@@ -405,7 +406,7 @@ def _run(
                 f" ms ({len(plan_answer.runs):,} runs on the first page)"
             )
             after_ms, stale_counts = _after_new_events(
-                report, staleness, request, asset_key.replace("clean", "raw"), keys, clock
+                report, staleness, request, asset_key.replace("clean", "raw"), queried, clock
             )
             print(
                 f"  each after 1,000 new upstream materializations: median {after_ms:.1f} ms"

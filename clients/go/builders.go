@@ -3,6 +3,7 @@ package pdclient
 import (
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pdv1 "partition-deps/clients/go/gen/partitiondeps/v1"
@@ -56,4 +57,48 @@ func Materialization(idempotencyKey string, at time.Time, asset, partition, runI
 			DataVersion:  dataVersion,
 		}},
 	}
+}
+
+// Target names a partition a run will write; partition "" is an unpartitioned asset.
+func Target(asset, partition string) *pdv1.PartitionTarget {
+	target := &pdv1.PartitionTarget{AssetKey: asset}
+	if partition != "" {
+		target.PartitionKey = &partition
+	}
+	return target
+}
+
+// RunStarted is an event saying that a run started to write targets. The run holds them for
+// lease after at and after each heartbeat; lease 0 leaves the server's default.
+func RunStarted(idempotencyKey string, at time.Time, runID string, lease time.Duration, targets ...*pdv1.PartitionTarget) *pdv1.Event {
+	body := &pdv1.RunStarted{RunId: runID, Targets: targets}
+	if lease != 0 {
+		body.Lease = durationpb.New(lease)
+	}
+	return &pdv1.Event{IdempotencyKey: idempotencyKey, EventTime: timestamppb.New(at),
+		Kind: &pdv1.Event_RunStarted{RunStarted: body}}
+}
+
+// RunHeartbeat is an event saying that a run is alive: its lease now ends one lease after at.
+func RunHeartbeat(idempotencyKey string, at time.Time, runID string) *pdv1.Event {
+	return &pdv1.Event{IdempotencyKey: idempotencyKey, EventTime: timestamppb.New(at),
+		Kind: &pdv1.Event_RunHeartbeat{RunHeartbeat: &pdv1.RunHeartbeat{RunId: runID}}}
+}
+
+// RunSucceeded is an event saying that a run ended well.
+func RunSucceeded(idempotencyKey string, at time.Time, runID string) *pdv1.Event {
+	return &pdv1.Event{IdempotencyKey: idempotencyKey, EventTime: timestamppb.New(at),
+		Kind: &pdv1.Event_RunSucceeded{RunSucceeded: &pdv1.RunSucceeded{RunId: runID}}}
+}
+
+// RunFailed is an event saying that a run failed.
+func RunFailed(idempotencyKey string, at time.Time, runID, message string) *pdv1.Event {
+	return &pdv1.Event{IdempotencyKey: idempotencyKey, EventTime: timestamppb.New(at),
+		Kind: &pdv1.Event_RunFailed{RunFailed: &pdv1.RunFailed{RunId: runID, Message: message}}}
+}
+
+// RunCanceled is an event saying that a run was canceled.
+func RunCanceled(idempotencyKey string, at time.Time, runID, message string) *pdv1.Event {
+	return &pdv1.Event{IdempotencyKey: idempotencyKey, EventTime: timestamppb.New(at),
+		Kind: &pdv1.Event_RunCanceled{RunCanceled: &pdv1.RunCanceled{RunId: runID, Message: message}}}
 }

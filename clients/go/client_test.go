@@ -277,3 +277,46 @@ func TestServiceConfigIsValidJSONForGRPC(t *testing.T) {
 	}
 	_ = conn.Close()
 }
+
+func TestRunEventsHoldPartitionsForTheirLease(t *testing.T) {
+	client := dialLive(t)
+	ctx := context.Background()
+	ns := namespace(t)
+	if _, err := client.Definitions.ApplyAssets(ctx, &pdv1.ApplyAssetsRequest{
+		Namespace: ns,
+		Assets:    []*pdv1.Asset{{AssetKey: "daily", PartitionsDefinition: pdclient.Daily("2024-01-01")}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2024, 1, 15, 0, 0, 0, 0, time.UTC)
+	events := []*pdv1.Event{
+		pdclient.RunStarted("s1", start, "r1", 10*time.Minute, pdclient.Target("daily", "2024-01-14")),
+		pdclient.RunHeartbeat("h1", start.Add(5*time.Minute), "r1"),
+		pdclient.RunStarted("s2", start, "r2", 0, pdclient.Target("daily", "2024-01-13")),
+		pdclient.RunCanceled("c2", start.Add(time.Minute), "r2", "by hand"),
+		pdclient.RunStarted("s3", start, "r3", 0, pdclient.Target("daily", "2024-01-12")),
+		pdclient.RunSucceeded("e3", start.Add(time.Minute), "r3"),
+		pdclient.RunStarted("s4", start, "r4", 0, pdclient.Target("daily", "2024-01-11")),
+		pdclient.RunFailed("f4", start.Add(time.Minute), "r4", "boom"),
+	}
+	if _, err := client.Events.ReportEvents(ctx, &pdv1.ReportEventsRequest{Namespace: ns, Events: events}); err != nil {
+		t.Fatal(err)
+	}
+	for _, check := range []struct {
+		minutes int
+		want    int
+	}{{14, 1}, {15, 0}} {
+		listed, err := client.Events.ListRuns(ctx, &pdv1.ListRunsRequest{
+			Namespace: ns, AsOf: timestamppb.New(start.Add(time.Duration(check.minutes) * time.Minute)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(listed.Runs) != check.want {
+			t.Fatalf("minute %d: runs %v", check.minutes, listed.Runs)
+		}
+		if check.want == 1 && !listed.Runs[0].LeaseExpiryTime.AsTime().Equal(start.Add(15*time.Minute)) {
+			t.Fatalf("lease expiry %v", listed.Runs[0].LeaseExpiryTime.AsTime())
+		}
+	}
+}

@@ -16,6 +16,7 @@ from types import FrameType
 
 from partition_deps import logs
 from partition_deps.api.auth import TokenTable
+from partition_deps.api.limits import MAX_RUN_LEASE
 from partition_deps.server import EXIT_MARGIN_SECONDS, Config, Server, TlsFiles, exit_within
 from partition_deps.store.database import EmbeddedPostgres, PoolSettings, migrate
 
@@ -103,6 +104,13 @@ def _parser() -> argparse.ArgumentParser:
         " bytes each); 0: none (env PD_STATE_CACHE_ROWS)",
     )
     serve.add_argument(
+        "--run-lease-seconds",
+        type=float,
+        default=float(_env("PD_RUN_LEASE_SECONDS", "3600")),
+        help="how long a run holds its targets after it started or after its latest heartbeat,"
+        " when its RunStarted gives no lease; at most 30 days (env PD_RUN_LEASE_SECONDS)",
+    )
+    serve.add_argument(
         "--tokens-file",
         type=Path,
         default=None,
@@ -140,6 +148,14 @@ def _tls(args: argparse.Namespace) -> TlsFiles | None:
     return TlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca)
 
 
+def _run_lease_seconds(seconds: float) -> float:
+    if not 0 < seconds <= MAX_RUN_LEASE.total_seconds():
+        raise SystemExit(
+            f"--run-lease-seconds must be above 0 and at most {MAX_RUN_LEASE.days} days"
+        )
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logs.configure(args.log_level)
@@ -166,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics_listen=args.metrics_listen,
         memo_entries=args.memo_entries,
         state_cache_rows=args.state_cache_rows,
+        run_lease_seconds=_run_lease_seconds(args.run_lease_seconds),
     )
     if args.processes > 1:
         from partition_deps.processes import serve_processes

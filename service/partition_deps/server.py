@@ -8,6 +8,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from partition_deps.api import (
     queries_servicer,
     staleness_servicer,
 )
+from partition_deps.api.answer_pages import AnswerPages
 from partition_deps.api.auth import AuthInterceptor, TokenTable
 from partition_deps.api.gen.partitiondeps.v1 import (
     automation_service_pb2,
@@ -38,11 +40,12 @@ from partition_deps.api.handlers import add_service
 from partition_deps.api.metrics import Metrics, MetricsInterceptor
 from partition_deps.api.paging import PageTokens
 from partition_deps.api.response_memo import ResponseMemo
+from partition_deps.store.answer_snapshots import AnswerSnapshots
 from partition_deps.store.automation import AutomationRepository
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.database import DatabaseProbe, EmbeddedPostgres, PoolSettings, migrate
 from partition_deps.store.definitions import DefinitionsRepository
-from partition_deps.store.events import EventsRepository
+from partition_deps.store.events import DEFAULT_RUN_LEASE, EventsRepository
 from partition_deps.store.secrets import page_token_key
 from partition_deps.store.staleness import DEFAULT_MIRROR_ROWS, StalenessRepository
 
@@ -101,6 +104,8 @@ class Config:
     state_cache_rows: int = DEFAULT_MIRROR_ROWS
     # host:port of the Prometheus endpoint (HTTP /metrics); None: no metrics.
     metrics_listen: str | None = None
+    # The lease of a run whose RunStarted gives none (store/events.py).
+    run_lease_seconds: float = DEFAULT_RUN_LEASE.total_seconds()
 
 
 class Server:
@@ -187,7 +192,11 @@ class Server:
         add_service(
             server,
             events_servicer.SERVICE_NAME,
-            events_servicer.EventsServicer(EventsRepository(self._pool), self._cache).methods(),
+            events_servicer.EventsServicer(
+                EventsRepository(self._pool, timedelta(seconds=config.run_lease_seconds)),
+                self._cache,
+                tokens,
+            ).methods(),
         )
         add_service(
             server,
@@ -199,7 +208,9 @@ class Server:
             staleness_servicer.SERVICE_NAME,
             list(
                 staleness_servicer.StalenessServicer(
-                    self._staleness(self._pool), self._cache, tokens
+                    self._staleness(self._pool),
+                    self._cache,
+                    AnswerPages(AnswerSnapshots(self._pool), tokens),
                 ).methods()
             ),
         )

@@ -9,7 +9,10 @@ DETAILS_KEY = "grpc-status-details-bin"
 
 
 def _status(error: grpc.RpcError) -> status_pb2.Status:
-    for key, value in error.trailing_metadata() or ():  # type: ignore[attr-defined]
+    key: str
+    value: bytes
+    # At run time each metadatum is a (key, value) pair; the stubs declare attributes instead.
+    for key, value in error.trailing_metadata() or ():  # type: ignore[misc]
         if key == DETAILS_KEY:
             return status_pb2.Status.FromString(value)
     raise AssertionError(f"no {DETAILS_KEY} trailer on {error!r}")

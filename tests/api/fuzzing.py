@@ -152,6 +152,7 @@ def _string(name: str, plausible: bool = False) -> st.SearchStrategy[str]:
 
 def _integer(field: Any) -> st.SearchStrategy[int]:
     kind = field.type
+    edges: tuple[int, ...]
     if kind in (
         FieldDescriptor.TYPE_INT64,
         FieldDescriptor.TYPE_SINT64,
@@ -217,6 +218,7 @@ def fill(
             if depth >= 6:
                 continue
             target = getattr(message, field.name)
+            assert field.message_type is not None
             if field.message_type.GetOptions().map_entry:
                 value_field = field.message_type.fields_by_name["value"]
                 for _ in range(draw(st.integers(0, 2))):
@@ -330,8 +332,9 @@ def bodies(draw: Callable[[Any], Any], rpc: Rpc) -> list[bytes]:
             return bytes(draw(st.binary(max_size=200)))
         if choice == 8:
             return _nested(draw(st.sampled_from([1, 50, 99, 101, 200, 5000])))
-        valid = fill(draw, rpc.request_class()).SerializeToString()
-        return valid[: draw(st.integers(0, max(0, len(valid) - 1)))] + draw(st.binary(max_size=8))
+        valid: bytes = fill(draw, rpc.request_class()).SerializeToString()
+        tail: bytes = draw(st.binary(max_size=8))
+        return valid[: draw(st.integers(0, max(0, len(valid) - 1)))] + tail
 
     return [one() for _ in range(count)]
 
@@ -339,9 +342,12 @@ def bodies(draw: Callable[[Any], Any], rpc: Rpc) -> list[bytes]:
 def call(channel: grpc.Channel, rpc: Rpc, payload: list[bytes], timeout: float = 30) -> None:
     """Send raw bodies; returns normally on OK, raises grpc.RpcError otherwise."""
     if rpc.client_streaming and not rpc.server_streaming:
-        channel.stream_unary(rpc.path)(iter(payload), timeout=timeout)
+        stream_unary: grpc.StreamUnaryMultiCallable[bytes, bytes] = channel.stream_unary(rpc.path)
+        stream_unary(iter(payload), timeout=timeout)
     elif rpc.server_streaming:
-        method = (
+        method: (
+            grpc.StreamStreamMultiCallable[Any, bytes] | grpc.UnaryStreamMultiCallable[Any, bytes]
+        ) = (
             channel.stream_stream(rpc.path)
             if rpc.client_streaming
             else channel.unary_stream(rpc.path)
@@ -350,7 +356,8 @@ def call(channel: grpc.Channel, rpc: Rpc, payload: list[bytes], timeout: float =
         for _ in method(request, timeout=timeout):
             pass
     else:
-        channel.unary_unary(rpc.path)(payload[0], timeout=timeout)
+        unary_unary: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(rpc.path)
+        unary_unary(payload[0], timeout=timeout)
 
 
 BAD_CODES = (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
@@ -362,7 +369,7 @@ def outcome(
     try:
         call(channel, rpc, payload, timeout)
     except grpc.RpcError as error:
-        return error.code()  # type: ignore[attr-defined, no-any-return]
+        return error.code()
     return grpc.StatusCode.OK
 
 

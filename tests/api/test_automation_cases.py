@@ -4,9 +4,9 @@ EvaluateAutomation tick by tick. Every tick's requests must equal Dagster's exac
 
 The timelines' events map onto the API as follows: `run_started` is RunStarted targeting each
 of its assets for its key; `run_succeeded` is one Materialization per asset of the run, under
-its run id, in the run's order; `set_code_version` is ApplyAssets with the new code version;
-`add_dynamic_partitions` is AddDynamicPartitions. Events between two such calls go in one
-ReportEvents batch.
+its run id, in the run's order, then RunSucceeded; `run_failed` is RunFailed;
+`set_code_version` is ApplyAssets with the new code version; `add_dynamic_partitions` is
+AddDynamicPartitions. Events between two such calls go in one ReportEvents batch.
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ class CaseReplay:
             for asset in run["assets"]:
                 body = events_pb.Materialization(asset_key=asset, run_id=event["run"])
                 self._event(at, materialization=_optional_key(body, run["partition_key"]))
+            self._event(at, run_succeeded=events_pb.RunSucceeded(run_id=event["run"]))
         elif kind == "run_failed":
             self._event(at, run_failed=events_pb.RunFailed(run_id=event["run"]))
         elif kind == "add_dynamic_partitions":

@@ -103,10 +103,7 @@ def _find(
     if not labels:
         return node
     for child in node.children:
-        if child.label == labels[0]:
-            found = _find(child, *labels[1:])
-        else:
-            found = _find(child, *labels)
+        found = _find(child, *labels[1:]) if child.label == labels[0] else _find(child, *labels)
         if found.label == labels[-1]:
             return found
     return automation_pb.ConditionEvaluation()

@@ -255,7 +255,7 @@ def test_bad_input_is_refused_with_its_code_and_field(
     with pytest.raises(grpc.RpcError) as raised:
         case.call(stubs, seeded)
     error = raised.value
-    assert error.code() == case.code, error.details()  # type: ignore[attr-defined]
+    assert error.code() == case.code, error.details()
     info = error_info(error)
     assert info.reason == case.reason
     assert info.metadata["field"].startswith(case.field), info.metadata["field"]
@@ -268,7 +268,7 @@ def test_bad_input_is_refused_with_its_code_and_field(
 def test_oversized_request_is_resource_exhausted(stubs: Stubs, seeded: str) -> None:
     with pytest.raises(grpc.RpcError) as raised:
         oversized(stubs, seeded)
-    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert stored_state(stubs, seeded).generation == 1
 
 
@@ -279,4 +279,4 @@ def test_a_rejected_apply_into_a_new_namespace_creates_nothing(
         apply(asset("a", DAILY, "nope"))(stubs, namespace)
     with pytest.raises(grpc.RpcError) as raised:
         stored_state(stubs, namespace)
-    assert raised.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND

@@ -49,7 +49,7 @@ def eventually(condition: Callable[[], bool], seconds: float = 60) -> None:
 def health(channel: grpc.Channel) -> int:
     try:
         return int(
-            health_pb2_grpc.HealthStub(channel)
+            health_pb2_grpc.HealthStub(channel)  # type: ignore[attr-defined]  # the stubs' HealthStub has no methods
             .Check(health_pb2.HealthCheckRequest(service="readiness"), timeout=2)
             .status
         )
@@ -91,7 +91,7 @@ class Clients:
                 try:
                     self.events.ReportEvents(request, timeout=10)
                 except grpc.RpcError as error:
-                    self._record(error.code(), "ReportEvents")  # type: ignore[attr-defined]
+                    self._record(error.code(), "ReportEvents")
                     time.sleep(0.05)
                     continue
                 self._record(grpc.StatusCode.OK, "ReportEvents")
@@ -137,7 +137,7 @@ class Clients:
                     call()
                     self._record(grpc.StatusCode.OK, name)
                 except grpc.RpcError as error:
-                    self._record(error.code(), name)  # type: ignore[attr-defined]
+                    self._record(error.code(), name)
             time.sleep(0.01)
 
     def acknowledged_count(self) -> int:
@@ -211,7 +211,7 @@ def test_a_database_restart_under_load_loses_and_duplicates_nothing(tmp_path: Pa
                 " GROUP BY e.idempotency_key",
                 (NAMESPACE,),
             ).fetchall()
-        stored = dict(rows)
+        stored: dict[str, int] = dict(rows)
         assert max(stored.values()) == 1  # never twice
         assert set(stored) == set(clients.acknowledged)  # every acknowledged event, no other
         assert len(clients.acknowledged) == len(set(clients.acknowledged))

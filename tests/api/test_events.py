@@ -88,7 +88,7 @@ def test_a_partition_key_on_an_unpartitioned_asset_is_refused(
                 namespace=registered, events=[materialization("x", "table", "2024-01-01")]
             )
         )
-    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_dynamic_partitions_added_through_the_api_are_queried(stubs: Stubs, namespace: str) -> None:
@@ -126,7 +126,7 @@ def test_dynamic_partitions_added_through_the_api_are_queried(stubs: Stubs, name
     )
     with pytest.raises(grpc.RpcError) as raised:
         upstream_of_acme()
-    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     listed = stubs.definitions.ListDynamicPartitions(
         defs_pb.ListDynamicPartitionsRequest(
             namespace=namespace, definition_name="customers", show_deleted=True

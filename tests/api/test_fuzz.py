@@ -48,7 +48,7 @@ def test_no_request_is_answered_internal(seeded: Stubs, rpc: Rpc) -> None:
     fuzz()
     # Still alive and serving.
     assert seeded.diagnostics.Ping(diagnostics_pb.PingRequest(), timeout=10) is not None
-    health = health_pb2_grpc.HealthStub(seeded.channel).Check(health_pb2.HealthCheckRequest())
+    health = health_pb2_grpc.HealthStub(seeded.channel).Check(health_pb2.HealthCheckRequest())  # type: ignore[attr-defined]  # the stubs' HealthStub has no methods
     assert health.status == health_pb2.HealthCheckResponse.SERVING
     # The strategies reach past parsing: some calls succeed, some are refused as bad input.
     assert sum(codes.values()) >= EXAMPLES_PER_RPC

@@ -39,7 +39,7 @@ def _upstream(stubs: Stubs, **fields: object) -> queries_pb.ComputeUpstreamParti
 def _refused(call: object) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as raised:
         call()  # type: ignore[operator]
-    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     return raised.value
 
 
@@ -48,7 +48,7 @@ def test_a_timestamp_outside_the_calendar_is_invalid(stubs: Stubs, seconds: int)
     # Was OverflowError (INTERNAL) beyond year 9999, wrong answers before 1900.
     error = _refused(lambda: _upstream(stubs, as_of=Timestamp(seconds=seconds)))
     assert error_info(error).metadata["field"] == "as_of"
-    assert "1900-2299" in (error.details() or "")  # type: ignore[attr-defined]
+    assert "1900-2299" in (error.details() or "")
 
 
 @pytest.mark.parametrize("key", ["2301-01-01", "9999-12-31"])
@@ -65,7 +65,7 @@ def test_a_huge_mapping_offset_is_invalid_not_a_hang(stubs: Stubs) -> None:
     )
     error = _refused(lambda: _upstream(stubs, partition_mapping=mapping))
     assert error_info(error).reason == "OFFSET_TOO_LARGE"
-    assert str(limits.MAX_OFFSET) in (error.details() or "")  # type: ignore[attr-defined]
+    assert str(limits.MAX_OFFSET) in (error.details() or "")
 
 
 def test_a_start_outside_the_calendar_is_invalid(stubs: Stubs) -> None:

@@ -60,7 +60,7 @@ def test_sixteen_concurrent_batches_on_one_namespace_are_all_stored_and_ready_st
     def watch_readiness() -> None:
         health = health_pb2_grpc.HealthStub(stubs.channel)
         while not done.is_set():
-            answer = health.Check(health_pb2.HealthCheckRequest(service="readiness"), timeout=30)
+            answer = health.Check(health_pb2.HealthCheckRequest(service="readiness"), timeout=30)  # type: ignore[attr-defined]  # the stubs' HealthStub has no methods
             readiness.append(answer.status)
 
     def report(round_number: int, writer: int) -> int | grpc.StatusCode:
@@ -72,7 +72,7 @@ def test_sixteen_concurrent_batches_on_one_namespace_are_all_stored_and_ready_st
                 timeout=120,
             )
         except grpc.RpcError as error:
-            return error.code()  # type: ignore[no-any-return]
+            return error.code()
         return response.stored_count
 
     watcher = threading.Thread(target=watch_readiness)

@@ -145,4 +145,4 @@ def test_a_foreign_page_token_is_refused(stubs: Stubs) -> None:
                 key_paging=queries_pb.KeyPaging(include_keys=True, page_token="not-a-token!"),
             )
         )
-    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT

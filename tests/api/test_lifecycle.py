@@ -37,7 +37,7 @@ def eventually(condition: Callable[[], bool], seconds: float = 20) -> None:
 
 def health_status(channel: grpc.Channel, service: str = "") -> int:
     try:
-        response = health_pb2_grpc.HealthStub(channel).Check(
+        response = health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]  # the stubs' HealthStub has no methods
             health_pb2.HealthCheckRequest(service=service), timeout=2
         )
     except grpc.RpcError:
@@ -71,7 +71,7 @@ def test_readiness_follows_the_database(tmp_path: Path) -> None:
             definitions.ApplyAssets(
                 defs_pb.ApplyAssetsRequest(namespace="n", assets=[asset("a", DAILY)]), timeout=10
             )
-        assert raised.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+        assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
 
         database = EmbeddedPostgres(own_database)
         eventually(lambda: health_status(channel) == SERVING)

@@ -128,21 +128,21 @@ def test_a_request_over_a_limit_is_refused_naming_it(
     with pytest.raises(grpc.RpcError) as raised:
         call(stubs, namespace)
     error = raised.value
-    assert error.code() == code  # type: ignore[attr-defined]
+    assert error.code() == code
     assert error_info(error).reason == reason
-    assert str(limit) in (error.details() or "")  # type: ignore[attr-defined]
+    assert str(limit) in (error.details() or "")
 
 
 def test_a_request_over_the_message_size_is_refused_naming_it(stubs: Stubs) -> None:
-    compute = stubs.channel.unary_unary(
+    compute: grpc.UnaryUnaryMultiCallable[bytes, bytes] = stubs.channel.unary_unary(
         "/partitiondeps.v1.QueriesService/ComputeUpstreamPartitions",
         request_serializer=None,
         response_deserializer=None,
     )
     with pytest.raises(grpc.RpcError) as raised:
         compute(b"\n" + b"\x00" * (MAX_MESSAGE_BYTES + 10))
-    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
-    assert str(MAX_MESSAGE_BYTES) in (raised.value.details() or "")  # type: ignore[attr-defined]
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert str(MAX_MESSAGE_BYTES) in (raised.value.details() or "")
 
 
 def test_just_under_the_limits_is_served(stubs: Stubs) -> None:

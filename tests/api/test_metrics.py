@@ -92,7 +92,7 @@ def test_calls_latencies_pool_and_events_are_scraped(metered: Server, namespace:
                         namespace=f"{namespace}-missing", asset_key="x", selection=keys("a")
                     )
                 )
-            assert raised.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+            assert raised.value.code() == grpc.StatusCode.NOT_FOUND
         definitions.ApplyAssets(
             defs_pb.ApplyAssetsRequest(
                 namespace=namespace,
@@ -177,7 +177,7 @@ def test_calls_refused_by_auth_are_counted_too(database_url: str, namespace: str
             queries = queries_service_pb2_grpc.QueriesServiceStub(channel)
             with pytest.raises(grpc.RpcError) as raised:
                 diagnostics.Ping(diag_pb.PingRequest())
-            assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+            assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
             for _ in range(2):  # auth builds a handler per call: each is wrapped and counted
                 diagnostics.Ping(diag_pb.PingRequest(), metadata=granted)
             with pytest.raises(grpc.RpcError) as raised:
@@ -187,7 +187,7 @@ def test_calls_refused_by_auth_are_counted_too(database_url: str, namespace: str
                     ),
                     metadata=granted,
                 )
-            assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+            assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
         _, samples = _scrape(server)
     finally:
         server.stop()
@@ -200,8 +200,12 @@ def test_calls_refused_by_auth_are_counted_too(database_url: str, namespace: str
 
 def test_non_blocking_health_watches_are_left_unwrapped() -> None:
     health_servicer = health.HealthServicer()
-    watch = grpc.unary_stream_rpc_method_handler(health_servicer.Watch)
-    check = grpc.unary_unary_rpc_method_handler(health_servicer.Check)
+    watch: grpc.RpcMethodHandler[Any, Any] = grpc.unary_stream_rpc_method_handler(
+        health_servicer.Watch
+    )
+    check: grpc.RpcMethodHandler[Any, Any] = grpc.unary_unary_rpc_method_handler(
+        health_servicer.Check
+    )
     interceptor = MetricsInterceptor(Metrics())
 
     def intercepted(handler: Any, method: str) -> Any:

@@ -75,7 +75,11 @@ def test_two_processes_share_the_port_and_stop_on_sigterm(
         eventually(lambda: len(_children(process.pid)) == 2, seconds=60)
         children = _children(process.pid)
         for channel in channels:  # each its own connection, spread over the processes
-            eventually(lambda channel=channel: health_status(channel) == SERVING, seconds=60)
+
+            def serving(channel: grpc.Channel = channel) -> bool:
+                return health_status(channel) == SERVING
+
+            eventually(serving, seconds=60)
         definitions_service_pb2_grpc.DefinitionsServiceStub(channels[0]).ApplyAssets(
             defs_pb.ApplyAssetsRequest(
                 namespace=namespace,

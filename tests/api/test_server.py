@@ -20,7 +20,7 @@ def test_ping_answers(stubs: Stubs) -> None:
 
 @pytest.mark.parametrize("service", ["", "readiness", "liveness", *SERVICE_NAMES])
 def test_health_is_serving_once_started(stubs: Stubs, service: str) -> None:
-    response = health_pb2_grpc.HealthStub(stubs.channel).Check(
+    response = health_pb2_grpc.HealthStub(stubs.channel).Check(  # type: ignore[attr-defined]  # the stubs' HealthStub has no methods
         health_pb2.HealthCheckRequest(service=service)
     )
     assert response.status == health_pb2.HealthCheckResponse.SERVING
@@ -29,7 +29,7 @@ def test_health_is_serving_once_started(stubs: Stubs, service: str) -> None:
 def test_reflection_lists_every_service(stubs: Stubs) -> None:
     reflection = reflection_pb2_grpc.ServerReflectionStub(stubs.channel)
     [response] = list(
-        reflection.ServerReflectionInfo(
+        reflection.ServerReflectionInfo(  # type: ignore[operator]  # the stubs' method is untyped
             iter([reflection_pb2.ServerReflectionRequest(list_services="")])
         )
     )
@@ -39,7 +39,7 @@ def test_reflection_lists_every_service(stubs: Stubs) -> None:
 
 
 def test_a_malformed_body_is_invalid_argument_not_internal(stubs: Stubs) -> None:
-    ping = stubs.channel.unary_unary(
+    ping: grpc.UnaryUnaryMultiCallable[bytes, bytes] = stubs.channel.unary_unary(
         "/partitiondeps.v1.QueriesService/ComputeUpstreamPartitions",
         request_serializer=None,
         response_deserializer=None,

@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +72,7 @@ def _ping(channel: grpc.Channel) -> grpc.StatusCode:
             diagnostics_pb.PingRequest(), timeout=5
         )
     except grpc.RpcError as error:
-        return error.code()  # type: ignore[attr-defined, no-any-return]
+        return error.code()
     return grpc.StatusCode.OK
 
 
@@ -101,7 +100,7 @@ def test_sigterm_drains_in_flight_calls_and_refuses_new_ones(
 
         # Health, watched from before the signal: every status change arrives on this stream.
         statuses: queue.Queue[int] = queue.Queue()
-        watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
+        watch = health.Watch(health_pb2.HealthCheckRequest(service=""))  # type: ignore[attr-defined]  # the stubs' HealthStub has no methods
 
         def follow(stream: Iterator[health_pb2.HealthCheckResponse]) -> None:
             try:
@@ -117,7 +116,7 @@ def test_sigterm_drains_in_flight_calls_and_refuses_new_ones(
         # In flight 1: an apply blocked on the namespace row, locked here.
         locker = psycopg.connect(database_url)
         locker.execute("SELECT 1 FROM namespaces WHERE name = %s FOR UPDATE", (namespace,))
-        apply: Future[defs_pb.ApplyAssetsResponse] = definitions.ApplyAssets.future(
+        apply: grpc.Future[defs_pb.ApplyAssetsResponse] = definitions.ApplyAssets.future(
             defs_pb.ApplyAssetsRequest(namespace=namespace, assets=[asset("other", DAILY)]),
             timeout=GRACE_SECONDS * 2,
         )
@@ -131,9 +130,11 @@ def test_sigterm_drains_in_flight_calls_and_refuses_new_ones(
             while (message := more.get()) is not None:
                 yield message
 
-        stream: Future[events_pb.StreamEventsResponse] = events_service_pb2_grpc.EventsServiceStub(
-            channel
-        ).StreamEvents.future(messages(), timeout=GRACE_SECONDS * 2)
+        stream: grpc.Future[events_pb.StreamEventsResponse] = (
+            events_service_pb2_grpc.EventsServiceStub(channel).StreamEvents.future(
+                messages(), timeout=GRACE_SECONDS * 2
+            )
+        )
         more.put(
             events_pb.StreamEventsRequest(
                 namespace=namespace, events=[materialization("s1", "daily", "2024-01-01")]

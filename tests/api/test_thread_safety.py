@@ -269,7 +269,7 @@ def test_the_metrics_interceptor_counts_every_call_once_under_concurrent_calls()
     interceptor = MetricsInterceptor(metrics)
     methods = [f"/partitiondeps.v1.Test/Method{index}" for index in range(6)]
     # Half the methods keep one handler (reused wrapping); half get a new one per call (auth).
-    kept = {
+    kept: dict[str, grpc.RpcMethodHandler[int, int]] = {
         method: grpc.unary_unary_rpc_method_handler(lambda request, context: request)
         for method in methods[::2]
     }
@@ -283,11 +283,12 @@ def test_the_metrics_interceptor_counts_every_call_once_under_concurrent_calls()
                     lambda request, context: request
                 )
                 wrapped = interceptor.intercept_service(
-                    lambda _, handler=handler: handler,
+                    lambda _, handler=handler: handler,  # type: ignore[misc]
                     _Details(method),
                 )
                 assert wrapped is not None
-                assert wrapped.unary_unary(step, _Context()) == step
+                assert wrapped.unary_unary is not None
+                assert wrapped.unary_unary(step, _Context()) == step  # type: ignore[arg-type]
 
         return call
 

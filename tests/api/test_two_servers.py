@@ -9,6 +9,7 @@ stored exactly once and the servers' stored counts add up to the distinct events
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -73,7 +74,7 @@ def _free_port() -> int:
 
 def _serving(channel: grpc.Channel) -> bool:
     try:
-        response = health_pb2_grpc.HealthStub(channel).Check(
+        response = health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]  # the stubs' HealthStub has no methods
             health_pb2.HealthCheckRequest(), timeout=2
         )
     except grpc.RpcError:
@@ -116,7 +117,7 @@ def channels(database_url: str) -> Iterator[list[grpc.Channel]]:
             )
             opened.append(grpc.insecure_channel(f"127.0.0.1:{port}"))
         for channel in opened:
-            eventually(lambda channel=channel: _serving(channel))
+            eventually(functools.partial(_serving, channel))
         yield opened
     finally:
         for channel in opened:
@@ -170,7 +171,7 @@ def test_concurrent_applies_end_in_one_version_never_a_mix(
             try:
                 listed = stub.ListAssets(defs_pb.ListAssetsRequest(namespace=namespace))
             except grpc.RpcError as error:
-                if error.code() != grpc.StatusCode.NOT_FOUND:  # type: ignore[attr-defined]
+                if error.code() != grpc.StatusCode.NOT_FOUND:
                     raise
                 continue
             found = _versions_of(list(listed.assets))
@@ -199,7 +200,7 @@ def test_concurrent_applies_end_in_one_version_never_a_mix(
         }
 
     for stub in stubs:
-        eventually(lambda stub=stub: settled(stub))
+        eventually(functools.partial(settled, stub))
 
 
 def test_concurrent_ingest_through_both_servers_stores_each_event_once(

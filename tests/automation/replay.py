@@ -10,7 +10,7 @@ from typing import Any
 
 from partition_deps.domain.automation.engine import TickState
 from partition_deps.domain.automation.timeline import Timeline, assets_from_json, requested_as_json
-from partition_deps.store.codec import definition_from_json, mapping_from_json
+from partition_deps.domain.codec import definition_from_json, mapping_from_json
 
 CASES_PATH = Path(__file__).with_name("cases.jsonl")
 Requested = list[dict[str, Any]]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from partition_deps.domain.automation.timeline import Timeline, assets_from_json
-from partition_deps.store.codec import definition_from_json, mapping_from_json
+from partition_deps.domain.codec import definition_from_json, mapping_from_json
 from tests.automation.replay import load_cases, replay
 
 CASES = load_cases()

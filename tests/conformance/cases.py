@@ -5,31 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from partition_deps.domain.definitions import (
-    Dimension,
-    DynamicPartitions,
-    Evaluation,
-    MultiPartitions,
-    PartitionsDefinition,
-    StaticPartitions,
-    TimeWindowPartitions,
-)
-from partition_deps.domain.mappings.kinds import (
-    AllMapping,
-    DimensionMapping,
-    IdentityMapping,
-    LastMapping,
-    MultiMapping,
-    MultiToSingleDimensionMapping,
-    PartitionMapping,
-    SpecificMapping,
-    StaticMapping,
-    TimeWindowMapping,
-)
+from partition_deps.domain import codec
+from partition_deps.domain.definitions import Evaluation, PartitionsDefinition
+from partition_deps.domain.mappings.kinds import PartitionMapping
 
 CASES_PATH = Path(__file__).with_name("cases.jsonl")
 
@@ -40,96 +21,39 @@ class Case:
     raw: Mapping[str, Any]
 
     @property
+    def question(self) -> codec.Question:
+        return codec.question_from_json(self.raw)
+
+    @property
     def upstream(self) -> PartitionsDefinition | None:
-        return definition_from_json(self.raw["upstream"])
+        return self.question.upstream
 
     @property
     def downstream(self) -> PartitionsDefinition | None:
-        return definition_from_json(self.raw["downstream"])
+        return self.question.downstream
 
     @property
     def mapping(self) -> PartitionMapping | None:
-        return mapping_from_json(self.raw["mapping"])
+        return self.question.mapping
 
     @property
     def evaluation(self) -> Evaluation:
-        return Evaluation(
-            as_of=datetime.fromisoformat(self.raw["as_of"]),
-            dynamic_keys=self.raw["dynamic_partitions"],
-        )
+        return self.question.evaluation
 
 
-def load_cases() -> list[Case]:
-    with CASES_PATH.open() as lines:
+def load_cases(path: Path = CASES_PATH) -> list[Case]:
+    with path.open() as lines:
         return [Case(raw["id"], raw) for raw in map(json.loads, lines)]
 
 
-def definition_from_json(data: Mapping[str, Any] | None) -> PartitionsDefinition | None:
-    if data is None:
-        return None
-    kind = data["type"]
-    if kind == "time_window":
-        return TimeWindowPartitions(
-            cron_schedule=data["cron_schedule"],
-            start=datetime.fromisoformat(data["start"]),
-            timezone=data["timezone"],
-            fmt=data["fmt"],
-            end=None if data["end"] is None else datetime.fromisoformat(data["end"]),
-            end_offset=data["end_offset"],
-            exclusions=tuple(_exclusion(item) for item in data["exclusions"]),
-        )
-    if kind == "static":
-        return StaticPartitions(tuple(data["keys"]))
-    if kind == "dynamic":
-        return DynamicPartitions(data["name"])
-    return MultiPartitions(
-        tuple(
-            Dimension(item["name"], definition_from_json(item["partitions"]))  # type: ignore[arg-type]
-            for item in data["dimensions"]
-        )
-    )
+def answer(case: Case) -> dict[str, Any]:
+    """The domain core's answer without the error message (only the category must match)."""
+    result = codec.answer_to_json(case.raw)
+    result.pop("message", None)
+    return result
 
 
-def _exclusion(item: str) -> str | datetime:
-    try:
-        return datetime.fromisoformat(item)
-    except ValueError:
-        return item
-
-
-def mapping_from_json(data: Mapping[str, Any] | None) -> PartitionMapping | None:
-    if data is None:
-        return None
-    kind = data["type"]
-    if kind == "identity":
-        return IdentityMapping()
-    if kind == "all":
-        return AllMapping()
-    if kind == "last":
-        return LastMapping()
-    if kind == "time_window":
-        return TimeWindowMapping(
-            data["start_offset"], data["end_offset"], data["allow_nonexistent_upstream_partitions"]
-        )
-    if kind == "static":
-        table = data["downstream_partition_keys_by_upstream_partition_key"]
-        return StaticMapping(
-            tuple(
-                (key, (value,) if isinstance(value, str) else tuple(value))
-                for key, value in table.items()
-            )
-        )
-    if kind == "specific":
-        return SpecificMapping(tuple(data["partition_keys"]))
-    if kind == "multi_to_single_dimension":
-        return MultiToSingleDimensionMapping(data["partition_dimension_name"])
-    return MultiMapping(
-        tuple(
-            DimensionMapping(
-                upstream,
-                item["dimension_name"],
-                mapping_from_json(item["partition_mapping"]),  # type: ignore[arg-type]
-            )
-            for upstream, item in data["downstream_mappings_by_upstream_dimension"].items()
-        )
-    )
+def expected(case: Case) -> dict[str, Any]:
+    result = dict(case.raw["expected"])
+    result.pop("message", None)
+    return result

@@ -1,4 +1,4 @@
-"""Disagreements with Dagster found by scripts/differential.py, fixed, and kept as cases.
+"""Disagreements with Dagster found by scripts/differential, fixed, and kept as cases.
 
 Each expected answer was computed by Dagster 1.13.29 through the differential oracle (the same
 steps as the conformance README). Known divergences we keep on purpose are listed in
@@ -7,24 +7,15 @@ README.md ("Known divergences from Dagster").
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from tests.conformance.cases import Case
-from tests.conformance.test_conformance import answer
+from tests.conformance.cases import Case, answer, expected, load_cases
 
-CASES = [
-    Case(raw["id"], raw)
-    for raw in map(
-        json.loads, Path(__file__).with_name("differential_cases.jsonl").read_text().splitlines()
-    )
-]
+CASES = load_cases(Path(__file__).with_name("differential_cases.jsonl"))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_differential_case(case: Case) -> None:
-    expected = dict(case.raw["expected"])
-    expected.pop("message", None)
-    assert answer(case) == expected
+    assert answer(case) == expected(case)

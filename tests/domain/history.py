@@ -16,7 +16,8 @@ class MemoryHistory:
     events: list[tuple[int, str, str | None, str | None, str | None, bool]] = field(
         default_factory=list
     )
-    running: set[tuple[str, str | None]] = field(default_factory=set)
+    # Partitions held by a run in progress, with the run's id.
+    running: dict[tuple[str, str | None], str] = field(default_factory=dict)
     dependencies: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def materialize(
@@ -28,7 +29,7 @@ class MemoryHistory:
     ) -> None:
         event_id = len(self.events) + 1
         self.events.append((event_id, asset_key, partition_key, data_version, code_version, False))
-        self.running.discard((asset_key, partition_key))
+        self.running.pop((asset_key, partition_key), None)
 
     def observe(
         self, asset_key: str, partition_key: str | None = None, data_version: str | None = None
@@ -73,5 +74,7 @@ class MemoryHistory:
                 return data_version
         return None
 
-    def in_progress(self, asset_key: str, partition_key: str | None) -> bool:
-        return (asset_key, partition_key) in self.running
+    def run_in_progress(
+        self, asset_key: str, partition_key: str | None, as_of: datetime
+    ) -> str | None:
+        return self.running.get((asset_key, partition_key))

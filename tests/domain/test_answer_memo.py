@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from partition_deps.domain import dependencies
+from partition_deps.domain import dependencies, partitions
 from partition_deps.domain.definitions import Evaluation, TimeWindowPartitions
 from partition_deps.domain.dependencies import downstream_partitions, upstream_partitions
 from partition_deps.domain.errors import InvalidPartitionKey
@@ -31,9 +31,9 @@ def test_memoised_answers_equal_fresh_ones_for_every_conformance_case() -> None:
             dependencies._situation(case.upstream, now),
             dependencies._situation(case.downstream, now),
         )
-        question = dependencies._question("up", *args[:3], dependencies.DAGSTER)
+        question = dependencies._question("up", *args[:3], partitions.DAGSTER)
         fresh = dependencies._upstream(
-            question, *args, case.evaluation, dependencies.DAGSTER, situations, now
+            question, *args, case.evaluation, partitions.DAGSTER, situations, now
         )
         for answer in (first, again):
             assert list(answer.partitions) == list(fresh.partitions), case.id

@@ -80,16 +80,26 @@ def test_a_rematerialization_with_the_same_data_version_is_not_a_change() -> Non
     assert status.status is Status.FRESH
 
 
-def test_the_week_is_not_runnable_while_a_day_is_missing_and_not_planned() -> None:
+def test_the_week_waits_for_the_run_writing_its_missing_day() -> None:
     history = MemoryHistory()
     for day in WEEK[:-1]:
         history.materialize("daily_sales_data", day, data_version="v1")
-    history.running.add(("daily_sales_data", "2024-01-13"))  # in progress: not planned
-    planned = _planned(history)
+    history.running[("daily_sales_data", "2024-01-13")] = "r1"  # in progress: not planned
+    runs = plan_runs(GRAPH, history, AT, latest_window_only=False)
+    planned = {(run.asset_key, key): run for run in runs for key in run.partition_keys}
     assert ("daily_sales_data", "2024-01-13") not in planned
-    assert ("weekly_sales_summary", "2024-01-07") not in planned
+    week = planned[("weekly_sales_summary", "2024-01-07")]
+    assert (week.ready, week.waiting_for_runs, week.reason) == (False, ("r1",), "missing")
     status = partition_status(GRAPH, "weekly_sales_summary", "2024-01-07", history, AT)
     assert status.status is Status.MISSING
+
+
+def test_a_partition_whose_upstream_is_neither_fresh_planned_nor_running_is_not_planned() -> None:
+    history = MemoryHistory()
+    for day in WEEK[:-1]:
+        history.materialize("daily_sales_data", day, data_version="v1")
+    runs = plan_runs(GRAPH, history, AT, assets=["weekly_sales_summary"])
+    assert runs == []
 
 
 def test_code_version_change_makes_materialized_partitions_stale() -> None:

@@ -18,6 +18,10 @@ from partition_deps_client import (
     daily,
     materialization,
     pb,
+    run_canceled,
+    run_heartbeat,
+    run_started,
+    run_succeeded,
     service_config,
     weekly,
 )
@@ -112,6 +116,30 @@ def test_a_rematerialized_day_makes_its_week_stale(client: Client, namespace: st
     assert [(c.kind, c.upstream_partition_key) for c in partition.causes] == [
         (pb.staleness.STALE_CAUSE_KIND_UPSTREAM_UPDATED, "2024-01-10")
     ]
+
+
+def test_run_events_hold_partitions_for_their_lease(client: Client, namespace: str) -> None:
+    client.apply_assets(namespace, [asset("daily", daily("2024-01-01"))])
+    start = datetime(2024, 1, 15, tzinfo=UTC)
+    minute = timedelta(minutes=1)
+    client.report_events(
+        namespace,
+        [
+            run_started("s1", start, "r1", [("daily", "2024-01-14")], lease=10 * minute),
+            run_heartbeat("h1", start + 5 * minute, "r1"),
+            run_started("s2", start, "r2", [("daily", "2024-01-13")]),
+            run_canceled("c2", start + minute, "r2", "by hand"),
+            run_started("s3", start, "r3", [("daily", "2024-01-12")]),
+            run_succeeded("e3", start + minute, "r3"),
+        ],
+    )
+    request = pb.events.ListRunsRequest(namespace=namespace)
+    request.as_of.FromDatetime(start + 14 * minute)
+    [run] = client.events.ListRuns(request).runs
+    assert run.run_id == "r1"
+    assert run.lease_expiry_time.ToDatetime(tzinfo=UTC) == start + 15 * minute
+    request.as_of.FromDatetime(start + 15 * minute)
+    assert list(client.events.ListRuns(request).runs) == []
 
 
 def test_inline_form_needs_no_registration(client: Client) -> None:

@@ -1,6 +1,11 @@
 /** Small builders for the messages every caller writes (Dagster's preset definitions, keys). */
 import { create } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import {
+  durationFromMs,
+  timestampDate,
+  timestampFromDate,
+  type Timestamp,
+} from "@bufbuild/protobuf/wkt";
 
 import { type Event, EventSchema } from "./gen/partitiondeps/v1/events_service_pb.js";
 import {
@@ -57,6 +62,67 @@ export function materialization(fields: {
     },
   });
 }
+
+/** A run started to write `targets`; it holds them for `leaseMs` after `at` and after each
+ * heartbeat (unset: the server's default). */
+export function runStarted(fields: {
+  idempotencyKey: string;
+  at: Date;
+  runId: string;
+  targets: { assetKey: string; partitionKey?: string }[];
+  leaseMs?: number;
+}): Event {
+  return create(EventSchema, {
+    idempotencyKey: fields.idempotencyKey,
+    eventTime: timestampFromDate(fields.at),
+    kind: {
+      case: "runStarted",
+      value: {
+        runId: fields.runId,
+        targets: fields.targets,
+        lease: fields.leaseMs === undefined ? undefined : durationFromMs(fields.leaseMs),
+      },
+    },
+  });
+}
+
+type RunEnd = "runSucceeded" | "runFailed" | "runCanceled" | "runHeartbeat";
+
+function runEvent(
+  kind: RunEnd,
+  fields: { idempotencyKey: string; at: Date; runId: string; message?: string },
+): Event {
+  const value =
+    kind === "runFailed" || kind === "runCanceled"
+      ? { runId: fields.runId, message: fields.message ?? "" }
+      : { runId: fields.runId };
+  return create(EventSchema, {
+    idempotencyKey: fields.idempotencyKey,
+    eventTime: timestampFromDate(fields.at),
+    kind: { case: kind, value } as Event["kind"],
+  });
+}
+
+/** The run is alive: its lease now ends one lease after `at`. */
+export const runHeartbeat = (fields: { idempotencyKey: string; at: Date; runId: string }): Event =>
+  runEvent("runHeartbeat", fields);
+/** The run ended well. */
+export const runSucceeded = (fields: { idempotencyKey: string; at: Date; runId: string }): Event =>
+  runEvent("runSucceeded", fields);
+/** The run failed. */
+export const runFailed = (fields: {
+  idempotencyKey: string;
+  at: Date;
+  runId: string;
+  message?: string;
+}): Event => runEvent("runFailed", fields);
+/** The run was canceled. */
+export const runCanceled = (fields: {
+  idempotencyKey: string;
+  at: Date;
+  runId: string;
+  message?: string;
+}): Event => runEvent("runCanceled", fields);
 
 export const toDate = (timestamp: Timestamp | undefined): Date | undefined =>
   timestamp === undefined ? undefined : timestampDate(timestamp);

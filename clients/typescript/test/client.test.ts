@@ -13,6 +13,11 @@ import {
   DiagnosticsService,
   keys,
   materialization,
+  runCanceled,
+  runFailed,
+  runHeartbeat,
+  runStarted,
+  runSucceeded,
   StaleStatus,
   timeWindow,
   timestampFromDate,
@@ -50,6 +55,41 @@ describe("live server", { skip }, () => {
         new Date(Date.UTC(2024, 0, 8 + i)).toISOString(),
       ]),
     );
+  });
+
+  it("holds a run's partitions for its lease, renewed by heartbeats", async () => {
+    const pd = connect(address!);
+    try {
+      const ns = namespace("runs");
+      await pd.definitions.applyAssets({
+        namespace: ns,
+        assets: [{ assetKey: "daily", partitionsDefinition: daily("2024-01-01") }],
+      });
+      const start = Date.UTC(2024, 0, 15);
+      const minute = 60_000;
+      const at = (minutes: number): Date => new Date(start + minutes * minute);
+      const target = (partitionKey: string) => [{ assetKey: "daily", partitionKey }];
+      await pd.events.reportEvents({
+        namespace: ns,
+        events: [
+          runStarted({ idempotencyKey: "s1", at: at(0), runId: "r1", targets: target("2024-01-14"), leaseMs: 10 * minute }),
+          runHeartbeat({ idempotencyKey: "h1", at: at(5), runId: "r1" }),
+          runStarted({ idempotencyKey: "s2", at: at(0), runId: "r2", targets: target("2024-01-13") }),
+          runCanceled({ idempotencyKey: "c2", at: at(1), runId: "r2", message: "by hand" }),
+          runStarted({ idempotencyKey: "s3", at: at(0), runId: "r3", targets: target("2024-01-12") }),
+          runSucceeded({ idempotencyKey: "e3", at: at(1), runId: "r3" }),
+          runStarted({ idempotencyKey: "s4", at: at(0), runId: "r4", targets: target("2024-01-11") }),
+          runFailed({ idempotencyKey: "f4", at: at(1), runId: "r4" }),
+        ],
+      });
+      const held = await pd.events.listRuns({ namespace: ns, asOf: timestampFromDate(at(14)) });
+      assert.deepEqual(held.runs.map((run) => run.runId), ["r1"]);
+      assert.equal(toDate(held.runs[0]?.leaseExpiryTime)?.getTime(), at(15).getTime());
+      const expired = await pd.events.listRuns({ namespace: ns, asOf: timestampFromDate(at(15)) });
+      assert.deepEqual(expired.runs, []);
+    } finally {
+      pd.close();
+    }
   });
 
   it("answers weekly <- daily as keys and one range, and the reverse", async () => {

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from partition_deps.api import limits
@@ -547,6 +548,7 @@ def event_from_proto(message: events_pb.Event, field: str) -> events.Event:
                 )
                 for i, t in enumerate(started.targets)
             ),
+            lease=_lease(started.lease, f"{at}.lease") if started.HasField("lease") else None,
         )
     if kind == "run_failed":
         failed = message.run_failed
@@ -556,7 +558,38 @@ def event_from_proto(message: events_pb.Event, field: str) -> events.Event:
             run_id=_required(failed.run_id, f"{at}.run_id"),
             message=failed.message,
         )
+    if kind == "run_canceled":
+        canceled = message.run_canceled
+        return events.RunCanceled(
+            idempotency_key=idempotency_key,
+            event_time=event_time,
+            run_id=_required(canceled.run_id, f"{at}.run_id"),
+            message=canceled.message,
+        )
+    if kind == "run_succeeded":
+        return events.RunSucceeded(
+            idempotency_key=idempotency_key,
+            event_time=event_time,
+            run_id=_required(message.run_succeeded.run_id, f"{at}.run_id"),
+        )
+    if kind == "run_heartbeat":
+        return events.RunHeartbeat(
+            idempotency_key=idempotency_key,
+            event_time=event_time,
+            run_id=_required(message.run_heartbeat.run_id, f"{at}.run_id"),
+        )
     raise InvalidRequest("an event needs a kind", field)
+
+
+def _lease(duration: Duration, field: str) -> timedelta:
+    """A run's lease: positive, at most `limits.MAX_RUN_LEASE`."""
+    if duration.seconds < 0 or duration.nanos < 0 or (duration.seconds, duration.nanos) == (0, 0):
+        raise InvalidRequest("a lease must be positive", field)
+    if duration.nanos >= 1_000_000_000:
+        raise InvalidRequest("nanos must be below 1,000,000,000", f"{field}.nanos")
+    if duration.seconds >= limits.MAX_RUN_LEASE.total_seconds():
+        raise InvalidRequest(f"a lease is at most {limits.MAX_RUN_LEASE.days} days", field)
+    return timedelta(seconds=duration.seconds, microseconds=duration.nanos // 1000)
 
 
 # -- answers -------------------------------------------------------------------------------
@@ -639,6 +672,7 @@ _CAUSE_KINDS = {
     staleness.CauseKind.UPSTREAM_MISSING: stale_pb.STALE_CAUSE_KIND_UPSTREAM_MISSING,
     staleness.CauseKind.UPSTREAM_NONEXISTENT: stale_pb.STALE_CAUSE_KIND_UPSTREAM_NONEXISTENT,
     staleness.CauseKind.UPSTREAM_STALE: stale_pb.STALE_CAUSE_KIND_UPSTREAM_STALE,
+    staleness.CauseKind.RUN_LEASE_EXPIRED: stale_pb.STALE_CAUSE_KIND_RUN_LEASE_EXPIRED,
 }
 
 
@@ -710,6 +744,7 @@ def fill_planned_run(
     target.asset_key = run.asset_key
     target.reason = run.reason
     target.ready = run.ready
+    target.waiting_for_runs.extend(run.waiting_for_runs)
     keys = [key for key in run.partition_keys if key is not None]
     if not keys:
         return

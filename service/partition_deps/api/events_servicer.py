@@ -1,4 +1,5 @@
-"""EventsService: batches and streams of events, validated against the namespace's assets."""
+"""EventsService: batches and streams of events, validated against the namespace's assets;
+the runs in progress."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import datetime
 
 import grpc
 
-from partition_deps.api import convert, limits
+from partition_deps.api import convert, limits, paging
 from partition_deps.api.definitions_servicer import required_name
 from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as pb
@@ -112,22 +113,35 @@ def events_from_proto(
                         (index, position),
                         pending,
                     )
-            case events.RunFailed():
+            case (
+                events.RunHeartbeat()
+                | events.RunFailed()
+                | events.RunSucceeded()
+                | events.RunCanceled()
+            ):
                 pass
         converted.append(event)
     _check_partitions(snapshot, pending)
     return converted
 
 
+# A ListRuns page token: (the as_of of the first page, ISO text; the last run id listed).
+_RUNS_TOKEN_KINDS = (str, str)
+
+
 class EventsServicer:
-    def __init__(self, repository: EventsRepository, cache: DefinitionsCache) -> None:
+    def __init__(
+        self, repository: EventsRepository, cache: DefinitionsCache, tokens: paging.PageTokens
+    ) -> None:
         self._repository = repository
         self._cache = cache
+        self._tokens = tokens
 
     def methods(self) -> list[Method | StreamMethod]:
         return [
             Method("ReportEvents", pb.ReportEventsRequest, self.report_events),
             StreamMethod("StreamEvents", pb.StreamEventsRequest, self.stream_events),
+            Method("ListRuns", pb.ListRunsRequest, self.list_runs),
         ]
 
     def _ingest(self, namespace: str, messages: Sequence[pb.Event]) -> IngestResult:
@@ -154,3 +168,33 @@ class EventsServicer:
             stored += result.stored
             duplicates += result.duplicates
         return pb.StreamEventsResponse(stored_count=stored, duplicate_count=duplicates)
+
+    def list_runs(
+        self, request: pb.ListRunsRequest, context: grpc.ServicerContext
+    ) -> pb.ListRunsResponse:
+        snapshot = self._cache.snapshot(required_name(request.namespace, "namespace"))
+        size = paging.page_size(request.page_size, "page_size")
+        binding = paging.request_binding(request, "page_token", "page_size")
+        token = self._tokens.decode(request.page_token, binding, _RUNS_TOKEN_KINDS, "page_token")
+        if token is None:
+            as_of, after = convert.as_of_from_request(request), ""
+        else:  # signed by this service: an instant it wrote itself
+            as_of, after = datetime.fromisoformat(str(token[0])), str(token[1])
+        # One more than a page: whether another page follows.
+        runs = self._repository.runs_in_progress(snapshot.namespace_id, as_of, after, size + 1)
+        response = pb.ListRunsResponse()
+        convert.set_instant(response.as_of, as_of)
+        for run in runs[:size]:
+            listed = response.runs.add(run_id=run.run_id)
+            for target in run.targets:
+                listed.targets.add(asset_key=target.asset_key, partition_key=target.partition_key)
+            if run.started_at is not None:
+                convert.set_instant(listed.started_time, run.started_at)
+            convert.set_instant(listed.lease_expiry_time, run.lease_expires_at)
+            if run.last_heartbeat_at is not None:
+                convert.set_instant(listed.last_heartbeat_time, run.last_heartbeat_at)
+        if len(runs) > size:
+            response.next_page_token = self._tokens.encode(
+                [as_of.isoformat(), runs[size - 1].run_id], binding
+            )
+        return response

@@ -6,7 +6,7 @@ The request size itself is bounded by gRPC (`--max-message-bytes`, RESOURCE_EXHA
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import grpc
 
@@ -31,6 +31,8 @@ MAX_PAGE_SIZE = 10_000
 # Partition offsets (time-window mappings, a definition's end_offset): each partition of
 # offset costs domain work, and 10,000 daily partitions are already 27 years.
 MAX_OFFSET = 10_000
+# A run's lease (RunStarted.lease, --run-lease-seconds): a run silent longer is taken for dead.
+MAX_RUN_LEASE = timedelta(days=30)
 
 
 def check_offset(offset: int, field: str) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import grpc
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.message import Message
 
 from partition_deps.api import convert, limits, paging
@@ -34,6 +35,7 @@ from partition_deps.domain.dependencies import (
 from partition_deps.domain.errors import InvalidPartitionKey, PartitionDepsError
 from partition_deps.domain.horizon import valid_until
 from partition_deps.domain.mappings.kinds import PartitionMapping
+from partition_deps.domain.partitions import DAGSTER, Options
 from partition_deps.domain.results import DownstreamResult, Subset, UpstreamResult
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.definitions import NamespaceSnapshot
@@ -138,6 +140,30 @@ _PagedQuery = (
     | pb.ComputeUpstreamPartitionsRequest
     | pb.ComputeDownstreamPartitionsRequest
 )
+_StatusList = RepeatedCompositeFieldContainer[common_pb.PartitionStatus]
+
+
+# Queried keys that do not exist yet are answered only on request (`accept_keys_not_yet`).
+_KEYS_NOT_YET = Options(keys_not_yet=True)
+
+
+def _options(request: _PagedQuery) -> Options:
+    return _KEYS_NOT_YET if request.accept_keys_not_yet else DAGSTER
+
+
+def _fill_not_yet(
+    target: _StatusList,
+    request: _PagedQuery,
+    definition: PartitionsDefinition | None,
+    keys: Sequence[str],
+    at: Evaluation,
+) -> None:
+    """The selected keys that are answered though they do not exist yet, with their instants."""
+    if request.accept_keys_not_yet and definition is not None:
+        target.extend(
+            convert.key_status_to_proto(status)
+            for status in partitions.keys_not_yet(definition, keys, at)
+        )
 
 
 class KeyPage:
@@ -417,6 +443,7 @@ class QueriesServicer:
         by_upstream = {d.upstream_key: d for d in asset.dependencies}
         response = pb.GetUpstreamPartitionsResponse(generation=snapshot.generation)
         convert.set_instant(response.as_of, as_of)
+        options = _options(request)
         for upstream_key in _selected_others(
             list(by_upstream), request.upstream_asset_keys, "upstream_asset_keys", page
         ):
@@ -424,12 +451,13 @@ class QueriesServicer:
             upstream = snapshot.assets[upstream_key]
             try:
                 result = upstream_partitions(
-                    upstream.partitions, asset.partitions, dependency.mapping, keys, at
+                    upstream.partitions, asset.partitions, dependency.mapping, keys, at, options
                 )
             except PartitionDepsError as error:
                 raise _key_error_field(error) from None
             mapping = _mapping_in_force(snapshot, upstream, asset, dependency)
             fill_upstream(response.dependencies.add(), upstream_key, mapping, result, page)
+        _fill_not_yet(response.selected_not_yet, request, asset.partitions, keys, at)
         return response
 
     def get_downstream(
@@ -466,6 +494,7 @@ class QueriesServicer:
         keys = selected_keys(asset.partitions, request.selection, at)
         response = pb.GetDownstreamPartitionsResponse(generation=snapshot.generation)
         convert.set_instant(response.as_of, as_of)
+        options = _options(request)
         dependents = snapshot.dependents.get(asset.key, ())
         for downstream_key in _selected_others(
             dependents, request.downstream_asset_keys, "downstream_asset_keys", page
@@ -474,12 +503,13 @@ class QueriesServicer:
             dependency = next(d for d in downstream.dependencies if d.upstream_key == asset.key)
             try:
                 result = downstream_partitions(
-                    asset.partitions, downstream.partitions, dependency.mapping, keys, at
+                    asset.partitions, downstream.partitions, dependency.mapping, keys, at, options
                 )
             except PartitionDepsError as error:
                 raise _key_error_field(error) from None
             mapping = _mapping_in_force(snapshot, asset, downstream, dependency)
             fill_downstream(response.dependents.add(), downstream_key, mapping, result, page)
+        _fill_not_yet(response.selected_not_yet, request, asset.partitions, keys, at)
         return response
 
     # -- inline ------------------------------------------------------------------------------
@@ -515,11 +545,12 @@ class QueriesServicer:
         page = KeyPage(request, self._tokens)
         keys = selected_keys(downstream, request.selection, at)
         try:
-            result = upstream_partitions(upstream, downstream, mapping, keys, at)
+            result = upstream_partitions(upstream, downstream, mapping, keys, at, _options(request))
         except PartitionDepsError as error:
             raise _key_error_field(error) from None
         response = pb.ComputeUpstreamPartitionsResponse()
         fill_upstream(response.result, "", convert.mapping_to_proto(in_force), result, page)
+        _fill_not_yet(response.selected_not_yet, request, downstream, keys, at)
         convert.set_instant(response.as_of, at.as_of)
         return response
 
@@ -530,11 +561,14 @@ class QueriesServicer:
         page = KeyPage(request, self._tokens)
         keys = selected_keys(upstream, request.selection, at)
         try:
-            result = downstream_partitions(upstream, downstream, mapping, keys, at)
+            result = downstream_partitions(
+                upstream, downstream, mapping, keys, at, _options(request)
+            )
         except PartitionDepsError as error:
             raise _key_error_field(error) from None
         response = pb.ComputeDownstreamPartitionsResponse()
         fill_downstream(response.result, "", convert.mapping_to_proto(in_force), result, page)
+        _fill_not_yet(response.selected_not_yet, request, upstream, keys, at)
         convert.set_instant(response.as_of, at.as_of)
         return response
 

@@ -1,22 +1,22 @@
 """StalenessService: staleness with causes, and "what should run now", over stored events.
 
 Definitions come from the in-memory namespace snapshot; events from one REPEATABLE READ
-snapshot per call (store/staleness.py), set-based for key-joined dependencies. Page tokens pin
-the as_of, the generation and the event position of the first page.
+snapshot per call (store/staleness.py), set-based for key-joined dependencies. A multi-page
+answer is kept by its first page, and the following pages are read from it
+(api/answer_pages.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import cast
 
 import grpc
 
 from partition_deps.api import convert, limits, paging
+from partition_deps.api.answer_pages import AnswerPages
 from partition_deps.api.definitions_servicer import required_name
-from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import staleness_service_pb2 as pb
 from partition_deps.api.handlers import Method
 from partition_deps.api.queries_servicer import selected_keys
@@ -31,7 +31,6 @@ from partition_deps.domain.staleness import (
     topological_order,
 )
 from partition_deps.domain.staleness_sets import position_runs
-from partition_deps.domain.years import FIRST_YEAR, LAST_YEAR
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.definitions import NamespaceSnapshot
 from partition_deps.store.errors import AssetNotFound
@@ -39,59 +38,6 @@ from partition_deps.store.staleness import StalenessEngine, StalenessReader, Sta
 from partition_deps.store.staleness import plan as plan_runs
 
 SERVICE_NAME = "partitiondeps.v1.StalenessService"
-
-
-@dataclass(frozen=True)
-class _Token:
-    offset: int
-    as_of: datetime
-    generation: int
-    event_position: int
-
-
-# A page token pins what the first page saw: (offset, as_of as ISO text, generation, event
-# position), signed and bound to the request (api/paging.py).
-_TOKEN_KINDS = (int, str, int, int)
-
-
-def _encode(tokens: paging.PageTokens, token: _Token, binding: bytes) -> str:
-    values: list[str | int] = [
-        token.offset,
-        token.as_of.isoformat(),
-        token.generation,
-        token.event_position,
-    ]
-    return tokens.encode(values, binding)
-
-
-def _decode(tokens: paging.PageTokens, text: str, binding: bytes) -> _Token | None:
-    values = tokens.decode(text, binding, _TOKEN_KINDS, "page_token")
-    if values is None:
-        return None
-    offset, as_of_text, generation, position = values
-    try:
-        as_of = datetime.fromisoformat(str(as_of_text))
-    except ValueError:
-        raise paging.invalid_token("page_token") from None
-    # Checked as the request's as_of is, though only this service can have signed it.
-    if as_of.tzinfo is None or not FIRST_YEAR <= as_of.year <= LAST_YEAR:
-        raise paging.invalid_token("page_token")
-    return _Token(int(offset), as_of, int(generation), int(position))
-
-
-def _check_token(token: _Token | None, generation: int, event_position: int) -> None:
-    if token is not None and (token.generation, token.event_position) != (
-        generation,
-        event_position,
-    ):
-        raise ApiError(
-            grpc.StatusCode.FAILED_PRECONDITION,
-            "EVENTS_CHANGED",
-            "events or definitions changed since the first page "
-            f"(event position {token.event_position} -> {event_position}, generation "
-            f"{token.generation} -> {generation}): ask again from the first page",
-            "page_token",
-        )
 
 
 def _assets(snapshot: NamespaceSnapshot, requested: Sequence[str], field: str) -> list[str]:
@@ -145,13 +91,21 @@ def _all_keys(asset: AssetDefinition, at: Evaluation) -> list[str | None]:
     return list(all_partitions(asset.partitions, at).keys())
 
 
+# (asset key, partition key, status or None for FRESH): one partition of a staleness answer.
+_ListedPartition = tuple[str, str | None, PartitionStatus | None]
+
+
+def _fill_partition(target: pb.PartitionStaleness, listed: _ListedPartition) -> None:
+    convert.fill_partition_staleness(target, *listed)
+
+
 class StalenessServicer:
     def __init__(
-        self, repository: StalenessRepository, cache: DefinitionsCache, tokens: paging.PageTokens
+        self, repository: StalenessRepository, cache: DefinitionsCache, pages: AnswerPages
     ) -> None:
         self._repository = repository
         self._cache = cache
-        self._tokens = tokens
+        self._pages = pages
 
     def methods(self) -> list[Method]:
         return [
@@ -161,24 +115,31 @@ class StalenessServicer:
 
     def _begin(
         self, request: pb.GetStalenessRequest | pb.PlanRunsRequest
-    ) -> tuple[NamespaceSnapshot, _Token | None, datetime, bytes]:
-        """The namespace, the page token, the as_of in force and what tokens are bound to."""
+    ) -> tuple[NamespaceSnapshot, int, bytes]:
+        """The namespace, the page size and what page tokens are bound to."""
         snapshot = self._cache.snapshot(required_name(request.namespace, "namespace"))
-        binding = paging.request_binding(request, "page_token", "page_size")
-        token = _decode(self._tokens, request.page_token, binding)
-        as_of = token.as_of if token is not None else convert.as_of_from_request(request)
-        return snapshot, token, as_of, binding
+        size = paging.page_size(request.page_size, "page_size")
+        return snapshot, size, paging.request_binding(request, "page_token", "page_size")
 
     # -- staleness -----------------------------------------------------------------------------
 
     def get_staleness(
         self, request: pb.GetStalenessRequest, context: grpc.ServicerContext
     ) -> pb.GetStalenessResponse:
-        snapshot, token, as_of, binding = self._begin(request)
+        snapshot, size, binding = self._begin(request)
+        if request.page_token:
+            return self._pages.next_page(
+                pb.GetStalenessResponse,
+                snapshot.namespace_id,
+                request.page_token,
+                "partitions",
+                size,
+                binding,
+            )
+        as_of = convert.as_of_from_request(request)
         at = Evaluation(as_of, snapshot.dynamic_keys)
         asset_keys = _assets(snapshot, request.asset_keys, "asset_keys")
         _check_answer_size(snapshot, asset_keys, as_of)
-        size = paging.page_size(request.page_size, "page_size")
         candidates: dict[str, list[str | None]] = {}
         for asset_key in asset_keys:
             asset = snapshot.assets[asset_key]
@@ -197,22 +158,28 @@ class StalenessServicer:
         options = convert.staleness_options_from_proto(request.options)
         with self._repository.reading(snapshot.namespace_id) as reader:
             position = reader.event_position()
-            _check_token(token, snapshot.generation, position)
             engine = StalenessEngine(snapshot.assets, reader, at, options)
             answers = {key: engine.statuses(key, candidates[key]) for key in asset_keys}
-        response = pb.GetStalenessResponse(generation=snapshot.generation, event_position=position)
-        convert.set_instant(response.as_of, as_of)
+        header = pb.GetStalenessResponse(generation=snapshot.generation, event_position=position)
+        convert.set_instant(header.as_of, as_of)
         for asset_key in asset_keys:
-            self._summary(response.assets.add(), snapshot.assets[asset_key], candidates, answers)
-        offset = 0 if token is None else token.offset
-        end = self._page(
-            response, asset_keys, candidates, answers, offset, size, request.include_fresh
+            self._summary(header.assets.add(), snapshot.assets[asset_key], candidates, answers)
+        listed = {
+            asset_key: range(len(candidates[asset_key]))
+            if request.include_fresh
+            else sorted(answers[asset_key])
+            for asset_key in asset_keys
+        }
+        return self._pages.first_page(
+            snapshot.namespace_id,
+            header,
+            "partitions",
+            self._partitions(asset_keys, candidates, answers, listed),
+            _fill_partition,
+            sum(len(positions) for positions in listed.values()),
+            size,
+            binding,
         )
-        if end is not None:
-            response.next_page_token = _encode(
-                self._tokens, _Token(end, as_of, snapshot.generation, position), binding
-            )
-        return response
 
     @staticmethod
     def _summary(
@@ -243,73 +210,63 @@ class StalenessServicer:
                 convert.fill_range(ranges.add(), run)
 
     @staticmethod
-    def _page(
-        response: pb.GetStalenessResponse,
+    def _partitions(
         asset_keys: Sequence[str],
         candidates: Mapping[str, list[str | None]],
         answers: Mapping[str, dict[int, PartitionStatus]],
-        offset: int,
-        size: int,
-        include_fresh: bool,
-    ) -> int | None:
-        """Fill one page of partition statuses; the offset of the next page, or None."""
-        skipped = 0
+        listed: Mapping[str, Sequence[int]],
+    ) -> Iterator[_ListedPartition]:
+        """The listed partitions with their statuses (None: FRESH), asset by asset."""
         for asset_key in asset_keys:
             keys = candidates[asset_key]
             not_fresh = answers[asset_key]
-            positions: Sequence[int] = range(len(keys)) if include_fresh else sorted(not_fresh)
-            if skipped + len(positions) <= offset:
-                skipped += len(positions)
-                continue
-            start = offset - skipped
-            for index in range(start, len(positions)):
-                if len(response.partitions) >= size:
-                    return skipped + index
-                position = positions[index]
-                convert.fill_partition_staleness(
-                    response.partitions.add(), asset_key, keys[position], not_fresh.get(position)
-                )
-            skipped += len(positions)
-            offset = skipped
-        return None
+            for position in listed[asset_key]:
+                yield asset_key, keys[position], not_fresh.get(position)
 
     # -- planning ------------------------------------------------------------------------------
 
     def plan_runs(
         self, request: pb.PlanRunsRequest, context: grpc.ServicerContext
     ) -> pb.PlanRunsResponse:
-        snapshot, token, as_of, binding = self._begin(request)
+        snapshot, size, binding = self._begin(request)
+        if request.page_token:
+            return self._pages.next_page(
+                pb.PlanRunsResponse,
+                snapshot.namespace_id,
+                request.page_token,
+                "runs",
+                size,
+                binding,
+            )
+        as_of = convert.as_of_from_request(request)
         at = Evaluation(as_of, snapshot.dynamic_keys)
         asset_keys = _assets(snapshot, request.asset_keys, "asset_keys")
         _check_answer_size(snapshot, asset_keys, as_of)
-        size = paging.page_size(request.page_size, "page_size")
         if request.limit < 0:
             raise convert.InvalidRequest("limit must not be negative", "limit")
         options = convert.staleness_options_from_proto(request.options)
         with self._repository.reading(snapshot.namespace_id) as reader:
             position = reader.event_position()
-            _check_token(token, snapshot.generation, position)
             runs = self._plan(snapshot, reader, at, asset_keys, request, options)
-        response = pb.PlanRunsResponse(
+        header = pb.PlanRunsResponse(
             generation=snapshot.generation,
             event_position=position,
             total_runs=len(runs),
             total_partitions=sum(len(run.partition_keys) for run in runs),
         )
-        convert.set_instant(response.as_of, as_of)
-        offset = 0 if token is None else token.offset
-        for run in runs[offset : offset + size]:
-            convert.fill_planned_run(
-                response.runs.add(),
-                run,
-                snapshot.assets[run.asset_key].partitions,
-                request.include_keys,
-            )
-        if offset + size < len(runs):
-            response.next_page_token = _encode(
-                self._tokens, _Token(offset + size, as_of, snapshot.generation, position), binding
-            )
-        return response
+        convert.set_instant(header.as_of, as_of)
+        return self._pages.first_page(
+            snapshot.namespace_id,
+            header,
+            "runs",
+            runs,
+            lambda target, run: convert.fill_planned_run(
+                target, run, snapshot.assets[run.asset_key].partitions, request.include_keys
+            ),
+            len(runs),
+            size,
+            binding,
+        )
 
     @staticmethod
     def _plan(

@@ -38,6 +38,7 @@ from partition_deps.domain.partitions import (
     check_key,
     classify_key,
     forget_listed_positions,
+    keys_not_yet,
     now_of,
     order_keys,
     validate_definition,
@@ -209,10 +210,11 @@ def _upstream(
     if resolved is None:
         resolved = _prepare(question, upstream, downstream, mapping, options, now, situations)
     windows = question.windows
+    checked_at = _keys_checked_at(downstream, downstream_keys, at, options)
     if windows is None:
-        indices = _check_keys(downstream, downstream_keys, at, now)
+        indices = _check_keys(downstream, downstream_keys, checked_at, now_of(checked_at))
     else:
-        indices = windows[1].check_keys(downstream_keys, now)
+        indices = windows[1].check_keys(downstream_keys, now_of(checked_at))
         span = question.span
         if span is not None and indices and fast_paths.enabled():
             fast = _upstream_of_one_run(span, indices, now, situations[0])  # type: ignore[arg-type]
@@ -316,7 +318,8 @@ def _downstream(
 ) -> DownstreamResult:
     now = now_of(at)
     resolved = _prepare(question, upstream, downstream, mapping, options, now, situations)
-    indices = _check_keys(upstream, upstream_keys, at, now)
+    checked_at = _keys_checked_at(upstream, upstream_keys, at, options)
+    indices = _check_keys(upstream, upstream_keys, checked_at, now_of(checked_at))
     if downstream is None:
         return DownstreamResult(whole_asset=True)
     if upstream is None:
@@ -411,6 +414,22 @@ def _prepare_uncached(
             except InvalidDefinition as error:
                 raise error.at(field) from None
     return resolve_mapping(upstream, downstream, mapping)
+
+
+def _keys_checked_at(
+    definition: PartitionsDefinition | None,
+    keys: Sequence[str],
+    at: Evaluation,
+    options: Options,
+) -> Evaluation:
+    """When the queried keys must be partitions: at `at`, or with `options.keys_not_yet` once
+    the last of them that does not exist yet will (they are still mapped at `at`)."""
+    if not options.keys_not_yet or definition is None:
+        return at
+    instants = [s.available_at for s in keys_not_yet(definition, keys, at) if s.available_at]
+    if not instants or max(instants) <= at.as_of:
+        return at
+    return Evaluation(max(instants), at.dynamic_keys)
 
 
 def _check_keys(

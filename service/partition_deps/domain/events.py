@@ -1,9 +1,9 @@
-"""What happened to assets: materializations, observations, runs started and failed."""
+"""What happened to assets: materializations, observations, and the life of runs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,15 @@ class Observation:
 
 @dataclass(frozen=True)
 class RunStarted:
-    """The targets are in progress until materialized by this run or the run fails."""
+    """The targets are in progress until materialized by this run, until the run ends, or
+    until its lease runs out: `lease` after the start or after its latest heartbeat (None:
+    the server's default)."""
 
     idempotency_key: str
     event_time: datetime
     run_id: str
     targets: tuple[PartitionTarget, ...] = ()
+    lease: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -52,4 +55,29 @@ class RunFailed:
     message: str = ""
 
 
-Event = Materialization | Observation | RunStarted | RunFailed
+@dataclass(frozen=True)
+class RunSucceeded:
+    idempotency_key: str
+    event_time: datetime
+    run_id: str
+
+
+@dataclass(frozen=True)
+class RunCanceled:
+    idempotency_key: str
+    event_time: datetime
+    run_id: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class RunHeartbeat:
+    """The run is alive: its lease now ends one lease after `event_time`."""
+
+    idempotency_key: str
+    event_time: datetime
+    run_id: str
+
+
+RunEnded = RunFailed | RunSucceeded | RunCanceled
+Event = Materialization | Observation | RunStarted | RunHeartbeat | RunEnded

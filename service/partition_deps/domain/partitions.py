@@ -36,6 +36,9 @@ class Options:
     """Where we differ from Dagster, the better behaviour is opt-in."""
 
     max_dimensions: int | None = 2  # Dagster allows exactly two; None allows two or more
+    # Dagster refuses a queried key whose partition does not exist yet (a window still in
+    # progress, or later); True maps it at the evaluation time as if it existed.
+    keys_not_yet: bool = False
 
 
 DAGSTER = Options()
@@ -456,6 +459,18 @@ def classify_key(definition: PartitionsDefinition, key: str, at: Evaluation) -> 
     if isinstance(definition, DynamicPartitions):
         return KeyStatus(key, KeyState.NEVER, "not added to (or deleted from) the dynamic set")
     return KeyStatus(key, KeyState.NEVER, "not a key of this definition")
+
+
+def keys_not_yet(
+    definition: PartitionsDefinition, keys: Sequence[str], at: Evaluation
+) -> tuple[KeyStatus, ...]:
+    """The keys of a time-window definition that are not partitions at `at` but will be, each
+    with the instant it will exist; every other key (a partition, or one that never will be)
+    is left out."""
+    if not isinstance(definition, TimeWindowPartitions):
+        return ()
+    statuses = (classify_key(definition, key, at) for key in dict.fromkeys(keys))
+    return tuple(status for status in statuses if status.state is KeyState.NOT_YET)
 
 
 # ----- key <-> time -----------------------------------------------------------------------

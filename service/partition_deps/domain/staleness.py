@@ -52,6 +52,9 @@ class CauseKind(enum.Enum):
     UPSTREAM_MISSING = "upstream_missing"
     UPSTREAM_NONEXISTENT = "upstream_nonexistent"
     UPSTREAM_STALE = "upstream_stale"
+    # Not a rule's cause: noted on a partition that is not FRESH when the run that was to
+    # write it lost its lease (`lease_expired`).
+    RUN_LEASE_EXPIRED = "run_lease_expired"
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,11 @@ class History(Protocol):
         materializations and observations (None: none yet)."""
         ...
 
-    def in_progress(self, asset_key: str, partition_key: str | None) -> bool:
-        """A run started for it and has neither materialized it nor failed."""
+    def run_in_progress(
+        self, asset_key: str, partition_key: str | None, as_of: datetime
+    ) -> str | None:
+        """The run that holds the partition at `as_of` (started for it, has neither
+        materialized it nor ended, lease not expired), or None."""
         ...
 
 
@@ -472,8 +478,10 @@ class PlannedRun:
     partition_keys: tuple[str | None, ...]
     reason: str
     # True: every input exists and is fresh now, so it can launch at once. False: it waits for
-    # runs planned upstream of it in this same plan.
+    # runs planned upstream of it in this same plan, or for runs in progress.
     ready: bool = True
+    # The runs in progress that hold upstream partitions it reads (sorted run ids).
+    waiting_for_runs: tuple[str, ...] = ()
 
 
 def topological_order(graph: Mapping[str, AssetDefinition]) -> list[str]:
@@ -564,7 +572,7 @@ def plan_runs(
             not_fresh = bulk_statuses(asset_key, candidates)
             _seed_statuses(context, asset, candidates, not_fresh, bulk_statuses)
         group: list[str | None] = []
-        group_reason: tuple[str, bool] = ("", True)
+        group_reason: _Reason = ("", True, ())
         for position, partition_key in enumerate(candidates):
             if limit is not None and count >= limit:
                 break
@@ -623,19 +631,27 @@ def _seed_statuses(
             )
 
 
+# (reason, ready now, runs in progress it waits for): what a planned run's partitions share.
+_Reason = tuple[str, bool, tuple[str, ...]]
+
+
 def _runnable_reason(
     context: _Context,
     asset: AssetDefinition,
     partition_key: str | None,
     status: PartitionStatus,
     planned: set[tuple[str, str | None]],
-) -> tuple[str, bool] | None:
-    """(reason, ready now) if the partition belongs in the plan, else None."""
+) -> _Reason | None:
+    """Why the partition belongs in the plan, else None: FRESH, being written by a run in
+    progress, or reading an upstream partition that is neither FRESH, nor planned, nor being
+    written (a partition whose upstream is being written waits for that run)."""
     if status.status is Status.FRESH:
         return None
-    if context.history.in_progress(asset.key, partition_key):
+    as_of = context.at.as_of
+    if context.history.run_in_progress(asset.key, partition_key, as_of) is not None:
         return None
     ready = True
+    waiting: set[str] = set()
     for dependency in asset.dependencies:
         if dependency.upstream_key not in context.graph:
             return None
@@ -649,8 +665,32 @@ def _runnable_reason(
                 continue
             upstream_status = _status(context, *node)
             if upstream_status.status is not Status.FRESH:
-                return None
+                run_id = context.history.run_in_progress(*node, as_of)
+                if run_id is None:
+                    return None
+                waiting.add(run_id)
+    held = tuple(sorted(waiting))
     if status.status is Status.MISSING:
-        return "missing", ready
-    kinds = sorted({cause.kind.value for cause in status.causes})
-    return "stale: " + ", ".join(kinds), ready
+        return "missing", ready and not held, held
+    # The rules' causes: a note that a run lost its lease is not a reason to run.
+    kinds = sorted(
+        {
+            cause.kind.value
+            for cause in status.causes
+            if cause.kind is not CauseKind.RUN_LEASE_EXPIRED
+        }
+    )
+    return "stale: " + ", ".join(kinds), ready and not held, held
+
+
+def lease_expired(status: PartitionStatus, run_id: str, expired_at: datetime) -> PartitionStatus:
+    """`status` (not FRESH) noting that run `run_id`, which was to write the partition, lost its
+    lease at `expired_at`: the partition no longer counts as in progress."""
+    cause = Cause(
+        CauseKind.RUN_LEASE_EXPIRED,
+        f"run {run_id!r} started to write this partition and its lease expired at"
+        f" {expired_at.isoformat()} without a heartbeat, a materialization or an end",
+    )
+    return PartitionStatus(
+        status.asset_key, status.partition_key, status.status, (*status.causes, cause)
+    )

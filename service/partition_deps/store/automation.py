@@ -37,8 +37,10 @@ from partition_deps.domain.events import (
     Materialization,
     Observation,
     PartitionTarget,
+    RunCanceled,
     RunFailed,
     RunStarted,
+    RunSucceeded,
 )
 from partition_deps.domain.results import PartitionRun
 from partition_deps.store.database import transaction
@@ -47,7 +49,14 @@ from partition_deps.store.errors import (
     TickIdConflict,
     TickNotFound,
 )
-from partition_deps.store.events import MATERIALIZATION, OBSERVATION, RUN_FAILED, RUN_STARTED
+from partition_deps.store.events import (
+    MATERIALIZATION,
+    OBSERVATION,
+    RUN_FAILED,
+    RUN_HEARTBEAT,
+    RUN_STARTED,
+    RUN_SUCCEEDED,
+)
 
 # The advisory lock class (first key) of a namespace's tick lock; the second key is the
 # namespace id, as for the ingest lock (a different class: ticks never wait for ingest).
@@ -224,20 +233,14 @@ def _tick_of(row: Sequence[Any], summary: TickSummary | None) -> StoredTick:
 
 
 def _feed_events(conn: psycopg.Connection[Any], namespace_id: int, feed: HistoryFeed) -> None:
-    """Feed `feed` the namespace's events stored after its last one, in commit order."""
+    """Feed `feed` the namespace's events stored after its last one, in commit order
+    (heartbeats aside: conditions do not read them)."""
     with conn.cursor() as cursor:
         cursor.execute(
             "SELECT event_id, kind, event_time, asset_key, partition_key, run_id, data_version,"
             " code_version, details, idempotency_key FROM events WHERE namespace_id = %s"
-            " AND event_id > %s AND kind IN (%s, %s, %s, %s) ORDER BY event_id",
-            (
-                namespace_id,
-                feed.last_event_id,
-                MATERIALIZATION,
-                OBSERVATION,
-                RUN_STARTED,
-                RUN_FAILED,
-            ),
+            " AND event_id > %s AND kind <> %s ORDER BY event_id",
+            (namespace_id, feed.last_event_id, RUN_HEARTBEAT),
         )
         for row in cursor:
             feed.add(int(row[0]), _event_of(row))
@@ -261,7 +264,10 @@ def _event_of(row: Sequence[Any]) -> Event:
             for target in details["targets"]
         )
         return RunStarted(idempotency_key, event_time, run_id, targets)
-    return RunFailed(idempotency_key, event_time, run_id, details.get("message") or "")
+    if kind == RUN_SUCCEEDED:
+        return RunSucceeded(idempotency_key, event_time, run_id)
+    ended = RunFailed if kind == RUN_FAILED else RunCanceled
+    return ended(idempotency_key, event_time, run_id, details.get("message") or "")
 
 
 # -- the stored summary ---------------------------------------------------------------------

@@ -12,9 +12,9 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from partition_deps.domain import codec
 from partition_deps.domain.assets import AssetDefinition, Dependency
 from partition_deps.domain.automation.conditions import condition_from_json, condition_to_json
-from partition_deps.store import codec
 from partition_deps.store.database import transaction
 from partition_deps.store.errors import (
     AssetInUse,

@@ -4,12 +4,17 @@ One batch is one transaction: COPY into a session temp table, one INSERT ... ON 
 NOTHING into `events` (the idempotency key makes retried batches harmless), then set-based
 upserts of `latest_state` and `runs` from the rows actually inserted. COPY plus one upsert
 reached about 96,000 rows/s here, against a few thousand for row-by-row inserts.
+
+A run is in progress while its status is 'started' and its lease has not expired at the
+instant a read is about (`LEASE_EXPIRY`): a scheduler that crashed, or an end event that was
+lost, stops holding the run's targets one lease after its last sign of life.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -20,12 +25,21 @@ from partition_deps.domain.events import (
     Event,
     Materialization,
     Observation,
+    PartitionTarget,
+    RunCanceled,
     RunFailed,
+    RunHeartbeat,
     RunStarted,
+    RunSucceeded,
 )
 from partition_deps.store.database import transaction
 
 MATERIALIZATION, OBSERVATION, RUN_STARTED, RUN_FAILED = 1, 2, 3, 4
+RUN_SUCCEEDED, RUN_CANCELED, RUN_HEARTBEAT = 5, 6, 7
+_RUN_ENDS = (RunFailed, RunSucceeded, RunCanceled)
+DEFAULT_RUN_LEASE = timedelta(hours=1)
+# When the run `r` (a row of `runs`) stops holding its targets unless a heartbeat comes.
+LEASE_EXPIRY = "(greatest(r.started_at, r.last_heartbeat_at) + r.lease)"
 # The advisory lock class (first key) of a namespace's ingest lock; the second key is the
 # namespace id. Two-key advisory locks never conflict with the one-key migration lock.
 _INGEST_LOCK_CLASS = 0x50444556  # "PDEV"
@@ -85,20 +99,40 @@ ON CONFLICT (namespace_id, asset_key, partition_key)
 DO UPDATE SET in_progress_run_id = EXCLUDED.in_progress_run_id
 """
 
+# One row per run of the batch. An end (failed, succeeded, canceled) is final: a RunStarted
+# that arrives after it, in a later batch, does not bring the run back.
 _RUN_ROWS = """
-INSERT INTO runs (namespace_id, run_id, status, started_at, ended_at, message)
-SELECT DISTINCT ON (run_id) %(ns)s, run_id,
-       CASE kind WHEN 3 THEN 'started' ELSE 'failed' END,
-       CASE kind WHEN 3 THEN event_time END,
-       CASE kind WHEN 4 THEN event_time END,
-       details ->> 'message'
-FROM event_ingested WHERE kind IN (3, 4)
-ORDER BY run_id, event_id DESC
+INSERT INTO runs (namespace_id, run_id, status, started_at, ended_at, message, lease, targets)
+SELECT %(ns)s, run_id,
+       coalesce((array_agg(CASE kind WHEN 4 THEN 'failed' WHEN 5 THEN 'succeeded'
+                                     ELSE 'canceled' END ORDER BY event_id DESC)
+                 FILTER (WHERE kind IN (4, 5, 6)))[1], 'started'),
+       min(event_time) FILTER (WHERE kind = 3),
+       max(event_time) FILTER (WHERE kind IN (4, 5, 6)),
+       (array_agg(details ->> 'message' ORDER BY event_id DESC)
+        FILTER (WHERE kind IN (4, 6)))[1],
+       (array_agg(make_interval(secs => (details ->> 'lease_seconds')::double precision)
+                  ORDER BY event_id DESC) FILTER (WHERE kind = 3))[1],
+       (array_agg(details -> 'targets' ORDER BY event_id DESC) FILTER (WHERE kind = 3))[1]
+FROM event_ingested WHERE kind IN (3, 4, 5, 6)
+GROUP BY run_id
+ORDER BY run_id
 ON CONFLICT (namespace_id, run_id) DO UPDATE SET
-    status = EXCLUDED.status,
+    status = CASE WHEN runs.status = 'started' THEN EXCLUDED.status ELSE runs.status END,
     started_at = coalesce(runs.started_at, EXCLUDED.started_at),
-    ended_at = coalesce(EXCLUDED.ended_at, runs.ended_at),
-    message = coalesce(EXCLUDED.message, runs.message)
+    ended_at = coalesce(runs.ended_at, EXCLUDED.ended_at),
+    message = coalesce(EXCLUDED.message, runs.message),
+    lease = coalesce(runs.lease, EXCLUDED.lease),
+    targets = coalesce(runs.targets, EXCLUDED.targets)
+"""
+
+# A heartbeat renews the lease of a run already stored (an earlier batch or this one); one for
+# a run not started yet is stored as an event and renews nothing.
+_HEARTBEATS = """
+UPDATE runs r SET last_heartbeat_at = greatest(r.last_heartbeat_at, h.at)
+FROM (SELECT run_id, max(event_time) AS at FROM event_ingested WHERE kind = 7
+      GROUP BY run_id ORDER BY run_id) h
+WHERE r.namespace_id = %(ns)s AND r.run_id = h.run_id
 """
 
 # Latest by storage id: a batch that commits later with smaller ids never overwrites a newer
@@ -207,10 +241,17 @@ WHERE latest_state.observation_event_id IS NULL
    OR latest_state.observation_event_id < EXCLUDED.observation_event_id
 """
 
-_RUNS_FAILED = """
+_RUNS_ENDED = """
 UPDATE latest_state SET in_progress_run_id = NULL
 WHERE namespace_id = %(ns)s
-  AND in_progress_run_id IN (SELECT run_id FROM event_ingested WHERE kind = 4)
+  AND in_progress_run_id IN (SELECT run_id FROM event_ingested WHERE kind IN (4, 5, 6))
+"""
+
+_RUNS_IN_PROGRESS = f"""
+SELECT r.run_id, r.targets, r.started_at, {LEASE_EXPIRY}, r.last_heartbeat_at FROM runs r
+WHERE r.namespace_id = %(ns)s AND r.status = 'started' AND {LEASE_EXPIRY} > %(as_of)s
+  AND r.run_id > %(after)s
+ORDER BY r.run_id LIMIT %(limit)s
 """
 
 
@@ -218,6 +259,15 @@ WHERE namespace_id = %(ns)s
 class IngestResult:
     stored: int
     duplicates: int
+
+
+@dataclass(frozen=True)
+class RunInProgress:
+    run_id: str
+    targets: tuple[PartitionTarget, ...]
+    started_at: datetime | None
+    lease_expires_at: datetime
+    last_heartbeat_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -234,7 +284,7 @@ class LatestState:
     in_progress_run_id: str | None
 
 
-def _staging_row(seq: int, event: Event) -> tuple[Any, ...]:
+def _staging_row(seq: int, event: Event, default_lease: timedelta) -> tuple[Any, ...]:
     match event:
         case Materialization():
             return (
@@ -250,20 +300,32 @@ def _staging_row(seq: int, event: Event) -> tuple[Any, ...]:
             targets = [
                 {"asset_key": t.asset_key, "partition_key": t.partition_key} for t in event.targets
             ]
+            lease = default_lease if event.lease is None else event.lease
+            details = {"targets": targets, "lease_seconds": lease.total_seconds()}
             return (
                 seq, event.idempotency_key, RUN_STARTED, event.event_time, None, None,
-                event.run_id, None, None, Jsonb({"targets": targets}),
+                event.run_id, None, None, Jsonb(details),
             )  # fmt: skip
-        case RunFailed():
+        case RunFailed() | RunCanceled():
+            kind = RUN_FAILED if isinstance(event, RunFailed) else RUN_CANCELED
             return (
-                seq, event.idempotency_key, RUN_FAILED, event.event_time, None, None,
+                seq, event.idempotency_key, kind, event.event_time, None, None,
                 event.run_id, None, None, Jsonb({"message": event.message}),
+            )  # fmt: skip
+        case RunSucceeded() | RunHeartbeat():
+            kind = RUN_SUCCEEDED if isinstance(event, RunSucceeded) else RUN_HEARTBEAT
+            return (
+                seq, event.idempotency_key, kind, event.event_time, None, None,
+                event.run_id, None, None, None,
             )  # fmt: skip
 
 
 class EventsRepository:
-    def __init__(self, pool: ConnectionPool) -> None:
+    """`default_lease`: the lease of a RunStarted that does not give its own."""
+
+    def __init__(self, pool: ConnectionPool, default_lease: timedelta = DEFAULT_RUN_LEASE) -> None:
         self._pool = pool
+        self._default_lease = default_lease
 
     def ingest(self, namespace_id: int, events: Sequence[Event]) -> IngestResult:
         """Store `events` in one transaction; events whose idempotency key is known are skipped.
@@ -291,7 +353,7 @@ class EventsRepository:
                 ) as copy:
                     copy.set_types(_STAGING_TYPES)
                     for seq, event in enumerate(events):
-                        copy.write_row(_staging_row(seq, event))
+                        copy.write_row(_staging_row(seq, event, self._default_lease))
                 # One batch of a namespace at a time from here: batches touch the same event
                 # keys and latest-state rows in orders of their own (runs started, then
                 # materializations), and 16 at once deadlocked. Staging above stays parallel.
@@ -300,8 +362,11 @@ class EventsRepository:
                 kinds = {type(event) for event in events}
                 if RunStarted in kinds:
                     cursor.execute(_RUNS_STARTED, {"ns": namespace_id})
-                if RunStarted in kinds or RunFailed in kinds:
+                ended = any(kind in kinds for kind in _RUN_ENDS)
+                if RunStarted in kinds or ended:
                     cursor.execute(_RUN_ROWS, {"ns": namespace_id})
+                if RunHeartbeat in kinds:
+                    cursor.execute(_HEARTBEATS, {"ns": namespace_id})
                 if Materialization in kinds:
                     cursor.execute(_MATERIALIZATIONS, {"ns": namespace_id})
                     if len(events) > 1:
@@ -310,9 +375,33 @@ class EventsRepository:
                     cursor.execute(_OBSERVATIONS, {"ns": namespace_id})
                 if Materialization in kinds or Observation in kinds:
                     cursor.execute(_MARKS, {"ns": namespace_id})
-                if RunFailed in kinds:
-                    cursor.execute(_RUNS_FAILED, {"ns": namespace_id})
+                if ended:
+                    cursor.execute(_RUNS_ENDED, {"ns": namespace_id})
         return IngestResult(stored=stored, duplicates=len(events) - stored)
+
+    def runs_in_progress(
+        self, namespace_id: int, as_of: datetime, after_run_id: str, limit: int
+    ) -> list[RunInProgress]:
+        """Runs in progress at `as_of` (started, not ended, lease not expired), by run id,
+        from the first after `after_run_id`."""
+        with transaction(self._pool) as conn:
+            rows = conn.execute(
+                _RUNS_IN_PROGRESS,
+                {"ns": namespace_id, "as_of": as_of, "after": after_run_id, "limit": limit},
+            ).fetchall()
+        return [
+            RunInProgress(
+                run_id,
+                tuple(
+                    PartitionTarget(target["asset_key"], target["partition_key"])
+                    for target in targets or ()
+                ),
+                started_at,
+                expires_at,
+                heartbeat_at,
+            )
+            for run_id, targets, started_at, expires_at, heartbeat_at in rows
+        ]
 
     def latest_states(self, namespace_id: int, asset_key: str) -> list[LatestState]:
         """The latest state of every known partition of one asset, by partition key."""

@@ -40,11 +40,13 @@ from partition_deps.domain.staleness import (
     Semantics,
     StalenessOptions,
     Status,
+    lease_expired,
     plan_runs,
     statuses,
 )
 from partition_deps.domain.staleness_sets import UpstreamRow, joins_by_key, row_status
 from partition_deps.store.database import transaction
+from partition_deps.store.events import LEASE_EXPIRY
 from partition_deps.store.state_mirror import (
     MirrorView,
     Snapshot,
@@ -69,6 +71,8 @@ class _State:
     observed_data_version: str | None = None
     # Aligned with upstream_keys (migration 0005); None on rows stored before it.
     input_event_ids: list[int | None] | None = None
+    # When the lease of `in_progress_run_id` ends; None when that run has ended.
+    lease_expires_at: datetime | None = None
 
 
 def _materialized(state: _State | None) -> Materialized | None:
@@ -90,9 +94,15 @@ def _materialized(state: _State | None) -> Materialized | None:
 # An empty data version is "none given" (proto3 strings cannot be unset): any newer
 # materialization then counts as a change, as the domain's rule says for no data version.
 _STATE_COLUMNS = (
-    "partition_key, materialization_event_id, materialization_time, nullif(data_version, ''),"
-    " code_version, upstream_keys, in_progress_run_id, observation_event_id, observation_time,"
-    " nullif(observed_data_version, ''), input_event_ids"
+    "s.partition_key, s.materialization_event_id, s.materialization_time,"
+    " nullif(s.data_version, ''), s.code_version, s.upstream_keys, s.in_progress_run_id,"
+    " s.observation_event_id, s.observation_time, nullif(s.observed_data_version, ''),"
+    f" s.input_event_ids, {LEASE_EXPIRY}"
+)
+# The run holding each row, while it has not ended.
+_HOLDING_RUN = (
+    "LEFT JOIN runs r ON r.namespace_id = s.namespace_id AND r.run_id = s.in_progress_run_id"
+    " AND r.status = 'started'"
 )
 
 
@@ -114,8 +124,8 @@ class StoreHistory:
         for key in wanted:
             self._states[(asset_key, key)] = None
         rows = self._conn.execute(
-            f"SELECT {_STATE_COLUMNS} FROM latest_state"
-            " WHERE namespace_id = %s AND asset_key = %s AND partition_key = ANY(%s)",
+            f"SELECT {_STATE_COLUMNS} FROM latest_state s {_HOLDING_RUN}"
+            " WHERE s.namespace_id = %s AND s.asset_key = %s AND s.partition_key = ANY(%s)",
             (self._namespace_id, asset_key, wanted),
         ).fetchall()
         for row in rows:
@@ -162,9 +172,13 @@ class StoreHistory:
         self._versions[memo_key] = version
         return version
 
-    def in_progress(self, asset_key: str, partition_key: str | None) -> bool:
+    def run_in_progress(
+        self, asset_key: str, partition_key: str | None, as_of: datetime
+    ) -> str | None:
         state = self._state(asset_key, partition_key)
-        return state is not None and state.in_progress_run_id is not None
+        if state is None or state.lease_expires_at is None or state.lease_expires_at <= as_of:
+            return None
+        return state.in_progress_run_id
 
 
 @dataclass(frozen=True)
@@ -309,6 +323,10 @@ class StalenessReader:
     history: StoreHistory = field(init=False)
     # Thread safety: per-answer object, never shared (only `mirror` is, and it is thread-safe).
     _snapshot: Snapshot | None = field(init=False, default=None)
+    # (as_of, {(asset key, partition key): (run id, lease end)}): read once per answer.
+    _expired: tuple[datetime, dict[tuple[str, str], tuple[str, datetime]]] | None = field(
+        init=False, default=None
+    )
     _arrays: dict[str, list[str]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -341,6 +359,24 @@ class StalenessReader:
                 params[f"t{index}"] = list(edge.not_fresh_keys)
         query = _candidate_query(edges, "text" if separable else "array")
         return self.conn.execute(query, params).fetchall()
+
+    def expired_lease(
+        self, asset_key: str, partition_key: str | None, as_of: datetime
+    ) -> tuple[str, datetime] | None:
+        """(run id, lease end) when the partition is held by a run that has not ended and
+        whose lease expired by `as_of`. The namespace's such partitions are read in one query
+        (few: runs that vanished without an end), on the first call of an answer."""
+        if self._expired is None or self._expired[0] != as_of:
+            rows = self.conn.execute(
+                f"SELECT s.asset_key, s.partition_key, r.run_id, {LEASE_EXPIRY}"
+                " FROM latest_state s JOIN runs r ON r.namespace_id = s.namespace_id"
+                " AND r.run_id = s.in_progress_run_id"
+                " WHERE s.namespace_id = %s AND s.in_progress_run_id IS NOT NULL"
+                f" AND r.status = 'started' AND {LEASE_EXPIRY} <= %s",
+                (self.namespace_id, as_of),
+            ).fetchall()
+            self._expired = (as_of, {(a, k): (run_id, end) for a, k, run_id, end in rows})
+        return self._expired[1].get((asset_key, partition_key or ""))
 
     def snapshot(self) -> Snapshot:
         if self._snapshot is None:
@@ -485,8 +521,19 @@ class StalenessEngine:
             result = self._set_statuses(asset, cast(Sequence[str], keys))
         else:
             result = self._domain_statuses(asset, keys)
+        if result:
+            self._note_expired_leases(asset_key, keys, result)
         self._memo[memo_key] = (keys, result)
         return result
+
+    def _note_expired_leases(
+        self, asset_key: str, keys: Sequence[str | None], result: dict[int, PartitionStatus]
+    ) -> None:
+        """Say why a partition not FRESH is no longer in progress: its run lost its lease."""
+        for position, status in result.items():
+            found = self._reader.expired_lease(asset_key, keys[position], self._at.as_of)
+            if found is not None:
+                result[position] = lease_expired(status, *found)
 
     def _domain_statuses(
         self, asset: AssetDefinition, keys: Sequence[str | None]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from partition_deps_client.pb import definitions, events, partitions
 
@@ -87,3 +88,52 @@ def materialization(
     if code_version is not None:
         event.materialization.code_version = code_version
     return event
+
+
+def _run_event(idempotency_key: str, at: datetime, **kind: object) -> events.Event:
+    event = events.Event(idempotency_key=idempotency_key, **kind)  # type: ignore[arg-type]
+    event.event_time.FromDatetime(at)
+    return event
+
+
+def run_started(
+    idempotency_key: str,
+    at: datetime,
+    run_id: str,
+    targets: Sequence[tuple[str, str | None]],
+    *,
+    lease: timedelta | None = None,
+) -> events.Event:
+    """A run started to write `targets` ((asset, partition key or None) pairs); it holds them
+    for `lease` after `at` and after each heartbeat (None: the server's default)."""
+    body = events.RunStarted(run_id=run_id)
+    for asset_key, partition_key in targets:
+        target = body.targets.add(asset_key=asset_key)
+        if partition_key is not None:
+            target.partition_key = partition_key
+    if lease is not None:
+        body.lease.FromTimedelta(lease)
+    return _run_event(idempotency_key, at, run_started=body)
+
+
+def run_heartbeat(idempotency_key: str, at: datetime, run_id: str) -> events.Event:
+    """The run is alive: its lease now ends one lease after `at`."""
+    return _run_event(idempotency_key, at, run_heartbeat=events.RunHeartbeat(run_id=run_id))
+
+
+def run_succeeded(idempotency_key: str, at: datetime, run_id: str) -> events.Event:
+    return _run_event(idempotency_key, at, run_succeeded=events.RunSucceeded(run_id=run_id))
+
+
+def run_failed(idempotency_key: str, at: datetime, run_id: str, message: str = "") -> events.Event:
+    return _run_event(
+        idempotency_key, at, run_failed=events.RunFailed(run_id=run_id, message=message)
+    )
+
+
+def run_canceled(
+    idempotency_key: str, at: datetime, run_id: str, message: str = ""
+) -> events.Event:
+    return _run_event(
+        idempotency_key, at, run_canceled=events.RunCanceled(run_id=run_id, message=message)
+    )

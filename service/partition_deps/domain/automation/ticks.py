@@ -15,7 +15,15 @@ from partition_deps.domain.automation.history import EventHistory
 from partition_deps.domain.compiled_windows import compile_time_windows
 from partition_deps.domain.definitions import Evaluation, PartitionsDefinition, TimeWindowPartitions
 from partition_deps.domain.errors import PartitionDepsError
-from partition_deps.domain.events import Event, Materialization, Observation, RunFailed, RunStarted
+from partition_deps.domain.events import (
+    Event,
+    Materialization,
+    Observation,
+    RunCanceled,
+    RunFailed,
+    RunStarted,
+    RunSucceeded,
+)
 from partition_deps.domain.results import PartitionRun
 
 
@@ -62,10 +70,8 @@ class HistoryFeed:
     """An event history fed the stored events of one namespace in commit order, kept from
     tick to tick so that each tick reads only the events stored since the previous one.
 
-    Positions come from event ids, which grow in commit order within a namespace: an event's
-    is twice its id, and a run's success, inferred after the materialization that completes
-    it, takes the next one (the events carry no run success of their own: a run has succeeded
-    once each of its targets was materialized under its id).
+    Positions are event ids, which grow in commit order within a namespace. Heartbeats and
+    leases play no part: Dagster's conditions see a run in progress until its end event.
 
     Not thread-safe: one tick of a namespace at a time uses it.
     """
@@ -73,33 +79,23 @@ class HistoryFeed:
     def __init__(self) -> None:
         self.history = EventHistory()
         self.last_event_id = 0
-        # Per run still going: the targets it has not materialized yet.
-        self._unwritten: dict[str, set[tuple[str, str | None]]] = {}
 
     def add(self, event_id: int, event: Event) -> None:
         history = self.history
-        position = 2 * event_id
         timestamp = event.event_time.timestamp()
         match event:
             case Materialization():
-                run_id = event.run_id or None
                 history.materialization(
-                    position,
+                    event_id,
                     event.asset_key,
                     event.partition_key,
                     timestamp,
-                    run_id,
+                    event.run_id or None,
                     event.data_version or None,
                 )
-                unwritten = self._unwritten.get(event.run_id)
-                if unwritten is not None:
-                    unwritten.discard((event.asset_key, event.partition_key))
-                    if not unwritten:
-                        del self._unwritten[event.run_id]
-                        history.run_succeeded(position + 1, event.run_id, timestamp)
             case Observation():
                 history.observation(
-                    position,
+                    event_id,
                     event.asset_key,
                     event.partition_key,
                     timestamp,
@@ -107,20 +103,20 @@ class HistoryFeed:
                 )
             case RunStarted():
                 targets = [(target.asset_key, target.partition_key) for target in event.targets]
-                if targets:
-                    self._unwritten[event.run_id] = set(targets)
-                history.run_started(position, event.run_id, targets, timestamp)
+                history.run_started(event_id, event.run_id, targets, timestamp)
+            case RunSucceeded():
+                history.run_succeeded(event_id, event.run_id, timestamp)
             case RunFailed():
-                self._unwritten.pop(event.run_id, None)
-                history.run_failed(position, event.run_id, timestamp)
+                history.run_failed(event_id, event.run_id, timestamp)
+            case RunCanceled():
+                history.run_canceled(event_id, event.run_id, timestamp)
         self.last_event_id = event_id
 
     def for_tick(self, seen_event_id: int) -> EventHistory:
         """The history for a tick whose previous tick read the events up to `seen_event_id`
         (0: no previous tick): what it saw is old, the rest new."""
-        boundary = 2 * seen_event_id + 1
-        self.history.compact(boundary)
-        self.history.seen = boundary
+        self.history.compact(seen_event_id)
+        self.history.seen = seen_event_id
         return self.history
 
 

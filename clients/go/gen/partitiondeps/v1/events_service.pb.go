@@ -9,6 +9,7 @@ package partitiondepsv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -35,6 +36,9 @@ type Event struct {
 	//	*Event_Observation
 	//	*Event_RunStarted
 	//	*Event_RunFailed
+	//	*Event_RunSucceeded
+	//	*Event_RunCanceled
+	//	*Event_RunHeartbeat
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -127,6 +131,33 @@ func (x *Event) GetRunFailed() *RunFailed {
 	return nil
 }
 
+func (x *Event) GetRunSucceeded() *RunSucceeded {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_RunSucceeded); ok {
+			return x.RunSucceeded
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetRunCanceled() *RunCanceled {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_RunCanceled); ok {
+			return x.RunCanceled
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetRunHeartbeat() *RunHeartbeat {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_RunHeartbeat); ok {
+			return x.RunHeartbeat
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -147,6 +178,18 @@ type Event_RunFailed struct {
 	RunFailed *RunFailed `protobuf:"bytes,6,opt,name=run_failed,json=runFailed,proto3,oneof"`
 }
 
+type Event_RunSucceeded struct {
+	RunSucceeded *RunSucceeded `protobuf:"bytes,7,opt,name=run_succeeded,json=runSucceeded,proto3,oneof"`
+}
+
+type Event_RunCanceled struct {
+	RunCanceled *RunCanceled `protobuf:"bytes,8,opt,name=run_canceled,json=runCanceled,proto3,oneof"`
+}
+
+type Event_RunHeartbeat struct {
+	RunHeartbeat *RunHeartbeat `protobuf:"bytes,9,opt,name=run_heartbeat,json=runHeartbeat,proto3,oneof"`
+}
+
 func (*Event_Materialization) isEvent_Kind() {}
 
 func (*Event_Observation) isEvent_Kind() {}
@@ -154,6 +197,12 @@ func (*Event_Observation) isEvent_Kind() {}
 func (*Event_RunStarted) isEvent_Kind() {}
 
 func (*Event_RunFailed) isEvent_Kind() {}
+
+func (*Event_RunSucceeded) isEvent_Kind() {}
+
+func (*Event_RunCanceled) isEvent_Kind() {}
+
+func (*Event_RunHeartbeat) isEvent_Kind() {}
 
 // A partition (or an unpartitioned asset) was written.
 type Materialization struct {
@@ -347,11 +396,16 @@ func (x *PartitionTarget) GetPartitionKey() string {
 	return ""
 }
 
-// A run started; its targets are in progress until materialized or the run fails.
+// A run started; its targets are in progress until materialized by it, until it ends
+// (succeeded, failed, canceled), or until its lease expires.
 type RunStarted struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
-	Targets       []*PartitionTarget     `protobuf:"bytes,2,rep,name=targets,proto3" json:"targets,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	RunId   string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Targets []*PartitionTarget     `protobuf:"bytes,2,rep,name=targets,proto3" json:"targets,omitempty"`
+	// How long the run holds its targets after it started, and again after each heartbeat
+	// (from the heartbeat's event_time). Unset: the server's default (`--run-lease-seconds`,
+	// one hour unless configured). Positive, at most 30 days.
+	Lease         *durationpb.Duration `protobuf:"bytes,3,opt,name=lease,proto3,oneof" json:"lease,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -396,6 +450,13 @@ func (x *RunStarted) GetRunId() string {
 func (x *RunStarted) GetTargets() []*PartitionTarget {
 	if x != nil {
 		return x.Targets
+	}
+	return nil
+}
+
+func (x *RunStarted) GetLease() *durationpb.Duration {
+	if x != nil {
+		return x.Lease
 	}
 	return nil
 }
@@ -453,6 +514,149 @@ func (x *RunFailed) GetMessage() string {
 	return ""
 }
 
+// A run ended well; its targets that it did not materialize are no longer in progress.
+type RunSucceeded struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunSucceeded) Reset() {
+	*x = RunSucceeded{}
+	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunSucceeded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunSucceeded) ProtoMessage() {}
+
+func (x *RunSucceeded) ProtoReflect() protoreflect.Message {
+	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunSucceeded.ProtoReflect.Descriptor instead.
+func (*RunSucceeded) Descriptor() ([]byte, []int) {
+	return file_partitiondeps_v1_events_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RunSucceeded) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+// A run was canceled; its targets that were not materialized are no longer in progress.
+type RunCanceled struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunCanceled) Reset() {
+	*x = RunCanceled{}
+	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunCanceled) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunCanceled) ProtoMessage() {}
+
+func (x *RunCanceled) ProtoReflect() protoreflect.Message {
+	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunCanceled.ProtoReflect.Descriptor instead.
+func (*RunCanceled) Descriptor() ([]byte, []int) {
+	return file_partitiondeps_v1_events_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RunCanceled) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *RunCanceled) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// A run is alive: its lease is renewed, to end one lease after this event's event_time.
+type RunHeartbeat struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunHeartbeat) Reset() {
+	*x = RunHeartbeat{}
+	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunHeartbeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunHeartbeat) ProtoMessage() {}
+
+func (x *RunHeartbeat) ProtoReflect() protoreflect.Message {
+	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunHeartbeat.ProtoReflect.Descriptor instead.
+func (*RunHeartbeat) Descriptor() ([]byte, []int) {
+	return file_partitiondeps_v1_events_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RunHeartbeat) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
 // Request of EventsService.ReportEvents.
 type ReportEventsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -464,7 +668,7 @@ type ReportEventsRequest struct {
 
 func (x *ReportEventsRequest) Reset() {
 	*x = ReportEventsRequest{}
-	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[6]
+	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -476,7 +680,7 @@ func (x *ReportEventsRequest) String() string {
 func (*ReportEventsRequest) ProtoMessage() {}
 
 func (x *ReportEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[6]
+	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -489,7 +693,7 @@ func (x *ReportEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEventsRequest.ProtoReflect.Descriptor instead.
 func (*ReportEventsRequest) Descriptor() ([]byte, []int) {
-	return file_partitiondeps_v1_events_service_proto_rawDescGZIP(), []int{6}
+	return file_partitiondeps_v1_events_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReportEventsRequest) GetNamespace() string {
@@ -519,7 +723,7 @@ type ReportEventsResponse struct {
 
 func (x *ReportEventsResponse) Reset() {
 	*x = ReportEventsResponse{}
-	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[7]
+	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -531,7 +735,7 @@ func (x *ReportEventsResponse) String() string {
 func (*ReportEventsResponse) ProtoMessage() {}
 
 func (x *ReportEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[7]
+	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -544,7 +748,7 @@ func (x *ReportEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEventsResponse.ProtoReflect.Descriptor instead.
 func (*ReportEventsResponse) Descriptor() ([]byte, []int) {
-	return file_partitiondeps_v1_events_service_proto_rawDescGZIP(), []int{7}
+	return file_partitiondeps_v1_events_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReportEventsResponse) GetStoredCount() int32 {
@@ -572,7 +776,7 @@ type StreamEventsRequest struct {
 
 func (x *StreamEventsRequest) Reset() {
 	*x = StreamEventsRequest{}
-	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[8]
+	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +788,7 @@ func (x *StreamEventsRequest) String() string {
 func (*StreamEventsRequest) ProtoMessage() {}
 
 func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[8]
+	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +801,7 @@ func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsRequest.ProtoReflect.Descriptor instead.
 func (*StreamEventsRequest) Descriptor() ([]byte, []int) {
-	return file_partitiondeps_v1_events_service_proto_rawDescGZIP(), []int{8}
+	return file_partitiondeps_v1_events_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StreamEventsRequest) GetNamespace() string {
@@ -625,7 +829,7 @@ type StreamEventsResponse struct {
 
 func (x *StreamEventsResponse) Reset() {
 	*x = StreamEventsResponse{}
-	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[9]
+	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -637,7 +841,7 @@ func (x *StreamEventsResponse) String() string {
 func (*StreamEventsResponse) ProtoMessage() {}
 
 func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[9]
+	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -650,7 +854,7 @@ func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsResponse.ProtoReflect.Descriptor instead.
 func (*StreamEventsResponse) Descriptor() ([]byte, []int) {
-	return file_partitiondeps_v1_events_service_proto_rawDescGZIP(), []int{9}
+	return file_partitiondeps_v1_events_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StreamEventsResponse) GetStoredCount() int32 {
@@ -667,11 +871,226 @@ func (x *StreamEventsResponse) GetDuplicateCount() int32 {
 	return 0
 }
 
+// Request of EventsService.ListRuns.
+type ListRunsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// The instant leases are measured against; unset means now.
+	AsOf *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
+	// Runs per page (default 1000, at most 10000).
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous answer's next_page_token; the request must be otherwise identical.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRunsRequest) Reset() {
+	*x = ListRunsRequest{}
+	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRunsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRunsRequest) ProtoMessage() {}
+
+func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRunsRequest.ProtoReflect.Descriptor instead.
+func (*ListRunsRequest) Descriptor() ([]byte, []int) {
+	return file_partitiondeps_v1_events_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListRunsRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ListRunsRequest) GetAsOf() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AsOf
+	}
+	return nil
+}
+
+func (x *ListRunsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListRunsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// A run in progress.
+type RunInProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	RunId string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// What it said it would write (its RunStarted targets), materialized ones included.
+	Targets []*PartitionTarget `protobuf:"bytes,2,rep,name=targets,proto3" json:"targets,omitempty"`
+	// The event_time of its RunStarted.
+	StartedTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=started_time,json=startedTime,proto3" json:"started_time,omitempty"`
+	// When it stops holding its targets unless a heartbeat comes first.
+	LeaseExpiryTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=lease_expiry_time,json=leaseExpiryTime,proto3" json:"lease_expiry_time,omitempty"`
+	// The event_time of its latest heartbeat; unset when none came.
+	LastHeartbeatTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_heartbeat_time,json=lastHeartbeatTime,proto3" json:"last_heartbeat_time,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RunInProgress) Reset() {
+	*x = RunInProgress{}
+	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunInProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunInProgress) ProtoMessage() {}
+
+func (x *RunInProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunInProgress.ProtoReflect.Descriptor instead.
+func (*RunInProgress) Descriptor() ([]byte, []int) {
+	return file_partitiondeps_v1_events_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RunInProgress) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *RunInProgress) GetTargets() []*PartitionTarget {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+func (x *RunInProgress) GetStartedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedTime
+	}
+	return nil
+}
+
+func (x *RunInProgress) GetLeaseExpiryTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LeaseExpiryTime
+	}
+	return nil
+}
+
+func (x *RunInProgress) GetLastHeartbeatTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastHeartbeatTime
+	}
+	return nil
+}
+
+// Response of EventsService.ListRuns.
+type ListRunsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	AsOf  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
+	// One page of runs in progress, by run id.
+	Runs          []*RunInProgress `protobuf:"bytes,2,rep,name=runs,proto3" json:"runs,omitempty"`
+	NextPageToken string           `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRunsResponse) Reset() {
+	*x = ListRunsResponse{}
+	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRunsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRunsResponse) ProtoMessage() {}
+
+func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_partitiondeps_v1_events_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRunsResponse.ProtoReflect.Descriptor instead.
+func (*ListRunsResponse) Descriptor() ([]byte, []int) {
+	return file_partitiondeps_v1_events_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListRunsResponse) GetAsOf() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AsOf
+	}
+	return nil
+}
+
+func (x *ListRunsResponse) GetRuns() []*RunInProgress {
+	if x != nil {
+		return x.Runs
+	}
+	return nil
+}
+
+func (x *ListRunsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_partitiondeps_v1_events_service_proto protoreflect.FileDescriptor
 
 const file_partitiondeps_v1_events_service_proto_rawDesc = "" +
 	"\n" +
-	"%partitiondeps/v1/events_service.proto\x12\x10partitiondeps.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x84\x03\n" +
+	"%partitiondeps/v1/events_service.proto\x12\x10partitiondeps.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x04\n" +
 	"\x05Event\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x129\n" +
 	"\n" +
@@ -681,7 +1100,10 @@ const file_partitiondeps_v1_events_service_proto_rawDesc = "" +
 	"\vrun_started\x18\x05 \x01(\v2\x1c.partitiondeps.v1.RunStartedH\x00R\n" +
 	"runStarted\x12<\n" +
 	"\n" +
-	"run_failed\x18\x06 \x01(\v2\x1b.partitiondeps.v1.RunFailedH\x00R\trunFailedB\x06\n" +
+	"run_failed\x18\x06 \x01(\v2\x1b.partitiondeps.v1.RunFailedH\x00R\trunFailed\x12E\n" +
+	"\rrun_succeeded\x18\a \x01(\v2\x1e.partitiondeps.v1.RunSucceededH\x00R\frunSucceeded\x12B\n" +
+	"\frun_canceled\x18\b \x01(\v2\x1d.partitiondeps.v1.RunCanceledH\x00R\vrunCanceled\x12E\n" +
+	"\rrun_heartbeat\x18\t \x01(\v2\x1e.partitiondeps.v1.RunHeartbeatH\x00R\frunHeartbeatB\x06\n" +
 	"\x04kind\"\xdd\x01\n" +
 	"\x0fMaterialization\x12\x1b\n" +
 	"\tasset_key\x18\x01 \x01(\tR\bassetKey\x12(\n" +
@@ -699,14 +1121,23 @@ const file_partitiondeps_v1_events_service_proto_rawDesc = "" +
 	"\x0fPartitionTarget\x12\x1b\n" +
 	"\tasset_key\x18\x01 \x01(\tR\bassetKey\x12(\n" +
 	"\rpartition_key\x18\x02 \x01(\tH\x00R\fpartitionKey\x88\x01\x01B\x10\n" +
-	"\x0e_partition_key\"`\n" +
+	"\x0e_partition_key\"\xa0\x01\n" +
 	"\n" +
 	"RunStarted\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12;\n" +
-	"\atargets\x18\x02 \x03(\v2!.partitiondeps.v1.PartitionTargetR\atargets\"<\n" +
+	"\atargets\x18\x02 \x03(\v2!.partitiondeps.v1.PartitionTargetR\atargets\x124\n" +
+	"\x05lease\x18\x03 \x01(\v2\x19.google.protobuf.DurationH\x00R\x05lease\x88\x01\x01B\b\n" +
+	"\x06_lease\"<\n" +
 	"\tRunFailed\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"d\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"%\n" +
+	"\fRunSucceeded\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\">\n" +
+	"\vRunCanceled\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"%\n" +
+	"\fRunHeartbeat\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\"d\n" +
 	"\x13ReportEventsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12/\n" +
 	"\x06events\x18\x02 \x03(\v2\x17.partitiondeps.v1.EventR\x06events\"b\n" +
@@ -718,10 +1149,27 @@ const file_partitiondeps_v1_events_service_proto_rawDesc = "" +
 	"\x06events\x18\x02 \x03(\v2\x17.partitiondeps.v1.EventR\x06events\"b\n" +
 	"\x14StreamEventsResponse\x12!\n" +
 	"\fstored_count\x18\x01 \x01(\x05R\vstoredCount\x12'\n" +
-	"\x0fduplicate_count\x18\x02 \x01(\x05R\x0eduplicateCount2\xcf\x01\n" +
+	"\x0fduplicate_count\x18\x02 \x01(\x05R\x0eduplicateCount\"\x9c\x01\n" +
+	"\x0fListRunsRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12/\n" +
+	"\x05as_of\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\xb6\x02\n" +
+	"\rRunInProgress\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12;\n" +
+	"\atargets\x18\x02 \x03(\v2!.partitiondeps.v1.PartitionTargetR\atargets\x12=\n" +
+	"\fstarted_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vstartedTime\x12F\n" +
+	"\x11lease_expiry_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0fleaseExpiryTime\x12J\n" +
+	"\x13last_heartbeat_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x11lastHeartbeatTime\"\xa0\x01\n" +
+	"\x10ListRunsResponse\x12/\n" +
+	"\x05as_of\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x123\n" +
+	"\x04runs\x18\x02 \x03(\v2\x1f.partitiondeps.v1.RunInProgressR\x04runs\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken2\xa2\x02\n" +
 	"\rEventsService\x12]\n" +
 	"\fReportEvents\x12%.partitiondeps.v1.ReportEventsRequest\x1a&.partitiondeps.v1.ReportEventsResponse\x12_\n" +
-	"\fStreamEvents\x12%.partitiondeps.v1.StreamEventsRequest\x1a&.partitiondeps.v1.StreamEventsResponse(\x01B\xcb\x01\n" +
+	"\fStreamEvents\x12%.partitiondeps.v1.StreamEventsRequest\x1a&.partitiondeps.v1.StreamEventsResponse(\x01\x12Q\n" +
+	"\bListRuns\x12!.partitiondeps.v1.ListRunsRequest\x1a\".partitiondeps.v1.ListRunsResponseB\xcb\x01\n" +
 	"\x14com.partitiondeps.v1B\x12EventsServiceProtoP\x01Z>partition-deps/clients/go/gen/partitiondeps/v1;partitiondepsv1\xa2\x02\x03PXX\xaa\x02\x10Partitiondeps.V1\xca\x02\x10Partitiondeps\\V1\xe2\x02\x1cPartitiondeps\\V1\\GPBMetadata\xea\x02\x11Partitiondeps::V1b\x06proto3"
 
 var (
@@ -736,7 +1184,7 @@ func file_partitiondeps_v1_events_service_proto_rawDescGZIP() []byte {
 	return file_partitiondeps_v1_events_service_proto_rawDescData
 }
 
-var file_partitiondeps_v1_events_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_partitiondeps_v1_events_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_partitiondeps_v1_events_service_proto_goTypes = []any{
 	(*Event)(nil),                 // 0: partitiondeps.v1.Event
 	(*Materialization)(nil),       // 1: partitiondeps.v1.Materialization
@@ -744,30 +1192,50 @@ var file_partitiondeps_v1_events_service_proto_goTypes = []any{
 	(*PartitionTarget)(nil),       // 3: partitiondeps.v1.PartitionTarget
 	(*RunStarted)(nil),            // 4: partitiondeps.v1.RunStarted
 	(*RunFailed)(nil),             // 5: partitiondeps.v1.RunFailed
-	(*ReportEventsRequest)(nil),   // 6: partitiondeps.v1.ReportEventsRequest
-	(*ReportEventsResponse)(nil),  // 7: partitiondeps.v1.ReportEventsResponse
-	(*StreamEventsRequest)(nil),   // 8: partitiondeps.v1.StreamEventsRequest
-	(*StreamEventsResponse)(nil),  // 9: partitiondeps.v1.StreamEventsResponse
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*RunSucceeded)(nil),          // 6: partitiondeps.v1.RunSucceeded
+	(*RunCanceled)(nil),           // 7: partitiondeps.v1.RunCanceled
+	(*RunHeartbeat)(nil),          // 8: partitiondeps.v1.RunHeartbeat
+	(*ReportEventsRequest)(nil),   // 9: partitiondeps.v1.ReportEventsRequest
+	(*ReportEventsResponse)(nil),  // 10: partitiondeps.v1.ReportEventsResponse
+	(*StreamEventsRequest)(nil),   // 11: partitiondeps.v1.StreamEventsRequest
+	(*StreamEventsResponse)(nil),  // 12: partitiondeps.v1.StreamEventsResponse
+	(*ListRunsRequest)(nil),       // 13: partitiondeps.v1.ListRunsRequest
+	(*RunInProgress)(nil),         // 14: partitiondeps.v1.RunInProgress
+	(*ListRunsResponse)(nil),      // 15: partitiondeps.v1.ListRunsResponse
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 17: google.protobuf.Duration
 }
 var file_partitiondeps_v1_events_service_proto_depIdxs = []int32{
-	10, // 0: partitiondeps.v1.Event.event_time:type_name -> google.protobuf.Timestamp
+	16, // 0: partitiondeps.v1.Event.event_time:type_name -> google.protobuf.Timestamp
 	1,  // 1: partitiondeps.v1.Event.materialization:type_name -> partitiondeps.v1.Materialization
 	2,  // 2: partitiondeps.v1.Event.observation:type_name -> partitiondeps.v1.Observation
 	4,  // 3: partitiondeps.v1.Event.run_started:type_name -> partitiondeps.v1.RunStarted
 	5,  // 4: partitiondeps.v1.Event.run_failed:type_name -> partitiondeps.v1.RunFailed
-	3,  // 5: partitiondeps.v1.RunStarted.targets:type_name -> partitiondeps.v1.PartitionTarget
-	0,  // 6: partitiondeps.v1.ReportEventsRequest.events:type_name -> partitiondeps.v1.Event
-	0,  // 7: partitiondeps.v1.StreamEventsRequest.events:type_name -> partitiondeps.v1.Event
-	6,  // 8: partitiondeps.v1.EventsService.ReportEvents:input_type -> partitiondeps.v1.ReportEventsRequest
-	8,  // 9: partitiondeps.v1.EventsService.StreamEvents:input_type -> partitiondeps.v1.StreamEventsRequest
-	7,  // 10: partitiondeps.v1.EventsService.ReportEvents:output_type -> partitiondeps.v1.ReportEventsResponse
-	9,  // 11: partitiondeps.v1.EventsService.StreamEvents:output_type -> partitiondeps.v1.StreamEventsResponse
-	10, // [10:12] is the sub-list for method output_type
-	8,  // [8:10] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	6,  // 5: partitiondeps.v1.Event.run_succeeded:type_name -> partitiondeps.v1.RunSucceeded
+	7,  // 6: partitiondeps.v1.Event.run_canceled:type_name -> partitiondeps.v1.RunCanceled
+	8,  // 7: partitiondeps.v1.Event.run_heartbeat:type_name -> partitiondeps.v1.RunHeartbeat
+	3,  // 8: partitiondeps.v1.RunStarted.targets:type_name -> partitiondeps.v1.PartitionTarget
+	17, // 9: partitiondeps.v1.RunStarted.lease:type_name -> google.protobuf.Duration
+	0,  // 10: partitiondeps.v1.ReportEventsRequest.events:type_name -> partitiondeps.v1.Event
+	0,  // 11: partitiondeps.v1.StreamEventsRequest.events:type_name -> partitiondeps.v1.Event
+	16, // 12: partitiondeps.v1.ListRunsRequest.as_of:type_name -> google.protobuf.Timestamp
+	3,  // 13: partitiondeps.v1.RunInProgress.targets:type_name -> partitiondeps.v1.PartitionTarget
+	16, // 14: partitiondeps.v1.RunInProgress.started_time:type_name -> google.protobuf.Timestamp
+	16, // 15: partitiondeps.v1.RunInProgress.lease_expiry_time:type_name -> google.protobuf.Timestamp
+	16, // 16: partitiondeps.v1.RunInProgress.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	16, // 17: partitiondeps.v1.ListRunsResponse.as_of:type_name -> google.protobuf.Timestamp
+	14, // 18: partitiondeps.v1.ListRunsResponse.runs:type_name -> partitiondeps.v1.RunInProgress
+	9,  // 19: partitiondeps.v1.EventsService.ReportEvents:input_type -> partitiondeps.v1.ReportEventsRequest
+	11, // 20: partitiondeps.v1.EventsService.StreamEvents:input_type -> partitiondeps.v1.StreamEventsRequest
+	13, // 21: partitiondeps.v1.EventsService.ListRuns:input_type -> partitiondeps.v1.ListRunsRequest
+	10, // 22: partitiondeps.v1.EventsService.ReportEvents:output_type -> partitiondeps.v1.ReportEventsResponse
+	12, // 23: partitiondeps.v1.EventsService.StreamEvents:output_type -> partitiondeps.v1.StreamEventsResponse
+	15, // 24: partitiondeps.v1.EventsService.ListRuns:output_type -> partitiondeps.v1.ListRunsResponse
+	22, // [22:25] is the sub-list for method output_type
+	19, // [19:22] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_partitiondeps_v1_events_service_proto_init() }
@@ -780,17 +1248,21 @@ func file_partitiondeps_v1_events_service_proto_init() {
 		(*Event_Observation)(nil),
 		(*Event_RunStarted)(nil),
 		(*Event_RunFailed)(nil),
+		(*Event_RunSucceeded)(nil),
+		(*Event_RunCanceled)(nil),
+		(*Event_RunHeartbeat)(nil),
 	}
 	file_partitiondeps_v1_events_service_proto_msgTypes[1].OneofWrappers = []any{}
 	file_partitiondeps_v1_events_service_proto_msgTypes[2].OneofWrappers = []any{}
 	file_partitiondeps_v1_events_service_proto_msgTypes[3].OneofWrappers = []any{}
+	file_partitiondeps_v1_events_service_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_partitiondeps_v1_events_service_proto_rawDesc), len(file_partitiondeps_v1_events_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

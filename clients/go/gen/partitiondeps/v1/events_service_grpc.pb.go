@@ -21,13 +21,15 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	EventsService_ReportEvents_FullMethodName = "/partitiondeps.v1.EventsService/ReportEvents"
 	EventsService_StreamEvents_FullMethodName = "/partitiondeps.v1.EventsService/StreamEvents"
+	EventsService_ListRuns_FullMethodName     = "/partitiondeps.v1.EventsService/ListRuns"
 )
 
 // EventsServiceClient is the client API for EventsService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// Records what happened: materializations, observations, runs started and failed.
+// Records what happened: materializations, observations, and the life of runs (started,
+// heartbeats, succeeded, failed, canceled); lists the runs in progress.
 //
 // Every event carries an idempotency key unique within its namespace: re-sending an event
 // (a retried batch) stores it once. Events are append-only.
@@ -36,6 +38,8 @@ type EventsServiceClient interface {
 	ReportEvents(ctx context.Context, in *ReportEventsRequest, opts ...grpc.CallOption) (*ReportEventsResponse, error)
 	// Records a stream of batches; each message is committed as it arrives.
 	StreamEvents(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[StreamEventsRequest, StreamEventsResponse], error)
+	// The runs in progress at `as_of`: started, not ended, lease not expired; by run id.
+	ListRuns(ctx context.Context, in *ListRunsRequest, opts ...grpc.CallOption) (*ListRunsResponse, error)
 }
 
 type eventsServiceClient struct {
@@ -69,11 +73,22 @@ func (c *eventsServiceClient) StreamEvents(ctx context.Context, opts ...grpc.Cal
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type EventsService_StreamEventsClient = grpc.ClientStreamingClient[StreamEventsRequest, StreamEventsResponse]
 
+func (c *eventsServiceClient) ListRuns(ctx context.Context, in *ListRunsRequest, opts ...grpc.CallOption) (*ListRunsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRunsResponse)
+	err := c.cc.Invoke(ctx, EventsService_ListRuns_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EventsServiceServer is the server API for EventsService service.
 // All implementations must embed UnimplementedEventsServiceServer
 // for forward compatibility.
 //
-// Records what happened: materializations, observations, runs started and failed.
+// Records what happened: materializations, observations, and the life of runs (started,
+// heartbeats, succeeded, failed, canceled); lists the runs in progress.
 //
 // Every event carries an idempotency key unique within its namespace: re-sending an event
 // (a retried batch) stores it once. Events are append-only.
@@ -82,6 +97,8 @@ type EventsServiceServer interface {
 	ReportEvents(context.Context, *ReportEventsRequest) (*ReportEventsResponse, error)
 	// Records a stream of batches; each message is committed as it arrives.
 	StreamEvents(grpc.ClientStreamingServer[StreamEventsRequest, StreamEventsResponse]) error
+	// The runs in progress at `as_of`: started, not ended, lease not expired; by run id.
+	ListRuns(context.Context, *ListRunsRequest) (*ListRunsResponse, error)
 	mustEmbedUnimplementedEventsServiceServer()
 }
 
@@ -97,6 +114,9 @@ func (UnimplementedEventsServiceServer) ReportEvents(context.Context, *ReportEve
 }
 func (UnimplementedEventsServiceServer) StreamEvents(grpc.ClientStreamingServer[StreamEventsRequest, StreamEventsResponse]) error {
 	return status.Error(codes.Unimplemented, "method StreamEvents not implemented")
+}
+func (UnimplementedEventsServiceServer) ListRuns(context.Context, *ListRunsRequest) (*ListRunsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRuns not implemented")
 }
 func (UnimplementedEventsServiceServer) mustEmbedUnimplementedEventsServiceServer() {}
 func (UnimplementedEventsServiceServer) testEmbeddedByValue()                       {}
@@ -144,6 +164,24 @@ func _EventsService_StreamEvents_Handler(srv interface{}, stream grpc.ServerStre
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type EventsService_StreamEventsServer = grpc.ClientStreamingServer[StreamEventsRequest, StreamEventsResponse]
 
+func _EventsService_ListRuns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRunsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventsServiceServer).ListRuns(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventsService_ListRuns_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventsServiceServer).ListRuns(ctx, req.(*ListRunsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EventsService_ServiceDesc is the grpc.ServiceDesc for EventsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -154,6 +192,10 @@ var EventsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportEvents",
 			Handler:    _EventsService_ReportEvents_Handler,
+		},
+		{
+			MethodName: "ListRuns",
+			Handler:    _EventsService_ListRuns_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

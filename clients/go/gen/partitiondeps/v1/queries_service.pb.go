@@ -422,8 +422,14 @@ type GetUpstreamPartitionsRequest struct {
 	UpstreamAssetKeys []string               `protobuf:"bytes,4,rep,name=upstream_asset_keys,json=upstreamAssetKeys,proto3" json:"upstream_asset_keys,omitempty"`
 	AsOf              *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
 	KeyPaging         *KeyPaging             `protobuf:"bytes,6,opt,name=key_paging,json=keyPaging,proto3" json:"key_paging,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Answer selected keys of a time-window definition that are not partitions yet at as_of
+	// (a window still in progress, such as this week's or today's, or a later one): each is
+	// mapped at as_of as if it existed, and listed in the response's selected_not_yet. Unset:
+	// such a key is refused with INVALID_PARTITION_KEY, as Dagster refuses it. Keys that never
+	// will be partitions are refused either way.
+	AcceptKeysNotYet bool `protobuf:"varint,7,opt,name=accept_keys_not_yet,json=acceptKeysNotYet,proto3" json:"accept_keys_not_yet,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *GetUpstreamPartitionsRequest) Reset() {
@@ -498,6 +504,13 @@ func (x *GetUpstreamPartitionsRequest) GetKeyPaging() *KeyPaging {
 	return nil
 }
 
+func (x *GetUpstreamPartitionsRequest) GetAcceptKeysNotYet() bool {
+	if x != nil {
+		return x.AcceptKeysNotYet
+	}
+	return false
+}
+
 // Response of QueriesService.GetUpstreamPartitions.
 type GetUpstreamPartitionsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -505,9 +518,12 @@ type GetUpstreamPartitionsResponse struct {
 	// The namespace generation the answer was computed from.
 	Generation int64 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
 	// One entry per dependency, in registration order.
-	Dependencies  []*UpstreamPartitions `protobuf:"bytes,3,rep,name=dependencies,proto3" json:"dependencies,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Dependencies []*UpstreamPartitions `protobuf:"bytes,3,rep,name=dependencies,proto3" json:"dependencies,omitempty"`
+	// The selected keys that are not partitions yet at as_of (only with accept_keys_not_yet),
+	// each NOT_YET with the instant it will exist, in selection order.
+	SelectedNotYet []*PartitionStatus `protobuf:"bytes,4,rep,name=selected_not_yet,json=selectedNotYet,proto3" json:"selected_not_yet,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetUpstreamPartitionsResponse) Reset() {
@@ -561,6 +577,13 @@ func (x *GetUpstreamPartitionsResponse) GetDependencies() []*UpstreamPartitions 
 	return nil
 }
 
+func (x *GetUpstreamPartitionsResponse) GetSelectedNotYet() []*PartitionStatus {
+	if x != nil {
+		return x.SelectedNotYet
+	}
+	return nil
+}
+
 // Request of QueriesService.GetDownstreamPartitions.
 type GetDownstreamPartitionsRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -571,8 +594,10 @@ type GetDownstreamPartitionsRequest struct {
 	DownstreamAssetKeys []string               `protobuf:"bytes,4,rep,name=downstream_asset_keys,json=downstreamAssetKeys,proto3" json:"downstream_asset_keys,omitempty"`
 	AsOf                *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
 	KeyPaging           *KeyPaging             `protobuf:"bytes,6,opt,name=key_paging,json=keyPaging,proto3" json:"key_paging,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// As GetUpstreamPartitionsRequest.accept_keys_not_yet.
+	AcceptKeysNotYet bool `protobuf:"varint,7,opt,name=accept_keys_not_yet,json=acceptKeysNotYet,proto3" json:"accept_keys_not_yet,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *GetDownstreamPartitionsRequest) Reset() {
@@ -647,15 +672,24 @@ func (x *GetDownstreamPartitionsRequest) GetKeyPaging() *KeyPaging {
 	return nil
 }
 
+func (x *GetDownstreamPartitionsRequest) GetAcceptKeysNotYet() bool {
+	if x != nil {
+		return x.AcceptKeysNotYet
+	}
+	return false
+}
+
 // Response of QueriesService.GetDownstreamPartitions.
 type GetDownstreamPartitionsResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	AsOf       *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
 	Generation int64                  `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
 	// One entry per dependent asset, in asset-key order.
-	Dependents    []*DownstreamPartitions `protobuf:"bytes,3,rep,name=dependents,proto3" json:"dependents,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Dependents []*DownstreamPartitions `protobuf:"bytes,3,rep,name=dependents,proto3" json:"dependents,omitempty"`
+	// As GetUpstreamPartitionsResponse.selected_not_yet.
+	SelectedNotYet []*PartitionStatus `protobuf:"bytes,4,rep,name=selected_not_yet,json=selectedNotYet,proto3" json:"selected_not_yet,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetDownstreamPartitionsResponse) Reset() {
@@ -709,6 +743,13 @@ func (x *GetDownstreamPartitionsResponse) GetDependents() []*DownstreamPartition
 	return nil
 }
 
+func (x *GetDownstreamPartitionsResponse) GetSelectedNotYet() []*PartitionStatus {
+	if x != nil {
+		return x.SelectedNotYet
+	}
+	return nil
+}
+
 // Request of QueriesService.ComputeUpstreamPartitions.
 type ComputeUpstreamPartitionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -724,8 +765,10 @@ type ComputeUpstreamPartitionsRequest struct {
 	// Keys of dynamic definitions by name, in insertion order.
 	DynamicPartitions map[string]*DynamicPartitionKeys `protobuf:"bytes,6,rep,name=dynamic_partitions,json=dynamicPartitions,proto3" json:"dynamic_partitions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	KeyPaging         *KeyPaging                       `protobuf:"bytes,7,opt,name=key_paging,json=keyPaging,proto3" json:"key_paging,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// As GetUpstreamPartitionsRequest.accept_keys_not_yet.
+	AcceptKeysNotYet bool `protobuf:"varint,8,opt,name=accept_keys_not_yet,json=acceptKeysNotYet,proto3" json:"accept_keys_not_yet,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ComputeUpstreamPartitionsRequest) Reset() {
@@ -807,13 +850,22 @@ func (x *ComputeUpstreamPartitionsRequest) GetKeyPaging() *KeyPaging {
 	return nil
 }
 
+func (x *ComputeUpstreamPartitionsRequest) GetAcceptKeysNotYet() bool {
+	if x != nil {
+		return x.AcceptKeysNotYet
+	}
+	return false
+}
+
 // Response of QueriesService.ComputeUpstreamPartitions.
 type ComputeUpstreamPartitionsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AsOf          *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
-	Result        *UpstreamPartitions    `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	AsOf   *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
+	Result *UpstreamPartitions    `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
+	// As GetUpstreamPartitionsResponse.selected_not_yet.
+	SelectedNotYet []*PartitionStatus `protobuf:"bytes,3,rep,name=selected_not_yet,json=selectedNotYet,proto3" json:"selected_not_yet,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ComputeUpstreamPartitionsResponse) Reset() {
@@ -860,6 +912,13 @@ func (x *ComputeUpstreamPartitionsResponse) GetResult() *UpstreamPartitions {
 	return nil
 }
 
+func (x *ComputeUpstreamPartitionsResponse) GetSelectedNotYet() []*PartitionStatus {
+	if x != nil {
+		return x.SelectedNotYet
+	}
+	return nil
+}
+
 // Request of QueriesService.ComputeDownstreamPartitions.
 type ComputeDownstreamPartitionsRequest struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
@@ -871,8 +930,10 @@ type ComputeDownstreamPartitionsRequest struct {
 	AsOf              *timestamppb.Timestamp           `protobuf:"bytes,5,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
 	DynamicPartitions map[string]*DynamicPartitionKeys `protobuf:"bytes,6,rep,name=dynamic_partitions,json=dynamicPartitions,proto3" json:"dynamic_partitions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	KeyPaging         *KeyPaging                       `protobuf:"bytes,7,opt,name=key_paging,json=keyPaging,proto3" json:"key_paging,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// As GetUpstreamPartitionsRequest.accept_keys_not_yet.
+	AcceptKeysNotYet bool `protobuf:"varint,8,opt,name=accept_keys_not_yet,json=acceptKeysNotYet,proto3" json:"accept_keys_not_yet,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ComputeDownstreamPartitionsRequest) Reset() {
@@ -954,13 +1015,22 @@ func (x *ComputeDownstreamPartitionsRequest) GetKeyPaging() *KeyPaging {
 	return nil
 }
 
+func (x *ComputeDownstreamPartitionsRequest) GetAcceptKeysNotYet() bool {
+	if x != nil {
+		return x.AcceptKeysNotYet
+	}
+	return false
+}
+
 // Response of QueriesService.ComputeDownstreamPartitions.
 type ComputeDownstreamPartitionsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AsOf          *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
-	Result        *DownstreamPartitions  `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	AsOf   *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
+	Result *DownstreamPartitions  `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
+	// As GetUpstreamPartitionsResponse.selected_not_yet.
+	SelectedNotYet []*PartitionStatus `protobuf:"bytes,3,rep,name=selected_not_yet,json=selectedNotYet,proto3" json:"selected_not_yet,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ComputeDownstreamPartitionsResponse) Reset() {
@@ -1003,6 +1073,13 @@ func (x *ComputeDownstreamPartitionsResponse) GetAsOf() *timestamppb.Timestamp {
 func (x *ComputeDownstreamPartitionsResponse) GetResult() *DownstreamPartitions {
 	if x != nil {
 		return x.Result
+	}
+	return nil
+}
+
+func (x *ComputeDownstreamPartitionsResponse) GetSelectedNotYet() []*PartitionStatus {
+	if x != nil {
+		return x.SelectedNotYet
 	}
 	return nil
 }
@@ -1427,7 +1504,7 @@ const file_partitiondeps_v1_queries_service_proto_rawDesc = "" +
 	"\n" +
 	"partitions\x18\x04 \x01(\v2\x1e.partitiondeps.v1.PartitionSetR\n" +
 	"partitions\x12&\n" +
-	"\x0fnext_page_token\x18\x05 \x01(\tR\rnextPageToken\"\xba\x02\n" +
+	"\x0fnext_page_token\x18\x05 \x01(\tR\rnextPageToken\"\xe9\x02\n" +
 	"\x1cGetUpstreamPartitionsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1b\n" +
 	"\tasset_key\x18\x02 \x01(\tR\bassetKey\x12B\n" +
@@ -1435,13 +1512,15 @@ const file_partitiondeps_v1_queries_service_proto_rawDesc = "" +
 	"\x13upstream_asset_keys\x18\x04 \x03(\tR\x11upstreamAssetKeys\x12/\n" +
 	"\x05as_of\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12:\n" +
 	"\n" +
-	"key_paging\x18\x06 \x01(\v2\x1b.partitiondeps.v1.KeyPagingR\tkeyPaging\"\xba\x01\n" +
+	"key_paging\x18\x06 \x01(\v2\x1b.partitiondeps.v1.KeyPagingR\tkeyPaging\x12-\n" +
+	"\x13accept_keys_not_yet\x18\a \x01(\bR\x10acceptKeysNotYet\"\x87\x02\n" +
 	"\x1dGetUpstreamPartitionsResponse\x12/\n" +
 	"\x05as_of\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x02 \x01(\x03R\n" +
 	"generation\x12H\n" +
-	"\fdependencies\x18\x03 \x03(\v2$.partitiondeps.v1.UpstreamPartitionsR\fdependencies\"\xc0\x02\n" +
+	"\fdependencies\x18\x03 \x03(\v2$.partitiondeps.v1.UpstreamPartitionsR\fdependencies\x12K\n" +
+	"\x10selected_not_yet\x18\x04 \x03(\v2!.partitiondeps.v1.PartitionStatusR\x0eselectedNotYet\"\xef\x02\n" +
 	"\x1eGetDownstreamPartitionsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1b\n" +
 	"\tasset_key\x18\x02 \x01(\tR\bassetKey\x12B\n" +
@@ -1449,7 +1528,8 @@ const file_partitiondeps_v1_queries_service_proto_rawDesc = "" +
 	"\x15downstream_asset_keys\x18\x04 \x03(\tR\x13downstreamAssetKeys\x12/\n" +
 	"\x05as_of\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12:\n" +
 	"\n" +
-	"key_paging\x18\x06 \x01(\v2\x1b.partitiondeps.v1.KeyPagingR\tkeyPaging\"\xba\x01\n" +
+	"key_paging\x18\x06 \x01(\v2\x1b.partitiondeps.v1.KeyPagingR\tkeyPaging\x12-\n" +
+	"\x13accept_keys_not_yet\x18\a \x01(\bR\x10acceptKeysNotYet\"\x87\x02\n" +
 	"\x1fGetDownstreamPartitionsResponse\x12/\n" +
 	"\x05as_of\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12\x1e\n" +
 	"\n" +
@@ -1457,7 +1537,8 @@ const file_partitiondeps_v1_queries_service_proto_rawDesc = "" +
 	"generation\x12F\n" +
 	"\n" +
 	"dependents\x18\x03 \x03(\v2&.partitiondeps.v1.DownstreamPartitionsR\n" +
-	"dependents\"\x98\x05\n" +
+	"dependents\x12K\n" +
+	"\x10selected_not_yet\x18\x04 \x03(\v2!.partitiondeps.v1.PartitionStatusR\x0eselectedNotYet\"\xc7\x05\n" +
 	" ComputeUpstreamPartitionsRequest\x12B\n" +
 	"\bupstream\x18\x01 \x01(\v2&.partitiondeps.v1.PartitionsDefinitionR\bupstream\x12F\n" +
 	"\n" +
@@ -1468,13 +1549,15 @@ const file_partitiondeps_v1_queries_service_proto_rawDesc = "" +
 	"\x05as_of\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12x\n" +
 	"\x12dynamic_partitions\x18\x06 \x03(\v2I.partitiondeps.v1.ComputeUpstreamPartitionsRequest.DynamicPartitionsEntryR\x11dynamicPartitions\x12:\n" +
 	"\n" +
-	"key_paging\x18\a \x01(\v2\x1b.partitiondeps.v1.KeyPagingR\tkeyPaging\x1al\n" +
+	"key_paging\x18\a \x01(\v2\x1b.partitiondeps.v1.KeyPagingR\tkeyPaging\x12-\n" +
+	"\x13accept_keys_not_yet\x18\b \x01(\bR\x10acceptKeysNotYet\x1al\n" +
 	"\x16DynamicPartitionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12<\n" +
-	"\x05value\x18\x02 \x01(\v2&.partitiondeps.v1.DynamicPartitionKeysR\x05value:\x028\x01\"\x92\x01\n" +
+	"\x05value\x18\x02 \x01(\v2&.partitiondeps.v1.DynamicPartitionKeysR\x05value:\x028\x01\"\xdf\x01\n" +
 	"!ComputeUpstreamPartitionsResponse\x12/\n" +
 	"\x05as_of\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12<\n" +
-	"\x06result\x18\x02 \x01(\v2$.partitiondeps.v1.UpstreamPartitionsR\x06result\"\x9c\x05\n" +
+	"\x06result\x18\x02 \x01(\v2$.partitiondeps.v1.UpstreamPartitionsR\x06result\x12K\n" +
+	"\x10selected_not_yet\x18\x03 \x03(\v2!.partitiondeps.v1.PartitionStatusR\x0eselectedNotYet\"\xcb\x05\n" +
 	"\"ComputeDownstreamPartitionsRequest\x12B\n" +
 	"\bupstream\x18\x01 \x01(\v2&.partitiondeps.v1.PartitionsDefinitionR\bupstream\x12F\n" +
 	"\n" +
@@ -1485,13 +1568,15 @@ const file_partitiondeps_v1_queries_service_proto_rawDesc = "" +
 	"\x05as_of\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12z\n" +
 	"\x12dynamic_partitions\x18\x06 \x03(\v2K.partitiondeps.v1.ComputeDownstreamPartitionsRequest.DynamicPartitionsEntryR\x11dynamicPartitions\x12:\n" +
 	"\n" +
-	"key_paging\x18\a \x01(\v2\x1b.partitiondeps.v1.KeyPagingR\tkeyPaging\x1al\n" +
+	"key_paging\x18\a \x01(\v2\x1b.partitiondeps.v1.KeyPagingR\tkeyPaging\x12-\n" +
+	"\x13accept_keys_not_yet\x18\b \x01(\bR\x10acceptKeysNotYet\x1al\n" +
 	"\x16DynamicPartitionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12<\n" +
-	"\x05value\x18\x02 \x01(\v2&.partitiondeps.v1.DynamicPartitionKeysR\x05value:\x028\x01\"\x96\x01\n" +
+	"\x05value\x18\x02 \x01(\v2&.partitiondeps.v1.DynamicPartitionKeysR\x05value:\x028\x01\"\xe3\x01\n" +
 	"#ComputeDownstreamPartitionsResponse\x12/\n" +
 	"\x05as_of\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12>\n" +
-	"\x06result\x18\x02 \x01(\v2&.partitiondeps.v1.DownstreamPartitionsR\x06result\"\xc0\x01\n" +
+	"\x06result\x18\x02 \x01(\v2&.partitiondeps.v1.DownstreamPartitionsR\x06result\x12K\n" +
+	"\x10selected_not_yet\x18\x03 \x03(\v2!.partitiondeps.v1.PartitionStatusR\x0eselectedNotYet\"\xc0\x01\n" +
 	"\x15ListPartitionsRequest\x12:\n" +
 	"\x06source\x18\x01 \x01(\v2\".partitiondeps.v1.DefinitionSourceR\x06source\x12/\n" +
 	"\x05as_of\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12\x1b\n" +
@@ -1591,62 +1676,66 @@ var file_partitiondeps_v1_queries_service_proto_depIdxs = []int32{
 	2,  // 11: partitiondeps.v1.GetUpstreamPartitionsRequest.key_paging:type_name -> partitiondeps.v1.KeyPaging
 	27, // 12: partitiondeps.v1.GetUpstreamPartitionsResponse.as_of:type_name -> google.protobuf.Timestamp
 	3,  // 13: partitiondeps.v1.GetUpstreamPartitionsResponse.dependencies:type_name -> partitiondeps.v1.UpstreamPartitions
-	26, // 14: partitiondeps.v1.GetDownstreamPartitionsRequest.selection:type_name -> partitiondeps.v1.PartitionSelection
-	27, // 15: partitiondeps.v1.GetDownstreamPartitionsRequest.as_of:type_name -> google.protobuf.Timestamp
-	2,  // 16: partitiondeps.v1.GetDownstreamPartitionsRequest.key_paging:type_name -> partitiondeps.v1.KeyPaging
-	27, // 17: partitiondeps.v1.GetDownstreamPartitionsResponse.as_of:type_name -> google.protobuf.Timestamp
-	4,  // 18: partitiondeps.v1.GetDownstreamPartitionsResponse.dependents:type_name -> partitiondeps.v1.DownstreamPartitions
-	22, // 19: partitiondeps.v1.ComputeUpstreamPartitionsRequest.upstream:type_name -> partitiondeps.v1.PartitionsDefinition
-	22, // 20: partitiondeps.v1.ComputeUpstreamPartitionsRequest.downstream:type_name -> partitiondeps.v1.PartitionsDefinition
-	23, // 21: partitiondeps.v1.ComputeUpstreamPartitionsRequest.partition_mapping:type_name -> partitiondeps.v1.PartitionMapping
-	26, // 22: partitiondeps.v1.ComputeUpstreamPartitionsRequest.selection:type_name -> partitiondeps.v1.PartitionSelection
-	27, // 23: partitiondeps.v1.ComputeUpstreamPartitionsRequest.as_of:type_name -> google.protobuf.Timestamp
-	20, // 24: partitiondeps.v1.ComputeUpstreamPartitionsRequest.dynamic_partitions:type_name -> partitiondeps.v1.ComputeUpstreamPartitionsRequest.DynamicPartitionsEntry
-	2,  // 25: partitiondeps.v1.ComputeUpstreamPartitionsRequest.key_paging:type_name -> partitiondeps.v1.KeyPaging
-	27, // 26: partitiondeps.v1.ComputeUpstreamPartitionsResponse.as_of:type_name -> google.protobuf.Timestamp
-	3,  // 27: partitiondeps.v1.ComputeUpstreamPartitionsResponse.result:type_name -> partitiondeps.v1.UpstreamPartitions
-	22, // 28: partitiondeps.v1.ComputeDownstreamPartitionsRequest.upstream:type_name -> partitiondeps.v1.PartitionsDefinition
-	22, // 29: partitiondeps.v1.ComputeDownstreamPartitionsRequest.downstream:type_name -> partitiondeps.v1.PartitionsDefinition
-	23, // 30: partitiondeps.v1.ComputeDownstreamPartitionsRequest.partition_mapping:type_name -> partitiondeps.v1.PartitionMapping
-	26, // 31: partitiondeps.v1.ComputeDownstreamPartitionsRequest.selection:type_name -> partitiondeps.v1.PartitionSelection
-	27, // 32: partitiondeps.v1.ComputeDownstreamPartitionsRequest.as_of:type_name -> google.protobuf.Timestamp
-	21, // 33: partitiondeps.v1.ComputeDownstreamPartitionsRequest.dynamic_partitions:type_name -> partitiondeps.v1.ComputeDownstreamPartitionsRequest.DynamicPartitionsEntry
-	2,  // 34: partitiondeps.v1.ComputeDownstreamPartitionsRequest.key_paging:type_name -> partitiondeps.v1.KeyPaging
-	27, // 35: partitiondeps.v1.ComputeDownstreamPartitionsResponse.as_of:type_name -> google.protobuf.Timestamp
-	4,  // 36: partitiondeps.v1.ComputeDownstreamPartitionsResponse.result:type_name -> partitiondeps.v1.DownstreamPartitions
-	1,  // 37: partitiondeps.v1.ListPartitionsRequest.source:type_name -> partitiondeps.v1.DefinitionSource
-	27, // 38: partitiondeps.v1.ListPartitionsRequest.as_of:type_name -> google.protobuf.Timestamp
-	27, // 39: partitiondeps.v1.ListPartitionsResponse.as_of:type_name -> google.protobuf.Timestamp
-	28, // 40: partitiondeps.v1.ListPartitionsResponse.ranges:type_name -> partitiondeps.v1.PartitionRange
-	1,  // 41: partitiondeps.v1.GetTimeWindowRequest.source:type_name -> partitiondeps.v1.DefinitionSource
-	27, // 42: partitiondeps.v1.GetTimeWindowRequest.as_of:type_name -> google.protobuf.Timestamp
-	27, // 43: partitiondeps.v1.GetTimeWindowResponse.start_time:type_name -> google.protobuf.Timestamp
-	27, // 44: partitiondeps.v1.GetTimeWindowResponse.end_time:type_name -> google.protobuf.Timestamp
-	1,  // 45: partitiondeps.v1.GetPartitionKeyForTimestampRequest.source:type_name -> partitiondeps.v1.DefinitionSource
-	27, // 46: partitiondeps.v1.GetPartitionKeyForTimestampRequest.timestamp:type_name -> google.protobuf.Timestamp
-	27, // 47: partitiondeps.v1.GetPartitionKeyForTimestampRequest.as_of:type_name -> google.protobuf.Timestamp
-	29, // 48: partitiondeps.v1.DefinitionSource.DynamicPartitionsEntry.value:type_name -> partitiondeps.v1.DynamicPartitionKeys
-	29, // 49: partitiondeps.v1.ComputeUpstreamPartitionsRequest.DynamicPartitionsEntry.value:type_name -> partitiondeps.v1.DynamicPartitionKeys
-	29, // 50: partitiondeps.v1.ComputeDownstreamPartitionsRequest.DynamicPartitionsEntry.value:type_name -> partitiondeps.v1.DynamicPartitionKeys
-	5,  // 51: partitiondeps.v1.QueriesService.GetUpstreamPartitions:input_type -> partitiondeps.v1.GetUpstreamPartitionsRequest
-	7,  // 52: partitiondeps.v1.QueriesService.GetDownstreamPartitions:input_type -> partitiondeps.v1.GetDownstreamPartitionsRequest
-	9,  // 53: partitiondeps.v1.QueriesService.ComputeUpstreamPartitions:input_type -> partitiondeps.v1.ComputeUpstreamPartitionsRequest
-	11, // 54: partitiondeps.v1.QueriesService.ComputeDownstreamPartitions:input_type -> partitiondeps.v1.ComputeDownstreamPartitionsRequest
-	13, // 55: partitiondeps.v1.QueriesService.ListPartitions:input_type -> partitiondeps.v1.ListPartitionsRequest
-	15, // 56: partitiondeps.v1.QueriesService.GetTimeWindow:input_type -> partitiondeps.v1.GetTimeWindowRequest
-	17, // 57: partitiondeps.v1.QueriesService.GetPartitionKeyForTimestamp:input_type -> partitiondeps.v1.GetPartitionKeyForTimestampRequest
-	6,  // 58: partitiondeps.v1.QueriesService.GetUpstreamPartitions:output_type -> partitiondeps.v1.GetUpstreamPartitionsResponse
-	8,  // 59: partitiondeps.v1.QueriesService.GetDownstreamPartitions:output_type -> partitiondeps.v1.GetDownstreamPartitionsResponse
-	10, // 60: partitiondeps.v1.QueriesService.ComputeUpstreamPartitions:output_type -> partitiondeps.v1.ComputeUpstreamPartitionsResponse
-	12, // 61: partitiondeps.v1.QueriesService.ComputeDownstreamPartitions:output_type -> partitiondeps.v1.ComputeDownstreamPartitionsResponse
-	14, // 62: partitiondeps.v1.QueriesService.ListPartitions:output_type -> partitiondeps.v1.ListPartitionsResponse
-	16, // 63: partitiondeps.v1.QueriesService.GetTimeWindow:output_type -> partitiondeps.v1.GetTimeWindowResponse
-	18, // 64: partitiondeps.v1.QueriesService.GetPartitionKeyForTimestamp:output_type -> partitiondeps.v1.GetPartitionKeyForTimestampResponse
-	58, // [58:65] is the sub-list for method output_type
-	51, // [51:58] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	25, // 14: partitiondeps.v1.GetUpstreamPartitionsResponse.selected_not_yet:type_name -> partitiondeps.v1.PartitionStatus
+	26, // 15: partitiondeps.v1.GetDownstreamPartitionsRequest.selection:type_name -> partitiondeps.v1.PartitionSelection
+	27, // 16: partitiondeps.v1.GetDownstreamPartitionsRequest.as_of:type_name -> google.protobuf.Timestamp
+	2,  // 17: partitiondeps.v1.GetDownstreamPartitionsRequest.key_paging:type_name -> partitiondeps.v1.KeyPaging
+	27, // 18: partitiondeps.v1.GetDownstreamPartitionsResponse.as_of:type_name -> google.protobuf.Timestamp
+	4,  // 19: partitiondeps.v1.GetDownstreamPartitionsResponse.dependents:type_name -> partitiondeps.v1.DownstreamPartitions
+	25, // 20: partitiondeps.v1.GetDownstreamPartitionsResponse.selected_not_yet:type_name -> partitiondeps.v1.PartitionStatus
+	22, // 21: partitiondeps.v1.ComputeUpstreamPartitionsRequest.upstream:type_name -> partitiondeps.v1.PartitionsDefinition
+	22, // 22: partitiondeps.v1.ComputeUpstreamPartitionsRequest.downstream:type_name -> partitiondeps.v1.PartitionsDefinition
+	23, // 23: partitiondeps.v1.ComputeUpstreamPartitionsRequest.partition_mapping:type_name -> partitiondeps.v1.PartitionMapping
+	26, // 24: partitiondeps.v1.ComputeUpstreamPartitionsRequest.selection:type_name -> partitiondeps.v1.PartitionSelection
+	27, // 25: partitiondeps.v1.ComputeUpstreamPartitionsRequest.as_of:type_name -> google.protobuf.Timestamp
+	20, // 26: partitiondeps.v1.ComputeUpstreamPartitionsRequest.dynamic_partitions:type_name -> partitiondeps.v1.ComputeUpstreamPartitionsRequest.DynamicPartitionsEntry
+	2,  // 27: partitiondeps.v1.ComputeUpstreamPartitionsRequest.key_paging:type_name -> partitiondeps.v1.KeyPaging
+	27, // 28: partitiondeps.v1.ComputeUpstreamPartitionsResponse.as_of:type_name -> google.protobuf.Timestamp
+	3,  // 29: partitiondeps.v1.ComputeUpstreamPartitionsResponse.result:type_name -> partitiondeps.v1.UpstreamPartitions
+	25, // 30: partitiondeps.v1.ComputeUpstreamPartitionsResponse.selected_not_yet:type_name -> partitiondeps.v1.PartitionStatus
+	22, // 31: partitiondeps.v1.ComputeDownstreamPartitionsRequest.upstream:type_name -> partitiondeps.v1.PartitionsDefinition
+	22, // 32: partitiondeps.v1.ComputeDownstreamPartitionsRequest.downstream:type_name -> partitiondeps.v1.PartitionsDefinition
+	23, // 33: partitiondeps.v1.ComputeDownstreamPartitionsRequest.partition_mapping:type_name -> partitiondeps.v1.PartitionMapping
+	26, // 34: partitiondeps.v1.ComputeDownstreamPartitionsRequest.selection:type_name -> partitiondeps.v1.PartitionSelection
+	27, // 35: partitiondeps.v1.ComputeDownstreamPartitionsRequest.as_of:type_name -> google.protobuf.Timestamp
+	21, // 36: partitiondeps.v1.ComputeDownstreamPartitionsRequest.dynamic_partitions:type_name -> partitiondeps.v1.ComputeDownstreamPartitionsRequest.DynamicPartitionsEntry
+	2,  // 37: partitiondeps.v1.ComputeDownstreamPartitionsRequest.key_paging:type_name -> partitiondeps.v1.KeyPaging
+	27, // 38: partitiondeps.v1.ComputeDownstreamPartitionsResponse.as_of:type_name -> google.protobuf.Timestamp
+	4,  // 39: partitiondeps.v1.ComputeDownstreamPartitionsResponse.result:type_name -> partitiondeps.v1.DownstreamPartitions
+	25, // 40: partitiondeps.v1.ComputeDownstreamPartitionsResponse.selected_not_yet:type_name -> partitiondeps.v1.PartitionStatus
+	1,  // 41: partitiondeps.v1.ListPartitionsRequest.source:type_name -> partitiondeps.v1.DefinitionSource
+	27, // 42: partitiondeps.v1.ListPartitionsRequest.as_of:type_name -> google.protobuf.Timestamp
+	27, // 43: partitiondeps.v1.ListPartitionsResponse.as_of:type_name -> google.protobuf.Timestamp
+	28, // 44: partitiondeps.v1.ListPartitionsResponse.ranges:type_name -> partitiondeps.v1.PartitionRange
+	1,  // 45: partitiondeps.v1.GetTimeWindowRequest.source:type_name -> partitiondeps.v1.DefinitionSource
+	27, // 46: partitiondeps.v1.GetTimeWindowRequest.as_of:type_name -> google.protobuf.Timestamp
+	27, // 47: partitiondeps.v1.GetTimeWindowResponse.start_time:type_name -> google.protobuf.Timestamp
+	27, // 48: partitiondeps.v1.GetTimeWindowResponse.end_time:type_name -> google.protobuf.Timestamp
+	1,  // 49: partitiondeps.v1.GetPartitionKeyForTimestampRequest.source:type_name -> partitiondeps.v1.DefinitionSource
+	27, // 50: partitiondeps.v1.GetPartitionKeyForTimestampRequest.timestamp:type_name -> google.protobuf.Timestamp
+	27, // 51: partitiondeps.v1.GetPartitionKeyForTimestampRequest.as_of:type_name -> google.protobuf.Timestamp
+	29, // 52: partitiondeps.v1.DefinitionSource.DynamicPartitionsEntry.value:type_name -> partitiondeps.v1.DynamicPartitionKeys
+	29, // 53: partitiondeps.v1.ComputeUpstreamPartitionsRequest.DynamicPartitionsEntry.value:type_name -> partitiondeps.v1.DynamicPartitionKeys
+	29, // 54: partitiondeps.v1.ComputeDownstreamPartitionsRequest.DynamicPartitionsEntry.value:type_name -> partitiondeps.v1.DynamicPartitionKeys
+	5,  // 55: partitiondeps.v1.QueriesService.GetUpstreamPartitions:input_type -> partitiondeps.v1.GetUpstreamPartitionsRequest
+	7,  // 56: partitiondeps.v1.QueriesService.GetDownstreamPartitions:input_type -> partitiondeps.v1.GetDownstreamPartitionsRequest
+	9,  // 57: partitiondeps.v1.QueriesService.ComputeUpstreamPartitions:input_type -> partitiondeps.v1.ComputeUpstreamPartitionsRequest
+	11, // 58: partitiondeps.v1.QueriesService.ComputeDownstreamPartitions:input_type -> partitiondeps.v1.ComputeDownstreamPartitionsRequest
+	13, // 59: partitiondeps.v1.QueriesService.ListPartitions:input_type -> partitiondeps.v1.ListPartitionsRequest
+	15, // 60: partitiondeps.v1.QueriesService.GetTimeWindow:input_type -> partitiondeps.v1.GetTimeWindowRequest
+	17, // 61: partitiondeps.v1.QueriesService.GetPartitionKeyForTimestamp:input_type -> partitiondeps.v1.GetPartitionKeyForTimestampRequest
+	6,  // 62: partitiondeps.v1.QueriesService.GetUpstreamPartitions:output_type -> partitiondeps.v1.GetUpstreamPartitionsResponse
+	8,  // 63: partitiondeps.v1.QueriesService.GetDownstreamPartitions:output_type -> partitiondeps.v1.GetDownstreamPartitionsResponse
+	10, // 64: partitiondeps.v1.QueriesService.ComputeUpstreamPartitions:output_type -> partitiondeps.v1.ComputeUpstreamPartitionsResponse
+	12, // 65: partitiondeps.v1.QueriesService.ComputeDownstreamPartitions:output_type -> partitiondeps.v1.ComputeDownstreamPartitionsResponse
+	14, // 66: partitiondeps.v1.QueriesService.ListPartitions:output_type -> partitiondeps.v1.ListPartitionsResponse
+	16, // 67: partitiondeps.v1.QueriesService.GetTimeWindow:output_type -> partitiondeps.v1.GetTimeWindowResponse
+	18, // 68: partitiondeps.v1.QueriesService.GetPartitionKeyForTimestamp:output_type -> partitiondeps.v1.GetPartitionKeyForTimestampResponse
+	62, // [62:69] is the sub-list for method output_type
+	55, // [55:62] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_partitiondeps_v1_queries_service_proto_init() }

@@ -102,6 +102,10 @@ const (
 	StaleCauseKind_STALE_CAUSE_KIND_UPSTREAM_NONEXISTENT StaleCauseKind = 7
 	// Transitive mode: an upstream partition is itself stale or missing (see `path`).
 	StaleCauseKind_STALE_CAUSE_KIND_UPSTREAM_STALE StaleCauseKind = 8
+	// Besides the status's own causes: a run started to write this partition and its lease
+	// expired at as_of without it being materialized or the run ending (no heartbeat came in
+	// time). The partition no longer counts as in progress. `message` names the run.
+	StaleCauseKind_STALE_CAUSE_KIND_RUN_LEASE_EXPIRED StaleCauseKind = 9
 )
 
 // Enum value maps for StaleCauseKind.
@@ -116,6 +120,7 @@ var (
 		6: "STALE_CAUSE_KIND_UPSTREAM_MISSING",
 		7: "STALE_CAUSE_KIND_UPSTREAM_NONEXISTENT",
 		8: "STALE_CAUSE_KIND_UPSTREAM_STALE",
+		9: "STALE_CAUSE_KIND_RUN_LEASE_EXPIRED",
 	}
 	StaleCauseKind_value = map[string]int32{
 		"STALE_CAUSE_KIND_UNSPECIFIED":          0,
@@ -127,6 +132,7 @@ var (
 		"STALE_CAUSE_KIND_UPSTREAM_MISSING":     6,
 		"STALE_CAUSE_KIND_UPSTREAM_NONEXISTENT": 7,
 		"STALE_CAUSE_KIND_UPSTREAM_STALE":       8,
+		"STALE_CAUSE_KIND_RUN_LEASE_EXPIRED":    9,
 	}
 )
 
@@ -910,13 +916,18 @@ type PlannedRun struct {
 	Range *PartitionRange `protobuf:"bytes,2,opt,name=range,proto3" json:"range,omitempty"`
 	// The keys of the run, when requested.
 	PartitionKeys []string `protobuf:"bytes,3,rep,name=partition_keys,json=partitionKeys,proto3" json:"partition_keys,omitempty"`
-	// "missing", or "stale: " and the cause kinds.
+	// "missing", or "stale: " and the kinds of the staleness rules' causes (never
+	// RUN_LEASE_EXPIRED, which GetStaleness reports).
 	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	// True: every input exists and is fresh now, it can launch at once. False: it waits for
-	// runs earlier in this plan (upstream of it).
-	Ready         bool `protobuf:"varint,5,opt,name=ready,proto3" json:"ready,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// runs earlier in this plan (upstream of it), or for runs in progress (`waiting_for_runs`).
+	Ready bool `protobuf:"varint,5,opt,name=ready,proto3" json:"ready,omitempty"`
+	// Waiting: the runs in progress that hold an upstream partition these partitions read (by
+	// run id). The partitions are planned once those runs materialize them, end, or lose their
+	// lease; empty when no run in progress holds them back.
+	WaitingForRuns []string `protobuf:"bytes,6,rep,name=waiting_for_runs,json=waitingForRuns,proto3" json:"waiting_for_runs,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *PlannedRun) Reset() {
@@ -982,6 +993,13 @@ func (x *PlannedRun) GetReady() bool {
 		return x.Ready
 	}
 	return false
+}
+
+func (x *PlannedRun) GetWaitingForRuns() []string {
+	if x != nil {
+		return x.WaitingForRuns
+	}
+	return nil
 }
 
 // Response of StalenessService.PlanRuns.
@@ -1151,14 +1169,15 @@ const file_partitiondeps_v1_staleness_service_proto_rawDesc = "" +
 	"\finclude_keys\x18\a \x01(\bR\vincludeKeys\x12\x1b\n" +
 	"\tpage_size\x18\b \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\t \x01(\tR\tpageToken\"\xb6\x01\n" +
+	"page_token\x18\t \x01(\tR\tpageToken\"\xe0\x01\n" +
 	"\n" +
 	"PlannedRun\x12\x1b\n" +
 	"\tasset_key\x18\x01 \x01(\tR\bassetKey\x126\n" +
 	"\x05range\x18\x02 \x01(\v2 .partitiondeps.v1.PartitionRangeR\x05range\x12%\n" +
 	"\x0epartition_keys\x18\x03 \x03(\tR\rpartitionKeys\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x14\n" +
-	"\x05ready\x18\x05 \x01(\bR\x05ready\"\xae\x02\n" +
+	"\x05ready\x18\x05 \x01(\bR\x05ready\x12(\n" +
+	"\x10waiting_for_runs\x18\x06 \x03(\tR\x0ewaitingForRuns\"\xae\x02\n" +
 	"\x10PlanRunsResponse\x12/\n" +
 	"\x05as_of\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12\x1e\n" +
 	"\n" +
@@ -1174,7 +1193,7 @@ const file_partitiondeps_v1_staleness_service_proto_rawDesc = "" +
 	"\x18STALE_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12STALE_STATUS_FRESH\x10\x01\x12\x16\n" +
 	"\x12STALE_STATUS_STALE\x10\x02\x12\x18\n" +
-	"\x14STALE_STATUS_MISSING\x10\x03*\xf4\x02\n" +
+	"\x14STALE_STATUS_MISSING\x10\x03*\x9c\x03\n" +
 	"\x0eStaleCauseKind\x12 \n" +
 	"\x1cSTALE_CAUSE_KIND_UNSPECIFIED\x10\x00\x12'\n" +
 	"#STALE_CAUSE_KIND_NEVER_MATERIALIZED\x10\x01\x12%\n" +
@@ -1184,7 +1203,8 @@ const file_partitiondeps_v1_staleness_service_proto_rawDesc = "" +
 	"#STALE_CAUSE_KIND_DEPENDENCY_REMOVED\x10\x05\x12%\n" +
 	"!STALE_CAUSE_KIND_UPSTREAM_MISSING\x10\x06\x12)\n" +
 	"%STALE_CAUSE_KIND_UPSTREAM_NONEXISTENT\x10\a\x12#\n" +
-	"\x1fSTALE_CAUSE_KIND_UPSTREAM_STALE\x10\b*|\n" +
+	"\x1fSTALE_CAUSE_KIND_UPSTREAM_STALE\x10\b\x12&\n" +
+	"\"STALE_CAUSE_KIND_RUN_LEASE_EXPIRED\x10\t*|\n" +
 	"\x12StalenessSemantics\x12#\n" +
 	"\x1fSTALENESS_SEMANTICS_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cSTALENESS_SEMANTICS_EXTENDED\x10\x01\x12\x1f\n" +

@@ -4,15 +4,15 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file partitiondeps/v1/events_service.proto.
  */
 export const file_partitiondeps_v1_events_service: GenFile = /*@__PURE__*/
-  fileDesc("CiVwYXJ0aXRpb25kZXBzL3YxL2V2ZW50c19zZXJ2aWNlLnByb3RvEhBwYXJ0aXRpb25kZXBzLnYxIrQCCgVFdmVudBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSLgoKZXZlbnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPAoPbWF0ZXJpYWxpemF0aW9uGAMgASgLMiEucGFydGl0aW9uZGVwcy52MS5NYXRlcmlhbGl6YXRpb25IABI0CgtvYnNlcnZhdGlvbhgEIAEoCzIdLnBhcnRpdGlvbmRlcHMudjEuT2JzZXJ2YXRpb25IABIzCgtydW5fc3RhcnRlZBgFIAEoCzIcLnBhcnRpdGlvbmRlcHMudjEuUnVuU3RhcnRlZEgAEjEKCnJ1bl9mYWlsZWQYBiABKAsyGy5wYXJ0aXRpb25kZXBzLnYxLlJ1bkZhaWxlZEgAQgYKBGtpbmQipAEKD01hdGVyaWFsaXphdGlvbhIRCglhc3NldF9rZXkYASABKAkSGgoNcGFydGl0aW9uX2tleRgCIAEoCUgAiAEBEg4KBnJ1bl9pZBgDIAEoCRIUCgxkYXRhX3ZlcnNpb24YBCABKAkSGQoMY29kZV92ZXJzaW9uGAUgASgJSAGIAQFCEAoOX3BhcnRpdGlvbl9rZXlCDwoNX2NvZGVfdmVyc2lvbiJkCgtPYnNlcnZhdGlvbhIRCglhc3NldF9rZXkYASABKAkSGgoNcGFydGl0aW9uX2tleRgCIAEoCUgAiAEBEhQKDGRhdGFfdmVyc2lvbhgDIAEoCUIQCg5fcGFydGl0aW9uX2tleSJSCg9QYXJ0aXRpb25UYXJnZXQSEQoJYXNzZXRfa2V5GAEgASgJEhoKDXBhcnRpdGlvbl9rZXkYAiABKAlIAIgBAUIQCg5fcGFydGl0aW9uX2tleSJQCgpSdW5TdGFydGVkEg4KBnJ1bl9pZBgBIAEoCRIyCgd0YXJnZXRzGAIgAygLMiEucGFydGl0aW9uZGVwcy52MS5QYXJ0aXRpb25UYXJnZXQiLAoJUnVuRmFpbGVkEg4KBnJ1bl9pZBgBIAEoCRIPCgdtZXNzYWdlGAIgASgJIlEKE1JlcG9ydEV2ZW50c1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEicKBmV2ZW50cxgCIAMoCzIXLnBhcnRpdGlvbmRlcHMudjEuRXZlbnQiRQoUUmVwb3J0RXZlbnRzUmVzcG9uc2USFAoMc3RvcmVkX2NvdW50GAEgASgFEhcKD2R1cGxpY2F0ZV9jb3VudBgCIAEoBSJRChNTdHJlYW1FdmVudHNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRInCgZldmVudHMYAiADKAsyFy5wYXJ0aXRpb25kZXBzLnYxLkV2ZW50IkUKFFN0cmVhbUV2ZW50c1Jlc3BvbnNlEhQKDHN0b3JlZF9jb3VudBgBIAEoBRIXCg9kdXBsaWNhdGVfY291bnQYAiABKAUyzwEKDUV2ZW50c1NlcnZpY2USXQoMUmVwb3J0RXZlbnRzEiUucGFydGl0aW9uZGVwcy52MS5SZXBvcnRFdmVudHNSZXF1ZXN0GiYucGFydGl0aW9uZGVwcy52MS5SZXBvcnRFdmVudHNSZXNwb25zZRJfCgxTdHJlYW1FdmVudHMSJS5wYXJ0aXRpb25kZXBzLnYxLlN0cmVhbUV2ZW50c1JlcXVlc3QaJi5wYXJ0aXRpb25kZXBzLnYxLlN0cmVhbUV2ZW50c1Jlc3BvbnNlKAFCywEKFGNvbS5wYXJ0aXRpb25kZXBzLnYxQhJFdmVudHNTZXJ2aWNlUHJvdG9QAVo+cGFydGl0aW9uLWRlcHMvY2xpZW50cy9nby9nZW4vcGFydGl0aW9uZGVwcy92MTtwYXJ0aXRpb25kZXBzdjGiAgNQWFiqAhBQYXJ0aXRpb25kZXBzLlYxygIQUGFydGl0aW9uZGVwc1xWMeICHFBhcnRpdGlvbmRlcHNcVjFcR1BCTWV0YWRhdGHqAhFQYXJ0aXRpb25kZXBzOjpWMWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiVwYXJ0aXRpb25kZXBzL3YxL2V2ZW50c19zZXJ2aWNlLnByb3RvEhBwYXJ0aXRpb25kZXBzLnYxIt0DCgVFdmVudBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSLgoKZXZlbnRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPAoPbWF0ZXJpYWxpemF0aW9uGAMgASgLMiEucGFydGl0aW9uZGVwcy52MS5NYXRlcmlhbGl6YXRpb25IABI0CgtvYnNlcnZhdGlvbhgEIAEoCzIdLnBhcnRpdGlvbmRlcHMudjEuT2JzZXJ2YXRpb25IABIzCgtydW5fc3RhcnRlZBgFIAEoCzIcLnBhcnRpdGlvbmRlcHMudjEuUnVuU3RhcnRlZEgAEjEKCnJ1bl9mYWlsZWQYBiABKAsyGy5wYXJ0aXRpb25kZXBzLnYxLlJ1bkZhaWxlZEgAEjcKDXJ1bl9zdWNjZWVkZWQYByABKAsyHi5wYXJ0aXRpb25kZXBzLnYxLlJ1blN1Y2NlZWRlZEgAEjUKDHJ1bl9jYW5jZWxlZBgIIAEoCzIdLnBhcnRpdGlvbmRlcHMudjEuUnVuQ2FuY2VsZWRIABI3Cg1ydW5faGVhcnRiZWF0GAkgASgLMh4ucGFydGl0aW9uZGVwcy52MS5SdW5IZWFydGJlYXRIAEIGCgRraW5kIqQBCg9NYXRlcmlhbGl6YXRpb24SEQoJYXNzZXRfa2V5GAEgASgJEhoKDXBhcnRpdGlvbl9rZXkYAiABKAlIAIgBARIOCgZydW5faWQYAyABKAkSFAoMZGF0YV92ZXJzaW9uGAQgASgJEhkKDGNvZGVfdmVyc2lvbhgFIAEoCUgBiAEBQhAKDl9wYXJ0aXRpb25fa2V5Qg8KDV9jb2RlX3ZlcnNpb24iZAoLT2JzZXJ2YXRpb24SEQoJYXNzZXRfa2V5GAEgASgJEhoKDXBhcnRpdGlvbl9rZXkYAiABKAlIAIgBARIUCgxkYXRhX3ZlcnNpb24YAyABKAlCEAoOX3BhcnRpdGlvbl9rZXkiUgoPUGFydGl0aW9uVGFyZ2V0EhEKCWFzc2V0X2tleRgBIAEoCRIaCg1wYXJ0aXRpb25fa2V5GAIgASgJSACIAQFCEAoOX3BhcnRpdGlvbl9rZXkiiQEKClJ1blN0YXJ0ZWQSDgoGcnVuX2lkGAEgASgJEjIKB3RhcmdldHMYAiADKAsyIS5wYXJ0aXRpb25kZXBzLnYxLlBhcnRpdGlvblRhcmdldBItCgVsZWFzZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgAiAEBQggKBl9sZWFzZSIsCglSdW5GYWlsZWQSDgoGcnVuX2lkGAEgASgJEg8KB21lc3NhZ2UYAiABKAkiHgoMUnVuU3VjY2VlZGVkEg4KBnJ1bl9pZBgBIAEoCSIuCgtSdW5DYW5jZWxlZBIOCgZydW5faWQYASABKAkSDwoHbWVzc2FnZRgCIAEoCSIeCgxSdW5IZWFydGJlYXQSDgoGcnVuX2lkGAEgASgJIlEKE1JlcG9ydEV2ZW50c1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEicKBmV2ZW50cxgCIAMoCzIXLnBhcnRpdGlvbmRlcHMudjEuRXZlbnQiRQoUUmVwb3J0RXZlbnRzUmVzcG9uc2USFAoMc3RvcmVkX2NvdW50GAEgASgFEhcKD2R1cGxpY2F0ZV9jb3VudBgCIAEoBSJRChNTdHJlYW1FdmVudHNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRInCgZldmVudHMYAiADKAsyFy5wYXJ0aXRpb25kZXBzLnYxLkV2ZW50IkUKFFN0cmVhbUV2ZW50c1Jlc3BvbnNlEhQKDHN0b3JlZF9jb3VudBgBIAEoBRIXCg9kdXBsaWNhdGVfY291bnQYAiABKAUidgoPTGlzdFJ1bnNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIpCgVhc19vZhgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAki9QEKDVJ1bkluUHJvZ3Jlc3MSDgoGcnVuX2lkGAEgASgJEjIKB3RhcmdldHMYAiADKAsyIS5wYXJ0aXRpb25kZXBzLnYxLlBhcnRpdGlvblRhcmdldBIwCgxzdGFydGVkX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxlYXNlX2V4cGlyeV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI3ChNsYXN0X2hlYXJ0YmVhdF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKFAQoQTGlzdFJ1bnNSZXNwb25zZRIpCgVhc19vZhgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoEcnVucxgCIAMoCzIfLnBhcnRpdGlvbmRlcHMudjEuUnVuSW5Qcm9ncmVzcxIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkyogIKDUV2ZW50c1NlcnZpY2USXQoMUmVwb3J0RXZlbnRzEiUucGFydGl0aW9uZGVwcy52MS5SZXBvcnRFdmVudHNSZXF1ZXN0GiYucGFydGl0aW9uZGVwcy52MS5SZXBvcnRFdmVudHNSZXNwb25zZRJfCgxTdHJlYW1FdmVudHMSJS5wYXJ0aXRpb25kZXBzLnYxLlN0cmVhbUV2ZW50c1JlcXVlc3QaJi5wYXJ0aXRpb25kZXBzLnYxLlN0cmVhbUV2ZW50c1Jlc3BvbnNlKAESUQoITGlzdFJ1bnMSIS5wYXJ0aXRpb25kZXBzLnYxLkxpc3RSdW5zUmVxdWVzdBoiLnBhcnRpdGlvbmRlcHMudjEuTGlzdFJ1bnNSZXNwb25zZULLAQoUY29tLnBhcnRpdGlvbmRlcHMudjFCEkV2ZW50c1NlcnZpY2VQcm90b1ABWj5wYXJ0aXRpb24tZGVwcy9jbGllbnRzL2dvL2dlbi9wYXJ0aXRpb25kZXBzL3YxO3BhcnRpdGlvbmRlcHN2MaICA1BYWKoCEFBhcnRpdGlvbmRlcHMuVjHKAhBQYXJ0aXRpb25kZXBzXFYx4gIcUGFydGl0aW9uZGVwc1xWMVxHUEJNZXRhZGF0YeoCEVBhcnRpdGlvbmRlcHM6OlYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * One thing that happened.
@@ -61,6 +61,24 @@ export type Event = Message<"partitiondeps.v1.Event"> & {
      */
     value: RunFailed;
     case: "runFailed";
+  } | {
+    /**
+     * @generated from field: partitiondeps.v1.RunSucceeded run_succeeded = 7;
+     */
+    value: RunSucceeded;
+    case: "runSucceeded";
+  } | {
+    /**
+     * @generated from field: partitiondeps.v1.RunCanceled run_canceled = 8;
+     */
+    value: RunCanceled;
+    case: "runCanceled";
+  } | {
+    /**
+     * @generated from field: partitiondeps.v1.RunHeartbeat run_heartbeat = 9;
+     */
+    value: RunHeartbeat;
+    case: "runHeartbeat";
   } | { case: undefined; value?: undefined };
 };
 
@@ -166,7 +184,8 @@ export const PartitionTargetSchema: GenMessage<PartitionTarget> = /*@__PURE__*/
   messageDesc(file_partitiondeps_v1_events_service, 3);
 
 /**
- * A run started; its targets are in progress until materialized or the run fails.
+ * A run started; its targets are in progress until materialized by it, until it ends
+ * (succeeded, failed, canceled), or until its lease expires.
  *
  * @generated from message partitiondeps.v1.RunStarted
  */
@@ -180,6 +199,15 @@ export type RunStarted = Message<"partitiondeps.v1.RunStarted"> & {
    * @generated from field: repeated partitiondeps.v1.PartitionTarget targets = 2;
    */
   targets: PartitionTarget[];
+
+  /**
+   * How long the run holds its targets after it started, and again after each heartbeat
+   * (from the heartbeat's event_time). Unset: the server's default (`--run-lease-seconds`,
+   * one hour unless configured). Positive, at most 30 days.
+   *
+   * @generated from field: optional google.protobuf.Duration lease = 3;
+   */
+  lease?: Duration | undefined;
 };
 
 /**
@@ -214,6 +242,68 @@ export const RunFailedSchema: GenMessage<RunFailed> = /*@__PURE__*/
   messageDesc(file_partitiondeps_v1_events_service, 5);
 
 /**
+ * A run ended well; its targets that it did not materialize are no longer in progress.
+ *
+ * @generated from message partitiondeps.v1.RunSucceeded
+ */
+export type RunSucceeded = Message<"partitiondeps.v1.RunSucceeded"> & {
+  /**
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+};
+
+/**
+ * Describes the message partitiondeps.v1.RunSucceeded.
+ * Use `create(RunSucceededSchema)` to create a new message.
+ */
+export const RunSucceededSchema: GenMessage<RunSucceeded> = /*@__PURE__*/
+  messageDesc(file_partitiondeps_v1_events_service, 6);
+
+/**
+ * A run was canceled; its targets that were not materialized are no longer in progress.
+ *
+ * @generated from message partitiondeps.v1.RunCanceled
+ */
+export type RunCanceled = Message<"partitiondeps.v1.RunCanceled"> & {
+  /**
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+
+  /**
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message partitiondeps.v1.RunCanceled.
+ * Use `create(RunCanceledSchema)` to create a new message.
+ */
+export const RunCanceledSchema: GenMessage<RunCanceled> = /*@__PURE__*/
+  messageDesc(file_partitiondeps_v1_events_service, 7);
+
+/**
+ * A run is alive: its lease is renewed, to end one lease after this event's event_time.
+ *
+ * @generated from message partitiondeps.v1.RunHeartbeat
+ */
+export type RunHeartbeat = Message<"partitiondeps.v1.RunHeartbeat"> & {
+  /**
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+};
+
+/**
+ * Describes the message partitiondeps.v1.RunHeartbeat.
+ * Use `create(RunHeartbeatSchema)` to create a new message.
+ */
+export const RunHeartbeatSchema: GenMessage<RunHeartbeat> = /*@__PURE__*/
+  messageDesc(file_partitiondeps_v1_events_service, 8);
+
+/**
  * Request of EventsService.ReportEvents.
  *
  * @generated from message partitiondeps.v1.ReportEventsRequest
@@ -235,7 +325,7 @@ export type ReportEventsRequest = Message<"partitiondeps.v1.ReportEventsRequest"
  * Use `create(ReportEventsRequestSchema)` to create a new message.
  */
 export const ReportEventsRequestSchema: GenMessage<ReportEventsRequest> = /*@__PURE__*/
-  messageDesc(file_partitiondeps_v1_events_service, 6);
+  messageDesc(file_partitiondeps_v1_events_service, 9);
 
 /**
  * Response of EventsService.ReportEvents.
@@ -263,7 +353,7 @@ export type ReportEventsResponse = Message<"partitiondeps.v1.ReportEventsRespons
  * Use `create(ReportEventsResponseSchema)` to create a new message.
  */
 export const ReportEventsResponseSchema: GenMessage<ReportEventsResponse> = /*@__PURE__*/
-  messageDesc(file_partitiondeps_v1_events_service, 7);
+  messageDesc(file_partitiondeps_v1_events_service, 10);
 
 /**
  * One batch of a EventsService.StreamEvents call.
@@ -287,7 +377,7 @@ export type StreamEventsRequest = Message<"partitiondeps.v1.StreamEventsRequest"
  * Use `create(StreamEventsRequestSchema)` to create a new message.
  */
 export const StreamEventsRequestSchema: GenMessage<StreamEventsRequest> = /*@__PURE__*/
-  messageDesc(file_partitiondeps_v1_events_service, 8);
+  messageDesc(file_partitiondeps_v1_events_service, 11);
 
 /**
  * Response of EventsService.StreamEvents, sent when the client closes the stream.
@@ -311,10 +401,129 @@ export type StreamEventsResponse = Message<"partitiondeps.v1.StreamEventsRespons
  * Use `create(StreamEventsResponseSchema)` to create a new message.
  */
 export const StreamEventsResponseSchema: GenMessage<StreamEventsResponse> = /*@__PURE__*/
-  messageDesc(file_partitiondeps_v1_events_service, 9);
+  messageDesc(file_partitiondeps_v1_events_service, 12);
 
 /**
- * Records what happened: materializations, observations, runs started and failed.
+ * Request of EventsService.ListRuns.
+ *
+ * @generated from message partitiondeps.v1.ListRunsRequest
+ */
+export type ListRunsRequest = Message<"partitiondeps.v1.ListRunsRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * The instant leases are measured against; unset means now.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 2;
+   */
+  asOf?: Timestamp | undefined;
+
+  /**
+   * Runs per page (default 1000, at most 10000).
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous answer's next_page_token; the request must be otherwise identical.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message partitiondeps.v1.ListRunsRequest.
+ * Use `create(ListRunsRequestSchema)` to create a new message.
+ */
+export const ListRunsRequestSchema: GenMessage<ListRunsRequest> = /*@__PURE__*/
+  messageDesc(file_partitiondeps_v1_events_service, 13);
+
+/**
+ * A run in progress.
+ *
+ * @generated from message partitiondeps.v1.RunInProgress
+ */
+export type RunInProgress = Message<"partitiondeps.v1.RunInProgress"> & {
+  /**
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+
+  /**
+   * What it said it would write (its RunStarted targets), materialized ones included.
+   *
+   * @generated from field: repeated partitiondeps.v1.PartitionTarget targets = 2;
+   */
+  targets: PartitionTarget[];
+
+  /**
+   * The event_time of its RunStarted.
+   *
+   * @generated from field: google.protobuf.Timestamp started_time = 3;
+   */
+  startedTime?: Timestamp | undefined;
+
+  /**
+   * When it stops holding its targets unless a heartbeat comes first.
+   *
+   * @generated from field: google.protobuf.Timestamp lease_expiry_time = 4;
+   */
+  leaseExpiryTime?: Timestamp | undefined;
+
+  /**
+   * The event_time of its latest heartbeat; unset when none came.
+   *
+   * @generated from field: google.protobuf.Timestamp last_heartbeat_time = 5;
+   */
+  lastHeartbeatTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message partitiondeps.v1.RunInProgress.
+ * Use `create(RunInProgressSchema)` to create a new message.
+ */
+export const RunInProgressSchema: GenMessage<RunInProgress> = /*@__PURE__*/
+  messageDesc(file_partitiondeps_v1_events_service, 14);
+
+/**
+ * Response of EventsService.ListRuns.
+ *
+ * @generated from message partitiondeps.v1.ListRunsResponse
+ */
+export type ListRunsResponse = Message<"partitiondeps.v1.ListRunsResponse"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp as_of = 1;
+   */
+  asOf?: Timestamp | undefined;
+
+  /**
+   * One page of runs in progress, by run id.
+   *
+   * @generated from field: repeated partitiondeps.v1.RunInProgress runs = 2;
+   */
+  runs: RunInProgress[];
+
+  /**
+   * @generated from field: string next_page_token = 3;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message partitiondeps.v1.ListRunsResponse.
+ * Use `create(ListRunsResponseSchema)` to create a new message.
+ */
+export const ListRunsResponseSchema: GenMessage<ListRunsResponse> = /*@__PURE__*/
+  messageDesc(file_partitiondeps_v1_events_service, 15);
+
+/**
+ * Records what happened: materializations, observations, and the life of runs (started,
+ * heartbeats, succeeded, failed, canceled); lists the runs in progress.
  *
  * Every event carries an idempotency key unique within its namespace: re-sending an event
  * (a retried batch) stores it once. Events are append-only.
@@ -341,6 +550,16 @@ export const EventsService: GenService<{
     methodKind: "client_streaming";
     input: typeof StreamEventsRequestSchema;
     output: typeof StreamEventsResponseSchema;
+  },
+  /**
+   * The runs in progress at `as_of`: started, not ended, lease not expired; by run id.
+   *
+   * @generated from rpc partitiondeps.v1.EventsService.ListRuns
+   */
+  listRuns: {
+    methodKind: "unary";
+    input: typeof ListRunsRequestSchema;
+    output: typeof ListRunsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_partitiondeps_v1_events_service, 0);

@@ -27,7 +27,8 @@ if _version_not_supported:
 
 
 class EventsServiceStub:
-    """Records what happened: materializations, observations, runs started and failed.
+    """Records what happened: materializations, observations, and the life of runs (started,
+    heartbeats, succeeded, failed, canceled); lists the runs in progress.
 
     Every event carries an idempotency key unique within its namespace: re-sending an event
     (a retried batch) stores it once. Events are append-only.
@@ -49,10 +50,16 @@ class EventsServiceStub:
                 request_serializer=partitiondeps_dot_v1_dot_events__service__pb2.StreamEventsRequest.SerializeToString,
                 response_deserializer=partitiondeps_dot_v1_dot_events__service__pb2.StreamEventsResponse.FromString,
                 _registered_method=True)
+        self.ListRuns = channel.unary_unary(
+                '/partitiondeps.v1.EventsService/ListRuns',
+                request_serializer=partitiondeps_dot_v1_dot_events__service__pb2.ListRunsRequest.SerializeToString,
+                response_deserializer=partitiondeps_dot_v1_dot_events__service__pb2.ListRunsResponse.FromString,
+                _registered_method=True)
 
 
 class EventsServiceServicer:
-    """Records what happened: materializations, observations, runs started and failed.
+    """Records what happened: materializations, observations, and the life of runs (started,
+    heartbeats, succeeded, failed, canceled); lists the runs in progress.
 
     Every event carries an idempotency key unique within its namespace: re-sending an event
     (a retried batch) stores it once. Events are append-only.
@@ -72,6 +79,13 @@ class EventsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRuns(self, request, context):
+        """The runs in progress at `as_of`: started, not ended, lease not expired; by run id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EventsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -85,6 +99,11 @@ def add_EventsServiceServicer_to_server(servicer, server):
                     request_deserializer=partitiondeps_dot_v1_dot_events__service__pb2.StreamEventsRequest.FromString,
                     response_serializer=partitiondeps_dot_v1_dot_events__service__pb2.StreamEventsResponse.SerializeToString,
             ),
+            'ListRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRuns,
+                    request_deserializer=partitiondeps_dot_v1_dot_events__service__pb2.ListRunsRequest.FromString,
+                    response_serializer=partitiondeps_dot_v1_dot_events__service__pb2.ListRunsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'partitiondeps.v1.EventsService', rpc_method_handlers)
@@ -94,7 +113,8 @@ def add_EventsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class EventsService:
-    """Records what happened: materializations, observations, runs started and failed.
+    """Records what happened: materializations, observations, and the life of runs (started,
+    heartbeats, succeeded, failed, canceled); lists the runs in progress.
 
     Every event carries an idempotency key unique within its namespace: re-sending an event
     (a retried batch) stores it once. Events are append-only.
@@ -144,6 +164,33 @@ class EventsService:
             '/partitiondeps.v1.EventsService/StreamEvents',
             partitiondeps_dot_v1_dot_events__service__pb2.StreamEventsRequest.SerializeToString,
             partitiondeps_dot_v1_dot_events__service__pb2.StreamEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/partitiondeps.v1.EventsService/ListRuns',
+            partitiondeps_dot_v1_dot_events__service__pb2.ListRunsRequest.SerializeToString,
+            partitiondeps_dot_v1_dot_events__service__pb2.ListRunsResponse.FromString,
             options,
             channel_credentials,
             insecure,

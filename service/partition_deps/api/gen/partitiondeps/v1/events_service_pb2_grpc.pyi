@@ -28,7 +28,8 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class EventsServiceStub:
-    """Records what happened: materializations, observations, runs started and failed.
+    """Records what happened: materializations, observations, and the life of runs (started,
+    heartbeats, succeeded, failed, canceled); lists the runs in progress.
 
     Every event carries an idempotency key unique within its namespace: re-sending an event
     (a retried batch) stores it once. Events are append-only.
@@ -42,10 +43,13 @@ class EventsServiceStub:
     """Records a batch of events in one transaction."""
     StreamEvents: _grpc.StreamUnaryMultiCallable[_events_service_pb2.StreamEventsRequest, _events_service_pb2.StreamEventsResponse]
     """Records a stream of batches; each message is committed as it arrives."""
+    ListRuns: _grpc.UnaryUnaryMultiCallable[_events_service_pb2.ListRunsRequest, _events_service_pb2.ListRunsResponse]
+    """The runs in progress at `as_of`: started, not ended, lease not expired; by run id."""
 
 @_typing.type_check_only
 class EventsServiceAsyncStub(EventsServiceStub):
-    """Records what happened: materializations, observations, runs started and failed.
+    """Records what happened: materializations, observations, and the life of runs (started,
+    heartbeats, succeeded, failed, canceled); lists the runs in progress.
 
     Every event carries an idempotency key unique within its namespace: re-sending an event
     (a retried batch) stores it once. Events are append-only.
@@ -56,9 +60,12 @@ class EventsServiceAsyncStub(EventsServiceStub):
     """Records a batch of events in one transaction."""
     StreamEvents: _aio.StreamUnaryMultiCallable[_events_service_pb2.StreamEventsRequest, _events_service_pb2.StreamEventsResponse]  # type: ignore[assignment]
     """Records a stream of batches; each message is committed as it arrives."""
+    ListRuns: _aio.UnaryUnaryMultiCallable[_events_service_pb2.ListRunsRequest, _events_service_pb2.ListRunsResponse]  # type: ignore[assignment]
+    """The runs in progress at `as_of`: started, not ended, lease not expired; by run id."""
 
 class EventsServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Records what happened: materializations, observations, runs started and failed.
+    """Records what happened: materializations, observations, and the life of runs (started,
+    heartbeats, succeeded, failed, canceled); lists the runs in progress.
 
     Every event carries an idempotency key unique within its namespace: re-sending an event
     (a retried batch) stores it once. Events are append-only.
@@ -79,5 +86,13 @@ class EventsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_events_service_pb2.StreamEventsResponse, _abc.Awaitable[_events_service_pb2.StreamEventsResponse]]:
         """Records a stream of batches; each message is committed as it arrives."""
+
+    @_abc_1.abstractmethod
+    def ListRuns(
+        self,
+        request: _events_service_pb2.ListRunsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_events_service_pb2.ListRunsResponse, _abc.Awaitable[_events_service_pb2.ListRunsResponse]]:
+        """The runs in progress at `as_of`: started, not ended, lease not expired; by run id."""
 
 def add_EventsServiceServicer_to_server(servicer: EventsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

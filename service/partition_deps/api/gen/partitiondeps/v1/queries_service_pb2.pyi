@@ -239,8 +239,16 @@ class GetUpstreamPartitionsRequest(_message.Message):
     UPSTREAM_ASSET_KEYS_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
     KEY_PAGING_FIELD_NUMBER: _builtins.int
+    ACCEPT_KEYS_NOT_YET_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     asset_key: _builtins.str
+    accept_keys_not_yet: _builtins.bool
+    """Answer selected keys of a time-window definition that are not partitions yet at as_of
+    (a window still in progress, such as this week's or today's, or a later one): each is
+    mapped at as_of as if it existed, and listed in the response's selected_not_yet. Unset:
+    such a key is refused with INVALID_PARTITION_KEY, as Dagster refuses it. Keys that never
+    will be partitions are refused either way.
+    """
     @_builtins.property
     def selection(self) -> _partitions_pb2.PartitionSelection: ...
     @_builtins.property
@@ -260,10 +268,11 @@ class GetUpstreamPartitionsRequest(_message.Message):
         upstream_asset_keys: _abc.Iterable[_builtins.str] | None = ...,
         as_of: _timestamp_pb2.Timestamp | None = ...,
         key_paging: Global___KeyPaging | None = ...,
+        accept_keys_not_yet: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "key_paging", b"key_paging", "selection", b"selection"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "asset_key", b"asset_key", "key_paging", b"key_paging", "namespace", b"namespace", "selection", b"selection", "upstream_asset_keys", b"upstream_asset_keys"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_keys_not_yet", b"accept_keys_not_yet", "as_of", b"as_of", "asset_key", b"asset_key", "key_paging", b"key_paging", "namespace", b"namespace", "selection", b"selection", "upstream_asset_keys", b"upstream_asset_keys"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -278,6 +287,7 @@ class GetUpstreamPartitionsResponse(_message.Message):
     AS_OF_FIELD_NUMBER: _builtins.int
     GENERATION_FIELD_NUMBER: _builtins.int
     DEPENDENCIES_FIELD_NUMBER: _builtins.int
+    SELECTED_NOT_YET_FIELD_NUMBER: _builtins.int
     generation: _builtins.int
     """The namespace generation the answer was computed from."""
     @_builtins.property
@@ -286,16 +296,23 @@ class GetUpstreamPartitionsResponse(_message.Message):
     def dependencies(self) -> _containers.RepeatedCompositeFieldContainer[Global___UpstreamPartitions]:
         """One entry per dependency, in registration order."""
 
+    @_builtins.property
+    def selected_not_yet(self) -> _containers.RepeatedCompositeFieldContainer[_partitions_pb2.PartitionStatus]:
+        """The selected keys that are not partitions yet at as_of (only with accept_keys_not_yet),
+        each NOT_YET with the instant it will exist, in selection order.
+        """
+
     def __init__(
         self,
         *,
         as_of: _timestamp_pb2.Timestamp | None = ...,
         generation: _builtins.int = ...,
         dependencies: _abc.Iterable[Global___UpstreamPartitions] | None = ...,
+        selected_not_yet: _abc.Iterable[_partitions_pb2.PartitionStatus] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "dependencies", b"dependencies", "generation", b"generation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "dependencies", b"dependencies", "generation", b"generation", "selected_not_yet", b"selected_not_yet"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -313,8 +330,11 @@ class GetDownstreamPartitionsRequest(_message.Message):
     DOWNSTREAM_ASSET_KEYS_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
     KEY_PAGING_FIELD_NUMBER: _builtins.int
+    ACCEPT_KEYS_NOT_YET_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     asset_key: _builtins.str
+    accept_keys_not_yet: _builtins.bool
+    """As GetUpstreamPartitionsRequest.accept_keys_not_yet."""
     @_builtins.property
     def selection(self) -> _partitions_pb2.PartitionSelection: ...
     @_builtins.property
@@ -334,10 +354,11 @@ class GetDownstreamPartitionsRequest(_message.Message):
         downstream_asset_keys: _abc.Iterable[_builtins.str] | None = ...,
         as_of: _timestamp_pb2.Timestamp | None = ...,
         key_paging: Global___KeyPaging | None = ...,
+        accept_keys_not_yet: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "key_paging", b"key_paging", "selection", b"selection"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "asset_key", b"asset_key", "downstream_asset_keys", b"downstream_asset_keys", "key_paging", b"key_paging", "namespace", b"namespace", "selection", b"selection"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_keys_not_yet", b"accept_keys_not_yet", "as_of", b"as_of", "asset_key", b"asset_key", "downstream_asset_keys", b"downstream_asset_keys", "key_paging", b"key_paging", "namespace", b"namespace", "selection", b"selection"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -352,6 +373,7 @@ class GetDownstreamPartitionsResponse(_message.Message):
     AS_OF_FIELD_NUMBER: _builtins.int
     GENERATION_FIELD_NUMBER: _builtins.int
     DEPENDENTS_FIELD_NUMBER: _builtins.int
+    SELECTED_NOT_YET_FIELD_NUMBER: _builtins.int
     generation: _builtins.int
     @_builtins.property
     def as_of(self) -> _timestamp_pb2.Timestamp: ...
@@ -359,16 +381,21 @@ class GetDownstreamPartitionsResponse(_message.Message):
     def dependents(self) -> _containers.RepeatedCompositeFieldContainer[Global___DownstreamPartitions]:
         """One entry per dependent asset, in asset-key order."""
 
+    @_builtins.property
+    def selected_not_yet(self) -> _containers.RepeatedCompositeFieldContainer[_partitions_pb2.PartitionStatus]:
+        """As GetUpstreamPartitionsResponse.selected_not_yet."""
+
     def __init__(
         self,
         *,
         as_of: _timestamp_pb2.Timestamp | None = ...,
         generation: _builtins.int = ...,
         dependents: _abc.Iterable[Global___DownstreamPartitions] | None = ...,
+        selected_not_yet: _abc.Iterable[_partitions_pb2.PartitionStatus] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "dependents", b"dependents", "generation", b"generation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "dependents", b"dependents", "generation", b"generation", "selected_not_yet", b"selected_not_yet"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -408,6 +435,9 @@ class ComputeUpstreamPartitionsRequest(_message.Message):
     AS_OF_FIELD_NUMBER: _builtins.int
     DYNAMIC_PARTITIONS_FIELD_NUMBER: _builtins.int
     KEY_PAGING_FIELD_NUMBER: _builtins.int
+    ACCEPT_KEYS_NOT_YET_FIELD_NUMBER: _builtins.int
+    accept_keys_not_yet: _builtins.bool
+    """As GetUpstreamPartitionsRequest.accept_keys_not_yet."""
     @_builtins.property
     def upstream(self) -> _partitions_pb2.PartitionsDefinition:
         """Unset: unpartitioned."""
@@ -442,10 +472,11 @@ class ComputeUpstreamPartitionsRequest(_message.Message):
         as_of: _timestamp_pb2.Timestamp | None = ...,
         dynamic_partitions: _abc.Mapping[_builtins.str, _partitions_pb2.DynamicPartitionKeys] | None = ...,
         key_paging: Global___KeyPaging | None = ...,
+        accept_keys_not_yet: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "downstream", b"downstream", "key_paging", b"key_paging", "partition_mapping", b"partition_mapping", "selection", b"selection", "upstream", b"upstream"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "downstream", b"downstream", "dynamic_partitions", b"dynamic_partitions", "key_paging", b"key_paging", "partition_mapping", b"partition_mapping", "selection", b"selection", "upstream", b"upstream"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_keys_not_yet", b"accept_keys_not_yet", "as_of", b"as_of", "downstream", b"downstream", "dynamic_partitions", b"dynamic_partitions", "key_paging", b"key_paging", "partition_mapping", b"partition_mapping", "selection", b"selection", "upstream", b"upstream"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -459,19 +490,25 @@ class ComputeUpstreamPartitionsResponse(_message.Message):
 
     AS_OF_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
+    SELECTED_NOT_YET_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def as_of(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def result(self) -> Global___UpstreamPartitions: ...
+    @_builtins.property
+    def selected_not_yet(self) -> _containers.RepeatedCompositeFieldContainer[_partitions_pb2.PartitionStatus]:
+        """As GetUpstreamPartitionsResponse.selected_not_yet."""
+
     def __init__(
         self,
         *,
         as_of: _timestamp_pb2.Timestamp | None = ...,
         result: Global___UpstreamPartitions | None = ...,
+        selected_not_yet: _abc.Iterable[_partitions_pb2.PartitionStatus] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "result", b"result", "selected_not_yet", b"selected_not_yet"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -511,6 +548,9 @@ class ComputeDownstreamPartitionsRequest(_message.Message):
     AS_OF_FIELD_NUMBER: _builtins.int
     DYNAMIC_PARTITIONS_FIELD_NUMBER: _builtins.int
     KEY_PAGING_FIELD_NUMBER: _builtins.int
+    ACCEPT_KEYS_NOT_YET_FIELD_NUMBER: _builtins.int
+    accept_keys_not_yet: _builtins.bool
+    """As GetUpstreamPartitionsRequest.accept_keys_not_yet."""
     @_builtins.property
     def upstream(self) -> _partitions_pb2.PartitionsDefinition: ...
     @_builtins.property
@@ -537,10 +577,11 @@ class ComputeDownstreamPartitionsRequest(_message.Message):
         as_of: _timestamp_pb2.Timestamp | None = ...,
         dynamic_partitions: _abc.Mapping[_builtins.str, _partitions_pb2.DynamicPartitionKeys] | None = ...,
         key_paging: Global___KeyPaging | None = ...,
+        accept_keys_not_yet: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "downstream", b"downstream", "key_paging", b"key_paging", "partition_mapping", b"partition_mapping", "selection", b"selection", "upstream", b"upstream"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "downstream", b"downstream", "dynamic_partitions", b"dynamic_partitions", "key_paging", b"key_paging", "partition_mapping", b"partition_mapping", "selection", b"selection", "upstream", b"upstream"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_keys_not_yet", b"accept_keys_not_yet", "as_of", b"as_of", "downstream", b"downstream", "dynamic_partitions", b"dynamic_partitions", "key_paging", b"key_paging", "partition_mapping", b"partition_mapping", "selection", b"selection", "upstream", b"upstream"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -554,19 +595,25 @@ class ComputeDownstreamPartitionsResponse(_message.Message):
 
     AS_OF_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
+    SELECTED_NOT_YET_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def as_of(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def result(self) -> Global___DownstreamPartitions: ...
+    @_builtins.property
+    def selected_not_yet(self) -> _containers.RepeatedCompositeFieldContainer[_partitions_pb2.PartitionStatus]:
+        """As GetUpstreamPartitionsResponse.selected_not_yet."""
+
     def __init__(
         self,
         *,
         as_of: _timestamp_pb2.Timestamp | None = ...,
         result: Global___DownstreamPartitions | None = ...,
+        selected_not_yet: _abc.Iterable[_partitions_pb2.PartitionStatus] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "result", b"result", "selected_not_yet", b"selected_not_yet"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

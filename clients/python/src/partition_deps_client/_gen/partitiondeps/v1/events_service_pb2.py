@@ -23,36 +23,49 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%partitiondeps/v1/events_service.proto\x12\x10partitiondeps.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x02\n\x05\x45vent\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12.\n\nevent_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12<\n\x0fmaterialization\x18\x03 \x01(\x0b\x32!.partitiondeps.v1.MaterializationH\x00\x12\x34\n\x0bobservation\x18\x04 \x01(\x0b\x32\x1d.partitiondeps.v1.ObservationH\x00\x12\x33\n\x0brun_started\x18\x05 \x01(\x0b\x32\x1c.partitiondeps.v1.RunStartedH\x00\x12\x31\n\nrun_failed\x18\x06 \x01(\x0b\x32\x1b.partitiondeps.v1.RunFailedH\x00\x42\x06\n\x04kind\"\xa4\x01\n\x0fMaterialization\x12\x11\n\tasset_key\x18\x01 \x01(\t\x12\x1a\n\rpartition_key\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\x14\n\x0c\x64\x61ta_version\x18\x04 \x01(\t\x12\x19\n\x0c\x63ode_version\x18\x05 \x01(\tH\x01\x88\x01\x01\x42\x10\n\x0e_partition_keyB\x0f\n\r_code_version\"d\n\x0bObservation\x12\x11\n\tasset_key\x18\x01 \x01(\t\x12\x1a\n\rpartition_key\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x14\n\x0c\x64\x61ta_version\x18\x03 \x01(\tB\x10\n\x0e_partition_key\"R\n\x0fPartitionTarget\x12\x11\n\tasset_key\x18\x01 \x01(\t\x12\x1a\n\rpartition_key\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x10\n\x0e_partition_key\"P\n\nRunStarted\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x32\n\x07targets\x18\x02 \x03(\x0b\x32!.partitiondeps.v1.PartitionTarget\",\n\tRunFailed\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"Q\n\x13ReportEventsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\'\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x17.partitiondeps.v1.Event\"E\n\x14ReportEventsResponse\x12\x14\n\x0cstored_count\x18\x01 \x01(\x05\x12\x17\n\x0f\x64uplicate_count\x18\x02 \x01(\x05\"Q\n\x13StreamEventsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\'\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x17.partitiondeps.v1.Event\"E\n\x14StreamEventsResponse\x12\x14\n\x0cstored_count\x18\x01 \x01(\x05\x12\x17\n\x0f\x64uplicate_count\x18\x02 \x01(\x05\x32\xcf\x01\n\rEventsService\x12]\n\x0cReportEvents\x12%.partitiondeps.v1.ReportEventsRequest\x1a&.partitiondeps.v1.ReportEventsResponse\x12_\n\x0cStreamEvents\x12%.partitiondeps.v1.StreamEventsRequest\x1a&.partitiondeps.v1.StreamEventsResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%partitiondeps/v1/events_service.proto\x12\x10partitiondeps.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdd\x03\n\x05\x45vent\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12.\n\nevent_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12<\n\x0fmaterialization\x18\x03 \x01(\x0b\x32!.partitiondeps.v1.MaterializationH\x00\x12\x34\n\x0bobservation\x18\x04 \x01(\x0b\x32\x1d.partitiondeps.v1.ObservationH\x00\x12\x33\n\x0brun_started\x18\x05 \x01(\x0b\x32\x1c.partitiondeps.v1.RunStartedH\x00\x12\x31\n\nrun_failed\x18\x06 \x01(\x0b\x32\x1b.partitiondeps.v1.RunFailedH\x00\x12\x37\n\rrun_succeeded\x18\x07 \x01(\x0b\x32\x1e.partitiondeps.v1.RunSucceededH\x00\x12\x35\n\x0crun_canceled\x18\x08 \x01(\x0b\x32\x1d.partitiondeps.v1.RunCanceledH\x00\x12\x37\n\rrun_heartbeat\x18\t \x01(\x0b\x32\x1e.partitiondeps.v1.RunHeartbeatH\x00\x42\x06\n\x04kind\"\xa4\x01\n\x0fMaterialization\x12\x11\n\tasset_key\x18\x01 \x01(\t\x12\x1a\n\rpartition_key\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\x14\n\x0c\x64\x61ta_version\x18\x04 \x01(\t\x12\x19\n\x0c\x63ode_version\x18\x05 \x01(\tH\x01\x88\x01\x01\x42\x10\n\x0e_partition_keyB\x0f\n\r_code_version\"d\n\x0bObservation\x12\x11\n\tasset_key\x18\x01 \x01(\t\x12\x1a\n\rpartition_key\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x14\n\x0c\x64\x61ta_version\x18\x03 \x01(\tB\x10\n\x0e_partition_key\"R\n\x0fPartitionTarget\x12\x11\n\tasset_key\x18\x01 \x01(\t\x12\x1a\n\rpartition_key\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x10\n\x0e_partition_key\"\x89\x01\n\nRunStarted\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x32\n\x07targets\x18\x02 \x03(\x0b\x32!.partitiondeps.v1.PartitionTarget\x12-\n\x05lease\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00\x88\x01\x01\x42\x08\n\x06_lease\",\n\tRunFailed\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x1e\n\x0cRunSucceeded\x12\x0e\n\x06run_id\x18\x01 \x01(\t\".\n\x0bRunCanceled\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x1e\n\x0cRunHeartbeat\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"Q\n\x13ReportEventsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\'\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x17.partitiondeps.v1.Event\"E\n\x14ReportEventsResponse\x12\x14\n\x0cstored_count\x18\x01 \x01(\x05\x12\x17\n\x0f\x64uplicate_count\x18\x02 \x01(\x05\"Q\n\x13StreamEventsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\'\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x17.partitiondeps.v1.Event\"E\n\x14StreamEventsResponse\x12\x14\n\x0cstored_count\x18\x01 \x01(\x05\x12\x17\n\x0f\x64uplicate_count\x18\x02 \x01(\x05\"v\n\x0fListRunsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"\xf5\x01\n\rRunInProgress\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x32\n\x07targets\x18\x02 \x03(\x0b\x32!.partitiondeps.v1.PartitionTarget\x12\x30\n\x0cstarted_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11lease_expiry_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13last_heartbeat_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x85\x01\n\x10ListRunsResponse\x12)\n\x05\x61s_of\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x04runs\x18\x02 \x03(\x0b\x32\x1f.partitiondeps.v1.RunInProgress\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t2\xa2\x02\n\rEventsService\x12]\n\x0cReportEvents\x12%.partitiondeps.v1.ReportEventsRequest\x1a&.partitiondeps.v1.ReportEventsResponse\x12_\n\x0cStreamEvents\x12%.partitiondeps.v1.StreamEventsRequest\x1a&.partitiondeps.v1.StreamEventsResponse(\x01\x12Q\n\x08ListRuns\x12!.partitiondeps.v1.ListRunsRequest\x1a\".partitiondeps.v1.ListRunsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'partitiondeps.v1.events_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENT']._serialized_start=93
-  _globals['_EVENT']._serialized_end=401
-  _globals['_MATERIALIZATION']._serialized_start=404
-  _globals['_MATERIALIZATION']._serialized_end=568
-  _globals['_OBSERVATION']._serialized_start=570
-  _globals['_OBSERVATION']._serialized_end=670
-  _globals['_PARTITIONTARGET']._serialized_start=672
-  _globals['_PARTITIONTARGET']._serialized_end=754
-  _globals['_RUNSTARTED']._serialized_start=756
-  _globals['_RUNSTARTED']._serialized_end=836
-  _globals['_RUNFAILED']._serialized_start=838
-  _globals['_RUNFAILED']._serialized_end=882
-  _globals['_REPORTEVENTSREQUEST']._serialized_start=884
-  _globals['_REPORTEVENTSREQUEST']._serialized_end=965
-  _globals['_REPORTEVENTSRESPONSE']._serialized_start=967
-  _globals['_REPORTEVENTSRESPONSE']._serialized_end=1036
-  _globals['_STREAMEVENTSREQUEST']._serialized_start=1038
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=1119
-  _globals['_STREAMEVENTSRESPONSE']._serialized_start=1121
-  _globals['_STREAMEVENTSRESPONSE']._serialized_end=1190
-  _globals['_EVENTSSERVICE']._serialized_start=1193
-  _globals['_EVENTSSERVICE']._serialized_end=1400
+  _globals['_EVENT']._serialized_start=125
+  _globals['_EVENT']._serialized_end=602
+  _globals['_MATERIALIZATION']._serialized_start=605
+  _globals['_MATERIALIZATION']._serialized_end=769
+  _globals['_OBSERVATION']._serialized_start=771
+  _globals['_OBSERVATION']._serialized_end=871
+  _globals['_PARTITIONTARGET']._serialized_start=873
+  _globals['_PARTITIONTARGET']._serialized_end=955
+  _globals['_RUNSTARTED']._serialized_start=958
+  _globals['_RUNSTARTED']._serialized_end=1095
+  _globals['_RUNFAILED']._serialized_start=1097
+  _globals['_RUNFAILED']._serialized_end=1141
+  _globals['_RUNSUCCEEDED']._serialized_start=1143
+  _globals['_RUNSUCCEEDED']._serialized_end=1173
+  _globals['_RUNCANCELED']._serialized_start=1175
+  _globals['_RUNCANCELED']._serialized_end=1221
+  _globals['_RUNHEARTBEAT']._serialized_start=1223
+  _globals['_RUNHEARTBEAT']._serialized_end=1253
+  _globals['_REPORTEVENTSREQUEST']._serialized_start=1255
+  _globals['_REPORTEVENTSREQUEST']._serialized_end=1336
+  _globals['_REPORTEVENTSRESPONSE']._serialized_start=1338
+  _globals['_REPORTEVENTSRESPONSE']._serialized_end=1407
+  _globals['_STREAMEVENTSREQUEST']._serialized_start=1409
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=1490
+  _globals['_STREAMEVENTSRESPONSE']._serialized_start=1492
+  _globals['_STREAMEVENTSRESPONSE']._serialized_end=1561
+  _globals['_LISTRUNSREQUEST']._serialized_start=1563
+  _globals['_LISTRUNSREQUEST']._serialized_end=1681
+  _globals['_RUNINPROGRESS']._serialized_start=1684
+  _globals['_RUNINPROGRESS']._serialized_end=1929
+  _globals['_LISTRUNSRESPONSE']._serialized_start=1932
+  _globals['_LISTRUNSRESPONSE']._serialized_end=2065
+  _globals['_EVENTSSERVICE']._serialized_start=2068
+  _globals['_EVENTSSERVICE']._serialized_end=2358
 # @@protoc_insertion_point(module_scope)

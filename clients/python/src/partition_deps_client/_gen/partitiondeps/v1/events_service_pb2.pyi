@@ -6,6 +6,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -32,6 +33,9 @@ class Event(_message.Message):
     OBSERVATION_FIELD_NUMBER: _builtins.int
     RUN_STARTED_FIELD_NUMBER: _builtins.int
     RUN_FAILED_FIELD_NUMBER: _builtins.int
+    RUN_SUCCEEDED_FIELD_NUMBER: _builtins.int
+    RUN_CANCELED_FIELD_NUMBER: _builtins.int
+    RUN_HEARTBEAT_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """Unique per namespace; a second event with the same key is ignored."""
     @_builtins.property
@@ -46,6 +50,12 @@ class Event(_message.Message):
     def run_started(self) -> Global___RunStarted: ...
     @_builtins.property
     def run_failed(self) -> Global___RunFailed: ...
+    @_builtins.property
+    def run_succeeded(self) -> Global___RunSucceeded: ...
+    @_builtins.property
+    def run_canceled(self) -> Global___RunCanceled: ...
+    @_builtins.property
+    def run_heartbeat(self) -> Global___RunHeartbeat: ...
     def __init__(
         self,
         *,
@@ -55,12 +65,15 @@ class Event(_message.Message):
         observation: Global___Observation | None = ...,
         run_started: Global___RunStarted | None = ...,
         run_failed: Global___RunFailed | None = ...,
+        run_succeeded: Global___RunSucceeded | None = ...,
+        run_canceled: Global___RunCanceled | None = ...,
+        run_heartbeat: Global___RunHeartbeat | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "kind", b"kind", "materialization", b"materialization", "observation", b"observation", "run_failed", b"run_failed", "run_started", b"run_started"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "kind", b"kind", "materialization", b"materialization", "observation", b"observation", "run_canceled", b"run_canceled", "run_failed", b"run_failed", "run_heartbeat", b"run_heartbeat", "run_started", b"run_started", "run_succeeded", b"run_succeeded"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "idempotency_key", b"idempotency_key", "kind", b"kind", "materialization", b"materialization", "observation", b"observation", "run_failed", b"run_failed", "run_started", b"run_started"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "idempotency_key", b"idempotency_key", "kind", b"kind", "materialization", b"materialization", "observation", b"observation", "run_canceled", b"run_canceled", "run_failed", b"run_failed", "run_heartbeat", b"run_heartbeat", "run_started", b"run_started", "run_succeeded", b"run_succeeded"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["materialization", "observation", "run_started", "run_failed"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["materialization", "observation", "run_started", "run_failed", "run_succeeded", "run_canceled", "run_heartbeat"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -164,26 +177,39 @@ Global___PartitionTarget: _TypeAlias = PartitionTarget  # noqa: Y015
 
 @_typing.final
 class RunStarted(_message.Message):
-    """A run started; its targets are in progress until materialized or the run fails."""
+    """A run started; its targets are in progress until materialized by it, until it ends
+    (succeeded, failed, canceled), or until its lease expires.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     RUN_ID_FIELD_NUMBER: _builtins.int
     TARGETS_FIELD_NUMBER: _builtins.int
+    LEASE_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     @_builtins.property
     def targets(self) -> _containers.RepeatedCompositeFieldContainer[Global___PartitionTarget]: ...
+    @_builtins.property
+    def lease(self) -> _duration_pb2.Duration:
+        """How long the run holds its targets after it started, and again after each heartbeat
+        (from the heartbeat's event_time). Unset: the server's default (`--run-lease-seconds`,
+        one hour unless configured). Positive, at most 30 days.
+        """
+
     def __init__(
         self,
         *,
         run_id: _builtins.str = ...,
         targets: _abc.Iterable[Global___PartitionTarget] | None = ...,
+        lease: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_lease", b"_lease", "lease", b"lease"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["run_id", b"run_id", "targets", b"targets"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_lease", b"_lease", "lease", b"lease", "run_id", b"run_id", "targets", b"targets"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__lease: _TypeAlias = _typing.Literal["lease"]  # noqa: Y015
+    _WhichOneofArgType__lease: _TypeAlias = _typing.Literal["_lease", b"_lease"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__lease) -> _WhichOneofReturnType__lease | None: ...
 
 Global___RunStarted: _TypeAlias = RunStarted  # noqa: Y015
 
@@ -210,6 +236,72 @@ class RunFailed(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RunFailed: _TypeAlias = RunFailed  # noqa: Y015
+
+@_typing.final
+class RunSucceeded(_message.Message):
+    """A run ended well; its targets that it did not materialize are no longer in progress."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run_id", b"run_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunSucceeded: _TypeAlias = RunSucceeded  # noqa: Y015
+
+@_typing.final
+class RunCanceled(_message.Message):
+    """A run was canceled; its targets that were not materialized are no longer in progress."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.str
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "run_id", b"run_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunCanceled: _TypeAlias = RunCanceled  # noqa: Y015
+
+@_typing.final
+class RunHeartbeat(_message.Message):
+    """A run is alive: its lease is renewed, to end one lease after this event's event_time."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run_id", b"run_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunHeartbeat: _TypeAlias = RunHeartbeat  # noqa: Y015
 
 @_typing.final
 class ReportEventsRequest(_message.Message):
@@ -310,3 +402,114 @@ class StreamEventsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StreamEventsResponse: _TypeAlias = StreamEventsResponse  # noqa: Y015
+
+@_typing.final
+class ListRunsRequest(_message.Message):
+    """Request of EventsService.ListRuns."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    page_size: _builtins.int
+    """Runs per page (default 1000, at most 10000)."""
+    page_token: _builtins.str
+    """From a previous answer's next_page_token; the request must be otherwise identical."""
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """The instant leases are measured against; unset means now."""
+
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "namespace", b"namespace", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRunsRequest: _TypeAlias = ListRunsRequest  # noqa: Y015
+
+@_typing.final
+class RunInProgress(_message.Message):
+    """A run in progress."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    TARGETS_FIELD_NUMBER: _builtins.int
+    STARTED_TIME_FIELD_NUMBER: _builtins.int
+    LEASE_EXPIRY_TIME_FIELD_NUMBER: _builtins.int
+    LAST_HEARTBEAT_TIME_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.str
+    @_builtins.property
+    def targets(self) -> _containers.RepeatedCompositeFieldContainer[Global___PartitionTarget]:
+        """What it said it would write (its RunStarted targets), materialized ones included."""
+
+    @_builtins.property
+    def started_time(self) -> _timestamp_pb2.Timestamp:
+        """The event_time of its RunStarted."""
+
+    @_builtins.property
+    def lease_expiry_time(self) -> _timestamp_pb2.Timestamp:
+        """When it stops holding its targets unless a heartbeat comes first."""
+
+    @_builtins.property
+    def last_heartbeat_time(self) -> _timestamp_pb2.Timestamp:
+        """The event_time of its latest heartbeat; unset when none came."""
+
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.str = ...,
+        targets: _abc.Iterable[Global___PartitionTarget] | None = ...,
+        started_time: _timestamp_pb2.Timestamp | None = ...,
+        lease_expiry_time: _timestamp_pb2.Timestamp | None = ...,
+        last_heartbeat_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_heartbeat_time", b"last_heartbeat_time", "lease_expiry_time", b"lease_expiry_time", "started_time", b"started_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_heartbeat_time", b"last_heartbeat_time", "lease_expiry_time", b"lease_expiry_time", "run_id", b"run_id", "started_time", b"started_time", "targets", b"targets"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunInProgress: _TypeAlias = RunInProgress  # noqa: Y015
+
+@_typing.final
+class ListRunsResponse(_message.Message):
+    """Response of EventsService.ListRuns."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AS_OF_FIELD_NUMBER: _builtins.int
+    RUNS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def runs(self) -> _containers.RepeatedCompositeFieldContainer[Global___RunInProgress]:
+        """One page of runs in progress, by run id."""
+
+    def __init__(
+        self,
+        *,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+        runs: _abc.Iterable[Global___RunInProgress] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "next_page_token", b"next_page_token", "runs", b"runs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRunsResponse: _TypeAlias = ListRunsResponse  # noqa: Y015

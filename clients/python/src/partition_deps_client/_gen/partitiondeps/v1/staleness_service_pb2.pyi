@@ -79,6 +79,11 @@ class _StaleCauseKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StaleC
     """A required upstream partition does not exist (yet) at as_of (EXTENDED only)."""
     STALE_CAUSE_KIND_UPSTREAM_STALE: _StaleCauseKind.ValueType  # 8
     """Transitive mode: an upstream partition is itself stale or missing (see `path`)."""
+    STALE_CAUSE_KIND_RUN_LEASE_EXPIRED: _StaleCauseKind.ValueType  # 9
+    """Besides the status's own causes: a run started to write this partition and its lease
+    expired at as_of without it being materialized or the run ending (no heartbeat came in
+    time). The partition no longer counts as in progress. `message` names the run.
+    """
 
 class StaleCauseKind(_StaleCauseKind, metaclass=_StaleCauseKindEnumTypeWrapper):
     """Why a partition is not FRESH."""
@@ -104,6 +109,11 @@ STALE_CAUSE_KIND_UPSTREAM_NONEXISTENT: StaleCauseKind.ValueType  # 7
 """A required upstream partition does not exist (yet) at as_of (EXTENDED only)."""
 STALE_CAUSE_KIND_UPSTREAM_STALE: StaleCauseKind.ValueType  # 8
 """Transitive mode: an upstream partition is itself stale or missing (see `path`)."""
+STALE_CAUSE_KIND_RUN_LEASE_EXPIRED: StaleCauseKind.ValueType  # 9
+"""Besides the status's own causes: a run started to write this partition and its lease
+expired at as_of without it being materialized or the run ending (no heartbeat came in
+time). The partition no longer counts as in progress. `message` names the run.
+"""
 Global___StaleCauseKind: _TypeAlias = StaleCauseKind  # noqa: Y015
 
 class _StalenessSemantics:
@@ -512,12 +522,15 @@ class PlannedRun(_message.Message):
     PARTITION_KEYS_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     READY_FIELD_NUMBER: _builtins.int
+    WAITING_FOR_RUNS_FIELD_NUMBER: _builtins.int
     asset_key: _builtins.str
     reason: _builtins.str
-    """"missing", or "stale: " and the cause kinds."""
+    """"missing", or "stale: " and the kinds of the staleness rules' causes (never
+    RUN_LEASE_EXPIRED, which GetStaleness reports).
+    """
     ready: _builtins.bool
     """True: every input exists and is fresh now, it can launch at once. False: it waits for
-    runs earlier in this plan (upstream of it).
+    runs earlier in this plan (upstream of it), or for runs in progress (`waiting_for_runs`).
     """
     @_builtins.property
     def range(self) -> _partitions_pb2.PartitionRange:
@@ -527,6 +540,13 @@ class PlannedRun(_message.Message):
     def partition_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The keys of the run, when requested."""
 
+    @_builtins.property
+    def waiting_for_runs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Waiting: the runs in progress that hold an upstream partition these partitions read (by
+        run id). The partitions are planned once those runs materialize them, end, or lose their
+        lease; empty when no run in progress holds them back.
+        """
+
     def __init__(
         self,
         *,
@@ -535,10 +555,11 @@ class PlannedRun(_message.Message):
         partition_keys: _abc.Iterable[_builtins.str] | None = ...,
         reason: _builtins.str = ...,
         ready: _builtins.bool = ...,
+        waiting_for_runs: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["range", b"range"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_key", b"asset_key", "partition_keys", b"partition_keys", "range", b"range", "ready", b"ready", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_key", b"asset_key", "partition_keys", b"partition_keys", "range", b"range", "ready", b"ready", "reason", b"reason", "waiting_for_runs", b"waiting_for_runs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

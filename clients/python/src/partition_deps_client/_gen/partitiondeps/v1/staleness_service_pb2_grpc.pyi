@@ -32,9 +32,12 @@ class StalenessServiceStub:
     assets and events of a namespace.
 
     Every answer states the `as_of` and the `event_position` (the namespace's highest event id)
-    it was computed at; all of it is read from one consistent snapshot. A page token pins both:
-    the next page is computed at the same as_of, and is refused (FAILED_PRECONDITION,
-    EVENTS_CHANGED) if events or definitions changed in between, so pages never mix states.
+    it was computed at; all of it is read from one consistent snapshot. An answer of more than
+    one page is kept in the database when its first page is served: every following page comes
+    from that same answer, from any replica, however many events arrive meanwhile. A kept answer
+    expires (30 minutes after the first page, or earlier when newer answers need the room): its
+    token is then refused (FAILED_PRECONDITION, PAGE_SNAPSHOT_EXPIRED): ask again from the first
+    page.
     """
 
     @_typing.overload
@@ -52,9 +55,12 @@ class StalenessServiceAsyncStub(StalenessServiceStub):
     assets and events of a namespace.
 
     Every answer states the `as_of` and the `event_position` (the namespace's highest event id)
-    it was computed at; all of it is read from one consistent snapshot. A page token pins both:
-    the next page is computed at the same as_of, and is refused (FAILED_PRECONDITION,
-    EVENTS_CHANGED) if events or definitions changed in between, so pages never mix states.
+    it was computed at; all of it is read from one consistent snapshot. An answer of more than
+    one page is kept in the database when its first page is served: every following page comes
+    from that same answer, from any replica, however many events arrive meanwhile. A kept answer
+    expires (30 minutes after the first page, or earlier when newer answers need the room): its
+    token is then refused (FAILED_PRECONDITION, PAGE_SNAPSHOT_EXPIRED): ask again from the first
+    page.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -68,9 +74,12 @@ class StalenessServiceServicer(metaclass=_abc_1.ABCMeta):
     assets and events of a namespace.
 
     Every answer states the `as_of` and the `event_position` (the namespace's highest event id)
-    it was computed at; all of it is read from one consistent snapshot. A page token pins both:
-    the next page is computed at the same as_of, and is refused (FAILED_PRECONDITION,
-    EVENTS_CHANGED) if events or definitions changed in between, so pages never mix states.
+    it was computed at; all of it is read from one consistent snapshot. An answer of more than
+    one page is kept in the database when its first page is served: every following page comes
+    from that same answer, from any replica, however many events arrive meanwhile. A kept answer
+    expires (30 minutes after the first page, or earlier when newer answers need the room): its
+    token is then refused (FAILED_PRECONDITION, PAGE_SNAPSHOT_EXPIRED): ask again from the first
+    page.
     """
 
     @_abc_1.abstractmethod

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from partition_deps.domain import codec
 from partition_deps.domain.definitions import TimeWindowPartitions
 from partition_deps.domain.errors import InvalidDefinition, InvalidMapping
-from partition_deps.store import codec
+from partition_deps.domain.mappings.kinds import StaticMapping
 
 CASES = Path(__file__).parent.parent / "conformance" / "cases.jsonl"
 
@@ -67,3 +68,34 @@ def test_malformed_mapping_names_the_field() -> None:
     with pytest.raises(InvalidMapping) as raised:
         codec.mapping_from_json({"type": "specific"})
     assert raised.value.field == "partition_keys"
+
+
+def test_a_bare_string_of_static_downstream_keys_is_one_key() -> None:
+    mapping = codec.mapping_from_json(
+        {
+            "type": "static",
+            "downstream_partition_keys_by_upstream_partition_key": {"us": "amer", "eu": ["emea"]},
+        }
+    )
+    assert mapping == StaticMapping((("us", ("amer",)), ("eu", ("emea",))))
+
+
+def test_an_answer_in_the_format_of_a_case() -> None:
+    question = {
+        "upstream": {"type": "static", "keys": ["us", "eu"]},
+        "downstream": {"type": "static", "keys": ["amer", "emea"]},
+        "mapping": {
+            "type": "static",
+            "downstream_partition_keys_by_upstream_partition_key": {"us": "amer", "eu": "emea"},
+        },
+        "direction": "upstream",
+        "partition_keys": ["amer"],
+        "as_of": "2024-03-01T00:00:00+00:00",
+        "dynamic_partitions": {},
+    }
+    assert codec.answer_to_json(question) == {
+        "partition_keys": ["us"],
+        "required_but_nonexistent": [],
+    }
+    unknown = dict(question, partition_keys=["apac"])
+    assert codec.answer_to_json(unknown)["error"] == "invalid_partition_key"
