@@ -167,9 +167,9 @@ type AutomationTick struct {
 	// Per asset with a request, in asset key order: what the tick requests.
 	Requested []*RequestedPartitions `protobuf:"bytes,6,rep,name=requested,proto3" json:"requested,omitempty"`
 	// The requests grouped into runs as Dagster's daemon groups them: one run per partition key
-	// of a partitions definition, with every asset of that definition requested for that key (in
-	// asset key order); one run for all the unpartitioned assets requested. Their order is fixed
-	// (by partitions definition, then partition key) and carries no meaning.
+	// of a partitions definition, with every asset of that definition requested for that key;
+	// one run for all the unpartitioned assets requested. Runs are ordered by partition key (the
+	// unpartitioned run first), their assets in evaluation order (dependencies first).
 	RunRequests []*AutomationRunRequest `protobuf:"bytes,7,rep,name=run_requests,json=runRequests,proto3" json:"run_requests,omitempty"`
 	// Number of run requests in the whole tick (`run_requests` holds one page of them).
 	RunRequestCount int64 `protobuf:"varint,8,opt,name=run_request_count,json=runRequestCount,proto3" json:"run_request_count,omitempty"`

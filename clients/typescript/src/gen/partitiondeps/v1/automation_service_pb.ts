@@ -133,9 +133,9 @@ export type AutomationTick = Message<"partitiondeps.v1.AutomationTick"> & {
 
   /**
    * The requests grouped into runs as Dagster's daemon groups them: one run per partition key
-   * of a partitions definition, with every asset of that definition requested for that key (in
-   * asset key order); one run for all the unpartitioned assets requested. Their order is fixed
-   * (by partitions definition, then partition key) and carries no meaning.
+   * of a partitions definition, with every asset of that definition requested for that key;
+   * one run for all the unpartitioned assets requested. Runs are ordered by partition key (the
+   * unpartitioned run first), their assets in evaluation order (dependencies first).
    *
    * @generated from field: repeated partitiondeps.v1.AutomationRunRequest run_requests = 7;
    */

@@ -123,9 +123,9 @@ class AutomationTick(_message.Message):
     @_builtins.property
     def run_requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___AutomationRunRequest]:
         """The requests grouped into runs as Dagster's daemon groups them: one run per partition key
-        of a partitions definition, with every asset of that definition requested for that key (in
-        asset key order); one run for all the unpartitioned assets requested. Their order is fixed
-        (by partitions definition, then partition key) and carries no meaning.
+        of a partitions definition, with every asset of that definition requested for that key;
+        one run for all the unpartitioned assets requested. Runs are ordered by partition key (the
+        unpartitioned run first), their assets in evaluation order (dependencies first).
         """
 
     def __init__(
