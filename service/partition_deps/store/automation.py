@@ -294,27 +294,36 @@ def _run_from_json(data: list[Any]) -> PartitionRun:
     )
 
 
-def _node_to_json(node: NodeSummary) -> dict[str, Any]:
-    return {
-        "label": node.label,
-        "true_count": node.true_count,
-        "true_runs": [_run_to_json(run) for run in node.true_runs],
-        "candidate_count": node.candidate_count,
-        "children": [_node_to_json(child) for child in node.children],
-    }
+def _node_to_json(node: NodeSummary, runs_memo: dict[int, list[list[Any]]]) -> list[Any]:
+    """`[label, true_count, candidate_count, runs, children]`: a tick stores tens of
+    thousands of nodes, so no field names. Nodes share run tuples (one per set of keys):
+    each is encoded once."""
+    runs = runs_memo.get(id(node.true_runs))
+    if runs is None:
+        runs = runs_memo[id(node.true_runs)] = [_run_to_json(run) for run in node.true_runs]
+    return [
+        node.label,
+        node.true_count,
+        node.candidate_count,
+        runs,
+        [_node_to_json(child, runs_memo) for child in node.children],
+    ]
 
 
-def _node_from_json(data: dict[str, Any]) -> NodeSummary:
+def _node_from_json(data: list[Any]) -> NodeSummary:
+    label, true_count, candidate_count, runs, children = data
     return NodeSummary(
-        data["label"],
-        data["true_count"],
-        tuple(_run_from_json(run) for run in data["true_runs"]),
-        data["candidate_count"],
-        tuple(_node_from_json(child) for child in data["children"]),
+        label,
+        true_count,
+        tuple(_run_from_json(run) for run in runs),
+        candidate_count,
+        tuple(_node_from_json(child) for child in children),
     )
 
 
 def summary_to_json(summary: TickSummary) -> dict[str, Any]:
+    # Run tuples by identity, alive as long as `summary`.
+    runs_memo: dict[int, list[list[Any]]] = {}
     return {
         "requested": [
             {
@@ -328,7 +337,7 @@ def summary_to_json(summary: TickSummary) -> dict[str, Any]:
             {"partition_key": run.partition_key, "asset_keys": list(run.asset_keys)}
             for run in summary.run_requests
         ],
-        "trees": [[key, _node_to_json(root)] for key, root in summary.trees],
+        "trees": [[key, _node_to_json(root, runs_memo)] for key, root in summary.trees],
     }
 
 
