@@ -1,6 +1,8 @@
-"""Command line: `partition-deps serve` and `partition-deps migrate`.
+"""Command line: `partition-deps serve` and `partition-deps migrate` run the service;
+`namespaces`, `apply`, `assets`, `events`, `upstream`, `downstream`, `staleness` and `plan` call
+it (a gRPC client, see client/commands.py for their exit codes).
 
-Every flag has an environment variable; a flag wins over its variable.
+Every server flag has an environment variable; a flag wins over its variable.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import os
 import signal
 import sys
 import threading
+from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
 
-from partition_deps import logs
+from partition_deps import logs, tracing
 from partition_deps.api.auth import TokenTable
 from partition_deps.api.limits import MAX_RUN_LEASE
+from partition_deps.client import commands as client_commands
 from partition_deps.server import EXIT_MARGIN_SECONDS, Config, Server, TlsFiles, exit_within
 from partition_deps.store.database import EmbeddedPostgres, PoolSettings, migrate
 
@@ -28,8 +32,15 @@ def _env(name: str, default: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="partition-deps", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="partition-deps",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=client_commands.EXIT_CODES,
+    )
+    parser.add_argument("--version", action="version", version=version("partition-deps"))
     commands = parser.add_subparsers(dest="command", required=True)
+    client_commands.add_commands(commands)
     for name, help_text in (
         ("serve", "run the gRPC server"),
         ("migrate", "apply database migrations and exit"),
@@ -82,6 +93,18 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("PD_METRICS_LISTEN") or None,
         help="host:port of a Prometheus /metrics endpoint, e.g. 127.0.0.1:9464 "
         "(env PD_METRICS_LISTEN); unset: no metrics",
+    )
+    serve.add_argument(
+        "--http-listen",
+        default=os.environ.get("PD_HTTP_LISTEN") or None,
+        help="host:port of the HTTP listener: Connect JSON calls and the status page, e.g. "
+        "127.0.0.1:8080 (env PD_HTTP_LISTEN); unset: no HTTP",
+    )
+    serve.add_argument(
+        "--health-listen",
+        default=os.environ.get("PD_HEALTH_LISTEN") or None,
+        help="host:port of a plaintext listener serving only grpc.health.v1, for probes when "
+        "the main port needs TLS, e.g. 127.0.0.1:50052 (env PD_HEALTH_LISTEN); unset: none",
     )
     serve.add_argument(
         "--processes",
@@ -158,6 +181,8 @@ def _run_lease_seconds(seconds: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in client_commands.COMMANDS:
+        return client_commands.run(args)
     logs.configure(args.log_level)
     if args.command == "migrate":
         embedded = None if args.database_url else EmbeddedPostgres(args.data_dir)
@@ -180,15 +205,21 @@ def main(argv: list[str] | None = None) -> int:
         tokens=_tokens(args.tokens_file),
         tls=_tls(args),
         metrics_listen=args.metrics_listen,
+        http_listen=args.http_listen,
+        health_listen=args.health_listen,
         memo_entries=args.memo_entries,
         state_cache_rows=args.state_cache_rows,
         run_lease_seconds=_run_lease_seconds(args.run_lease_seconds),
     )
+    try:
+        tracing.exporter_names()  # refuse a bad OTEL_TRACES_EXPORTER before anything starts
+    except ValueError as error:
+        raise SystemExit(f"tracing: {error}") from None
     if args.processes > 1:
         from partition_deps.processes import serve_processes
 
         return serve_processes(config, args.processes)
-    server = Server(config)
+    server = Server(config, tracing.from_environment())
     stop_requested = threading.Event()
 
     def request_stop(signum: int, _: FrameType | None) -> None:

@@ -37,9 +37,10 @@ from partition_deps.api.gen.partitiondeps.v1 import (
     staleness_service_pb2,
 )
 from partition_deps.api.handlers import add_service
-from partition_deps.api.metrics import Metrics, MetricsInterceptor
+from partition_deps.api.metrics import Metrics, MetricsInterceptor, parse_listen
 from partition_deps.api.paging import PageTokens
 from partition_deps.api.response_memo import ResponseMemo
+from partition_deps.health_listener import serve_health
 from partition_deps.store.answer_snapshots import AnswerSnapshots
 from partition_deps.store.automation import AutomationRepository
 from partition_deps.store.cache import DefinitionsCache
@@ -48,6 +49,8 @@ from partition_deps.store.definitions import DefinitionsRepository
 from partition_deps.store.events import DEFAULT_RUN_LEASE, EventsRepository
 from partition_deps.store.secrets import page_token_key
 from partition_deps.store.staleness import DEFAULT_MIRROR_ROWS, StalenessRepository
+from partition_deps.tracing import Tracing
+from partition_deps.web.listener import HttpListener
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +107,13 @@ class Config:
     state_cache_rows: int = DEFAULT_MIRROR_ROWS
     # host:port of the Prometheus endpoint (HTTP /metrics); None: no metrics.
     metrics_listen: str | None = None
+    # host:port of a plaintext listener serving only grpc.health.v1 (health_listener.py), for
+    # probes that cannot speak the main port's TLS; None: none.
+    health_listen: str | None = None
     # The lease of a run whose RunStarted gives none (store/events.py).
     run_lease_seconds: float = DEFAULT_RUN_LEASE.total_seconds()
+    # host:port of the HTTP listener (Connect JSON calls, status page); None: no HTTP.
+    http_listen: str | None = None
 
 
 class Server:
@@ -115,11 +123,15 @@ class Server:
     `abandon` event is set while it waits for the database.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, tracing: Tracing | None = None) -> None:
         self.config = config
+        # None: no tracing (tracing.py: on only when OTEL_* variables ask for it).
+        self._tracing = tracing
         # Thread safety: these are set once by start(), before any call is served or any of our
         # threads starts, and never replaced; the objects they hold are themselves thread-safe.
         self.port = 0
+        self.health_port = 0
+        self._health_server: grpc.Server | None = None
         self.metrics: Metrics | None = None
         self._embedded: EmbeddedPostgres | None = None
         self._pool: ConnectionPool | None = None
@@ -130,6 +142,8 @@ class Server:
         self.exit_status = 0
         self._cache: DefinitionsCache | None = None
         self._grpc: grpc.Server | None = None
+        # Thread safety: set once by start() before it serves, like `port`.
+        self.http: HttpListener | None = None
         # Thread safety: grpcio's HealthServicer guards its statuses with its own lock.
         self._health = health.HealthServicer()
         # Thread safety: stop() tests and sets it under self._stop_lock (it runs once).
@@ -162,6 +176,7 @@ class Server:
             # One cheap check per checkout: after a database restart, stale connections are
             # replaced instead of failing the call that drew them.
             check=ConnectionPool.check_connection,
+            configure=self._tracing.trace_connection if self._tracing else None,
             open=False,
             name="partition-deps",
         )
@@ -240,8 +255,28 @@ class Server:
             )
         except RuntimeError as error:
             raise RuntimeError(f"cannot listen on {config.listen}: {error}") from error
+        if config.http_listen is not None:
+            self.http = HttpListener(
+                server,
+                parse_listen(config.http_listen),
+                config.max_message_bytes,
+                config.reuse_port,
+            )
         server.start()
         self._grpc = server
+        if self.http is not None:
+            self.http.start()
+            logger.info(
+                "http listening", extra={"address": config.http_listen, "port": self.http.port}
+            )
+        if config.health_listen is not None:
+            self._health_server, self.health_port = serve_health(
+                config.health_listen, self._health, config.reuse_port
+            )
+            logger.info(
+                "health probes listening",
+                extra={"address": config.health_listen, "port": self.health_port},
+            )
         logger.info(
             "listening",
             extra={
@@ -341,8 +376,11 @@ class Server:
             self._grpc.wait_for_termination()
 
     def _interceptors(self) -> list[grpc.ServerInterceptor]:
-        """Metrics outermost (so refused calls are counted too), then auth."""
+        """Tracing outermost (a span for every call, refused ones too), then metrics (so
+        refused calls are counted too), then auth."""
         interceptors: list[grpc.ServerInterceptor] = []
+        if self._tracing is not None:
+            interceptors.append(self._tracing.interceptor())
         if self.config.metrics_listen is not None:
             assert self._pool is not None
             assert self._cache is not None
@@ -416,8 +454,22 @@ class Server:
             self._stopping.set()
         self._health.enter_graceful_shutdown()
         self._end_health_watches()
+        self._stop_listening(self.config.grace_seconds if grace is None else grace)
+        self._release()
+        logger.info("stopped")
+
+    def _stop_listening(self, grace: float) -> None:
+        """Close the HTTP and health listeners, then let gRPC calls finish within `grace`."""
+        if self.http is not None:
+            self.http.stop()
+        if self._health_server is not None:
+            self._health_server.stop(0)
         if self._grpc is not None:
-            self._grpc.stop(self.config.grace_seconds if grace is None else grace).wait()
+            self._grpc.stop(grace).wait()
+
+    def _release(self) -> None:
+        """Stop the health checker, the caches, the pool, the embedded Postgres, the metrics
+        endpoint and tracing, in that order."""
         if self._checker.is_alive():
             self._checker.join(timeout=5)
         if self._cache is not None:
@@ -428,7 +480,8 @@ class Server:
             self._embedded.stop()
         if self.metrics is not None:
             self.metrics.stop()
-        logger.info("stopped")
+        if self._tracing is not None:
+            self._tracing.shutdown()
 
 
 # What the process may take beyond the grace period to stop the database pool, the embedded

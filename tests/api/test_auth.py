@@ -132,9 +132,14 @@ def test_a_token_for_one_namespace_is_denied_every_method_of_another(
 
 
 def test_every_stored_rpc_is_scoped() -> None:
-    # Inline computations carry no namespace; everything else reads or writes one.
+    # Inline computations carry no namespace, ListNamespaces answers with the granted ones only
+    # (tests/web/test_connect.py); everything else reads or writes one.
     unscoped = {method.name for _, method in METHODS} - {method.name for _, method in SCOPED}
-    assert unscoped == {"ComputeUpstreamPartitions", "ComputeDownstreamPartitions"}
+    assert unscoped == {
+        "ComputeUpstreamPartitions",
+        "ComputeDownstreamPartitions",
+        "ListNamespaces",
+    }
 
 
 def test_a_token_reads_and_writes_its_own_namespace(channel: grpc.Channel) -> None:

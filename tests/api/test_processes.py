@@ -56,7 +56,7 @@ def _metrics_port() -> int:
 def test_two_processes_share_the_port_and_stop_on_sigterm(
     database_url: str, namespace: str
 ) -> None:
-    port, metrics = free_port(), _metrics_port()
+    port, metrics, http = free_port(), _metrics_port(), free_port()
     process = _serve(
         "--listen",
         f"127.0.0.1:{port}",
@@ -66,6 +66,8 @@ def test_two_processes_share_the_port_and_stop_on_sigterm(
         "2",
         "--metrics-listen",
         f"127.0.0.1:{metrics}",
+        "--http-listen",
+        f"127.0.0.1:{http}",
     )
     channels = [
         grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
@@ -103,6 +105,15 @@ def test_two_processes_share_the_port_and_stop_on_sigterm(
                     if line.startswith("grpc_server_handled_total{") and "Health" in line:
                         handled += float(line.rsplit(" ", 1)[1])
         assert handled >= 8
+        # Both processes share the HTTP port too; each answers over its own loopback socket.
+        for _ in range(8):
+            ping = urllib.request.Request(
+                f"http://127.0.0.1:{http}/partitiondeps.v1.DiagnosticsService/Ping",
+                data=b"{}",
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(ping, timeout=10) as response:
+                assert (response.status, response.read()) == (200, b"{}")
         for channel in channels:
             channel.close()
 

@@ -196,6 +196,49 @@ def test_runs_in_progress_are_not_planned(
     assert status_of(staleness, namespace, "daily_sales_data", "2024-01-14").status == FRESH
 
 
+def test_runs_in_progress_are_ranges_of_the_summary_until_done_or_failed(
+    stubs: Stubs, staleness: StalenessServiceStub, namespace: str
+) -> None:
+    apply(stubs, namespace, asset("daily_sales_data", DAILY))
+    materialize(stubs, namespace, "daily_sales_data", ["2024-01-10"])
+
+    def report(**body: object) -> None:
+        event = events_pb.Event(idempotency_key=f"e{next(_ids)}", event_time=AS_OF, **body)  # type: ignore[arg-type]
+        stubs.events.ReportEvents(
+            events_pb.ReportEventsRequest(namespace=namespace, events=[event])
+        )
+
+    def summary() -> stale_pb.AssetStaleness:
+        [answer] = staleness.GetStaleness(
+            stale_pb.GetStalenessRequest(namespace=namespace, as_of=AS_OF, page_size=1)
+        ).assets
+        return answer
+
+    targets = [
+        events_pb.PartitionTarget(asset_key="daily_sales_data", partition_key=day)
+        for day in ("2024-01-09", "2024-01-10", "2024-01-11", "2024-01-13")
+    ]
+    report(run_started=events_pb.RunStarted(run_id="r1", targets=targets))
+    running = summary()
+    assert running.in_progress_count == 4
+    assert [
+        (r.first_partition_key, r.last_partition_key, r.count) for r in running.in_progress_ranges
+    ] == [
+        ("2024-01-09", "2024-01-11", 3),
+        ("2024-01-13", "2024-01-13", 1),
+    ]
+    # In progress is beside the status: the partition materialized before stays FRESH.
+    assert (running.fresh_count, running.missing_count) == (1, 13)
+
+    materialize(stubs, namespace, "daily_sales_data", ["2024-01-09"], run_id="r1")
+    assert [r.first_partition_key for r in summary().in_progress_ranges] == [
+        "2024-01-10",
+        "2024-01-13",
+    ]
+    report(run_failed=events_pb.RunFailed(run_id="r1"))
+    assert (summary().in_progress_count, list(summary().in_progress_ranges)) == (0, [])
+
+
 def test_unpartitioned_downstream_of_a_daily_asset(
     stubs: Stubs, staleness: StalenessServiceStub, namespace: str
 ) -> None:

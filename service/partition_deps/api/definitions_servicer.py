@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from partition_deps.api import convert, limits, paging
+from partition_deps.api.auth import ALL_NAMESPACES, granted_namespaces
 from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as pb
 from partition_deps.api.handlers import Method
@@ -70,6 +71,7 @@ class DefinitionsServicer:
                 "DeleteDynamicPartitions", pb.DeleteDynamicPartitionsRequest, self.delete_dynamic
             ),
             Method("ListDynamicPartitions", pb.ListDynamicPartitionsRequest, self.list_dynamic),
+            Method("ListNamespaces", pb.ListNamespacesRequest, self.list_namespaces),
         ]
 
     def apply_assets(
@@ -141,6 +143,26 @@ class DefinitionsServicer:
             ],
             next_page_token=self._tokens.encode([page[-1]], binding) if len(keys) > size else "",
             generation=snapshot.generation,
+        )
+
+    def list_namespaces(
+        self, request: pb.ListNamespacesRequest, context: grpc.ServicerContext
+    ) -> pb.ListNamespacesResponse:
+        size = paging.page_size(request.page_size, "page_size", default=100)
+        binding = paging.request_binding(request, "page_token", "page_size")
+        token = self._tokens.decode(request.page_token, binding, (str,), "page_token")
+        granted = granted_namespaces.get()
+        only = None if granted is None or ALL_NAMESPACES in granted else granted
+        rows = self._repository.list_namespaces(
+            "" if token is None else str(token[0]), size + 1, only
+        )
+        page = rows[:size]
+        return pb.ListNamespacesResponse(
+            namespaces=[
+                pb.NamespaceSummary(name=name, generation=generation, asset_count=count)
+                for name, generation, count in page
+            ],
+            next_page_token=self._tokens.encode([page[-1][0]], binding) if len(rows) > size else "",
         )
 
     def delete_asset(

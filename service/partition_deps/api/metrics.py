@@ -55,7 +55,7 @@ def parse_listen(address: str) -> tuple[str, int]:
     """`host:port` (IPv6 hosts in brackets) -> (host, port)."""
     host, separator, port = address.rpartition(":")
     if not separator or not port.isdigit():
-        raise ValueError(f"metrics address {address!r} is not host:port")
+        raise ValueError(f"address {address!r} is not host:port")
     return host.strip("[]") or "0.0.0.0", int(port)
 
 

@@ -160,10 +160,17 @@ class StalenessServicer:
             position = reader.event_position()
             engine = StalenessEngine(snapshot.assets, reader, at, options)
             answers = {key: engine.statuses(key, candidates[key]) for key in asset_keys}
+            running = {key: reader.in_progress_keys(key, as_of) for key in asset_keys}
         header = pb.GetStalenessResponse(generation=snapshot.generation, event_position=position)
         convert.set_instant(header.as_of, as_of)
         for asset_key in asset_keys:
-            self._summary(header.assets.add(), snapshot.assets[asset_key], candidates, answers)
+            self._summary(
+                header.assets.add(),
+                snapshot.assets[asset_key],
+                candidates,
+                answers,
+                running[asset_key],
+            )
         listed = {
             asset_key: range(len(candidates[asset_key]))
             if request.include_fresh
@@ -187,6 +194,7 @@ class StalenessServicer:
         asset: AssetDefinition,
         candidates: Mapping[str, list[str | None]],
         answers: Mapping[str, dict[int, PartitionStatus]],
+        running: frozenset[str | None],
     ) -> None:
         keys = candidates[asset.key]
         not_fresh = answers[asset.key]
@@ -196,6 +204,8 @@ class StalenessServicer:
         target.stale_count = len(stale)
         target.missing_count = len(missing)
         target.fresh_count = len(keys) - len(stale) - len(missing)
+        in_progress = [n for n, key in enumerate(keys) if key in running] if running else []
+        target.in_progress_count = len(in_progress)
         if asset.partitions is None:
             return
         time_definition = (
@@ -205,6 +215,7 @@ class StalenessServicer:
         for ranges, positions in (
             (target.stale_ranges, stale),
             (target.missing_ranges, missing),
+            (target.in_progress_ranges, in_progress),
         ):
             for run in position_runs(partition_keys, positions, time_definition):
                 convert.fill_range(ranges.add(), run)

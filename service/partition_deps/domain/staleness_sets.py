@@ -74,6 +74,11 @@ class UpstreamRow:
     version_before: str | None = None
 
 
+# The causes of every partition without a materialization or an observation (one immutable
+# value, shared by all of them).
+NEVER_MATERIALIZED = (Cause(CauseKind.NEVER_MATERIALIZED, "never materialized"),)
+
+
 def row_status(
     asset: AssetDefinition,
     partition_key: str,
@@ -94,12 +99,7 @@ def row_status(
     if latest is None:
         if observed:
             return PartitionStatus(asset.key, partition_key, Status.FRESH)
-        return PartitionStatus(
-            asset.key,
-            partition_key,
-            Status.MISSING,
-            (Cause(CauseKind.NEVER_MATERIALIZED, "never materialized"),),
-        )
+        return PartitionStatus(asset.key, partition_key, Status.MISSING, NEVER_MATERIALIZED)
     if dependency_keys is None:
         dependency_keys = frozenset(d.upstream_key for d in asset.dependencies)
     unchanged = (asset.code_version is None or latest.code_version == asset.code_version) and (

@@ -88,6 +88,22 @@ class DefinitionsRepository:
 
     # -- reads ---------------------------------------------------------------------------
 
+    def list_namespaces(
+        self, after: str, limit: int, only: frozenset[str] | None
+    ) -> list[tuple[str, int, int]]:
+        """(name, generation, asset count) of up to `limit` namespaces named after `after`, in
+        name order; with `only`, among those names."""
+        with transaction(self._pool, read_only_snapshot=True) as conn:
+            rows = conn.execute(
+                "SELECT n.name, n.generation,"
+                " (SELECT count(*) FROM assets a WHERE a.namespace_id = n.namespace_id)"
+                " FROM namespaces n WHERE n.name > %(after)s"
+                " AND (%(only)s::text[] IS NULL OR n.name = ANY(%(only)s::text[]))"
+                " ORDER BY n.name LIMIT %(limit)s",
+                {"after": after, "only": None if only is None else sorted(only), "limit": limit},
+            ).fetchall()
+        return [(str(name), int(generation), int(count)) for name, generation, count in rows]
+
     def load_snapshot(self, namespace: str) -> NamespaceSnapshot:
         # One consistent view of the namespace, even if a writer commits meanwhile.
         with transaction(self._pool, read_only_snapshot=True) as conn:

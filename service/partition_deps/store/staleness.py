@@ -44,7 +44,12 @@ from partition_deps.domain.staleness import (
     plan_runs,
     statuses,
 )
-from partition_deps.domain.staleness_sets import UpstreamRow, joins_by_key, row_status
+from partition_deps.domain.staleness_sets import (
+    NEVER_MATERIALIZED,
+    UpstreamRow,
+    joins_by_key,
+    row_status,
+)
 from partition_deps.store.database import transaction
 from partition_deps.store.events import LEASE_EXPIRY
 from partition_deps.store.state_mirror import (
@@ -378,6 +383,18 @@ class StalenessReader:
             self._expired = (as_of, {(a, k): (run_id, end) for a, k, run_id, end in rows})
         return self._expired[1].get((asset_key, partition_key or ""))
 
+    def in_progress_keys(self, asset_key: str, as_of: datetime) -> frozenset[str | None]:
+        """The partitions of the asset held at `as_of` by a run that has not ended and whose
+        lease has not expired (None for an unpartitioned asset)."""
+        rows = self.conn.execute(
+            "SELECT s.partition_key FROM latest_state s JOIN runs r"
+            " ON r.namespace_id = s.namespace_id AND r.run_id = s.in_progress_run_id"
+            " WHERE s.namespace_id = %s AND s.asset_key = %s"
+            f" AND r.status = 'started' AND {LEASE_EXPIRY} > %s",
+            (self.namespace_id, asset_key, as_of),
+        ).fetchall()
+        return frozenset(row[0] or None for row in rows)
+
     def snapshot(self) -> Snapshot:
         if self._snapshot is None:
             row = self.conn.execute("SELECT pg_current_snapshot()::text").fetchone()
@@ -579,6 +596,13 @@ class StalenessEngine:
             located = [(row[0] - 1, row) for row in rows]
         for position, row in located:
             key = keys[position]
+            if (row[1] is None or row[2] is None) and not row[6]:
+                # Never materialized nor observed: MISSING whatever its upstream says (the
+                # most common row of a large asset, so it skips row_status's work).
+                result[position] = PartitionStatus(
+                    asset.key, key, Status.MISSING, NEVER_MATERIALIZED
+                )
+                continue
             latest = _materialized(_State(row[1], row[2], row[3], row[4], row[5], None))
             upstream_rows: list[tuple[Dependency, UpstreamRow]] = []
             for index, edge in enumerate(edges):
@@ -692,20 +716,20 @@ class StalenessEngine:
             versions_before.append(known)
         located: list[tuple[int, Sequence[Any]]] = []
         for position, key, row in suspects:
-            columns: list[Any] = [key]
-            if row is None:
-                columns += [None] * 5 + [False]
-            else:
-                upstream_text = row[4]
-                columns += [
-                    *row[:4],
-                    None
-                    if upstream_text is None
-                    else upstream_keys
-                    if upstream_text == recorded
-                    else reader.parse_array(upstream_text),
-                    row[0] is None,  # a row without a materialization was observed
-                ]
+            if row is None:  # never stored: MISSING, whatever the other columns would say
+                located.append((position, _NEVER_STORED))
+                continue
+            upstream_text = row[4]
+            columns: list[Any] = [
+                key,
+                *row[:4],
+                None
+                if upstream_text is None
+                else upstream_keys
+                if upstream_text == recorded
+                else reader.parse_array(upstream_text),
+                row[0] is None,  # a row without a materialization was observed
+            ]
             for (upstream_rows, partitioned), before in zip(sides, versions_before, strict=True):
                 upstream = upstream_rows.get(key if partitioned else "")
                 columns += (
@@ -713,6 +737,11 @@ class StalenessEngine:
                 )
             located.append((position, columns))
         return located
+
+
+# The candidate row of a partition with no stored state: no materialization (columns 1-2), not
+# observed (column 6); `_set_statuses` reads nothing else of it.
+_NEVER_STORED: tuple[Any, ...] = (None, None, None, None, None, None, False)
 
 
 # Row tests for `MirrorView.keys_where`: classes rather than closures, so that each carries

@@ -1048,6 +1048,175 @@ func (x *ListDynamicPartitionsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// Request of DefinitionsService.ListNamespaces.
+type ListNamespacesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many namespaces (default 100, at most 10000).
+	PageSize      int32  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNamespacesRequest) Reset() {
+	*x = ListNamespacesRequest{}
+	mi := &file_partitiondeps_v1_definitions_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNamespacesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNamespacesRequest) ProtoMessage() {}
+
+func (x *ListNamespacesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_partitiondeps_v1_definitions_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNamespacesRequest.ProtoReflect.Descriptor instead.
+func (*ListNamespacesRequest) Descriptor() ([]byte, []int) {
+	return file_partitiondeps_v1_definitions_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListNamespacesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListNamespacesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// A namespace and what it holds.
+type NamespaceSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The namespace generation now.
+	Generation    int64 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	AssetCount    int64 `protobuf:"varint,3,opt,name=asset_count,json=assetCount,proto3" json:"asset_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NamespaceSummary) Reset() {
+	*x = NamespaceSummary{}
+	mi := &file_partitiondeps_v1_definitions_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NamespaceSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NamespaceSummary) ProtoMessage() {}
+
+func (x *NamespaceSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_partitiondeps_v1_definitions_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NamespaceSummary.ProtoReflect.Descriptor instead.
+func (*NamespaceSummary) Descriptor() ([]byte, []int) {
+	return file_partitiondeps_v1_definitions_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *NamespaceSummary) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *NamespaceSummary) GetGeneration() int64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *NamespaceSummary) GetAssetCount() int64 {
+	if x != nil {
+		return x.AssetCount
+	}
+	return 0
+}
+
+// Response of DefinitionsService.ListNamespaces.
+type ListNamespacesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespaces    []*NamespaceSummary    `protobuf:"bytes,1,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNamespacesResponse) Reset() {
+	*x = ListNamespacesResponse{}
+	mi := &file_partitiondeps_v1_definitions_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNamespacesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNamespacesResponse) ProtoMessage() {}
+
+func (x *ListNamespacesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_partitiondeps_v1_definitions_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNamespacesResponse.ProtoReflect.Descriptor instead.
+func (*ListNamespacesResponse) Descriptor() ([]byte, []int) {
+	return file_partitiondeps_v1_definitions_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListNamespacesResponse) GetNamespaces() []*NamespaceSummary {
+	if x != nil {
+		return x.Namespaces
+	}
+	return nil
+}
+
+func (x *ListNamespacesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_partitiondeps_v1_definitions_service_proto protoreflect.FileDescriptor
 
 const file_partitiondeps_v1_definitions_service_proto_rawDesc = "" +
@@ -1138,7 +1307,23 @@ const file_partitiondeps_v1_definitions_service_proto_rawDesc = "" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\".partitiondeps.v1.DynamicPartitionR\n" +
 	"partitions\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xe9\x05\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"S\n" +
+	"\x15ListNamespacesRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"g\n" +
+	"\x10NamespaceSummary\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x03R\n" +
+	"generation\x12\x1f\n" +
+	"\vasset_count\x18\x03 \x01(\x03R\n" +
+	"assetCount\"\x84\x01\n" +
+	"\x16ListNamespacesResponse\x12B\n" +
+	"\n" +
+	"namespaces\x18\x01 \x03(\v2\".partitiondeps.v1.NamespaceSummaryR\n" +
+	"namespaces\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xce\x06\n" +
 	"\x12DefinitionsService\x12Z\n" +
 	"\vApplyAssets\x12$.partitiondeps.v1.ApplyAssetsRequest\x1a%.partitiondeps.v1.ApplyAssetsResponse\x12Q\n" +
 	"\bGetAsset\x12!.partitiondeps.v1.GetAssetRequest\x1a\".partitiondeps.v1.GetAssetResponse\x12W\n" +
@@ -1147,7 +1332,8 @@ const file_partitiondeps_v1_definitions_service_proto_rawDesc = "" +
 	"\vDeleteAsset\x12$.partitiondeps.v1.DeleteAssetRequest\x1a%.partitiondeps.v1.DeleteAssetResponse\x12u\n" +
 	"\x14AddDynamicPartitions\x12-.partitiondeps.v1.AddDynamicPartitionsRequest\x1a..partitiondeps.v1.AddDynamicPartitionsResponse\x12~\n" +
 	"\x17DeleteDynamicPartitions\x120.partitiondeps.v1.DeleteDynamicPartitionsRequest\x1a1.partitiondeps.v1.DeleteDynamicPartitionsResponse\x12x\n" +
-	"\x15ListDynamicPartitions\x12..partitiondeps.v1.ListDynamicPartitionsRequest\x1a/.partitiondeps.v1.ListDynamicPartitionsResponseB\xd0\x01\n" +
+	"\x15ListDynamicPartitions\x12..partitiondeps.v1.ListDynamicPartitionsRequest\x1a/.partitiondeps.v1.ListDynamicPartitionsResponse\x12c\n" +
+	"\x0eListNamespaces\x12'.partitiondeps.v1.ListNamespacesRequest\x1a(.partitiondeps.v1.ListNamespacesResponseB\xd0\x01\n" +
 	"\x14com.partitiondeps.v1B\x17DefinitionsServiceProtoP\x01Z>partition-deps/clients/go/gen/partitiondeps/v1;partitiondepsv1\xa2\x02\x03PXX\xaa\x02\x10Partitiondeps.V1\xca\x02\x10Partitiondeps\\V1\xe2\x02\x1cPartitiondeps\\V1\\GPBMetadata\xea\x02\x11Partitiondeps::V1b\x06proto3"
 
 var (
@@ -1162,7 +1348,7 @@ func file_partitiondeps_v1_definitions_service_proto_rawDescGZIP() []byte {
 	return file_partitiondeps_v1_definitions_service_proto_rawDescData
 }
 
-var file_partitiondeps_v1_definitions_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_partitiondeps_v1_definitions_service_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_partitiondeps_v1_definitions_service_proto_goTypes = []any{
 	(*Asset)(nil),                           // 0: partitiondeps.v1.Asset
 	(*Dependency)(nil),                      // 1: partitiondeps.v1.Dependency
@@ -1181,42 +1367,48 @@ var file_partitiondeps_v1_definitions_service_proto_goTypes = []any{
 	(*ListDynamicPartitionsRequest)(nil),    // 14: partitiondeps.v1.ListDynamicPartitionsRequest
 	(*DynamicPartition)(nil),                // 15: partitiondeps.v1.DynamicPartition
 	(*ListDynamicPartitionsResponse)(nil),   // 16: partitiondeps.v1.ListDynamicPartitionsResponse
-	(*PartitionsDefinition)(nil),            // 17: partitiondeps.v1.PartitionsDefinition
-	(*AutomationCondition)(nil),             // 18: partitiondeps.v1.AutomationCondition
-	(*PartitionMapping)(nil),                // 19: partitiondeps.v1.PartitionMapping
-	(*timestamppb.Timestamp)(nil),           // 20: google.protobuf.Timestamp
+	(*ListNamespacesRequest)(nil),           // 17: partitiondeps.v1.ListNamespacesRequest
+	(*NamespaceSummary)(nil),                // 18: partitiondeps.v1.NamespaceSummary
+	(*ListNamespacesResponse)(nil),          // 19: partitiondeps.v1.ListNamespacesResponse
+	(*PartitionsDefinition)(nil),            // 20: partitiondeps.v1.PartitionsDefinition
+	(*AutomationCondition)(nil),             // 21: partitiondeps.v1.AutomationCondition
+	(*PartitionMapping)(nil),                // 22: partitiondeps.v1.PartitionMapping
+	(*timestamppb.Timestamp)(nil),           // 23: google.protobuf.Timestamp
 }
 var file_partitiondeps_v1_definitions_service_proto_depIdxs = []int32{
-	17, // 0: partitiondeps.v1.Asset.partitions_definition:type_name -> partitiondeps.v1.PartitionsDefinition
+	20, // 0: partitiondeps.v1.Asset.partitions_definition:type_name -> partitiondeps.v1.PartitionsDefinition
 	1,  // 1: partitiondeps.v1.Asset.dependencies:type_name -> partitiondeps.v1.Dependency
-	18, // 2: partitiondeps.v1.Asset.automation_condition:type_name -> partitiondeps.v1.AutomationCondition
-	19, // 3: partitiondeps.v1.Dependency.partition_mapping:type_name -> partitiondeps.v1.PartitionMapping
+	21, // 2: partitiondeps.v1.Asset.automation_condition:type_name -> partitiondeps.v1.AutomationCondition
+	22, // 3: partitiondeps.v1.Dependency.partition_mapping:type_name -> partitiondeps.v1.PartitionMapping
 	0,  // 4: partitiondeps.v1.ApplyAssetsRequest.assets:type_name -> partitiondeps.v1.Asset
 	0,  // 5: partitiondeps.v1.ApplyAssetsResponse.assets:type_name -> partitiondeps.v1.Asset
 	0,  // 6: partitiondeps.v1.GetAssetResponse.asset:type_name -> partitiondeps.v1.Asset
 	0,  // 7: partitiondeps.v1.ListAssetsResponse.assets:type_name -> partitiondeps.v1.Asset
-	20, // 8: partitiondeps.v1.DynamicPartition.add_time:type_name -> google.protobuf.Timestamp
-	20, // 9: partitiondeps.v1.DynamicPartition.delete_time:type_name -> google.protobuf.Timestamp
+	23, // 8: partitiondeps.v1.DynamicPartition.add_time:type_name -> google.protobuf.Timestamp
+	23, // 9: partitiondeps.v1.DynamicPartition.delete_time:type_name -> google.protobuf.Timestamp
 	15, // 10: partitiondeps.v1.ListDynamicPartitionsResponse.partitions:type_name -> partitiondeps.v1.DynamicPartition
-	2,  // 11: partitiondeps.v1.DefinitionsService.ApplyAssets:input_type -> partitiondeps.v1.ApplyAssetsRequest
-	4,  // 12: partitiondeps.v1.DefinitionsService.GetAsset:input_type -> partitiondeps.v1.GetAssetRequest
-	6,  // 13: partitiondeps.v1.DefinitionsService.ListAssets:input_type -> partitiondeps.v1.ListAssetsRequest
-	8,  // 14: partitiondeps.v1.DefinitionsService.DeleteAsset:input_type -> partitiondeps.v1.DeleteAssetRequest
-	10, // 15: partitiondeps.v1.DefinitionsService.AddDynamicPartitions:input_type -> partitiondeps.v1.AddDynamicPartitionsRequest
-	12, // 16: partitiondeps.v1.DefinitionsService.DeleteDynamicPartitions:input_type -> partitiondeps.v1.DeleteDynamicPartitionsRequest
-	14, // 17: partitiondeps.v1.DefinitionsService.ListDynamicPartitions:input_type -> partitiondeps.v1.ListDynamicPartitionsRequest
-	3,  // 18: partitiondeps.v1.DefinitionsService.ApplyAssets:output_type -> partitiondeps.v1.ApplyAssetsResponse
-	5,  // 19: partitiondeps.v1.DefinitionsService.GetAsset:output_type -> partitiondeps.v1.GetAssetResponse
-	7,  // 20: partitiondeps.v1.DefinitionsService.ListAssets:output_type -> partitiondeps.v1.ListAssetsResponse
-	9,  // 21: partitiondeps.v1.DefinitionsService.DeleteAsset:output_type -> partitiondeps.v1.DeleteAssetResponse
-	11, // 22: partitiondeps.v1.DefinitionsService.AddDynamicPartitions:output_type -> partitiondeps.v1.AddDynamicPartitionsResponse
-	13, // 23: partitiondeps.v1.DefinitionsService.DeleteDynamicPartitions:output_type -> partitiondeps.v1.DeleteDynamicPartitionsResponse
-	16, // 24: partitiondeps.v1.DefinitionsService.ListDynamicPartitions:output_type -> partitiondeps.v1.ListDynamicPartitionsResponse
-	18, // [18:25] is the sub-list for method output_type
-	11, // [11:18] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	18, // 11: partitiondeps.v1.ListNamespacesResponse.namespaces:type_name -> partitiondeps.v1.NamespaceSummary
+	2,  // 12: partitiondeps.v1.DefinitionsService.ApplyAssets:input_type -> partitiondeps.v1.ApplyAssetsRequest
+	4,  // 13: partitiondeps.v1.DefinitionsService.GetAsset:input_type -> partitiondeps.v1.GetAssetRequest
+	6,  // 14: partitiondeps.v1.DefinitionsService.ListAssets:input_type -> partitiondeps.v1.ListAssetsRequest
+	8,  // 15: partitiondeps.v1.DefinitionsService.DeleteAsset:input_type -> partitiondeps.v1.DeleteAssetRequest
+	10, // 16: partitiondeps.v1.DefinitionsService.AddDynamicPartitions:input_type -> partitiondeps.v1.AddDynamicPartitionsRequest
+	12, // 17: partitiondeps.v1.DefinitionsService.DeleteDynamicPartitions:input_type -> partitiondeps.v1.DeleteDynamicPartitionsRequest
+	14, // 18: partitiondeps.v1.DefinitionsService.ListDynamicPartitions:input_type -> partitiondeps.v1.ListDynamicPartitionsRequest
+	17, // 19: partitiondeps.v1.DefinitionsService.ListNamespaces:input_type -> partitiondeps.v1.ListNamespacesRequest
+	3,  // 20: partitiondeps.v1.DefinitionsService.ApplyAssets:output_type -> partitiondeps.v1.ApplyAssetsResponse
+	5,  // 21: partitiondeps.v1.DefinitionsService.GetAsset:output_type -> partitiondeps.v1.GetAssetResponse
+	7,  // 22: partitiondeps.v1.DefinitionsService.ListAssets:output_type -> partitiondeps.v1.ListAssetsResponse
+	9,  // 23: partitiondeps.v1.DefinitionsService.DeleteAsset:output_type -> partitiondeps.v1.DeleteAssetResponse
+	11, // 24: partitiondeps.v1.DefinitionsService.AddDynamicPartitions:output_type -> partitiondeps.v1.AddDynamicPartitionsResponse
+	13, // 25: partitiondeps.v1.DefinitionsService.DeleteDynamicPartitions:output_type -> partitiondeps.v1.DeleteDynamicPartitionsResponse
+	16, // 26: partitiondeps.v1.DefinitionsService.ListDynamicPartitions:output_type -> partitiondeps.v1.ListDynamicPartitionsResponse
+	19, // 27: partitiondeps.v1.DefinitionsService.ListNamespaces:output_type -> partitiondeps.v1.ListNamespacesResponse
+	20, // [20:28] is the sub-list for method output_type
+	12, // [12:20] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_partitiondeps_v1_definitions_service_proto_init() }
@@ -1234,7 +1426,7 @@ func file_partitiondeps_v1_definitions_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_partitiondeps_v1_definitions_service_proto_rawDesc), len(file_partitiondeps_v1_definitions_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

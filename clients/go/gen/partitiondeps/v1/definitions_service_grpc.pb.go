@@ -26,6 +26,7 @@ const (
 	DefinitionsService_AddDynamicPartitions_FullMethodName    = "/partitiondeps.v1.DefinitionsService/AddDynamicPartitions"
 	DefinitionsService_DeleteDynamicPartitions_FullMethodName = "/partitiondeps.v1.DefinitionsService/DeleteDynamicPartitions"
 	DefinitionsService_ListDynamicPartitions_FullMethodName   = "/partitiondeps.v1.DefinitionsService/ListDynamicPartitions"
+	DefinitionsService_ListNamespaces_FullMethodName          = "/partitiondeps.v1.DefinitionsService/ListNamespaces"
 )
 
 // DefinitionsServiceClient is the client API for DefinitionsService service.
@@ -54,6 +55,8 @@ type DefinitionsServiceClient interface {
 	DeleteDynamicPartitions(ctx context.Context, in *DeleteDynamicPartitionsRequest, opts ...grpc.CallOption) (*DeleteDynamicPartitionsResponse, error)
 	// Lists the keys of a dynamic partitions definition in insertion order.
 	ListDynamicPartitions(ctx context.Context, in *ListDynamicPartitionsRequest, opts ...grpc.CallOption) (*ListDynamicPartitionsResponse, error)
+	// Lists the namespaces in name order: with bearer tokens on, those the caller's token grants.
+	ListNamespaces(ctx context.Context, in *ListNamespacesRequest, opts ...grpc.CallOption) (*ListNamespacesResponse, error)
 }
 
 type definitionsServiceClient struct {
@@ -134,6 +137,16 @@ func (c *definitionsServiceClient) ListDynamicPartitions(ctx context.Context, in
 	return out, nil
 }
 
+func (c *definitionsServiceClient) ListNamespaces(ctx context.Context, in *ListNamespacesRequest, opts ...grpc.CallOption) (*ListNamespacesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListNamespacesResponse)
+	err := c.cc.Invoke(ctx, DefinitionsService_ListNamespaces_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DefinitionsServiceServer is the server API for DefinitionsService service.
 // All implementations must embed UnimplementedDefinitionsServiceServer
 // for forward compatibility.
@@ -160,6 +173,8 @@ type DefinitionsServiceServer interface {
 	DeleteDynamicPartitions(context.Context, *DeleteDynamicPartitionsRequest) (*DeleteDynamicPartitionsResponse, error)
 	// Lists the keys of a dynamic partitions definition in insertion order.
 	ListDynamicPartitions(context.Context, *ListDynamicPartitionsRequest) (*ListDynamicPartitionsResponse, error)
+	// Lists the namespaces in name order: with bearer tokens on, those the caller's token grants.
+	ListNamespaces(context.Context, *ListNamespacesRequest) (*ListNamespacesResponse, error)
 	mustEmbedUnimplementedDefinitionsServiceServer()
 }
 
@@ -190,6 +205,9 @@ func (UnimplementedDefinitionsServiceServer) DeleteDynamicPartitions(context.Con
 }
 func (UnimplementedDefinitionsServiceServer) ListDynamicPartitions(context.Context, *ListDynamicPartitionsRequest) (*ListDynamicPartitionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListDynamicPartitions not implemented")
+}
+func (UnimplementedDefinitionsServiceServer) ListNamespaces(context.Context, *ListNamespacesRequest) (*ListNamespacesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListNamespaces not implemented")
 }
 func (UnimplementedDefinitionsServiceServer) mustEmbedUnimplementedDefinitionsServiceServer() {}
 func (UnimplementedDefinitionsServiceServer) testEmbeddedByValue()                            {}
@@ -338,6 +356,24 @@ func _DefinitionsService_ListDynamicPartitions_Handler(srv interface{}, ctx cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DefinitionsService_ListNamespaces_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListNamespacesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DefinitionsServiceServer).ListNamespaces(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DefinitionsService_ListNamespaces_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DefinitionsServiceServer).ListNamespaces(ctx, req.(*ListNamespacesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DefinitionsService_ServiceDesc is the grpc.ServiceDesc for DefinitionsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -372,6 +408,10 @@ var DefinitionsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListDynamicPartitions",
 			Handler:    _DefinitionsService_ListDynamicPartitions_Handler,
+		},
+		{
+			MethodName: "ListNamespaces",
+			Handler:    _DefinitionsService_ListNamespaces_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -519,8 +519,13 @@ type AssetStaleness struct {
 	StaleRanges []*PartitionRange `protobuf:"bytes,5,rep,name=stale_ranges,json=staleRanges,proto3" json:"stale_ranges,omitempty"`
 	// Runs of consecutive MISSING partitions.
 	MissingRanges []*PartitionRange `protobuf:"bytes,6,rep,name=missing_ranges,json=missingRanges,proto3" json:"missing_ranges,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Partitions a started run targets that it has neither materialized nor failed yet. Each
+	// also keeps its status in the counts above (a run may be refreshing a FRESH partition).
+	InProgressCount int64 `protobuf:"varint,7,opt,name=in_progress_count,json=inProgressCount,proto3" json:"in_progress_count,omitempty"`
+	// Runs of consecutive in-progress partitions.
+	InProgressRanges []*PartitionRange `protobuf:"bytes,8,rep,name=in_progress_ranges,json=inProgressRanges,proto3" json:"in_progress_ranges,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *AssetStaleness) Reset() {
@@ -591,6 +596,20 @@ func (x *AssetStaleness) GetStaleRanges() []*PartitionRange {
 func (x *AssetStaleness) GetMissingRanges() []*PartitionRange {
 	if x != nil {
 		return x.MissingRanges
+	}
+	return nil
+}
+
+func (x *AssetStaleness) GetInProgressCount() int64 {
+	if x != nil {
+		return x.InProgressCount
+	}
+	return 0
+}
+
+func (x *AssetStaleness) GetInProgressRanges() []*PartitionRange {
+	if x != nil {
+		return x.InProgressRanges
 	}
 	return nil
 }
@@ -1126,7 +1145,7 @@ const file_partitiondeps_v1_staleness_service_proto_rawDesc = "" +
 	"transitive\x18\x01 \x01(\bR\n" +
 	"transitive\x12%\n" +
 	"\x0edagster_cutoff\x18\x02 \x01(\bR\rdagsterCutoff\x12B\n" +
-	"\tsemantics\x18\x03 \x01(\x0e2$.partitiondeps.v1.StalenessSemanticsR\tsemantics\"\xa2\x02\n" +
+	"\tsemantics\x18\x03 \x01(\x0e2$.partitiondeps.v1.StalenessSemanticsR\tsemantics\"\x9e\x03\n" +
 	"\x0eAssetStaleness\x12\x1b\n" +
 	"\tasset_key\x18\x01 \x01(\tR\bassetKey\x12\x1f\n" +
 	"\vfresh_count\x18\x02 \x01(\x03R\n" +
@@ -1135,7 +1154,9 @@ const file_partitiondeps_v1_staleness_service_proto_rawDesc = "" +
 	"staleCount\x12#\n" +
 	"\rmissing_count\x18\x04 \x01(\x03R\fmissingCount\x12C\n" +
 	"\fstale_ranges\x18\x05 \x03(\v2 .partitiondeps.v1.PartitionRangeR\vstaleRanges\x12G\n" +
-	"\x0emissing_ranges\x18\x06 \x03(\v2 .partitiondeps.v1.PartitionRangeR\rmissingRanges\"\xe6\x02\n" +
+	"\x0emissing_ranges\x18\x06 \x03(\v2 .partitiondeps.v1.PartitionRangeR\rmissingRanges\x12*\n" +
+	"\x11in_progress_count\x18\a \x01(\x03R\x0finProgressCount\x12N\n" +
+	"\x12in_progress_ranges\x18\b \x03(\v2 .partitiondeps.v1.PartitionRangeR\x10inProgressRanges\"\xe6\x02\n" +
 	"\x13GetStalenessRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1d\n" +
 	"\n" +
@@ -1255,26 +1276,27 @@ var file_partitiondeps_v1_staleness_service_proto_depIdxs = []int32{
 	2,  // 5: partitiondeps.v1.StalenessOptions.semantics:type_name -> partitiondeps.v1.StalenessSemantics
 	14, // 6: partitiondeps.v1.AssetStaleness.stale_ranges:type_name -> partitiondeps.v1.PartitionRange
 	14, // 7: partitiondeps.v1.AssetStaleness.missing_ranges:type_name -> partitiondeps.v1.PartitionRange
-	15, // 8: partitiondeps.v1.GetStalenessRequest.selection:type_name -> partitiondeps.v1.PartitionSelection
-	13, // 9: partitiondeps.v1.GetStalenessRequest.as_of:type_name -> google.protobuf.Timestamp
-	6,  // 10: partitiondeps.v1.GetStalenessRequest.options:type_name -> partitiondeps.v1.StalenessOptions
-	13, // 11: partitiondeps.v1.GetStalenessResponse.as_of:type_name -> google.protobuf.Timestamp
-	7,  // 12: partitiondeps.v1.GetStalenessResponse.assets:type_name -> partitiondeps.v1.AssetStaleness
-	5,  // 13: partitiondeps.v1.GetStalenessResponse.partitions:type_name -> partitiondeps.v1.PartitionStaleness
-	13, // 14: partitiondeps.v1.PlanRunsRequest.as_of:type_name -> google.protobuf.Timestamp
-	6,  // 15: partitiondeps.v1.PlanRunsRequest.options:type_name -> partitiondeps.v1.StalenessOptions
-	14, // 16: partitiondeps.v1.PlannedRun.range:type_name -> partitiondeps.v1.PartitionRange
-	13, // 17: partitiondeps.v1.PlanRunsResponse.as_of:type_name -> google.protobuf.Timestamp
-	11, // 18: partitiondeps.v1.PlanRunsResponse.runs:type_name -> partitiondeps.v1.PlannedRun
-	8,  // 19: partitiondeps.v1.StalenessService.GetStaleness:input_type -> partitiondeps.v1.GetStalenessRequest
-	10, // 20: partitiondeps.v1.StalenessService.PlanRuns:input_type -> partitiondeps.v1.PlanRunsRequest
-	9,  // 21: partitiondeps.v1.StalenessService.GetStaleness:output_type -> partitiondeps.v1.GetStalenessResponse
-	12, // 22: partitiondeps.v1.StalenessService.PlanRuns:output_type -> partitiondeps.v1.PlanRunsResponse
-	21, // [21:23] is the sub-list for method output_type
-	19, // [19:21] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	14, // 8: partitiondeps.v1.AssetStaleness.in_progress_ranges:type_name -> partitiondeps.v1.PartitionRange
+	15, // 9: partitiondeps.v1.GetStalenessRequest.selection:type_name -> partitiondeps.v1.PartitionSelection
+	13, // 10: partitiondeps.v1.GetStalenessRequest.as_of:type_name -> google.protobuf.Timestamp
+	6,  // 11: partitiondeps.v1.GetStalenessRequest.options:type_name -> partitiondeps.v1.StalenessOptions
+	13, // 12: partitiondeps.v1.GetStalenessResponse.as_of:type_name -> google.protobuf.Timestamp
+	7,  // 13: partitiondeps.v1.GetStalenessResponse.assets:type_name -> partitiondeps.v1.AssetStaleness
+	5,  // 14: partitiondeps.v1.GetStalenessResponse.partitions:type_name -> partitiondeps.v1.PartitionStaleness
+	13, // 15: partitiondeps.v1.PlanRunsRequest.as_of:type_name -> google.protobuf.Timestamp
+	6,  // 16: partitiondeps.v1.PlanRunsRequest.options:type_name -> partitiondeps.v1.StalenessOptions
+	14, // 17: partitiondeps.v1.PlannedRun.range:type_name -> partitiondeps.v1.PartitionRange
+	13, // 18: partitiondeps.v1.PlanRunsResponse.as_of:type_name -> google.protobuf.Timestamp
+	11, // 19: partitiondeps.v1.PlanRunsResponse.runs:type_name -> partitiondeps.v1.PlannedRun
+	8,  // 20: partitiondeps.v1.StalenessService.GetStaleness:input_type -> partitiondeps.v1.GetStalenessRequest
+	10, // 21: partitiondeps.v1.StalenessService.PlanRuns:input_type -> partitiondeps.v1.PlanRunsRequest
+	9,  // 22: partitiondeps.v1.StalenessService.GetStaleness:output_type -> partitiondeps.v1.GetStalenessResponse
+	12, // 23: partitiondeps.v1.StalenessService.PlanRuns:output_type -> partitiondeps.v1.PlanRunsResponse
+	22, // [22:24] is the sub-list for method output_type
+	20, // [20:22] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_partitiondeps_v1_staleness_service_proto_init() }

@@ -76,6 +76,11 @@ class DefinitionsServiceStub:
                 request_serializer=partitiondeps_dot_v1_dot_definitions__service__pb2.ListDynamicPartitionsRequest.SerializeToString,
                 response_deserializer=partitiondeps_dot_v1_dot_definitions__service__pb2.ListDynamicPartitionsResponse.FromString,
                 _registered_method=True)
+        self.ListNamespaces = channel.unary_unary(
+                '/partitiondeps.v1.DefinitionsService/ListNamespaces',
+                request_serializer=partitiondeps_dot_v1_dot_definitions__service__pb2.ListNamespacesRequest.SerializeToString,
+                response_deserializer=partitiondeps_dot_v1_dot_definitions__service__pb2.ListNamespacesResponse.FromString,
+                _registered_method=True)
 
 
 class DefinitionsServiceServicer:
@@ -137,6 +142,13 @@ class DefinitionsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListNamespaces(self, request, context):
+        """Lists the namespaces in name order: with bearer tokens on, those the caller's token grants.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DefinitionsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -174,6 +186,11 @@ def add_DefinitionsServiceServicer_to_server(servicer, server):
                     servicer.ListDynamicPartitions,
                     request_deserializer=partitiondeps_dot_v1_dot_definitions__service__pb2.ListDynamicPartitionsRequest.FromString,
                     response_serializer=partitiondeps_dot_v1_dot_definitions__service__pb2.ListDynamicPartitionsResponse.SerializeToString,
+            ),
+            'ListNamespaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNamespaces,
+                    request_deserializer=partitiondeps_dot_v1_dot_definitions__service__pb2.ListNamespacesRequest.FromString,
+                    response_serializer=partitiondeps_dot_v1_dot_definitions__service__pb2.ListNamespacesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -371,6 +388,33 @@ class DefinitionsService:
             '/partitiondeps.v1.DefinitionsService/ListDynamicPartitions',
             partitiondeps_dot_v1_dot_definitions__service__pb2.ListDynamicPartitionsRequest.SerializeToString,
             partitiondeps_dot_v1_dot_definitions__service__pb2.ListDynamicPartitionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNamespaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/partitiondeps.v1.DefinitionsService/ListNamespaces',
+            partitiondeps_dot_v1_dot_definitions__service__pb2.ListNamespacesRequest.SerializeToString,
+            partitiondeps_dot_v1_dot_definitions__service__pb2.ListNamespacesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -56,6 +56,8 @@ class DefinitionsServiceStub:
     """Removes keys from a dynamic partitions definition (they are kept as tombstones)."""
     ListDynamicPartitions: _grpc.UnaryUnaryMultiCallable[_definitions_service_pb2.ListDynamicPartitionsRequest, _definitions_service_pb2.ListDynamicPartitionsResponse]
     """Lists the keys of a dynamic partitions definition in insertion order."""
+    ListNamespaces: _grpc.UnaryUnaryMultiCallable[_definitions_service_pb2.ListNamespacesRequest, _definitions_service_pb2.ListNamespacesResponse]
+    """Lists the namespaces in name order: with bearer tokens on, those the caller's token grants."""
 
 @_typing.type_check_only
 class DefinitionsServiceAsyncStub(DefinitionsServiceStub):
@@ -84,6 +86,8 @@ class DefinitionsServiceAsyncStub(DefinitionsServiceStub):
     """Removes keys from a dynamic partitions definition (they are kept as tombstones)."""
     ListDynamicPartitions: _aio.UnaryUnaryMultiCallable[_definitions_service_pb2.ListDynamicPartitionsRequest, _definitions_service_pb2.ListDynamicPartitionsResponse]  # type: ignore[assignment]
     """Lists the keys of a dynamic partitions definition in insertion order."""
+    ListNamespaces: _aio.UnaryUnaryMultiCallable[_definitions_service_pb2.ListNamespacesRequest, _definitions_service_pb2.ListNamespacesResponse]  # type: ignore[assignment]
+    """Lists the namespaces in name order: with bearer tokens on, those the caller's token grants."""
 
 class DefinitionsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Registers assets (partitions definitions and dependencies) and dynamic partition keys.
@@ -151,5 +155,13 @@ class DefinitionsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_definitions_service_pb2.ListDynamicPartitionsResponse, _abc.Awaitable[_definitions_service_pb2.ListDynamicPartitionsResponse]]:
         """Lists the keys of a dynamic partitions definition in insertion order."""
+
+    @_abc_1.abstractmethod
+    def ListNamespaces(
+        self,
+        request: _definitions_service_pb2.ListNamespacesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_definitions_service_pb2.ListNamespacesResponse, _abc.Awaitable[_definitions_service_pb2.ListNamespacesResponse]]:
+        """Lists the namespaces in name order: with bearer tokens on, those the caller's token grants."""
 
 def add_DefinitionsServiceServicer_to_server(servicer: DefinitionsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -319,10 +319,16 @@ class AssetStaleness(_message.Message):
     MISSING_COUNT_FIELD_NUMBER: _builtins.int
     STALE_RANGES_FIELD_NUMBER: _builtins.int
     MISSING_RANGES_FIELD_NUMBER: _builtins.int
+    IN_PROGRESS_COUNT_FIELD_NUMBER: _builtins.int
+    IN_PROGRESS_RANGES_FIELD_NUMBER: _builtins.int
     asset_key: _builtins.str
     fresh_count: _builtins.int
     stale_count: _builtins.int
     missing_count: _builtins.int
+    in_progress_count: _builtins.int
+    """Partitions a started run targets that it has neither materialized nor failed yet. Each
+    also keeps its status in the counts above (a run may be refreshing a FRESH partition).
+    """
     @_builtins.property
     def stale_ranges(self) -> _containers.RepeatedCompositeFieldContainer[_partitions_pb2.PartitionRange]:
         """Runs of consecutive STALE partitions (consecutive in the definition's order, or in the
@@ -333,6 +339,10 @@ class AssetStaleness(_message.Message):
     def missing_ranges(self) -> _containers.RepeatedCompositeFieldContainer[_partitions_pb2.PartitionRange]:
         """Runs of consecutive MISSING partitions."""
 
+    @_builtins.property
+    def in_progress_ranges(self) -> _containers.RepeatedCompositeFieldContainer[_partitions_pb2.PartitionRange]:
+        """Runs of consecutive in-progress partitions."""
+
     def __init__(
         self,
         *,
@@ -342,10 +352,12 @@ class AssetStaleness(_message.Message):
         missing_count: _builtins.int = ...,
         stale_ranges: _abc.Iterable[_partitions_pb2.PartitionRange] | None = ...,
         missing_ranges: _abc.Iterable[_partitions_pb2.PartitionRange] | None = ...,
+        in_progress_count: _builtins.int = ...,
+        in_progress_ranges: _abc.Iterable[_partitions_pb2.PartitionRange] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_key", b"asset_key", "fresh_count", b"fresh_count", "missing_count", b"missing_count", "missing_ranges", b"missing_ranges", "stale_count", b"stale_count", "stale_ranges", b"stale_ranges"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset_key", b"asset_key", "fresh_count", b"fresh_count", "in_progress_count", b"in_progress_count", "in_progress_ranges", b"in_progress_ranges", "missing_count", b"missing_count", "missing_ranges", b"missing_ranges", "stale_count", b"stale_count", "stale_ranges", b"stale_ranges"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

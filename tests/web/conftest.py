@@ -1,0 +1,95 @@
+"""A real server with its HTTP listener and bearer tokens on, over the session database."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from partition_deps.api.auth import TokenTable
+from partition_deps.server import Config, Server
+from partition_deps.store.database import PoolSettings
+
+TOKEN_ALL = "web-token-all"
+TOKEN_A = "web-token-a"
+NAMESPACE_A = "web-a"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    content_type: str
+    body: Any
+
+
+@pytest.fixture(scope="session")
+def web_server(database_url: str) -> Iterator[Server]:
+    server = Server(
+        Config(
+            listen="127.0.0.1:0",
+            database_url=database_url,
+            pool=PoolSettings(min_size=1, max_size=4),
+            grace_seconds=1,
+            workers=8,
+            tokens=TokenTable({TOKEN_ALL: ["*"], TOKEN_A: [NAMESPACE_A]}),
+            http_listen="127.0.0.1:0",
+        )
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def base_url(web_server: Server) -> str:
+    assert web_server.http is not None
+    return f"http://127.0.0.1:{web_server.http.port}"
+
+
+def post(
+    url: str,
+    body: object,
+    token: str | None = TOKEN_ALL,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """POSTs `body` (JSON unless bytes) with plain urllib; an HTTP error is a Reply too."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST")
+    request.add_header("Content-Type", content_type)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    for key, value in (headers or {}).items():
+        request.add_header(key, value)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return _reply(answer.status, answer.headers.get_content_type(), answer.read())
+    except urllib.error.HTTPError as error:
+        return _reply(error.code, error.headers.get_content_type(), error.read())
+
+
+def _reply(status: int, content_type: str, raw: bytes) -> Reply:
+    return Reply(
+        status, content_type, json.loads(raw) if content_type == "application/json" else raw
+    )
+
+
+def program_env(folder: Path) -> dict[str, str]:
+    """An environment whose `partition-deps` program (in `folder`) runs this checkout's code."""
+    program = folder / "partition-deps"
+    program.write_text(f'#!/bin/sh\nexec {sys.executable} -m partition_deps.cli "$@"\n')
+    program.chmod(0o755)
+    return {
+        **os.environ,
+        "PATH": f"{folder}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT / "service"),
+    }

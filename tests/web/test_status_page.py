@@ -1,0 +1,246 @@
+"""The status page in a real headless browser (Debian's chromium, driven by Playwright).
+
+The seed namespace is applied and its events reported through the command line, as the README
+does; the page is read as a person would: the graph's assets and edge, the weekly bar turning
+from missing to fresh, a stale range opened to read its cause, the upstream a partition needs,
+a run in progress.
+A screenshot of each step is kept in test-artifacts/status-page/, with the render times of a
+namespace of 50 assets of 100,000 partitions each (timings.json; recorded, not asserted).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from .conftest import ROOT, TOKEN_ALL, post, program_env
+
+ARTIFACTS = ROOT / "test-artifacts" / "status-page"
+AS_OF = "2024-01-20T00:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium package is needed (scripts/dev test installs it)"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        # As root, chromium runs only without its sandbox.
+        launched = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, base_url: str) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    opened = context.new_page()
+    # Signs in through the login form: the page keeps the token in a cookie.
+    opened.goto(f"{base_url}/ui/login")
+    opened.fill("input[name=token]", TOKEN_ALL)
+    opened.click("button[type=submit]")
+    opened.wait_for_url(f"{base_url}/")
+    yield opened
+    context.close()
+
+
+def _cli(web_port: int, tmp_path: Path, *args: str) -> str:
+    env = program_env(tmp_path) | {"PD_ADDR": f"127.0.0.1:{web_port}", "PD_TOKEN": TOKEN_ALL}
+    done = subprocess.run(
+        ["partition-deps", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _row_ranges(page: Page, asset: str) -> set[str]:
+    classes = page.eval_on_selector_all(
+        f'tr[data-asset="{asset}"] rect.range', "rects => rects.map(r => r.getAttribute('class'))"
+    )
+    return {name.split()[1] for name in classes}
+
+
+def test_the_seed_namespace_as_a_person_sees_it(
+    page: Page, base_url: str, web_server: Any, tmp_path: Path
+) -> None:
+    namespace = f"seed-{uuid.uuid4().hex[:8]}"
+    _cli(web_server.port, tmp_path, "apply", "examples/seed.json", "-n", namespace)
+    url = f"{base_url}/ui/namespace?{urlencode({'ns': namespace, 'as_of': AS_OF})}"
+
+    page.goto(base_url)
+    assert page.locator(f"table.namespaces a:text-is('{namespace}')").is_visible()
+    page.goto(url)
+    assert page.locator('g.node[data-asset="daily_sales_data"]').is_visible()
+    assert page.locator('g.node[data-asset="weekly_sales_summary"]').is_visible()
+    edge = page.locator('g.edge[data-from="daily_sales_data"][data-to="weekly_sales_summary"]')
+    assert edge.is_visible()
+    assert _row_ranges(page, "weekly_sales_summary") == {"missing"}
+    _shot(page, "1-seed-applied")
+
+    _cli(
+        web_server.port, tmp_path, "events", "report", "-n", namespace, "examples/seed-events.jsonl"
+    )
+    page.goto(url)
+    assert _row_ranges(page, "weekly_sales_summary") == {"fresh"}
+    assert _row_ranges(page, "daily_sales_data") == {"fresh", "missing"}
+    _shot(page, "2-weekly-fresh")
+
+    _cli(
+        web_server.port,
+        tmp_path,
+        "events",
+        "report",
+        "-n",
+        namespace,
+        "examples/late-correction.jsonl",
+    )
+    page.goto(url)
+    stale = page.locator('tr[data-asset="weekly_sales_summary"] rect.range.stale')
+    assert "click for the causes" in (stale.locator("title").text_content() or "")
+    stale.click()
+    page.wait_for_selector("li.selected")
+    cause = "daily_sales_data 2024-01-09 was materialized after this partition"
+    assert cause in page.locator("li.selected").inner_text()
+    _shot(page, "3-stale-range-opened")
+
+    page.click("text=which upstream partitions does it need?")
+    page.wait_for_selector("table.needs")
+    assert "2024-01-07 .. 2024-01-13 (7)" in page.locator("table.needs").inner_text()
+    _shot(page, "4-upstream-needed")
+
+    # A run starts on the stale week: a band over its range until the run ends.
+    started = tmp_path / "started.jsonl"
+    started.write_text(
+        json.dumps(
+            {
+                "idempotency_key": "weekly-rerun",
+                "event_time": "2024-01-15T01:00:00Z",
+                "run_started": {
+                    "run_id": "run-4",
+                    "targets": [
+                        {"asset_key": "weekly_sales_summary", "partition_key": "2024-01-07"}
+                    ],
+                },
+            }
+        )
+        + "\n"
+    )
+    _cli(web_server.port, tmp_path, "events", "report", "-n", namespace, str(started))
+    page.goto(url)
+    assert _row_ranges(page, "weekly_sales_summary") == {"stale", "in_progress"}
+    assert "1 in progress" in page.locator('tr[data-asset="weekly_sales_summary"]').inner_text()
+    _shot(page, "5-run-in-progress")
+
+
+def test_without_a_token_the_page_asks_for_one(browser: Browser, base_url: str) -> None:
+    context = browser.new_context()
+    anonymous = context.new_page()
+    response = anonymous.goto(f"{base_url}/ui/namespace?ns=anything")
+    assert response is not None
+    assert response.status == 401
+    assert anonymous.locator("input[name=token]").is_visible()
+    context.close()
+
+
+# -- 50 assets of 100,000 hourly partitions ---------------------------------------------------
+
+LARGE_AS_OF = datetime(2024, 1, 1, tzinfo=UTC)
+PARTITIONS = 100_000
+ASSETS = 50
+
+
+def _hourly(start: datetime) -> dict[str, Any]:
+    return {
+        "time_window": {
+            "cron_schedule": "0 * * * *",
+            "start": start.strftime("%Y-%m-%dT%H:%M:%S"),
+            "timezone": "UTC",
+            "fmt": "%Y-%m-%d-%H:%M",
+        }
+    }
+
+
+def test_fifty_assets_of_100000_partitions(page: Page, base_url: str) -> None:
+    namespace = f"large-{uuid.uuid4().hex[:8]}"
+    start = LARGE_AS_OF - timedelta(hours=PARTITIONS)
+    # Five layers of ten; each asset reads one of the layer before.
+    assets = [
+        {
+            "asset_key": f"asset_{i:02d}",
+            "partitions_definition": _hourly(start),
+            "dependencies": [{"upstream_asset_key": f"asset_{i - 10:02d}"}] if i >= 10 else [],
+        }
+        for i in range(ASSETS)
+    ]
+    applied = post(
+        f"{base_url}/partitiondeps.v1.DefinitionsService/ApplyAssets",
+        {"namespace": namespace, "assets": assets},
+    )
+    assert applied.status == 200, applied.body
+
+    # A few thousand materializations, in runs, so bars hold many ranges of each status.
+    # Then part of asset_10 again: the partitions of asset_20 that read them turn stale.
+    def materialized(batch: str, asset: int, hours: range) -> list[dict[str, Any]]:
+        return [
+            {
+                "idempotency_key": f"{batch}-{asset}-{hour}",
+                "event_time": LARGE_AS_OF.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "materialization": {
+                    "asset_key": f"asset_{asset:02d}",
+                    "partition_key": (start + timedelta(hours=hour)).strftime("%Y-%m-%d-%H:%M"),
+                },
+            }
+            for hour in hours
+            if hour % 3
+        ]
+
+    for events in (
+        [e for asset in (0, 10, 20) for e in materialized("m", asset, range(0, PARTITIONS, 97))],
+        materialized("again", 10, range(0, PARTITIONS, 97 * 5)),
+    ):
+        reported = post(
+            f"{base_url}/partitiondeps.v1.EventsService/ReportEvents",
+            {"namespace": namespace, "events": events},
+        )
+        assert reported.status == 200, reported.body
+
+    as_of = LARGE_AS_OF.strftime("%Y-%m-%dT%H:%M:%SZ")
+    timings: dict[str, float] = {}
+    url = f"{base_url}/ui/namespace?{urlencode({'ns': namespace, 'as_of': as_of})}"
+    begun = time.perf_counter()
+    page.goto(url, timeout=0)  # each asset's staleness is computed: no bound here
+    timings["namespace_page_seconds"] = round(time.perf_counter() - begun, 3)
+    assert page.locator("td.counts .error").all_inner_texts() == []
+    assert page.locator("g.node").count() == ASSETS
+    assert page.locator("g.edge").count() == ASSETS - 10
+    assert "100,000 partitions" in page.locator('tr[data-asset="asset_49"]').inner_text()
+    assert _row_ranges(page, "asset_20") == {"fresh", "missing", "stale"}
+    _shot(page, "6-fifty-assets")
+
+    asset_url = (
+        f"{base_url}/ui/asset?{urlencode({'ns': namespace, 'key': 'asset_20', 'as_of': as_of})}"
+    )
+    begun = time.perf_counter()
+    page.goto(asset_url, timeout=0)
+    timings["asset_page_seconds"] = round(time.perf_counter() - begun, 3)
+    assert "100,000 partitions" in page.locator("p.counts").inner_text()
+    _shot(page, "7-one-asset")
+    timings["load_average_1min"] = os.getloadavg()[0]
+    (ARTIFACTS / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    print(f"status page render times: {timings}")
