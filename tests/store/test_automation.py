@@ -3,6 +3,7 @@ while namespaces tick concurrently and push each other's histories out."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -69,9 +70,7 @@ def test_kept_histories_see_every_event_once_under_concurrent_ticks(
 
             ticks.run_tick(namespace_id, f"t{round_}", T0 + timedelta(hours=round_), 1, evaluate)
 
-    run_concurrently(
-        [lambda namespace_id=namespace_id: worker(namespace_id) for namespace_id in ids]
-    )
+    run_concurrently([functools.partial(worker, namespace_id) for namespace_id in ids])
 
     for namespace_id in ids:
         assert len(seen[namespace_id]) == ROUNDS
