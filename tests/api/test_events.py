@@ -162,6 +162,7 @@ def _run_started(key: str, partition_key: str) -> events_pb.Event:
     [
         "2024/01/05",  # another format
         "2023-12-31",  # before the start
+        "2099-01-01",  # a window that starts decades after the event
         "garbage",
     ],
 )
@@ -204,7 +205,7 @@ def test_an_event_for_a_window_not_ended_yet_is_stored(
         materialization("today", "daily", "2024-02-01", at="2024-02-01T22:40:00+00:00"),
         _observation("seen", "2024-02-01"),
         _run_started("run", "2024-02-02"),
-        materialization("far", "daily", "2099-01-01", at="2024-02-01T22:40:00+00:00"),
+        materialization("tomorrow", "daily", "2024-02-02", at="2024-02-01T22:40:00+00:00"),
     ]
     report = stubs.events.ReportEvents(
         events_pb.ReportEventsRequest(namespace=registered, events=not_ended)

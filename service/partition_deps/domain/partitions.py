@@ -292,9 +292,14 @@ def _refusal(definition: PartitionsDefinition, key: str, at: Evaluation) -> str:
 
 def _partition_later(definition: PartitionsDefinition, key: str, at: Evaluation) -> bool:
     """Whether `key` is not a partition at `at.as_of` only because its time window has not
-    ended yet."""
+    ended yet, and that window is the one in progress or the next one (it starts within one
+    window's length of `at.as_of`): a run writes today's or tomorrow's partition, not one of
+    2099."""
     if isinstance(definition, TimeWindowPartitions):
-        return classify_key(definition, key, at).state is KeyState.NOT_YET
+        if classify_key(definition, key, at).state is not KeyState.NOT_YET:
+            return False
+        start, end = time_window_for_key(definition, key)
+        return start - (end - start) <= at.as_of
     if not isinstance(definition, MultiPartitions):
         return False
     parts = key.split(MULTI_KEY_DELIMITER)
