@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from psycopg_pool import ConnectionPool
 
 from partition_deps.api import (
+    automation_servicer,
     definitions_servicer,
     diagnostics_servicer,
     events_servicer,
@@ -28,6 +29,7 @@ from partition_deps.api import (
 from partition_deps.api.answer_pages import AnswerPages
 from partition_deps.api.auth import AuthInterceptor, TokenTable
 from partition_deps.api.gen.partitiondeps.v1 import (
+    automation_service_pb2,
     definitions_service_pb2,
     diagnostics_service_pb2,
     events_service_pb2,
@@ -40,6 +42,7 @@ from partition_deps.api.paging import PageTokens
 from partition_deps.api.response_memo import ResponseMemo
 from partition_deps.health_listener import serve_health
 from partition_deps.store.answer_snapshots import AnswerSnapshots
+from partition_deps.store.automation import AutomationRepository
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.database import DatabaseProbe, EmbeddedPostgres, PoolSettings, migrate
 from partition_deps.store.definitions import DefinitionsRepository
@@ -57,6 +60,7 @@ SERVICE_NAMES = (
     queries_service_pb2.DESCRIPTOR.services_by_name["QueriesService"].full_name,
     diagnostics_service_pb2.DESCRIPTOR.services_by_name["DiagnosticsService"].full_name,
     staleness_service_pb2.DESCRIPTOR.services_by_name["StalenessService"].full_name,
+    automation_service_pb2.DESCRIPTOR.services_by_name["AutomationService"].full_name,
 )
 # Health names that follow the database ("" is the server as a whole; "readiness" is for
 # Kubernetes probes). "liveness" is SERVING as long as the process answers.
@@ -222,6 +226,15 @@ class Server:
                     self._staleness(self._pool),
                     self._cache,
                     AnswerPages(AnswerSnapshots(self._pool), tokens),
+                ).methods()
+            ),
+        )
+        add_service(
+            server,
+            automation_servicer.SERVICE_NAME,
+            list(
+                automation_servicer.AutomationServicer(
+                    AutomationRepository(self._pool), self._cache, tokens
                 ).methods()
             ),
         )
