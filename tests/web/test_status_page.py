@@ -126,8 +126,7 @@ def test_the_seed_namespace_as_a_person_sees_it(
     assert "2024-01-07 .. 2024-01-13 (7)" in page.locator("table.needs").inner_text()
     _shot(page, "4-upstream-needed")
 
-    # A run starts on the stale week: a band over its range until the run ends (or its lease,
-    # a week here, runs out).
+    # A run starts on the stale week: a band over its range until the run ends.
     started = tmp_path / "started.jsonl"
     started.write_text(
         json.dumps(
@@ -137,7 +136,6 @@ def test_the_seed_namespace_as_a_person_sees_it(
                 "event_time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "run_started": {
                     "run_id": "run-4",
-                    "lease": "604800s",
                     "targets": [
                         {"asset_key": "weekly_sales_summary", "partition_key": "2024-01-07"}
                     ],
