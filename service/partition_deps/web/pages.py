@@ -7,9 +7,13 @@ comes from the service's own RPCs over the listener's channel, with the caller's
 (the `Authorization` header, or the cookie the login form sets), so the page shows exactly
 what the API answers to that token.
 
+A namespace page also lists its latest automation ticks; a tick's page shows what it
+requested and, per asset, the evaluation tree of its automation condition (each node with the
+partitions it was true for) in `<details>` that open without script.
+
 Routes: `/` (open a namespace), `/ui/namespace?ns=`, `/ui/asset?ns=&key=` (`&stale=<first key>`
-opens a stale range, `&needs=<key>` asks for its upstream), `/ui/login`. Each takes `as_of`
-(an RFC 3339 instant; unset: now).
+opens a stale range, `&needs=<key>` asks for its upstream), `/ui/tick?ns=&tick=`, `/ui/login`.
+Each but the tick's takes `as_of` (an RFC 3339 instant; unset: now).
 """
 
 from __future__ import annotations
@@ -28,12 +32,14 @@ import grpc
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
+from partition_deps.api.gen.partitiondeps.v1 import automation_service_pb2 as automation_pb
 from partition_deps.api.gen.partitiondeps.v1 import (
+    automation_service_pb2_grpc,
     definitions_service_pb2_grpc,
     queries_service_pb2_grpc,
     staleness_service_pb2_grpc,
 )
+from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
 from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as pb
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
 from partition_deps.api.gen.partitiondeps.v1 import staleness_service_pb2 as staleness_pb
@@ -45,8 +51,12 @@ TOKEN_COOKIE = "pd_token"
 HTML = "text/html; charset=utf-8"
 # Partitions listed with their causes when a stale range is opened.
 CAUSES_SHOWN = 20
-# Ranges listed under an asset's bar, per status.
+# Ranges listed under an asset's bar, per status (and per node of an evaluation tree).
 RANGES_LISTED = 50
+# Automation ticks a namespace page lists, newest first.
+TICKS_LISTED = 10
+# Run requests (and requested keys) a tick's page shows.
+RUNS_SHOWN = 100
 PAGE_SIZE = 10_000
 # A namespace's summaries take a fraction of a second (the rules read stored partitions only);
 # a namespace whose every partition is stored takes longer.
@@ -69,6 +79,10 @@ tr + tr td { border-top: 1px solid #e5e7eb; }
 .causes li { margin: 0.2rem 0; }
 .selected { background: #fff7e6; }
 code { font-size: 0.92em; }
+details.evaluation { margin: 0.4rem 0; }
+details.evaluation summary { cursor: pointer; }
+ul.tree { margin: 0.2rem 0; }
+.tree .label { font-family: monospace; }
 td.counts { white-space: nowrap; }
 .axis { display: flex; justify-content: space-between; font-size: 0.8rem; color: #6b7280; }
 """
@@ -144,6 +158,7 @@ class _Calls:
         self.definitions = definitions_service_pb2_grpc.DefinitionsServiceStub(channel)
         self.queries = queries_service_pb2_grpc.QueriesServiceStub(channel)
         self.staleness = staleness_service_pb2_grpc.StalenessServiceStub(channel)
+        self.automation = automation_service_pb2_grpc.AutomationServiceStub(channel)
 
     def __call__(self, method: Callable[..., M], request: Message) -> M:
         return method(request, timeout=CALL_SECONDS, metadata=self._metadata)
@@ -448,6 +463,7 @@ class StatusPages:
             "/": self._home,
             "/ui/namespace": self._namespace,
             "/ui/asset": self._asset,
+            "/ui/tick": self._tick,
             "/ui/login": self._login,
         }
         route = routes.get(request.path)
@@ -557,8 +573,43 @@ class StatusPages:
         body = (
             f"<h2>Assets of {escape(namespace)}</h2>{asset_graph(nodes)}"
             f"<h2>Health over time</h2>{_legend()}<table>{axis_row}{rows}</table>"
+            f"{_latest_ticks(calls, namespace)}"
         )
         return Answer(HTTPStatus.OK, HTML, _page(namespace, body, as_of_text).encode())
+
+    def _tick(self, request: Request) -> Answer:
+        namespace, tick_id = request.get("ns"), request.get("tick")
+        if not namespace or not tick_id:
+            raise PageError(
+                HTTPStatus.BAD_REQUEST, "ns and tick (namespace and tick id) are needed"
+            )
+        calls = _Calls(self._channel, request.token)
+        answer = calls(
+            calls.automation.GetAutomationTick,
+            automation_pb.GetAutomationTickRequest(
+                namespace=namespace, tick_id=tick_id, page_size=RUNS_SHOWN
+            ),
+        )
+        tick = answer.tick
+        back = _url("/ui/namespace", ns=namespace)
+        requested = {entry.asset_key for entry in tick.requested}
+        parts = [
+            f'<p><a href="{escape(back)}">{escape(namespace)}</a> · tick {tick.sequence:,}, '
+            f"evaluated at {_instant(_seconds(tick.evaluation_time))}, generation "
+            f"{tick.generation:,}, events up to {tick.event_position:,}</p>",
+            _requested_table(tick),
+            _run_requests(tick),
+            "<h2>Why: each asset's condition</h2>",
+            *(
+                _evaluation(evaluation, evaluation.asset_key in requested)
+                for evaluation in answer.evaluations
+            ),
+        ]
+        # The tick's evaluation time is its "now".
+        evaluated = tick.evaluation_time.ToJsonString()
+        return Answer(
+            HTTPStatus.OK, HTML, _page(f"tick {tick_id}", "".join(parts), evaluated).encode()
+        )
 
     def _asset(self, request: Request) -> Answer:
         namespace, asset_key = request.get("ns"), request.get("key")
@@ -686,6 +737,103 @@ class StatusPages:
             return form + "<p>It reads no other asset.</p>"
         head = "<tr><th>upstream</th><th>mapping</th><th>partitions</th><th>not existing</th></tr>"
         return form + f'<table class="needs">{head}{rows}</table>'
+
+
+def _latest_ticks(calls: _Calls, namespace: str) -> str:
+    """The namespace's latest automation ticks, each linking to its page."""
+    title = "<h2>Latest automation ticks</h2>"
+    try:
+        answer = calls(
+            calls.automation.ListAutomationTicks,
+            automation_pb.ListAutomationTicksRequest(namespace=namespace, page_size=TICKS_LISTED),
+        )
+    except grpc.RpcError as error:  # the rest of the page still shows
+        return title + f'<p class="error">{escape(failure_of(error).describe())}</p>'
+    if not answer.ticks:
+        return title + "<p>None yet.</p>"
+    head = "<tr><th>#</th><th>tick</th><th>evaluated at</th><th>requested</th><th>runs</th></tr>"
+    rows = "".join(
+        f'<tr data-tick="{escape(tick.tick_id)}"><td>{tick.sequence:,}</td>'
+        f'<td><a href="{escape(_url("/ui/tick", ns=namespace, tick=tick.tick_id))}">'
+        f"{escape(tick.tick_id)}</a></td>"
+        f"<td>{_instant(_seconds(tick.evaluation_time))}</td>"
+        f"<td>{tick.requested_count:,} partition{'s' if tick.requested_count != 1 else ''}</td>"
+        f"<td>{tick.run_request_count:,}</td></tr>"
+        for tick in answer.ticks
+    )
+    return title + f'<table class="ticks">{head}{rows}</table>'
+
+
+def _requested_table(tick: automation_pb.AutomationTick) -> str:
+    if not tick.requested:
+        return "<h2>Requested</h2><p>Nothing.</p>"
+    rows = []
+    for entry in tick.requested:
+        if entry.HasField("partitions"):
+            ranges = entry.partitions.ranges
+            listed = ", ".join(_range_text(r) for r in ranges[:RANGES_LISTED])
+            more = (
+                f", … {len(ranges) - RANGES_LISTED:,} more ranges"
+                if len(ranges) > RANGES_LISTED
+                else ""
+            )
+            count = entry.partitions.count
+            what = f"{count:,} partition{'s' if count != 1 else ''}: {escape(listed)}{more}"
+        else:
+            what = "the asset"
+        rows.append(
+            f'<tr data-asset="{escape(entry.asset_key)}"><td>{escape(entry.asset_key)}</td>'
+            f"<td>{what}</td></tr>"
+        )
+    return f'<h2>Requested</h2><table class="requested">{"".join(rows)}</table>'
+
+
+def _run_requests(tick: automation_pb.AutomationTick) -> str:
+    if not tick.run_requests:
+        return ""
+    items = "".join(
+        f"<li>{escape(run.partition_key) if run.HasField('partition_key') else 'unpartitioned'}: "
+        f"{escape(', '.join(run.asset_keys))}</li>"
+        for run in tick.run_requests
+    )
+    shown = len(tick.run_requests)
+    more = (
+        f"<li>… {tick.run_request_count - shown:,} more</li>"
+        if tick.run_request_count > shown
+        else ""
+    )
+    return (
+        f'<h2>Runs to launch ({tick.run_request_count:,})</h2><ul class="runs">{items}{more}</ul>'
+    )
+
+
+def _evaluation(evaluation: automation_pb.AssetEvaluation, requested: bool) -> str:
+    """One asset's evaluation tree, open when the asset was requested."""
+    root = evaluation.root
+    return (
+        f'<details class="evaluation" data-asset="{escape(evaluation.asset_key)}"'
+        f"{' open' if requested else ''}><summary><strong>{escape(evaluation.asset_key)}</strong>"
+        f" — {escape(root.label)}: {_truth(root)}</summary>"
+        f'<ul class="tree">{_condition(root)}</ul></details>'
+    )
+
+
+def _truth(node: automation_pb.ConditionEvaluation) -> str:
+    return f"true for {node.true_count:,} of {node.candidate_count:,}"
+
+
+def _condition(node: automation_pb.ConditionEvaluation) -> str:
+    """A node of an evaluation tree and, below it, its children."""
+    ranges = ", ".join(_range_text(r) for r in node.true_ranges[:RANGES_LISTED])
+    if len(node.true_ranges) > RANGES_LISTED:
+        ranges += f", … {len(node.true_ranges) - RANGES_LISTED:,} more ranges"
+    children = "".join(_condition(child) for child in node.children)
+    return (
+        f'<li><span class="label">{escape(node.label)}</span>: {_truth(node)}'
+        + (f" ({escape(ranges)})" if ranges else "")
+        + (f'<ul class="tree">{children}</ul>' if children else "")
+        + "</li>"
+    )
 
 
 def _needs_row(dependency: queries_pb.UpstreamPartitions) -> str:
