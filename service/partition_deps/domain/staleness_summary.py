@@ -137,7 +137,7 @@ def partition_listing(definition: PartitionsDefinition, at: Evaluation) -> Parti
 @dataclass(frozen=True)
 class AssetSummary:
     """An asset's partitions counted by status, and the runs of consecutive STALE, MISSING and
-    in-progress ones (none for an unpartitioned asset). Immutable: answers share it."""
+    in-progress ones (none for an unpartitioned asset)."""
 
     asset_key: str
     fresh_count: int
