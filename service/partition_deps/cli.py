@@ -101,6 +101,21 @@ def _parser() -> argparse.ArgumentParser:
         "127.0.0.1:8080 (env PD_HTTP_LISTEN); unset: no HTTP",
     )
     serve.add_argument(
+        "--read-database-url",
+        action="append",
+        default=None,
+        help="a streaming replica of --database-url for the read RPCs (staleness, plans, runs"
+        " in progress); repeat for several (env PD_READ_DATABASE_URLS, space-separated)."
+        " Writes stay on the primary, as do reads whose min_* the replicas have not reached",
+    )
+    serve.add_argument(
+        "--replica-wait-seconds",
+        type=float,
+        default=float(_env("PD_REPLICA_WAIT_SECONDS", "0.2")),
+        help="how long a read waits for a replica to replay up to its min_event_position or"
+        " min_generation before the primary answers it (env PD_REPLICA_WAIT_SECONDS)",
+    )
+    serve.add_argument(
         "--processes",
         type=int,
         default=int(_env("PD_PROCESSES", "1")),
@@ -173,6 +188,19 @@ def _run_lease_seconds(seconds: float) -> float:
     return seconds
 
 
+def _read_database_urls(args: argparse.Namespace) -> tuple[str, ...]:
+    urls = args.read_database_url or os.environ.get("PD_READ_DATABASE_URLS", "").split()
+    if urls and not args.database_url:
+        raise SystemExit("--read-database-url needs --database-url (the primary)")
+    return tuple(urls)
+
+
+def _replica_wait_seconds(seconds: float) -> float:
+    if not 0 <= seconds <= 60:
+        raise SystemExit("--replica-wait-seconds must be between 0 and 60")
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in client_commands.COMMANDS:
@@ -203,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         memo_entries=args.memo_entries,
         state_cache_rows=args.state_cache_rows,
         run_lease_seconds=_run_lease_seconds(args.run_lease_seconds),
+        read_database_urls=_read_database_urls(args),
+        replica_wait_seconds=_replica_wait_seconds(args.replica_wait_seconds),
     )
     if args.processes > 1:
         from partition_deps.processes import serve_processes

@@ -259,6 +259,8 @@ ORDER BY r.run_id LIMIT %(limit)s
 class IngestResult:
     stored: int
     duplicates: int
+    # The namespace's highest event id once the batch committed (read-your-writes token).
+    event_position: int
 
 
 @dataclass(frozen=True)
@@ -320,6 +322,13 @@ def _staging_row(seq: int, event: Event, default_lease: timedelta) -> tuple[Any,
             )  # fmt: skip
 
 
+def _event_position(conn: psycopg.Connection[Any], namespace_id: int) -> int:
+    row = conn.execute(
+        "SELECT coalesce(max(event_id), 0) FROM events WHERE namespace_id = %s", (namespace_id,)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 class EventsRepository:
     """`default_lease`: the lease of a RunStarted that does not give its own."""
 
@@ -334,7 +343,8 @@ class EventsRepository:
         here a few times before the caller hears of it (as unavailable: retrying may work).
         """
         if not events:
-            return IngestResult(0, 0)
+            with transaction(self._pool) as conn:
+                return IngestResult(0, 0, _event_position(conn, namespace_id))
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 return self._ingest_once(namespace_id, events)
@@ -377,7 +387,9 @@ class EventsRepository:
                     cursor.execute(_MARKS, {"ns": namespace_id})
                 if ended:
                     cursor.execute(_RUNS_ENDED, {"ns": namespace_id})
-        return IngestResult(stored=stored, duplicates=len(events) - stored)
+                # Still under the namespace's ingest lock: no later batch has an id yet.
+                position = _event_position(conn, namespace_id)
+        return IngestResult(stored, len(events) - stored, position)
 
     def runs_in_progress(
         self, namespace_id: int, as_of: datetime, after_run_id: str, limit: int
