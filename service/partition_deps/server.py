@@ -43,13 +43,13 @@ from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.database import DatabaseProbe, EmbeddedPostgres, PoolSettings, migrate
 from partition_deps.store.definitions import DefinitionsRepository
 from partition_deps.store.events import DEFAULT_RUN_LEASE, EventsRepository
-from partition_deps.store.secrets import page_token_key
 from partition_deps.store.read_routing import (
     DEFAULT_REPLICA_WAIT_SECONDS,
     PRIMARY,
     ReadDatabase,
     ReadRouter,
 )
+from partition_deps.store.secrets import page_token_key
 from partition_deps.store.staleness import DEFAULT_MIRROR_ROWS, StalenessRepository
 from partition_deps.web.listener import HttpListener
 

@@ -8,7 +8,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
@@ -53,8 +52,9 @@ class Setup:
         return value or 0.0
 
     def health(self, name: str) -> int:
-        stub = health_pb2_grpc.HealthStub(self.channel)  # type: ignore[attr-defined]  # no method stubs
-        return int(stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=5).status)
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        request = health_pb2.HealthCheckRequest(service=name)
+        return int(stub.Check(request, timeout=5).status)  # type: ignore[attr-defined]  # no method stubs
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,8 @@ def test_reads_are_served_by_the_replica_once_it_has_the_write(setup: Setup) -> 
 
     answer = _staleness(setup, namespace, min_event_position=position, min_generation=generation)
 
-    assert answer.event_position == position and answer.generation == generation
+    assert answer.event_position == position
+    assert answer.generation == generation
     assert setup.reads(REPLICA, "replica") == served + 1
     assert setup.reads("primary", "replica_behind") == primary
 
@@ -149,10 +150,12 @@ def test_min_event_position_is_honoured_while_replay_is_paused(setup: Setup) -> 
         behind = setup.reads("primary", "replica_behind")
 
         lagging = _staleness(setup, namespace)
-        assert lagging.event_position < position and _stale_count(lagging, "b") == 0
+        assert lagging.event_position < position
+        assert _stale_count(lagging, "b") == 0
 
         mine = _staleness(setup, namespace, min_event_position=position)
-        assert mine.event_position == position and _stale_count(mine, "b") == 1
+        assert mine.event_position == position
+        assert _stale_count(mine, "b") == 1
         assert setup.reads("primary", "replica_behind") == behind + 1
 
         plan = staleness_service_pb2_grpc.StalenessServiceStub(setup.channel).PlanRuns(

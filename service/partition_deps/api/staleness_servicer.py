@@ -77,7 +77,7 @@ def _check_answer_size(
         elif isinstance(partitions, DynamicPartitions):
             total += len(snapshot.dynamic_keys.get(partitions.name, ()))
         else:
-            total += limits.estimated_partitions(partitions, as_of)
+            total += limits.partitions_at_most(partitions, as_of)
     limits.check_count(
         total,
         limits.MAX_STALENESS_PARTITIONS,
