@@ -1,6 +1,7 @@
 """Read RPCs on a real streaming replica (pg_basebackup of an embedded primary): served there,
 min_event_position honoured while replay is paused (the primary answers), the replica's
-failure skipped with its own health status, and its return."""
+failure skipped with its own health status, and its return. The schema is migrated with the
+standby already streaming."""
 
 from __future__ import annotations
 
@@ -64,9 +65,11 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     replica: StreamingReplica | None = None
     server: Server | None = None
     try:
-        migrate(primary.url)
         replica = StreamingReplica(primary, folder / "replica")
         replica.start()
+        # Migrations run on the primary with the standby streaming: it replays them.
+        migrate(primary.url)
+        replica.catch_up()
         server = Server(
             Config(
                 listen="127.0.0.1:0",

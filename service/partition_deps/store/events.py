@@ -322,6 +322,11 @@ def _staging_row(seq: int, event: Event, default_lease: timedelta) -> tuple[Any,
             )  # fmt: skip
 
 
+def lock_namespace_ingest(conn: psycopg.Connection[Any], namespace_id: int) -> None:
+    """Until the transaction ends, no other batch of the namespace (nor its compaction)."""
+    conn.execute(_LOCK_NAMESPACE, (_INGEST_LOCK_CLASS, namespace_id))
+
+
 def _event_position(conn: psycopg.Connection[Any], namespace_id: int) -> int:
     row = conn.execute(
         "SELECT coalesce(max(event_id), 0) FROM events WHERE namespace_id = %s", (namespace_id,)
@@ -367,7 +372,7 @@ class EventsRepository:
                 # One batch of a namespace at a time from here: batches touch the same event
                 # keys and latest-state rows in orders of their own (runs started, then
                 # materializations), and 16 at once deadlocked. Staging above stays parallel.
-                cursor.execute(_LOCK_NAMESPACE, (_INGEST_LOCK_CLASS, namespace_id))
+                lock_namespace_ingest(conn, namespace_id)
                 stored = cursor.execute(_INSERT_EVENTS, {"ns": namespace_id}).rowcount
                 kinds = {type(event) for event in events}
                 if RunStarted in kinds:
