@@ -15,7 +15,8 @@ stopped at the end):
 - times GetUpstreamPartitions of one partition (random assets), GetStaleness of one hourly
   asset and of the whole namespace (the first page: the whole answer is computed), PlanRuns
   of the whole namespace; prints p50 / p99 of each, the server's resident memory and the
-  database's size;
+  database's size; then compacts every namespace with a zero retention (store/compaction.py)
+  and prints what was deleted and kept;
 - then `--namespaces` namespaces of 10 assets each (4 daily, 2 hourly, 4 unpartitioned) with
   200 events each, ingested four namespaces at a time, and times the same reads on random
   namespaces.
@@ -36,6 +37,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -54,7 +56,8 @@ from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events
 from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as parts_pb
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as q_pb
 from partition_deps.api.gen.partitiondeps.v1 import staleness_service_pb2 as st_pb
-from partition_deps.store.database import EmbeddedPostgres, migrate
+from partition_deps.store.compaction import compact
+from partition_deps.store.database import EmbeddedPostgres, PoolSettings, migrate, open_pool
 
 REPO = Path(__file__).resolve().parents[1]
 START = "2024-01-01T00:00:00"
@@ -327,6 +330,25 @@ def big_namespace(service: Service, events: int, rng: random.Random) -> None:
     plan = st_pb.PlanRunsRequest(namespace=namespace, as_of=AS_OF)
     row("PlanRuns, whole namespace", timed(lambda: stubs.staleness.PlanRuns(plan, timeout=600), 3))
     report(service)
+    compaction(service)
+
+
+def compaction(service: Service) -> None:
+    """Compaction with a zero retention: what a namespace keeps once its history is old."""
+    pool = open_pool(service.url, PoolSettings(min_size=1, max_size=1))
+    try:
+        began = time.perf_counter()
+        done = compact(pool, timedelta(0))
+        seconds = time.perf_counter() - began
+        with pool.connection() as conn:
+            row = conn.execute("SELECT count(*) FROM events").fetchone()
+    finally:
+        pool.close()
+    assert row is not None
+    print(
+        f"  compaction (retention 0): {done.superseded_events:,} superseded events and"
+        f" {done.run_events} run events deleted in {seconds:.0f} s; {row[0]:,} events kept"
+    )
 
 
 def whole_namespace(name: str) -> st_pb.GetStalenessRequest:
