@@ -11,7 +11,10 @@
 //   - a default deadline per call (Options.Timeout) when the caller's context has none or a
 //     later one;
 //   - retries of UNAVAILABLE (the server answers UNAVAILABLE while its database is down, before
-//     doing any work) with exponential backoff, up to Options.MaxAttempts attempts in all.
+//     doing any work) with exponential backoff, up to Options.MaxAttempts attempts in all;
+//   - the round_robin load-balancing policy: with a target that resolves to several servers,
+//     such as "dns:///partition-deps.ns.svc:50051" naming a headless Kubernetes service, calls
+//     are spread over every server that is up, and a server that goes away is skipped.
 //
 // Event reports are safe to retry: every event carries an idempotency key.
 package pdclient
@@ -105,7 +108,10 @@ func ServiceConfig(o Options) (string, error) {
 			RetryableStatusCodes: []string{"UNAVAILABLE"},
 		}
 	}
-	config, err := json.Marshal(map[string]any{"methodConfig": []methodConfig{method}})
+	config, err := json.Marshal(map[string]any{
+		"methodConfig":        []methodConfig{method},
+		"loadBalancingConfig": []map[string]any{{"round_robin": map[string]any{}}},
+	})
 	return string(config), err
 }
 
