@@ -320,8 +320,20 @@ def big_namespace(service: Service, events: int, rng: random.Random) -> None:
             for a in picks
         ],
     )
-    one = st_pb.GetStalenessRequest(namespace=namespace, asset_keys=["hourly_149"], as_of=AS_OF)
-    row("GetStaleness, one hourly asset", timed(lambda: stubs.staleness.GetStaleness(one), 20))
+    # One asset of each kind (daily_100 also reads hourly_100, 24 hourly partitions a day).
+    for key in (
+        "hourly_149",
+        "daily_300",
+        "daily_100",
+        "weekly_99",
+        "region_daily_149",
+        "plain_249",
+    ):
+        one = st_pb.GetStalenessRequest(namespace=namespace, asset_keys=[key], as_of=AS_OF)
+        row(
+            f"GetStaleness, one asset ({key})",
+            timed(partial(stubs.staleness.GetStaleness, one), 10),
+        )
     whole = st_pb.GetStalenessRequest(namespace=namespace, as_of=AS_OF)
     row(
         "GetStaleness, whole namespace (first page)",

@@ -39,14 +39,20 @@ from psycopg_pool import ConnectionPool
 from partition_deps.store.database import transaction
 from partition_deps.store.events import lock_namespace_ingest
 
+# The boundaries in a table of their own with a primary key: "is there one in [E, N)" is then
+# one index probe per candidate (as a CTE it was a scan of every boundary per candidate: 42 s
+# for 600,000 events).
+_BOUNDARIES = """
+INSERT INTO compaction_boundaries
+SELECT materialization_event_id FROM latest_state
+WHERE namespace_id = %(ns)s AND materialization_event_id IS NOT NULL
+UNION
+SELECT b FROM latest_state, unnest(input_event_ids) AS b
+WHERE namespace_id = %(ns)s AND b IS NOT NULL
+"""
+
 _SUPERSEDED = """
-WITH boundaries AS (
-    SELECT materialization_event_id AS event_id FROM latest_state
-    WHERE namespace_id = %(ns)s AND materialization_event_id IS NOT NULL
-    UNION
-    SELECT unnest(input_event_ids) FROM latest_state WHERE namespace_id = %(ns)s
-),
-successions AS (
+WITH successions AS (
     SELECT event_id, recorded_at,
            lead(event_id) OVER (PARTITION BY asset_key, partition_key ORDER BY event_id)
                AS next_event_id
@@ -56,7 +62,7 @@ DELETE FROM events e USING successions s
 WHERE e.namespace_id = %(ns)s AND e.event_id = s.event_id
   AND s.next_event_id IS NOT NULL
   AND s.recorded_at < now() - %(retention)s
-  AND NOT EXISTS (SELECT 1 FROM boundaries b
+  AND NOT EXISTS (SELECT 1 FROM compaction_boundaries b
                   WHERE b.event_id >= s.event_id AND b.event_id < s.next_event_id)
 """
 
@@ -98,6 +104,12 @@ def compact(
         with transaction(pool) as conn:
             lock_namespace_ingest(conn, namespace_id)
             params = {"ns": namespace_id, "retention": retention}
+            conn.execute(
+                "CREATE TEMP TABLE compaction_boundaries (event_id bigint PRIMARY KEY)"
+                " ON COMMIT DROP"
+            )
+            conn.execute(_BOUNDARIES, params)
+            conn.execute("ANALYZE compaction_boundaries")
             superseded += conn.execute(_SUPERSEDED, params).rowcount
             run_events += conn.execute(_ENDED_RUNS, params).rowcount
             marks += conn.execute(_MARKS, params).rowcount
