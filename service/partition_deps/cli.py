@@ -19,7 +19,7 @@ from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
 
-from partition_deps import logs
+from partition_deps import logs, tracing
 from partition_deps.api.auth import TokenTable
 from partition_deps.api.limits import MAX_RUN_LEASE
 from partition_deps.client import commands as client_commands
@@ -126,6 +126,12 @@ def _parser() -> argparse.ArgumentParser:
         default=float(_env("PD_REPLICA_WAIT_SECONDS", "0.2")),
         help="how long a read waits for a replica to replay up to its min_event_position or"
         " min_generation before the primary answers it (env PD_REPLICA_WAIT_SECONDS)",
+    )
+    serve.add_argument(
+        "--health-listen",
+        default=os.environ.get("PD_HEALTH_LISTEN") or None,
+        help="host:port of a plaintext listener serving only grpc.health.v1, for probes when "
+        "the main port needs TLS, e.g. 127.0.0.1:50052 (env PD_HEALTH_LISTEN); unset: none",
     )
     serve.add_argument(
         "--processes",
@@ -254,17 +260,22 @@ def main(argv: list[str] | None = None) -> int:
         tls=_tls(args),
         metrics_listen=args.metrics_listen,
         http_listen=args.http_listen,
+        health_listen=args.health_listen,
         memo_entries=args.memo_entries,
         state_cache_rows=args.state_cache_rows,
         run_lease_seconds=_run_lease_seconds(args.run_lease_seconds),
         read_database_urls=_read_database_urls(args),
         replica_wait_seconds=_replica_wait_seconds(args.replica_wait_seconds),
     )
+    try:
+        tracing.exporter_names()  # refuse a bad OTEL_TRACES_EXPORTER before anything starts
+    except ValueError as error:
+        raise SystemExit(f"tracing: {error}") from None
     if args.processes > 1:
         from partition_deps.processes import serve_processes
 
         return serve_processes(config, args.processes)
-    server = Server(config)
+    server = Server(config, tracing.from_environment())
     stop_requested = threading.Event()
 
     def request_stop(signum: int, _: FrameType | None) -> None:

@@ -26,6 +26,7 @@ import threading
 import time
 from types import FrameType
 
+from partition_deps import tracing
 from partition_deps.server import EXIT_MARGIN_SECONDS, Config, Server, exit_within
 from partition_deps.store.database import EmbeddedPostgres
 
@@ -49,7 +50,7 @@ def _serve_child(config: Config) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor forwards a terminal's ^C
-    server = Server(config)
+    server = Server(config, tracing.from_environment())  # cli.main checked the variables
     try:
         server.start(abandon=stop_requested)
         stop_requested.wait()

@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from psycopg_pool import ConnectionPool
 
 from partition_deps.api import (
+    automation_servicer,
     definitions_servicer,
     diagnostics_servicer,
     events_servicer,
@@ -28,6 +29,7 @@ from partition_deps.api import (
 from partition_deps.api.answer_pages import AnswerPages
 from partition_deps.api.auth import AuthInterceptor, TokenTable
 from partition_deps.api.gen.partitiondeps.v1 import (
+    automation_service_pb2,
     definitions_service_pb2,
     diagnostics_service_pb2,
     events_service_pb2,
@@ -38,7 +40,9 @@ from partition_deps.api.handlers import add_service
 from partition_deps.api.metrics import Metrics, MetricsInterceptor, parse_listen
 from partition_deps.api.paging import PageTokens
 from partition_deps.api.response_memo import ResponseMemo
+from partition_deps.health_listener import serve_health
 from partition_deps.store.answer_snapshots import AnswerSnapshots
+from partition_deps.store.automation import AutomationRepository
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.database import DatabaseProbe, EmbeddedPostgres, PoolSettings, migrate
 from partition_deps.store.definitions import DefinitionsRepository
@@ -51,6 +55,7 @@ from partition_deps.store.read_routing import (
 )
 from partition_deps.store.secrets import page_token_key
 from partition_deps.store.staleness import DEFAULT_MIRROR_ROWS, StalenessRepository
+from partition_deps.tracing import Tracing
 from partition_deps.web.listener import HttpListener
 
 logger = logging.getLogger(__name__)
@@ -61,6 +66,7 @@ SERVICE_NAMES = (
     queries_service_pb2.DESCRIPTOR.services_by_name["QueriesService"].full_name,
     diagnostics_service_pb2.DESCRIPTOR.services_by_name["DiagnosticsService"].full_name,
     staleness_service_pb2.DESCRIPTOR.services_by_name["StalenessService"].full_name,
+    automation_service_pb2.DESCRIPTOR.services_by_name["AutomationService"].full_name,
 )
 # Health names that follow the database ("" is the server as a whole; "readiness" is for
 # Kubernetes probes). "liveness" is SERVING as long as the process answers.
@@ -107,6 +113,9 @@ class Config:
     state_cache_rows: int = DEFAULT_MIRROR_ROWS
     # host:port of the Prometheus endpoint (HTTP /metrics); None: no metrics.
     metrics_listen: str | None = None
+    # host:port of a plaintext listener serving only grpc.health.v1 (health_listener.py), for
+    # probes that cannot speak the main port's TLS; None: none.
+    health_listen: str | None = None
     # The lease of a run whose RunStarted gives none (store/events.py).
     run_lease_seconds: float = DEFAULT_RUN_LEASE.total_seconds()
     # host:port of the HTTP listener (Connect JSON calls, status page); None: no HTTP.
@@ -124,11 +133,15 @@ class Server:
     `abandon` event is set while it waits for the database.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, tracing: Tracing | None = None) -> None:
         self.config = config
+        # None: no tracing (tracing.py: on only when OTEL_* variables ask for it).
+        self._tracing = tracing
         # Thread safety: these are set once by start(), before any call is served or any of our
         # threads starts, and never replaced; the objects they hold are themselves thread-safe.
         self.port = 0
+        self.health_port = 0
+        self._health_server: grpc.Server | None = None
         self.metrics: Metrics | None = None
         self._embedded: EmbeddedPostgres | None = None
         self._pool: ConnectionPool | None = None
@@ -174,6 +187,7 @@ class Server:
             # One cheap check per checkout: after a database restart, stale connections are
             # replaced instead of failing the call that drew them.
             check=ConnectionPool.check_connection,
+            configure=self._tracing.trace_connection if self._tracing else None,
             open=False,
             name="partition-deps",
         )
@@ -235,6 +249,15 @@ class Server:
         )
         add_service(
             server,
+            automation_servicer.SERVICE_NAME,
+            list(
+                automation_servicer.AutomationServicer(
+                    AutomationRepository(self._pool), self._cache, tokens
+                ).methods()
+            ),
+        )
+        add_service(
+            server,
             diagnostics_servicer.SERVICE_NAME,
             list(diagnostics_servicer.DiagnosticsServicer().methods()),
         )
@@ -263,6 +286,14 @@ class Server:
             self.http.start()
             logger.info(
                 "http listening", extra={"address": config.http_listen, "port": self.http.port}
+            )
+        if config.health_listen is not None:
+            self._health_server, self.health_port = serve_health(
+                config.health_listen, self._health, config.reuse_port
+            )
+            logger.info(
+                "health probes listening",
+                extra={"address": config.health_listen, "port": self.health_port},
             )
         logger.info(
             "listening",
@@ -411,8 +442,11 @@ class Server:
             self._grpc.wait_for_termination()
 
     def _interceptors(self) -> list[grpc.ServerInterceptor]:
-        """Metrics outermost (so refused calls are counted too), then auth."""
+        """Tracing outermost (a span for every call, refused ones too), then metrics (so
+        refused calls are counted too), then auth."""
         interceptors: list[grpc.ServerInterceptor] = []
+        if self._tracing is not None:
+            interceptors.append(self._tracing.interceptor())
         if self.config.metrics_listen is not None:
             assert self._pool is not None
             assert self._cache is not None
@@ -471,6 +505,7 @@ class Server:
             timeout=settings.acquire_timeout,
             kwargs={"connect_timeout": settings.connect_timeout},
             check=ConnectionPool.check_connection,
+            configure=self._tracing.trace_connection if self._tracing else None,
             open=False,
             name="partition-deps-replica",
         )
@@ -530,10 +565,22 @@ class Server:
             self._stopping.set()
         self._health.enter_graceful_shutdown()
         self._end_health_watches()
+        self._stop_listening(self.config.grace_seconds if grace is None else grace)
+        self._release()
+        logger.info("stopped")
+
+    def _stop_listening(self, grace: float) -> None:
+        """Close the HTTP and health listeners, then let gRPC calls finish within `grace`."""
         if self.http is not None:
             self.http.stop()
+        if self._health_server is not None:
+            self._health_server.stop(0)
         if self._grpc is not None:
-            self._grpc.stop(self.config.grace_seconds if grace is None else grace).wait()
+            self._grpc.stop(grace).wait()
+
+    def _release(self) -> None:
+        """Stop the health checker, the caches, the pool, the embedded Postgres, the metrics
+        endpoint and tracing, in that order."""
         if self._checker is not None and self._checker.is_alive():
             self._checker.join(timeout=5)
         if self._cache is not None:
@@ -546,7 +593,8 @@ class Server:
             self._embedded.stop()
         if self.metrics is not None:
             self.metrics.stop()
-        logger.info("stopped")
+        if self._tracing is not None:
+            self._tracing.shutdown()
 
 
 # What the process may take beyond the grace period to stop the database pool, the embedded

@@ -7,6 +7,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from partition_deps.api.gen.partitiondeps.v1 import automation_pb2 as automation_pb
 from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
 from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb
 from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as pb
@@ -158,3 +159,24 @@ def mapping(data: dict[str, Any] | None) -> pb.PartitionMapping | None:
             ]
         )
     )
+
+
+def condition(data: dict[str, Any]) -> automation_pb.AutomationCondition:
+    """An automation condition from the JSON of the automation cases (`{"type": "and", ...}`),
+    built field by field here, independently of the server's converter."""
+    message = automation_pb.AutomationCondition()
+    kind = data["type"]
+    body = getattr(message, kind)
+    body.SetInParent()
+    if "operands" in data:
+        body.operands.extend(condition(operand) for operand in data["operands"])
+    for name in ("operand", "trigger", "reset"):
+        if name in data:
+            getattr(body, name).CopyFrom(condition(data[name]))
+    for name in ("cron_schedule", "cron_timezone", "lookback_seconds"):
+        if data.get(name) is not None:
+            setattr(body, name, data[name])
+    for name in ("allow", "ignore"):
+        if data.get(name) is not None:
+            getattr(body, name).asset_keys.extend(data[name])
+    return message

@@ -9,6 +9,7 @@ import grpc
 import pytest
 
 from partition_deps.api.gen.partitiondeps.v1 import (
+    automation_service_pb2_grpc,
     definitions_service_pb2_grpc,
     diagnostics_service_pb2_grpc,
     events_service_pb2_grpc,
@@ -27,6 +28,7 @@ class Stubs:
     events: events_service_pb2_grpc.EventsServiceStub
     queries: queries_service_pb2_grpc.QueriesServiceStub
     diagnostics: diagnostics_service_pb2_grpc.DiagnosticsServiceStub
+    automation: automation_service_pb2_grpc.AutomationServiceStub
 
 
 @pytest.fixture(scope="session")
@@ -59,5 +61,6 @@ def stubs(server: Server) -> Iterator[Stubs]:
         events_service_pb2_grpc.EventsServiceStub(channel),
         queries_service_pb2_grpc.QueriesServiceStub(channel),
         diagnostics_service_pb2_grpc.DiagnosticsServiceStub(channel),
+        automation_service_pb2_grpc.AutomationServiceStub(channel),
     )
     channel.close()

@@ -29,13 +29,14 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
 from partition_deps.api.gen.partitiondeps.v1 import (
+    automation_service_pb2_grpc,
     definitions_service_pb2_grpc,
     diagnostics_service_pb2_grpc,
     events_service_pb2_grpc,
     queries_service_pb2_grpc,
 )
+from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
 from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb
 from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as pb
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
@@ -109,6 +110,7 @@ def busy(database_url: str) -> Iterator[Stubs]:
             events_service_pb2_grpc.EventsServiceStub(channel),
             queries_service_pb2_grpc.QueriesServiceStub(channel),
             diagnostics_service_pb2_grpc.DiagnosticsServiceStub(channel),
+            automation_service_pb2_grpc.AutomationServiceStub(channel),
         )
     finally:
         channel.close()

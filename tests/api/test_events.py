@@ -161,8 +161,6 @@ def _run_started(key: str, partition_key: str) -> events_pb.Event:
     "partition_key",
     [
         "2024/01/05",  # another format
-        "2099-01-01",  # far after the event
-        "2024-02-01",  # its window had not ended at the event's time
         "2023-12-31",  # before the start
         "garbage",
     ],
@@ -195,6 +193,24 @@ def test_an_event_for_a_partition_that_did_not_exist_is_refused_and_nothing_is_s
     assert error_info(error).reason == "INVALID_PARTITION_KEY"
     assert field_violations(error) == [f"events[1].{field}.partition_key"]
     assert stored_events(database_url, registered) == 0
+
+
+def test_an_event_for_a_window_not_ended_yet_is_stored(
+    stubs: Stubs, registered: str, database_url: str
+) -> None:
+    # Dagster records a run writing today's partition before the day ends (or tomorrow's);
+    # the key is a partition once its window ends.
+    not_ended = [
+        materialization("today", "daily", "2024-02-01", at="2024-02-01T22:40:00+00:00"),
+        _observation("seen", "2024-02-01"),
+        _run_started("run", "2024-02-02"),
+        materialization("far", "daily", "2099-01-01", at="2024-02-01T22:40:00+00:00"),
+    ]
+    report = stubs.events.ReportEvents(
+        events_pb.ReportEventsRequest(namespace=registered, events=not_ended)
+    )
+    assert report.stored_count == 4
+    assert stored_events(database_url, registered) == 4
 
 
 def test_an_event_for_a_dynamic_key_never_added_or_deleted_is_refused(

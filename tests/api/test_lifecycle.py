@@ -119,7 +119,7 @@ def test_serve_with_no_configuration_then_sigterm(tmp_path: Path) -> None:
         assert (tmp_path / "data" / "pg").is_dir()
         channel.close()
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
+        _, stderr = process.communicate(timeout=120)  # a bound for a loaded machine, not a window
     finally:
         if process.poll() is None:
             process.kill()

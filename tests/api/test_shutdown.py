@@ -76,6 +76,17 @@ def _ping(channel: grpc.Channel) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
+def _ready(channel: grpc.Channel) -> bool:
+    """Readiness SERVING: the pool is open (a Ping answers before that, without the database)."""
+    try:
+        answer = health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]
+            health_pb2.HealthCheckRequest(service="readiness"), timeout=5
+        )
+    except grpc.RpcError:
+        return False
+    return bool(answer.status == SERVING)
+
+
 def _lock_waiters(conn: psycopg.Connection[Any]) -> int:
     row = conn.execute(
         "SELECT count(*) FROM pg_stat_activity"
@@ -92,7 +103,7 @@ def test_sigterm_drains_in_flight_calls_and_refuses_new_ones(
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
         health = health_pb2_grpc.HealthStub(channel)
-        eventually(lambda: _ping(channel) == grpc.StatusCode.OK)
+        eventually(lambda: _ready(channel))
         definitions = definitions_service_pb2_grpc.DefinitionsServiceStub(channel)
         definitions.ApplyAssets(
             defs_pb.ApplyAssetsRequest(namespace=namespace, assets=[asset("daily", DAILY)])
@@ -187,7 +198,7 @@ def test_sigterm_ends_the_process_after_the_grace_period_whatever_its_calls_do(
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     locker = psycopg.connect(database_url)
     try:
-        eventually(lambda: _ping(channel) == grpc.StatusCode.OK)
+        eventually(lambda: _ready(channel))
         definitions = definitions_service_pb2_grpc.DefinitionsServiceStub(channel)
         definitions.ApplyAssets(
             defs_pb.ApplyAssetsRequest(namespace=namespace, assets=[asset("daily", DAILY)])

@@ -1,8 +1,9 @@
 """The Dockerfile's HEALTHCHECK, run exactly as written against a live server.
 
 No Docker engine runs here, so the test plays the container's part: it reads the HEALTHCHECK
-instruction out of the Dockerfile, starts `partition-deps serve` on its own embedded Postgres, and
-runs the command with the image's PD_PORT pointing at that server. The probe is the binary that
+instruction out of the Dockerfile, starts `partition-deps serve` with mutual TLS on its main port
+and the image's health-only plaintext listener, on its own embedded Postgres, and runs the
+command with the image's PD_HEALTH_PORT pointing at that listener. The probe is the binary that
 `go install github.com/grpc-ecosystem/grpc-health-probe@...` builds (on PATH or in GOPATH/bin);
 scripts/lib/tools.sh installs the pinned version. In CI (CI=true) a missing probe fails the test.
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from partition_deps.store.database import EmbeddedPostgres
+from tests.pki import make_pki
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
@@ -131,35 +133,46 @@ def database(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
     server.stop()
 
 
-def test_the_dockerfile_has_one_healthcheck_that_probes_pd_port() -> None:
+def test_the_dockerfile_has_one_healthcheck_that_probes_the_health_listener() -> None:
     argv = healthcheck_argv(DOCKERFILE)
     assert any("grpc-health-probe" in word for word in argv)
-    assert any("${PD_PORT}" in word for word in argv)
+    assert any("-addr=127.0.0.1:${PD_HEALTH_PORT}" in word for word in argv)
     env = image_env(DOCKERFILE)
     assert env["PD_LISTEN"] == f"0.0.0.0:{env['PD_PORT']}"
+    assert env["PD_HEALTH_LISTEN"] == f"127.0.0.1:{env['PD_HEALTH_PORT']}"
 
 
-def test_healthcheck_passes_while_serving_and_fails_once_the_database_is_down(
+def test_healthcheck_passes_while_serving_with_mtls_and_fails_once_the_database_is_down(
     probe: Path, database: EmbeddedPostgres, tmp_path: Path
 ) -> None:
     argv = healthcheck_argv(DOCKERFILE)  # parsed before anything starts: nothing to clean up
-    port = free_port()
+    (tmp_path / "pki").mkdir()
+    pki = make_pki(tmp_path / "pki")
+    port, health_port = free_port(), free_port()
+    image = image_env(DOCKERFILE)
     check_env = {
         **os.environ,
-        **image_env(DOCKERFILE),
-        "PD_PORT": str(port),  # the one difference from the image: this server's port
+        **image,
+        "PD_HEALTH_PORT": str(health_port),  # the one difference from the image: free ports
         "PATH": f"{probe.parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     server_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    server_env["PYTHONPATH"] = str(REPO / "service")
+    server_env.update(
+        PYTHONPATH=str(REPO / "service"),
+        PD_LISTEN=f"127.0.0.1:{port}",
+        PD_HEALTH_LISTEN=image["PD_HEALTH_LISTEN"].replace(
+            image["PD_HEALTH_PORT"], str(health_port)
+        ),
+        PD_TLS_CERT=str(pki.server_cert),
+        PD_TLS_KEY=str(pki.server_key),
+        PD_TLS_CLIENT_CA=str(pki.ca),
+    )
     server = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "partition_deps.cli",
             "serve",
-            "--listen",
-            f"127.0.0.1:{port}",
             "--database-url",
             database.url,
             "--grace-seconds",
@@ -177,9 +190,19 @@ def test_healthcheck_passes_while_serving_and_fails_once_the_database_is_down(
             argv, env=check_env, capture_output=True, timeout=15, check=False
         ).returncode
 
+    def plaintext_probe_of_the_main_port() -> int:
+        return subprocess.run(
+            [str(probe), f"-addr=127.0.0.1:{port}", "-connect-timeout=2s", "-rpc-timeout=2s"],
+            capture_output=True,
+            timeout=15,
+            check=False,
+        ).returncode
+
     try:
         assert wait_for(lambda: healthcheck() == 0, seconds=60), "never healthy while serving"
         assert healthcheck() == 0
+        # The main port speaks only mutual TLS: a plaintext probe there fails.
+        assert plaintext_probe_of_the_main_port() != 0
 
         database.stop()
         assert wait_for(lambda: healthcheck() != 0, seconds=20), "still healthy without Postgres"

@@ -130,7 +130,8 @@ def test_the_seed_namespace_as_a_person_sees_it(
         json.dumps(
             {
                 "idempotency_key": "weekly-rerun",
-                "event_time": "2024-01-15T01:00:00Z",
+                # Now: a run holds its targets for its lease, counted from its start.
+                "event_time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "run_started": {
                     "run_id": "run-4",
                     "targets": [

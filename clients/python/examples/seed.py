@@ -5,7 +5,7 @@ materialized; it asks which daily partitions weekly 2024-01-07 needs, with their
 what is stale: weekly 2024-01-07 is missing, and once materialized it turns stale when one of
 its days is materialized again.
 
-    PD_ADDR=127.0.0.1:50051 python examples/seed.py
+    PD_ADDR=127.0.0.1:50051 python examples/seed.py    (PD_TOKEN: a bearer token, if auth is on)
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def weekly_status(pd: Client, namespace: str) -> str:
 def main() -> int:
     address = os.environ.get("PD_ADDR", "127.0.0.1:50051")
     namespace = sys.argv[1] if len(sys.argv) > 1 else f"seed-py-{time.time_ns()}"
-    with Client(address) as pd:
+    with Client(address, token=os.environ.get("PD_TOKEN") or None) as pd:
         applied = pd.apply_assets(
             namespace,
             [

@@ -1,4 +1,5 @@
-"""The live server under test comes from PD_ADDR (scripts/client_tests.sh starts one).
+"""The live server under test comes from PD_ADDR, its bearer token from PD_TOKEN
+(scripts/client_tests.sh starts one with auth on).
 
 Without PD_ADDR the live tests skip on a developer's machine and fail in CI (CI=true), where a
 skipped interop test would hide a broken runner.
@@ -25,9 +26,14 @@ def address() -> str:
     return value
 
 
+@pytest.fixture(scope="session")
+def token() -> str | None:
+    return os.environ.get("PD_TOKEN") or None
+
+
 @pytest.fixture
-def client(address: str) -> Iterator[Client]:
-    with Client(address) as pd:
+def client(address: str, token: str | None) -> Iterator[Client]:
+    with Client(address, token=token) as pd:
         yield pd
 
 

@@ -6,10 +6,12 @@ for it); in CI (CI=true) a missing dagster fails rather than skips.
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -20,8 +22,14 @@ except ImportError:  # pragma: no cover - depends on the venv
         raise
     pytest.skip("dagster is not installed (pip install '.[dagster]')", allow_module_level=True)
 
-from partition_deps_client import Client
-from partition_deps_client.dagster import assets, partition_mapping, partitions_definition, register
+from partition_deps_client import Client, pb
+from partition_deps_client.dagster import (
+    assets,
+    automation_condition,
+    partition_mapping,
+    partitions_definition,
+    register,
+)
 
 AS_OF = datetime(2024, 6, 1, tzinfo=UTC)
 
@@ -203,3 +211,107 @@ def test_every_mapping_kind_converts() -> None:
     }
     dynamic = partitions_definition(dg.DynamicPartitionsDefinition(name="customers"))
     assert dynamic.dynamic.name == "customers"
+
+
+# ----- automation conditions --------------------------------------------------------------
+
+AUTOMATION_CASES = Path(__file__).resolve().parents[3] / "tests" / "automation" / "cases.jsonl"
+
+
+def dagster_condition(data: dict[str, Any]) -> dg.AutomationCondition[Any]:
+    """A Dagster condition from the automation cases' JSON, with Dagster's own constructors."""
+    from dagster._core.definitions.declarative_automation.operators import (
+        AndAutomationCondition,
+        OrAutomationCondition,
+    )
+
+    ac = dg.AutomationCondition
+    kind = data["type"]
+    if kind in ("and", "or"):
+        operator = AndAutomationCondition if kind == "and" else OrAutomationCondition
+        return operator(operands=[dagster_condition(child) for child in data["operands"]])
+    if kind == "not":
+        return ~dagster_condition(data["operand"])
+    if kind == "since":
+        trigger = dagster_condition(data["trigger"])
+        return cast(dg.AutomationCondition[Any], trigger.since(dagster_condition(data["reset"])))
+    if kind == "since_last_handled":
+        return dagster_condition(data["operand"]).since_last_handled()
+    if kind == "newly_true":
+        return dagster_condition(data["operand"]).newly_true()
+    if kind in ("on_cron", "cron_tick_passed", "all_deps_updated_since_cron"):
+        built: dg.AutomationCondition[Any] = getattr(ac, kind)(
+            data["cron_schedule"], data["cron_timezone"]
+        )
+        return built
+    if kind == "in_latest_time_window":
+        seconds = data.get("lookback_seconds")
+        return ac.in_latest_time_window(None if seconds is None else timedelta(seconds=seconds))
+    condition: Any = (
+        getattr(ac, kind)(dagster_condition(data["operand"]))
+        if kind in ("any_deps_match", "all_deps_match")
+        else getattr(ac, kind)()
+    )
+    if data.get("allow") is not None:
+        condition = condition.allow(dg.AssetSelection.assets(*data["allow"]))
+    if data.get("ignore") is not None:
+        condition = condition.ignore(dg.AssetSelection.assets(*data["ignore"]))
+    return cast(dg.AutomationCondition[Any], condition)
+
+
+def api_condition(data: dict[str, Any]) -> pb.automation.AutomationCondition:
+    """The same JSON straight into the API's message, field by field."""
+    message = pb.automation.AutomationCondition()
+    body = getattr(message, data["type"])
+    body.SetInParent()
+    if "operands" in data:
+        body.operands.extend(api_condition(child) for child in data["operands"])
+    for name in ("operand", "trigger", "reset"):
+        if name in data:
+            getattr(body, name).CopyFrom(api_condition(data[name]))
+    for name in ("cron_schedule", "cron_timezone", "lookback_seconds"):
+        if data.get(name) is not None:
+            setattr(body, name, data[name])
+    for name in ("allow", "ignore"):
+        if data.get(name) is not None:
+            getattr(body, name).asset_keys.extend(data[name])
+    return message
+
+
+def test_every_condition_of_the_automation_cases_converts_as_written() -> None:
+    conditions: list[dict[str, Any]] = []
+    for line in AUTOMATION_CASES.read_text().splitlines():
+        for item in json.loads(line)["assets"]:
+            data = item["automation_condition"]
+            if data is not None and data not in conditions:
+                conditions.append(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Dagster's beta/preview warnings
+        converted = [automation_condition(dagster_condition(data)) for data in conditions]
+    assert len(conditions) > 90
+    assert converted == [api_condition(data) for data in conditions]
+
+
+def test_register_carries_each_assets_automation_condition(client: Client, namespace: str) -> None:
+    @dg.asset(
+        partitions_def=dg.DailyPartitionsDefinition("2024-01-01"),
+        automation_condition=dg.AutomationCondition.on_cron("0 1 * * *"),
+    )
+    def daily_sales_data() -> None: ...
+
+    @dg.asset(
+        partitions_def=dg.WeeklyPartitionsDefinition("2024-01-01"),
+        deps=[daily_sales_data],
+        automation_condition=dg.AutomationCondition.eager(),
+    )
+    def weekly_sales_summary() -> None: ...
+
+    applied = register(
+        client, namespace, dg.Definitions(assets=[daily_sales_data, weekly_sales_summary])
+    )
+
+    by_key = {asset.asset_key: asset.automation_condition for asset in applied.assets}
+    assert by_key["daily_sales_data"] == api_condition(
+        {"type": "on_cron", "cron_schedule": "0 1 * * *", "cron_timezone": "UTC"}
+    )
+    assert by_key["weekly_sales_summary"] == api_condition({"type": "eager"})

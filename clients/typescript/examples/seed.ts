@@ -5,7 +5,7 @@
  * weekly 2024-01-07 is missing, and once materialized it turns stale when one of its days is
  * materialized again.
  *
- *   PD_ADDR=127.0.0.1:50051 npm run example
+ *   PD_ADDR=127.0.0.1:50051 npm run example    (PD_TOKEN: a bearer token, if auth is on)
  */
 import { pathToFileURL } from "node:url";
 
@@ -67,7 +67,7 @@ export async function runSeed(
   namespace: string,
   log: (line: string) => void = console.log,
 ): Promise<SeedResult> {
-  const pd = connect(address);
+  const pd = connect(address, { token: process.env.PD_TOKEN });
   try {
     const applied = await pd.definitions.applyAssets({
       namespace,

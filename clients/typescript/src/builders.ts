@@ -1,13 +1,18 @@
-/** Small builders for the messages every caller writes (Dagster's preset definitions, keys). */
-import { create } from "@bufbuild/protobuf";
-import {
-  durationFromMs,
-  timestampDate,
-  timestampFromDate,
-  type Timestamp,
-} from "@bufbuild/protobuf/wkt";
+/** Small builders for the messages every caller writes (Dagster's preset definitions, keys, events). */
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { durationFromMs, timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 
-import { type Event, EventSchema } from "./gen/partitiondeps/v1/events_service_pb.js";
+import {
+  type Event,
+  EventSchema,
+  MaterializationSchema,
+  ObservationSchema,
+  RunCanceledSchema,
+  RunFailedSchema,
+  RunHeartbeatSchema,
+  RunStartedSchema,
+  RunSucceededSchema,
+} from "./gen/partitiondeps/v1/events_service_pb.js";
 import {
   type PartitionSelection,
   PartitionSelectionSchema,
@@ -39,7 +44,14 @@ export function keys(...partitionKeys: string[]): PartitionSelection {
   return create(PartitionSelectionSchema, { kind: { case: "keys", value: { partitionKeys } } });
 }
 
-/** A materialization event of one partition. */
+type EventKind = Exclude<Event["kind"], { case: undefined }>;
+
+/** An event of one kind: a new kind of event is one more builder calling this. */
+function event(idempotencyKey: string, at: Date, kind: MessageInitShape<typeof EventSchema>["kind"] & EventKind): Event {
+  return create(EventSchema, { idempotencyKey, eventTime: timestampFromDate(at), kind });
+}
+
+/** A partition (none: an unpartitioned asset) was written by a run. */
 export function materialization(fields: {
   idempotencyKey: string;
   at: Date;
@@ -47,20 +59,22 @@ export function materialization(fields: {
   partitionKey?: string;
   runId: string;
   dataVersion: string;
+  codeVersion?: string;
 }): Event {
-  return create(EventSchema, {
-    idempotencyKey: fields.idempotencyKey,
-    eventTime: timestampFromDate(fields.at),
-    kind: {
-      case: "materialization",
-      value: {
-        assetKey: fields.assetKey,
-        partitionKey: fields.partitionKey,
-        runId: fields.runId,
-        dataVersion: fields.dataVersion,
-      },
-    },
-  });
+  const { idempotencyKey, at, ...value } = fields;
+  return event(idempotencyKey, at, { case: "materialization", value: create(MaterializationSchema, value) });
+}
+
+/** A source asset's partition (none: unpartitioned) was seen with this data version. */
+export function observation(fields: {
+  idempotencyKey: string;
+  at: Date;
+  assetKey: string;
+  partitionKey?: string;
+  dataVersion: string;
+}): Event {
+  const { idempotencyKey, at, ...value } = fields;
+  return event(idempotencyKey, at, { case: "observation", value: create(ObservationSchema, value) });
 }
 
 /** A run started to write `targets`; it holds them for `leaseMs` after `at` and after each
@@ -72,57 +86,36 @@ export function runStarted(fields: {
   targets: { assetKey: string; partitionKey?: string }[];
   leaseMs?: number;
 }): Event {
-  return create(EventSchema, {
-    idempotencyKey: fields.idempotencyKey,
-    eventTime: timestampFromDate(fields.at),
-    kind: {
-      case: "runStarted",
-      value: {
-        runId: fields.runId,
-        targets: fields.targets,
-        lease: fields.leaseMs === undefined ? undefined : durationFromMs(fields.leaseMs),
-      },
-    },
-  });
+  const { idempotencyKey, at, leaseMs, ...value } = fields;
+  const lease = leaseMs === undefined ? undefined : durationFromMs(leaseMs);
+  return event(idempotencyKey, at, { case: "runStarted", value: create(RunStartedSchema, { ...value, lease }) });
 }
 
-type RunEnd = "runSucceeded" | "runFailed" | "runCanceled" | "runHeartbeat";
-
-function runEvent(
-  kind: RunEnd,
-  fields: { idempotencyKey: string; at: Date; runId: string; message?: string },
-): Event {
-  const value =
-    kind === "runFailed" || kind === "runCanceled"
-      ? { runId: fields.runId, message: fields.message ?? "" }
-      : { runId: fields.runId };
-  return create(EventSchema, {
-    idempotencyKey: fields.idempotencyKey,
-    eventTime: timestampFromDate(fields.at),
-    kind: { case: kind, value } as Event["kind"],
-  });
-}
+type RunFields = { idempotencyKey: string; at: Date; runId: string };
 
 /** The run is alive: its lease now ends one lease after `at`. */
-export const runHeartbeat = (fields: { idempotencyKey: string; at: Date; runId: string }): Event =>
-  runEvent("runHeartbeat", fields);
+export function runHeartbeat(fields: RunFields): Event {
+  const { idempotencyKey, at, ...value } = fields;
+  return event(idempotencyKey, at, { case: "runHeartbeat", value: create(RunHeartbeatSchema, value) });
+}
+
 /** The run ended well. */
-export const runSucceeded = (fields: { idempotencyKey: string; at: Date; runId: string }): Event =>
-  runEvent("runSucceeded", fields);
-/** The run failed. */
-export const runFailed = (fields: {
-  idempotencyKey: string;
-  at: Date;
-  runId: string;
-  message?: string;
-}): Event => runEvent("runFailed", fields);
+export function runSucceeded(fields: RunFields): Event {
+  const { idempotencyKey, at, ...value } = fields;
+  return event(idempotencyKey, at, { case: "runSucceeded", value: create(RunSucceededSchema, value) });
+}
+
+/** A run failed: its targets not materialized by then are no longer in progress. */
+export function runFailed(fields: RunFields & { message?: string }): Event {
+  const { idempotencyKey, at, ...value } = fields;
+  return event(idempotencyKey, at, { case: "runFailed", value: create(RunFailedSchema, value) });
+}
+
 /** The run was canceled. */
-export const runCanceled = (fields: {
-  idempotencyKey: string;
-  at: Date;
-  runId: string;
-  message?: string;
-}): Event => runEvent("runCanceled", fields);
+export function runCanceled(fields: RunFields & { message?: string }): Event {
+  const { idempotencyKey, at, ...value } = fields;
+  return event(idempotencyKey, at, { case: "runCanceled", value: create(RunCanceledSchema, value) });
+}
 
 export const toDate = (timestamp: Timestamp | undefined): Date | undefined =>
   timestamp === undefined ? undefined : timestampDate(timestamp);

@@ -58,7 +58,7 @@ describe("live server", { skip }, () => {
   });
 
   it("holds a run's partitions for its lease, renewed by heartbeats", async () => {
-    const pd = connect(address!);
+    const pd = connect(address!, { token: process.env.PD_TOKEN });
     try {
       const ns = namespace("runs");
       await pd.definitions.applyAssets({
@@ -93,7 +93,7 @@ describe("live server", { skip }, () => {
   });
 
   it("answers weekly <- daily as keys and one range, and the reverse", async () => {
-    const pd = connect(address!);
+    const pd = connect(address!, { token: process.env.PD_TOKEN });
     try {
       const ns = namespace("weekly");
       await pd.definitions.applyAssets({
@@ -150,7 +150,7 @@ describe("live server", { skip }, () => {
   });
 
   it("keeps status codes: NOT_FOUND and INVALID_ARGUMENT", async () => {
-    const pd = connect(address!);
+    const pd = connect(address!, { token: process.env.PD_TOKEN });
     try {
       await assert.rejects(
         pd.definitions.getAsset({ namespace: namespace("missing"), assetKey: "nope" }),

@@ -15,6 +15,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from partition_deps.api import limits
 from partition_deps.api.gen.partitiondeps.v1 import (
+    automation_pb2 as automation_pb,
+)
+from partition_deps.api.gen.partitiondeps.v1 import (
     definitions_service_pb2 as defs_pb,
 )
 from partition_deps.api.gen.partitiondeps.v1 import (
@@ -28,6 +31,8 @@ from partition_deps.api.gen.partitiondeps.v1 import (
 )
 from partition_deps.domain import events, partitions, staleness
 from partition_deps.domain.assets import AssetDefinition, Dependency
+from partition_deps.domain.automation import conditions
+from partition_deps.domain.automation.conditions import Condition
 from partition_deps.domain.definitions import (
     Dimension,
     DynamicPartitions,
@@ -345,6 +350,110 @@ def mapping_to_proto(mapping: PartitionMapping | None) -> pb.PartitionMapping:
             )
 
 
+# -- automation conditions -----------------------------------------------------------------
+
+
+def condition_from_proto(message: automation_pb.AutomationCondition, field: str) -> Condition:
+    """The domain condition, checked whole: InvalidDefinition names the path of the first bad
+    node below `field` (`field.and.operands[2].cron_tick_passed.cron_schedule`)."""
+    condition = _condition_node(message, field)
+    try:
+        conditions.validate_condition(condition)
+    except PartitionDepsError as error:
+        raise error.at(field) from None
+    return condition
+
+
+def _condition_node(message: automation_pb.AutomationCondition, field: str) -> Condition:
+    kind = message.WhichOneof("kind")
+    if kind is None:
+        raise InvalidDefinition("a condition needs a kind", field)
+    at = f"{field}.{kind}"
+    body = getattr(message, kind)
+    if kind in conditions.LIST_OPERATORS:
+        return Condition(
+            kind,
+            operands=tuple(
+                _condition_node(operand, f"{at}.operands[{index}]")
+                for index, operand in enumerate(body.operands)
+            ),
+        )
+    if kind == "since":
+        return Condition(
+            kind,
+            operands=(
+                _required_operand(body, "trigger", at),
+                _required_operand(body, "reset", at),
+            ),
+        )
+    if kind in conditions.UNARY_OPERATORS:
+        return Condition(kind, operands=(_required_operand(body, "operand", at),))
+    if kind in conditions.DEPS_OPERATORS:
+        return Condition(
+            kind,
+            operands=(_required_operand(body, "operand", at),),
+            allow=_asset_keys(body, "allow", at),
+            ignore=_asset_keys(body, "ignore", at),
+        )
+    if kind in conditions.DEPS_LEAVES:
+        return Condition(
+            kind, allow=_asset_keys(body, "allow", at), ignore=_asset_keys(body, "ignore", at)
+        )
+    if kind in conditions.CRON_KINDS:
+        return Condition(
+            kind, cron_schedule=body.cron_schedule, cron_timezone=body.cron_timezone or "UTC"
+        )
+    if kind == "in_latest_time_window":
+        return Condition(
+            kind,
+            lookback_seconds=body.lookback_seconds if body.HasField("lookback_seconds") else None,
+        )
+    return Condition(kind)
+
+
+def _required_operand(body: object, name: str, at: str) -> Condition:
+    if not body.HasField(name):  # type: ignore[attr-defined]
+        raise InvalidDefinition(f"{name} is required", f"{at}.{name}")
+    return _condition_node(getattr(body, name), f"{at}.{name}")
+
+
+def _asset_keys(body: object, name: str, at: str) -> tuple[str, ...] | None:
+    """The list's keys; None when the list is unset (an empty list is set: it allows none)."""
+    if not body.HasField(name):  # type: ignore[attr-defined]
+        return None
+    keys = tuple(getattr(body, name).asset_keys)
+    for index, key in enumerate(keys):
+        if not key:
+            raise InvalidDefinition(
+                "an asset key must not be empty", f"{at}.{name}.asset_keys[{index}]"
+            )
+    return keys
+
+
+def condition_to_proto(condition: Condition) -> automation_pb.AutomationCondition:
+    message = automation_pb.AutomationCondition()
+    body = getattr(message, condition.kind)
+    body.SetInParent()  # a kind without fields is set by being present
+    kind = condition.kind
+    if kind in conditions.LIST_OPERATORS:
+        body.operands.extend(condition_to_proto(operand) for operand in condition.operands)
+    elif kind == "since":
+        body.trigger.CopyFrom(condition_to_proto(condition.operands[0]))
+        body.reset.CopyFrom(condition_to_proto(condition.operands[1]))
+    elif condition.operands:
+        body.operand.CopyFrom(condition_to_proto(condition.operand))
+    if kind in conditions.CRON_KINDS:
+        body.cron_schedule = condition.cron_schedule
+        body.cron_timezone = condition.cron_timezone
+    if kind == "in_latest_time_window" and condition.lookback_seconds is not None:
+        body.lookback_seconds = condition.lookback_seconds
+    for name, keys in (("allow", condition.allow), ("ignore", condition.ignore)):
+        if keys is not None:
+            getattr(body, name).SetInParent()
+            getattr(body, name).asset_keys.extend(keys)
+    return message
+
+
 # -- assets --------------------------------------------------------------------------------
 
 
@@ -370,6 +479,11 @@ def asset_from_proto(message: defs_pb.Asset, field: str) -> AssetDefinition:
         code_version=message.code_version if message.HasField("code_version") else None,
         dependencies=tuple(dependencies),
         observable_source=message.observable_source,
+        automation_condition=(
+            condition_from_proto(message.automation_condition, f"{field}.automation_condition")
+            if message.HasField("automation_condition")
+            else None
+        ),
     )
 
 
@@ -386,6 +500,8 @@ def asset_to_proto(asset: AssetDefinition, generation: int) -> defs_pb.Asset:
             added.partition_mapping.CopyFrom(mapping_to_proto(dependency.mapping))
     if asset.partitions is not None:
         message.partitions_definition.CopyFrom(definition_to_proto(asset.partitions))
+    if asset.automation_condition is not None:
+        message.automation_condition.CopyFrom(condition_to_proto(asset.automation_condition))
     return message
 
 

@@ -52,6 +52,13 @@ _STORE_ERRORS: tuple[tuple[type[store_errors.StoreError], grpc.StatusCode, str],
     (store_errors.AssetNotFound, grpc.StatusCode.NOT_FOUND, "ASSET_NOT_FOUND"),
     (store_errors.GenerationMismatch, grpc.StatusCode.ABORTED, "GENERATION_MISMATCH"),
     (store_errors.AssetInUse, grpc.StatusCode.FAILED_PRECONDITION, "ASSET_IN_USE"),
+    (store_errors.TickNotFound, grpc.StatusCode.NOT_FOUND, "TICK_NOT_FOUND"),
+    (
+        store_errors.EvaluationTimeBeforeLastTick,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "EVALUATION_TIME_BEFORE_LAST_TICK",
+    ),
+    (store_errors.TickIdConflict, grpc.StatusCode.ALREADY_EXISTS, "TICK_ID_CONFLICT"),
     (store_errors.StoreUnavailable, grpc.StatusCode.UNAVAILABLE, "DATABASE_UNAVAILABLE"),
     (store_errors.UnstorableValue, grpc.StatusCode.INVALID_ARGUMENT, "UNSTORABLE_VALUE"),
 )

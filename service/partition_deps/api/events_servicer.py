@@ -15,7 +15,7 @@ from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as pb
 from partition_deps.api.handlers import Method, StreamMethod
 from partition_deps.domain import events
 from partition_deps.domain.definitions import Evaluation
-from partition_deps.domain.partitions import first_bad_key
+from partition_deps.domain.partitions import first_unrecordable_key
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.definitions import NamespaceSnapshot
 from partition_deps.store.errors import AssetNotFound
@@ -61,16 +61,20 @@ def _check_target(
 
 
 def _check_partitions(snapshot: NamespaceSnapshot, pending: _Pending) -> None:
-    """Refuse the batch if an event names a partition that did not exist at the event's time
-    (malformed, off the cron, excluded, outside start and end, not yet ended, a dynamic key not
-    added or deleted): queries refuse such keys, so storing them would keep state nothing can
-    read. The first such event of the batch is the one named."""
+    """Refuse the batch if an event names a key that is not a partition and never will be
+    (malformed, off the cron, excluded, outside start and end, a dynamic key not added or
+    deleted): queries refuse such keys, so storing them would keep state nothing can read. A
+    time window that had not ended at the event's time is accepted, as Dagster records it (a
+    run writing today's partition): its key is a partition once the window ends. The first
+    refused event of the batch is the one named."""
     refusals: list[tuple[tuple[int, int], str, str]] = []
     for (asset_key, event_time), items in pending.items():
         definition = snapshot.assets[asset_key].partitions
         assert definition is not None  # keys are pending for partitioned assets only
         keys = [key for _, key, _ in items]
-        bad = first_bad_key(definition, keys, Evaluation(event_time, snapshot.dynamic_keys))
+        bad = first_unrecordable_key(
+            definition, keys, Evaluation(event_time, snapshot.dynamic_keys)
+        )
         if bad is not None:
             order, _, field = items[bad[0]]
             reason = f"not a partition of asset {asset_key!r} at the event's time: {bad[1]}"

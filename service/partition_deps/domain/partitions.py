@@ -264,6 +264,47 @@ def first_bad_key(
     return None
 
 
+def first_unrecordable_key(
+    definition: PartitionsDefinition, keys: Sequence[str], at: Evaluation
+) -> tuple[int, str] | None:
+    """As `first_bad_key`, but a key that is not a partition yet at `at.as_of` and will be one
+    (a time window in progress or to come) is fine: Dagster records events for it (a run
+    writing today's partition), and queries read it once its window ends."""
+    bad = first_bad_key(definition, keys, at)
+    if bad is None or not _partition_later(definition, keys[bad[0]], at):
+        return bad
+    for position in range(bad[0] + 1, len(keys)):
+        key = keys[position]
+        reason = _refusal(definition, key, at)
+        if reason and not _partition_later(definition, key, at):
+            return position, reason
+    return None
+
+
+def _refusal(definition: PartitionsDefinition, key: str, at: Evaluation) -> str:
+    """Why `key` is not a partition at `at.as_of`; empty when it is one."""
+    try:
+        check_key(definition, key, at)
+    except InvalidPartitionKey as error:
+        return error.message
+    return ""
+
+
+def _partition_later(definition: PartitionsDefinition, key: str, at: Evaluation) -> bool:
+    """Whether `key` is not a partition at `at.as_of` only because its time window has not
+    ended yet."""
+    if isinstance(definition, TimeWindowPartitions):
+        return classify_key(definition, key, at).state is KeyState.NOT_YET
+    if not isinstance(definition, MultiPartitions):
+        return False
+    parts = key.split(MULTI_KEY_DELIMITER)
+    dimensions = sorted_dimensions(definition)
+    return len(parts) == len(dimensions) and all(
+        has_key(dimension.partitions, part, at) or _partition_later(dimension.partitions, part, at)
+        for dimension, part in zip(dimensions, parts, strict=True)
+    )
+
+
 def has_key(definition: PartitionsDefinition, key: str, at: Evaluation) -> bool:
     try:
         check_key(definition, key, at)

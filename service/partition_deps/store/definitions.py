@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from partition_deps.domain import codec
 from partition_deps.domain.assets import AssetDefinition, Dependency
+from partition_deps.domain.automation.conditions import condition_from_json, condition_to_json
 from partition_deps.store.database import transaction
 from partition_deps.store.errors import (
     AssetInUse,
@@ -201,11 +202,13 @@ class DefinitionsRepository:
             with conn.cursor() as cursor:
                 cursor.executemany(
                     "INSERT INTO assets (namespace_id, asset_key, partitions, code_version,"
-                    " generation, observable_source) VALUES (%s, %s, %s, %s, %s, %s)"
+                    " generation, observable_source, automation_condition)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s)"
                     " ON CONFLICT (namespace_id, asset_key) DO UPDATE SET"
                     " partitions = EXCLUDED.partitions, code_version = EXCLUDED.code_version,"
                     " generation = EXCLUDED.generation,"
-                    " observable_source = EXCLUDED.observable_source",
+                    " observable_source = EXCLUDED.observable_source,"
+                    " automation_condition = EXCLUDED.automation_condition",
                     [
                         (
                             namespace_id,
@@ -214,6 +217,9 @@ class DefinitionsRepository:
                             asset.code_version,
                             new_generation,
                             asset.observable_source,
+                            None
+                            if asset.automation_condition is None
+                            else Jsonb(condition_to_json(asset.automation_condition)),
                         )
                         for asset in assets
                     ],
@@ -348,9 +354,16 @@ def _load_assets(
         )
     assets: dict[str, AssetDefinition] = {}
     generations: dict[str, int] = {}
-    for asset_key, partitions, code_version, generation, observable_source in conn.execute(
-        "SELECT asset_key, partitions, code_version, generation, observable_source FROM assets"
-        " WHERE namespace_id = %s ORDER BY asset_key",
+    for (
+        asset_key,
+        partitions,
+        code_version,
+        generation,
+        observable_source,
+        condition,
+    ) in conn.execute(
+        "SELECT asset_key, partitions, code_version, generation, observable_source,"
+        " automation_condition FROM assets WHERE namespace_id = %s ORDER BY asset_key",
         (namespace_id,),
     ):
         assets[asset_key] = AssetDefinition(
@@ -359,6 +372,7 @@ def _load_assets(
             code_version=code_version,
             dependencies=tuple(dependencies.get(asset_key, ())),
             observable_source=observable_source,
+            automation_condition=None if condition is None else condition_from_json(condition),
         )
         generations[asset_key] = int(generation)
     return assets, generations

@@ -28,6 +28,18 @@ class AssetInUse(StoreError):
     """An asset that other assets depend on cannot be deleted."""
 
 
+class TickNotFound(StoreError):
+    pass
+
+
+class EvaluationTimeBeforeLastTick(StoreError):
+    """An automation tick earlier than the namespace's latest one."""
+
+
+class TickIdConflict(StoreError):
+    """An automation tick id already used for a tick at another evaluation time."""
+
+
 class UnstorableValue(StoreError):
     """A value Postgres refuses as data (e.g. a NUL character in text): the caller's input."""
 

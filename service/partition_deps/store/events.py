@@ -12,6 +12,8 @@ lost, stops holding the run's targets one lease after its last sign of life.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +34,7 @@ from partition_deps.domain.events import (
     RunStarted,
     RunSucceeded,
 )
+from partition_deps.domain.work import checkpoint
 from partition_deps.store.database import transaction
 
 MATERIALIZATION, OBSERVATION, RUN_STARTED, RUN_FAILED = 1, 2, 3, 4
@@ -340,6 +343,11 @@ class EventsRepository:
     def __init__(self, pool: ConnectionPool, default_lease: timedelta = DEFAULT_RUN_LEASE) -> None:
         self._pool = pool
         self._default_lease = default_lease
+        # Guarded by `_queues_guard`; a namespace's lock lives while a batch holds or awaits it.
+        self._queues: weakref.WeakValueDictionary[int, threading.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+        self._queues_guard = threading.Lock()
 
     def ingest(self, namespace_id: int, events: Sequence[Event]) -> IngestResult:
         """Store `events` in one transaction; events whose idempotency key is known are skipped.
@@ -350,13 +358,30 @@ class EventsRepository:
         if not events:
             with transaction(self._pool) as conn:
                 return IngestResult(0, 0, _event_position(conn, namespace_id))
-        for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                return self._ingest_once(namespace_id, events)
-            except psycopg.errors.TransactionRollback:
-                if attempt == _ATTEMPTS:
-                    raise
-        raise AssertionError("unreachable")
+        queue = self._namespace_queue(namespace_id)
+        while not queue.acquire(timeout=0.25):
+            checkpoint()  # the caller gave up waiting: store nothing
+        try:
+            for attempt in range(1, _ATTEMPTS + 1):
+                try:
+                    return self._ingest_once(namespace_id, events)
+                except psycopg.errors.TransactionRollback:
+                    if attempt == _ATTEMPTS:
+                        raise
+            raise AssertionError("unreachable")
+        finally:
+            queue.release()
+
+    def _namespace_queue(self, namespace_id: int) -> threading.Lock:
+        """The lock this process's batches of a namespace take in turn. The namespace's
+        advisory lock serialises them anyway; queueing here first keeps one pooled connection
+        per namespace waiting instead of one per batch (sixteen writers on a pool of four
+        timed out waiting for connections, reported as an unavailable database)."""
+        with self._queues_guard:
+            queue = self._queues.get(namespace_id)
+            if queue is None:
+                queue = self._queues[namespace_id] = threading.Lock()
+            return queue
 
     def _ingest_once(self, namespace_id: int, events: Sequence[Event]) -> IngestResult:
         with transaction(self._pool) as conn:

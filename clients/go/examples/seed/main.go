@@ -4,7 +4,7 @@
 // what is stale: weekly 2024-01-07 is missing, and once materialized it turns stale when one of
 // its days is materialized again.
 //
-//	go run ./examples/seed -addr 127.0.0.1:50051
+//	go run ./examples/seed -addr 127.0.0.1:50051    (PD_TOKEN: a bearer token, if auth is on)
 package main
 
 import (
@@ -59,7 +59,7 @@ func envOr(name, fallback string) string {
 
 // Run plays the scenario, printing each answer to out.
 func Run(ctx context.Context, addr, namespace string, out io.Writer) (*Result, error) {
-	client, err := pdclient.Dial(addr)
+	client, err := pdclient.Dial(addr, pdclient.Options{Token: os.Getenv("PD_TOKEN")})
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,7 @@
 
     from partition_deps_client import Client, daily, weekly, asset
 
-    with Client("127.0.0.1:50051") as pd:
+    with Client("127.0.0.1:50051", token="...") as pd:
         pd.apply_assets("ns", [asset("daily", daily("2024-01-01")), ...])
 
 `partition_deps_client.dagster` (extra `dagster`) registers Dagster definitions.
@@ -18,6 +18,7 @@ from partition_deps_client.builders import (
     daily,
     keys,
     materialization,
+    observation,
     run_canceled,
     run_failed,
     run_heartbeat,
@@ -27,7 +28,9 @@ from partition_deps_client.builders import (
     wall_time,
     weekly,
 )
-from partition_deps_client.client import Client, Window, service_config
+from partition_deps_client.client import Client, Tls, Window, service_config
+from partition_deps_client.errors import ErrorDetails, error_details
+from partition_deps_client.paging import pages
 
 __all__ = [
     "DAILY_CRON",
@@ -35,11 +38,16 @@ __all__ = [
     "MONTHLY_CRON",
     "WEEKLY_CRON",
     "Client",
+    "ErrorDetails",
+    "Tls",
     "Window",
     "asset",
     "daily",
+    "error_details",
     "keys",
     "materialization",
+    "observation",
+    "pages",
     "pb",
     "run_canceled",
     "run_failed",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from google.protobuf.message import Message
+
 from partition_deps_client.pb import definitions, events, partitions
 
 HOURLY_CRON = "0 * * * *"
@@ -66,6 +68,15 @@ def keys(*partition_keys: str) -> partitions.PartitionSelection:
     )
 
 
+def _event(idempotency_key: str, at: datetime, kind: str, message: Message) -> events.Event:
+    """An event whose `kind` (the oneof field: "materialization", "run_failed", ...) holds
+    `message`: a new kind of event is one more builder calling this."""
+    event = events.Event(idempotency_key=idempotency_key)
+    event.event_time.FromDatetime(at)
+    getattr(event, kind).CopyFrom(message)
+    return event
+
+
 def materialization(
     idempotency_key: str,
     at: datetime,
@@ -76,24 +87,38 @@ def materialization(
     data_version: str,
     code_version: str | None = None,
 ) -> events.Event:
-    event = events.Event(
-        idempotency_key=idempotency_key,
-        materialization=events.Materialization(
-            asset_key=asset_key, run_id=run_id, data_version=data_version
+    """A partition (None: an unpartitioned asset) was written by a run."""
+    return _event(
+        idempotency_key,
+        at,
+        "materialization",
+        events.Materialization(
+            asset_key=asset_key,
+            partition_key=partition_key,
+            run_id=run_id,
+            data_version=data_version,
+            code_version=code_version,
         ),
     )
-    event.event_time.FromDatetime(at)
-    if partition_key is not None:
-        event.materialization.partition_key = partition_key
-    if code_version is not None:
-        event.materialization.code_version = code_version
-    return event
 
 
-def _run_event(idempotency_key: str, at: datetime, **kind: object) -> events.Event:
-    event = events.Event(idempotency_key=idempotency_key, **kind)  # type: ignore[arg-type]
-    event.event_time.FromDatetime(at)
-    return event
+def observation(
+    idempotency_key: str,
+    at: datetime,
+    asset_key: str,
+    partition_key: str | None,
+    *,
+    data_version: str,
+) -> events.Event:
+    """A source asset's partition was seen with this data version."""
+    return _event(
+        idempotency_key,
+        at,
+        "observation",
+        events.Observation(
+            asset_key=asset_key, partition_key=partition_key, data_version=data_version
+        ),
+    )
 
 
 def run_started(
@@ -106,34 +131,37 @@ def run_started(
 ) -> events.Event:
     """A run started to write `targets` ((asset, partition key or None) pairs); it holds them
     for `lease` after `at` and after each heartbeat (None: the server's default)."""
-    body = events.RunStarted(run_id=run_id)
-    for asset_key, partition_key in targets:
-        target = body.targets.add(asset_key=asset_key)
-        if partition_key is not None:
-            target.partition_key = partition_key
+    body = events.RunStarted(
+        run_id=run_id,
+        targets=[
+            events.PartitionTarget(asset_key=asset_key, partition_key=partition_key)
+            for asset_key, partition_key in targets
+        ],
+    )
     if lease is not None:
         body.lease.FromTimedelta(lease)
-    return _run_event(idempotency_key, at, run_started=body)
+    return _event(idempotency_key, at, "run_started", body)
 
 
 def run_heartbeat(idempotency_key: str, at: datetime, run_id: str) -> events.Event:
     """The run is alive: its lease now ends one lease after `at`."""
-    return _run_event(idempotency_key, at, run_heartbeat=events.RunHeartbeat(run_id=run_id))
+    return _event(idempotency_key, at, "run_heartbeat", events.RunHeartbeat(run_id=run_id))
 
 
 def run_succeeded(idempotency_key: str, at: datetime, run_id: str) -> events.Event:
-    return _run_event(idempotency_key, at, run_succeeded=events.RunSucceeded(run_id=run_id))
+    return _event(idempotency_key, at, "run_succeeded", events.RunSucceeded(run_id=run_id))
 
 
 def run_failed(idempotency_key: str, at: datetime, run_id: str, message: str = "") -> events.Event:
-    return _run_event(
-        idempotency_key, at, run_failed=events.RunFailed(run_id=run_id, message=message)
+    """A run failed: its targets not materialized by then are no longer in progress."""
+    return _event(
+        idempotency_key, at, "run_failed", events.RunFailed(run_id=run_id, message=message)
     )
 
 
 def run_canceled(
     idempotency_key: str, at: datetime, run_id: str, message: str = ""
 ) -> events.Event:
-    return _run_event(
-        idempotency_key, at, run_canceled=events.RunCanceled(run_id=run_id, message=message)
+    return _event(
+        idempotency_key, at, "run_canceled", events.RunCanceled(run_id=run_id, message=message)
     )

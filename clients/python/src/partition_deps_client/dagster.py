@@ -10,9 +10,10 @@
 
 Each asset of the definitions' asset graph becomes an `Asset`: its key
 (`AssetKey.to_user_string()`, so `a/b` for `AssetKey(["a", "b"])`), its partitions definition,
-its code version, whether it is an observable source (`@observable_source_asset`), and one
-dependency per parent. Only mappings the code states explicitly are sent; the others stay unset
-so the service infers Dagster's default, exactly as Dagster does.
+its code version, whether it is an observable source (`@observable_source_asset`), its
+automation condition, and one dependency per parent. Only mappings the code states explicitly
+are sent; the others stay unset so the service infers Dagster's default, exactly as Dagster
+does.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from partition_deps_client.client import Client
-from partition_deps_client.pb import definitions, partitions
+from partition_deps_client.pb import automation, definitions, partitions
 
 
 class UnsupportedDefinitionError(ValueError):
-    """A Dagster partitions definition or mapping the API cannot express."""
+    """A Dagster partitions definition, mapping or automation condition the API cannot
+    express."""
 
 
 def _wall_time(value: Any, timezone: str) -> str:
@@ -148,6 +150,117 @@ def partition_mapping(mapping: dg.PartitionMapping) -> partitions.PartitionMappi
     raise UnsupportedDefinitionError(f"unsupported partition mapping: {mapping!r}")
 
 
+# Dagster's condition classes without fields, by class name, and the API's kind for each.
+_PLAIN_LEAVES = {
+    "MissingAutomationCondition": "missing",
+    "NewlyUpdatedCondition": "newly_updated",
+    "NewlyRequestedCondition": "newly_requested",
+    "RunInProgressAutomationCondition": "run_in_progress",
+    "BackfillInProgressAutomationCondition": "backfill_in_progress",
+    "ExecutionFailedAutomationCondition": "execution_failed",
+    "InitialEvaluationCondition": "initial_evaluation",
+    "CodeVersionChangedCondition": "code_version_changed",
+    "WillBeRequestedCondition": "will_be_requested",
+    "LatestRunExecutedWithRootTargetCondition": "executed_with_root_target",
+    "DataVersionChangedCondition": "data_version_changed",
+}
+# Labels Dagster's constructors give their composite conditions, and the API's kind for each.
+_LABELLED = {
+    "eager": "eager",
+    "on_missing": "on_missing",
+    "in_progress": "in_progress",
+    "newly_missing": "newly_missing",
+    "any_deps_updated": "any_deps_updated",
+    "any_deps_missing": "any_deps_missing",
+    "any_deps_in_progress": "any_deps_in_progress",
+}
+
+
+def _selection_keys(selection: Any) -> list[str] | None:
+    """The keys of `AssetSelection.assets(...)`; None when there is no selection."""
+    if selection is None:
+        return None
+    if type(selection).__name__ != "KeysAssetSelection":
+        raise UnsupportedDefinitionError(
+            f"only AssetSelection.assets(...) can narrow dependencies, not {selection!r}"
+        )
+    return [key.to_user_string() for key in selection.selected_keys]
+
+
+def _set_selections(body: Any, condition: Any) -> None:
+    for name, selection in (
+        ("allow", condition.allow_selection),
+        ("ignore", condition.ignore_selection),
+    ):
+        keys = _selection_keys(selection)
+        if keys is not None:
+            getattr(body, name).SetInParent()
+            getattr(body, name).asset_keys.extend(keys)
+
+
+def _cron_of(condition: Any) -> Any:
+    """The first `cron_tick_passed` below a cron preset (they all carry the same cron)."""
+    if type(condition).__name__ == "CronTickPassedCondition":
+        return condition
+    for child in condition.children:
+        found = _cron_of(child)
+        if found is not None:
+            return found
+    return None
+
+
+def automation_condition(condition: dg.AutomationCondition[Any]) -> automation.AutomationCondition:
+    """The API's form of a Dagster automation condition: Dagster's presets and labelled
+    composites (`eager()`, `on_cron(...)`, `any_deps_updated()`, `since_last_handled()`...)
+    keep their names, the rest is sent operator by operator."""
+    message = automation.AutomationCondition()
+    label = condition.get_label()
+    name = type(condition).__name__
+    node: Any = condition  # the fields of the class `name` names
+    if label in _LABELLED:
+        body = getattr(message, _LABELLED[label])
+        body.SetInParent()
+        if name == "AnyDepsCondition":
+            _set_selections(body, condition)
+        return message
+    if label is not None and label.startswith(("on_cron(", "all_deps_updated_since_cron(")):
+        kind = label.split("(", 1)[0]
+        cron = _cron_of(condition)
+        getattr(message, kind).cron_schedule = cron.cron_schedule
+        getattr(message, kind).cron_timezone = cron.cron_timezone
+        return message
+    children = list(condition.children)
+    if name == "SinceCondition":
+        if children[1].get_label() == "handled":
+            message.since_last_handled.operand.CopyFrom(automation_condition(children[0]))
+        else:
+            message.since.trigger.CopyFrom(automation_condition(children[0]))
+            message.since.reset.CopyFrom(automation_condition(children[1]))
+    elif name in ("AndAutomationCondition", "OrAutomationCondition"):
+        body = getattr(message, "and" if name.startswith("And") else "or")
+        body.operands.extend(automation_condition(child) for child in children)
+    elif name == "NotAutomationCondition":
+        getattr(message, "not").operand.CopyFrom(automation_condition(children[0]))
+    elif name == "NewlyTrueCondition":
+        message.newly_true.operand.CopyFrom(automation_condition(children[0]))
+    elif name in ("AnyDepsCondition", "AllDepsCondition"):
+        body = message.any_deps_match if name == "AnyDepsCondition" else message.all_deps_match
+        body.operand.CopyFrom(automation_condition(children[0]))
+        _set_selections(body, condition)
+    elif name == "InLatestTimeWindowCondition":
+        message.in_latest_time_window.SetInParent()
+        if node.lookback_timedelta is not None:
+            message.in_latest_time_window.lookback_seconds = node.lookback_timedelta.total_seconds()
+    elif name == "CronTickPassedCondition":
+        message.cron_tick_passed.cron_schedule = node.cron_schedule
+        message.cron_tick_passed.cron_timezone = node.cron_timezone
+    elif name in _PLAIN_LEAVES:
+        getattr(message, _PLAIN_LEAVES[name]).SetInParent()
+    else:
+        raise UnsupportedDefinitionError(f"unsupported automation condition: {condition!r}")
+    return message
+
+
 def assets(defs: dg.Definitions) -> list[definitions.Asset]:
     """Every asset of the definitions' asset graph, in asset-key order, upstreams included."""
     graph = defs.resolve_asset_graph()
@@ -161,6 +274,8 @@ def assets(defs: dg.Definitions) -> list[definitions.Asset]:
             asset.code_version = node.code_version
         # `@observable_source_asset`: observed, never materialized here; FRESH to staleness.
         asset.observable_source = node.is_observable and not node.is_materializable
+        if node.automation_condition is not None:
+            asset.automation_condition.CopyFrom(automation_condition(node.automation_condition))
         explicit = node.partition_mappings
         for parent in sorted(node.parent_keys, key=lambda k: k.to_user_string()):
             dependency = asset.dependencies.add(upstream_asset_key=parent.to_user_string())

@@ -4,6 +4,13 @@ The stubs in `_gen` are this package's own copy, generated from proto/ by
 scripts/gen_clients.sh, so the client needs neither the service package nor its dependencies.
 """
 
+from partition_deps_client._gen.partitiondeps.v1 import automation_pb2 as automation
+from partition_deps_client._gen.partitiondeps.v1 import (
+    automation_service_pb2 as automation_service,
+)
+from partition_deps_client._gen.partitiondeps.v1 import (
+    automation_service_pb2_grpc as automation_service_grpc,
+)
 from partition_deps_client._gen.partitiondeps.v1 import (
     definitions_service_pb2 as definitions,
 )
@@ -27,6 +34,9 @@ from partition_deps_client._gen.partitiondeps.v1 import (
 )
 
 __all__ = [
+    "automation",
+    "automation_service",
+    "automation_service_grpc",
     "definitions",
     "definitions_grpc",
     "diagnostics",

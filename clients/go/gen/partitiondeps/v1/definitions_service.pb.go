@@ -38,8 +38,11 @@ type Asset struct {
 	// observed, and it is never planned; its observations' data versions are what its readers
 	// compare themselves with.
 	ObservableSource bool `protobuf:"varint,6,opt,name=observable_source,json=observableSource,proto3" json:"observable_source,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Unset: declarative automation never requests the asset (it stays part of the graph).
+	// Returned exactly as given.
+	AutomationCondition *AutomationCondition `protobuf:"bytes,7,opt,name=automation_condition,json=automationCondition,proto3" json:"automation_condition,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Asset) Reset() {
@@ -112,6 +115,13 @@ func (x *Asset) GetObservableSource() bool {
 		return x.ObservableSource
 	}
 	return false
+}
+
+func (x *Asset) GetAutomationCondition() *AutomationCondition {
+	if x != nil {
+		return x.AutomationCondition
+	}
+	return nil
 }
 
 // One upstream asset of an asset.
@@ -1211,7 +1221,7 @@ var File_partitiondeps_v1_definitions_service_proto protoreflect.FileDescriptor
 
 const file_partitiondeps_v1_definitions_service_proto_rawDesc = "" +
 	"\n" +
-	"*partitiondeps/v1/definitions_service.proto\x12\x10partitiondeps.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!partitiondeps/v1/partitions.proto\"\xc9\x02\n" +
+	"*partitiondeps/v1/definitions_service.proto\x12\x10partitiondeps.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!partitiondeps/v1/automation.proto\x1a!partitiondeps/v1/partitions.proto\"\xa3\x03\n" +
 	"\x05Asset\x12\x1b\n" +
 	"\tasset_key\x18\x01 \x01(\tR\bassetKey\x12[\n" +
 	"\x15partitions_definition\x18\x02 \x01(\v2&.partitiondeps.v1.PartitionsDefinitionR\x14partitionsDefinition\x12&\n" +
@@ -1220,7 +1230,8 @@ const file_partitiondeps_v1_definitions_service_proto_rawDesc = "" +
 	"\n" +
 	"generation\x18\x05 \x01(\x03R\n" +
 	"generation\x12+\n" +
-	"\x11observable_source\x18\x06 \x01(\bR\x10observableSourceB\x0f\n" +
+	"\x11observable_source\x18\x06 \x01(\bR\x10observableSource\x12X\n" +
+	"\x14automation_condition\x18\a \x01(\v2%.partitiondeps.v1.AutomationConditionR\x13automationConditionB\x0f\n" +
 	"\r_code_version\"\x8b\x01\n" +
 	"\n" +
 	"Dependency\x12,\n" +
@@ -1360,42 +1371,44 @@ var file_partitiondeps_v1_definitions_service_proto_goTypes = []any{
 	(*NamespaceSummary)(nil),                // 18: partitiondeps.v1.NamespaceSummary
 	(*ListNamespacesResponse)(nil),          // 19: partitiondeps.v1.ListNamespacesResponse
 	(*PartitionsDefinition)(nil),            // 20: partitiondeps.v1.PartitionsDefinition
-	(*PartitionMapping)(nil),                // 21: partitiondeps.v1.PartitionMapping
-	(*timestamppb.Timestamp)(nil),           // 22: google.protobuf.Timestamp
+	(*AutomationCondition)(nil),             // 21: partitiondeps.v1.AutomationCondition
+	(*PartitionMapping)(nil),                // 22: partitiondeps.v1.PartitionMapping
+	(*timestamppb.Timestamp)(nil),           // 23: google.protobuf.Timestamp
 }
 var file_partitiondeps_v1_definitions_service_proto_depIdxs = []int32{
 	20, // 0: partitiondeps.v1.Asset.partitions_definition:type_name -> partitiondeps.v1.PartitionsDefinition
 	1,  // 1: partitiondeps.v1.Asset.dependencies:type_name -> partitiondeps.v1.Dependency
-	21, // 2: partitiondeps.v1.Dependency.partition_mapping:type_name -> partitiondeps.v1.PartitionMapping
-	0,  // 3: partitiondeps.v1.ApplyAssetsRequest.assets:type_name -> partitiondeps.v1.Asset
-	0,  // 4: partitiondeps.v1.ApplyAssetsResponse.assets:type_name -> partitiondeps.v1.Asset
-	0,  // 5: partitiondeps.v1.GetAssetResponse.asset:type_name -> partitiondeps.v1.Asset
-	0,  // 6: partitiondeps.v1.ListAssetsResponse.assets:type_name -> partitiondeps.v1.Asset
-	22, // 7: partitiondeps.v1.DynamicPartition.add_time:type_name -> google.protobuf.Timestamp
-	22, // 8: partitiondeps.v1.DynamicPartition.delete_time:type_name -> google.protobuf.Timestamp
-	15, // 9: partitiondeps.v1.ListDynamicPartitionsResponse.partitions:type_name -> partitiondeps.v1.DynamicPartition
-	18, // 10: partitiondeps.v1.ListNamespacesResponse.namespaces:type_name -> partitiondeps.v1.NamespaceSummary
-	2,  // 11: partitiondeps.v1.DefinitionsService.ApplyAssets:input_type -> partitiondeps.v1.ApplyAssetsRequest
-	4,  // 12: partitiondeps.v1.DefinitionsService.GetAsset:input_type -> partitiondeps.v1.GetAssetRequest
-	6,  // 13: partitiondeps.v1.DefinitionsService.ListAssets:input_type -> partitiondeps.v1.ListAssetsRequest
-	8,  // 14: partitiondeps.v1.DefinitionsService.DeleteAsset:input_type -> partitiondeps.v1.DeleteAssetRequest
-	10, // 15: partitiondeps.v1.DefinitionsService.AddDynamicPartitions:input_type -> partitiondeps.v1.AddDynamicPartitionsRequest
-	12, // 16: partitiondeps.v1.DefinitionsService.DeleteDynamicPartitions:input_type -> partitiondeps.v1.DeleteDynamicPartitionsRequest
-	14, // 17: partitiondeps.v1.DefinitionsService.ListDynamicPartitions:input_type -> partitiondeps.v1.ListDynamicPartitionsRequest
-	17, // 18: partitiondeps.v1.DefinitionsService.ListNamespaces:input_type -> partitiondeps.v1.ListNamespacesRequest
-	3,  // 19: partitiondeps.v1.DefinitionsService.ApplyAssets:output_type -> partitiondeps.v1.ApplyAssetsResponse
-	5,  // 20: partitiondeps.v1.DefinitionsService.GetAsset:output_type -> partitiondeps.v1.GetAssetResponse
-	7,  // 21: partitiondeps.v1.DefinitionsService.ListAssets:output_type -> partitiondeps.v1.ListAssetsResponse
-	9,  // 22: partitiondeps.v1.DefinitionsService.DeleteAsset:output_type -> partitiondeps.v1.DeleteAssetResponse
-	11, // 23: partitiondeps.v1.DefinitionsService.AddDynamicPartitions:output_type -> partitiondeps.v1.AddDynamicPartitionsResponse
-	13, // 24: partitiondeps.v1.DefinitionsService.DeleteDynamicPartitions:output_type -> partitiondeps.v1.DeleteDynamicPartitionsResponse
-	16, // 25: partitiondeps.v1.DefinitionsService.ListDynamicPartitions:output_type -> partitiondeps.v1.ListDynamicPartitionsResponse
-	19, // 26: partitiondeps.v1.DefinitionsService.ListNamespaces:output_type -> partitiondeps.v1.ListNamespacesResponse
-	19, // [19:27] is the sub-list for method output_type
-	11, // [11:19] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	21, // 2: partitiondeps.v1.Asset.automation_condition:type_name -> partitiondeps.v1.AutomationCondition
+	22, // 3: partitiondeps.v1.Dependency.partition_mapping:type_name -> partitiondeps.v1.PartitionMapping
+	0,  // 4: partitiondeps.v1.ApplyAssetsRequest.assets:type_name -> partitiondeps.v1.Asset
+	0,  // 5: partitiondeps.v1.ApplyAssetsResponse.assets:type_name -> partitiondeps.v1.Asset
+	0,  // 6: partitiondeps.v1.GetAssetResponse.asset:type_name -> partitiondeps.v1.Asset
+	0,  // 7: partitiondeps.v1.ListAssetsResponse.assets:type_name -> partitiondeps.v1.Asset
+	23, // 8: partitiondeps.v1.DynamicPartition.add_time:type_name -> google.protobuf.Timestamp
+	23, // 9: partitiondeps.v1.DynamicPartition.delete_time:type_name -> google.protobuf.Timestamp
+	15, // 10: partitiondeps.v1.ListDynamicPartitionsResponse.partitions:type_name -> partitiondeps.v1.DynamicPartition
+	18, // 11: partitiondeps.v1.ListNamespacesResponse.namespaces:type_name -> partitiondeps.v1.NamespaceSummary
+	2,  // 12: partitiondeps.v1.DefinitionsService.ApplyAssets:input_type -> partitiondeps.v1.ApplyAssetsRequest
+	4,  // 13: partitiondeps.v1.DefinitionsService.GetAsset:input_type -> partitiondeps.v1.GetAssetRequest
+	6,  // 14: partitiondeps.v1.DefinitionsService.ListAssets:input_type -> partitiondeps.v1.ListAssetsRequest
+	8,  // 15: partitiondeps.v1.DefinitionsService.DeleteAsset:input_type -> partitiondeps.v1.DeleteAssetRequest
+	10, // 16: partitiondeps.v1.DefinitionsService.AddDynamicPartitions:input_type -> partitiondeps.v1.AddDynamicPartitionsRequest
+	12, // 17: partitiondeps.v1.DefinitionsService.DeleteDynamicPartitions:input_type -> partitiondeps.v1.DeleteDynamicPartitionsRequest
+	14, // 18: partitiondeps.v1.DefinitionsService.ListDynamicPartitions:input_type -> partitiondeps.v1.ListDynamicPartitionsRequest
+	17, // 19: partitiondeps.v1.DefinitionsService.ListNamespaces:input_type -> partitiondeps.v1.ListNamespacesRequest
+	3,  // 20: partitiondeps.v1.DefinitionsService.ApplyAssets:output_type -> partitiondeps.v1.ApplyAssetsResponse
+	5,  // 21: partitiondeps.v1.DefinitionsService.GetAsset:output_type -> partitiondeps.v1.GetAssetResponse
+	7,  // 22: partitiondeps.v1.DefinitionsService.ListAssets:output_type -> partitiondeps.v1.ListAssetsResponse
+	9,  // 23: partitiondeps.v1.DefinitionsService.DeleteAsset:output_type -> partitiondeps.v1.DeleteAssetResponse
+	11, // 24: partitiondeps.v1.DefinitionsService.AddDynamicPartitions:output_type -> partitiondeps.v1.AddDynamicPartitionsResponse
+	13, // 25: partitiondeps.v1.DefinitionsService.DeleteDynamicPartitions:output_type -> partitiondeps.v1.DeleteDynamicPartitionsResponse
+	16, // 26: partitiondeps.v1.DefinitionsService.ListDynamicPartitions:output_type -> partitiondeps.v1.ListDynamicPartitionsResponse
+	19, // 27: partitiondeps.v1.DefinitionsService.ListNamespaces:output_type -> partitiondeps.v1.ListNamespacesResponse
+	20, // [20:28] is the sub-list for method output_type
+	12, // [12:20] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_partitiondeps_v1_definitions_service_proto_init() }
@@ -1403,6 +1416,7 @@ func file_partitiondeps_v1_definitions_service_proto_init() {
 	if File_partitiondeps_v1_definitions_service_proto != nil {
 		return
 	}
+	file_partitiondeps_v1_automation_proto_init()
 	file_partitiondeps_v1_partitions_proto_init()
 	file_partitiondeps_v1_definitions_service_proto_msgTypes[0].OneofWrappers = []any{}
 	file_partitiondeps_v1_definitions_service_proto_msgTypes[2].OneofWrappers = []any{}

@@ -24,56 +24,57 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from partition_deps.api.gen.partitiondeps.v1 import automation_pb2 as partitiondeps_dot_v1_dot_automation__pb2
 from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as partitiondeps_dot_v1_dot_partitions__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*partitiondeps/v1/definitions_service.proto\x12\x10partitiondeps.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!partitiondeps/v1/partitions.proto\"\xf0\x01\n\x05\x41sset\x12\x11\n\tasset_key\x18\x01 \x01(\t\x12\x45\n\x15partitions_definition\x18\x02 \x01(\x0b\x32&.partitiondeps.v1.PartitionsDefinition\x12\x19\n\x0c\x63ode_version\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x32\n\x0c\x64\x65pendencies\x18\x04 \x03(\x0b\x32\x1c.partitiondeps.v1.Dependency\x12\x12\n\ngeneration\x18\x05 \x01(\x03\x12\x19\n\x11observable_source\x18\x06 \x01(\x08\x42\x0f\n\r_code_version\"g\n\nDependency\x12\x1a\n\x12upstream_asset_key\x18\x01 \x01(\t\x12=\n\x11partition_mapping\x18\x02 \x01(\x0b\x32\".partitiondeps.v1.PartitionMapping\"\x9f\x01\n\x12\x41pplyAssetsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\'\n\x06\x61ssets\x18\x02 \x03(\x0b\x32\x17.partitiondeps.v1.Asset\x12\x13\n\x0breplace_all\x18\x03 \x01(\x08\x12 \n\x13\x65xpected_generation\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x16\n\x14_expected_generation\"R\n\x13\x41pplyAssetsResponse\x12\x12\n\ngeneration\x18\x01 \x01(\x03\x12\'\n\x06\x61ssets\x18\x02 \x03(\x0b\x32\x17.partitiondeps.v1.Asset\"7\n\x0fGetAssetRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tasset_key\x18\x02 \x01(\t\":\n\x10GetAssetResponse\x12&\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x17.partitiondeps.v1.Asset\"M\n\x11ListAssetsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"j\n\x12ListAssetsResponse\x12\'\n\x06\x61ssets\x18\x01 \x03(\x0b\x32\x17.partitiondeps.v1.Asset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ngeneration\x18\x03 \x01(\x03\":\n\x12\x44\x65leteAssetRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tasset_key\x18\x02 \x01(\t\")\n\x13\x44\x65leteAssetResponse\x12\x12\n\ngeneration\x18\x01 \x01(\x03\"a\n\x1b\x41\x64\x64\x44ynamicPartitionsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_name\x18\x02 \x01(\t\x12\x16\n\x0epartition_keys\x18\x03 \x03(\t\"G\n\x1c\x41\x64\x64\x44ynamicPartitionsResponse\x12\x12\n\ngeneration\x18\x01 \x01(\x03\x12\x13\n\x0b\x61\x64\x64\x65\x64_count\x18\x02 \x01(\x05\"d\n\x1e\x44\x65leteDynamicPartitionsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_name\x18\x02 \x01(\t\x12\x16\n\x0epartition_keys\x18\x03 \x03(\t\"L\n\x1f\x44\x65leteDynamicPartitionsResponse\x12\x12\n\ngeneration\x18\x01 \x01(\x03\x12\x15\n\rdeleted_count\x18\x02 \x01(\x05\"\x87\x01\n\x1cListDynamicPartitionsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_name\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x14\n\x0cshow_deleted\x18\x05 \x01(\x08\"\x88\x01\n\x10\x44ynamicPartition\x12\x15\n\rpartition_key\x18\x01 \x01(\t\x12,\n\x08\x61\x64\x64_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64\x65lete_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"p\n\x1dListDynamicPartitionsResponse\x12\x36\n\npartitions\x18\x01 \x03(\x0b\x32\".partitiondeps.v1.DynamicPartition\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x15ListNamespacesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"I\n\x10NamespaceSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\ngeneration\x18\x02 \x01(\x03\x12\x13\n\x0b\x61sset_count\x18\x03 \x01(\x03\"i\n\x16ListNamespacesResponse\x12\x36\n\nnamespaces\x18\x01 \x03(\x0b\x32\".partitiondeps.v1.NamespaceSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xce\x06\n\x12\x44\x65\x66initionsService\x12Z\n\x0b\x41pplyAssets\x12$.partitiondeps.v1.ApplyAssetsRequest\x1a%.partitiondeps.v1.ApplyAssetsResponse\x12Q\n\x08GetAsset\x12!.partitiondeps.v1.GetAssetRequest\x1a\".partitiondeps.v1.GetAssetResponse\x12W\n\nListAssets\x12#.partitiondeps.v1.ListAssetsRequest\x1a$.partitiondeps.v1.ListAssetsResponse\x12Z\n\x0b\x44\x65leteAsset\x12$.partitiondeps.v1.DeleteAssetRequest\x1a%.partitiondeps.v1.DeleteAssetResponse\x12u\n\x14\x41\x64\x64\x44ynamicPartitions\x12-.partitiondeps.v1.AddDynamicPartitionsRequest\x1a..partitiondeps.v1.AddDynamicPartitionsResponse\x12~\n\x17\x44\x65leteDynamicPartitions\x12\x30.partitiondeps.v1.DeleteDynamicPartitionsRequest\x1a\x31.partitiondeps.v1.DeleteDynamicPartitionsResponse\x12x\n\x15ListDynamicPartitions\x12..partitiondeps.v1.ListDynamicPartitionsRequest\x1a/.partitiondeps.v1.ListDynamicPartitionsResponse\x12\x63\n\x0eListNamespaces\x12\'.partitiondeps.v1.ListNamespacesRequest\x1a(.partitiondeps.v1.ListNamespacesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*partitiondeps/v1/definitions_service.proto\x12\x10partitiondeps.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!partitiondeps/v1/automation.proto\x1a!partitiondeps/v1/partitions.proto\"\xb5\x02\n\x05\x41sset\x12\x11\n\tasset_key\x18\x01 \x01(\t\x12\x45\n\x15partitions_definition\x18\x02 \x01(\x0b\x32&.partitiondeps.v1.PartitionsDefinition\x12\x19\n\x0c\x63ode_version\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x32\n\x0c\x64\x65pendencies\x18\x04 \x03(\x0b\x32\x1c.partitiondeps.v1.Dependency\x12\x12\n\ngeneration\x18\x05 \x01(\x03\x12\x19\n\x11observable_source\x18\x06 \x01(\x08\x12\x43\n\x14\x61utomation_condition\x18\x07 \x01(\x0b\x32%.partitiondeps.v1.AutomationConditionB\x0f\n\r_code_version\"g\n\nDependency\x12\x1a\n\x12upstream_asset_key\x18\x01 \x01(\t\x12=\n\x11partition_mapping\x18\x02 \x01(\x0b\x32\".partitiondeps.v1.PartitionMapping\"\x9f\x01\n\x12\x41pplyAssetsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\'\n\x06\x61ssets\x18\x02 \x03(\x0b\x32\x17.partitiondeps.v1.Asset\x12\x13\n\x0breplace_all\x18\x03 \x01(\x08\x12 \n\x13\x65xpected_generation\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x16\n\x14_expected_generation\"R\n\x13\x41pplyAssetsResponse\x12\x12\n\ngeneration\x18\x01 \x01(\x03\x12\'\n\x06\x61ssets\x18\x02 \x03(\x0b\x32\x17.partitiondeps.v1.Asset\"7\n\x0fGetAssetRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tasset_key\x18\x02 \x01(\t\":\n\x10GetAssetResponse\x12&\n\x05\x61sset\x18\x01 \x01(\x0b\x32\x17.partitiondeps.v1.Asset\"M\n\x11ListAssetsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"j\n\x12ListAssetsResponse\x12\'\n\x06\x61ssets\x18\x01 \x03(\x0b\x32\x17.partitiondeps.v1.Asset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ngeneration\x18\x03 \x01(\x03\":\n\x12\x44\x65leteAssetRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x11\n\tasset_key\x18\x02 \x01(\t\")\n\x13\x44\x65leteAssetResponse\x12\x12\n\ngeneration\x18\x01 \x01(\x03\"a\n\x1b\x41\x64\x64\x44ynamicPartitionsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_name\x18\x02 \x01(\t\x12\x16\n\x0epartition_keys\x18\x03 \x03(\t\"G\n\x1c\x41\x64\x64\x44ynamicPartitionsResponse\x12\x12\n\ngeneration\x18\x01 \x01(\x03\x12\x13\n\x0b\x61\x64\x64\x65\x64_count\x18\x02 \x01(\x05\"d\n\x1e\x44\x65leteDynamicPartitionsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_name\x18\x02 \x01(\t\x12\x16\n\x0epartition_keys\x18\x03 \x03(\t\"L\n\x1f\x44\x65leteDynamicPartitionsResponse\x12\x12\n\ngeneration\x18\x01 \x01(\x03\x12\x15\n\rdeleted_count\x18\x02 \x01(\x05\"\x87\x01\n\x1cListDynamicPartitionsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_name\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x14\n\x0cshow_deleted\x18\x05 \x01(\x08\"\x88\x01\n\x10\x44ynamicPartition\x12\x15\n\rpartition_key\x18\x01 \x01(\t\x12,\n\x08\x61\x64\x64_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64\x65lete_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"p\n\x1dListDynamicPartitionsResponse\x12\x36\n\npartitions\x18\x01 \x03(\x0b\x32\".partitiondeps.v1.DynamicPartition\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x15ListNamespacesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"I\n\x10NamespaceSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\ngeneration\x18\x02 \x01(\x03\x12\x13\n\x0b\x61sset_count\x18\x03 \x01(\x03\"i\n\x16ListNamespacesResponse\x12\x36\n\nnamespaces\x18\x01 \x03(\x0b\x32\".partitiondeps.v1.NamespaceSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xce\x06\n\x12\x44\x65\x66initionsService\x12Z\n\x0b\x41pplyAssets\x12$.partitiondeps.v1.ApplyAssetsRequest\x1a%.partitiondeps.v1.ApplyAssetsResponse\x12Q\n\x08GetAsset\x12!.partitiondeps.v1.GetAssetRequest\x1a\".partitiondeps.v1.GetAssetResponse\x12W\n\nListAssets\x12#.partitiondeps.v1.ListAssetsRequest\x1a$.partitiondeps.v1.ListAssetsResponse\x12Z\n\x0b\x44\x65leteAsset\x12$.partitiondeps.v1.DeleteAssetRequest\x1a%.partitiondeps.v1.DeleteAssetResponse\x12u\n\x14\x41\x64\x64\x44ynamicPartitions\x12-.partitiondeps.v1.AddDynamicPartitionsRequest\x1a..partitiondeps.v1.AddDynamicPartitionsResponse\x12~\n\x17\x44\x65leteDynamicPartitions\x12\x30.partitiondeps.v1.DeleteDynamicPartitionsRequest\x1a\x31.partitiondeps.v1.DeleteDynamicPartitionsResponse\x12x\n\x15ListDynamicPartitions\x12..partitiondeps.v1.ListDynamicPartitionsRequest\x1a/.partitiondeps.v1.ListDynamicPartitionsResponse\x12\x63\n\x0eListNamespaces\x12\'.partitiondeps.v1.ListNamespacesRequest\x1a(.partitiondeps.v1.ListNamespacesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'partitiondeps.v1.definitions_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ASSET']._serialized_start=133
-  _globals['_ASSET']._serialized_end=373
-  _globals['_DEPENDENCY']._serialized_start=375
-  _globals['_DEPENDENCY']._serialized_end=478
-  _globals['_APPLYASSETSREQUEST']._serialized_start=481
-  _globals['_APPLYASSETSREQUEST']._serialized_end=640
-  _globals['_APPLYASSETSRESPONSE']._serialized_start=642
-  _globals['_APPLYASSETSRESPONSE']._serialized_end=724
-  _globals['_GETASSETREQUEST']._serialized_start=726
-  _globals['_GETASSETREQUEST']._serialized_end=781
-  _globals['_GETASSETRESPONSE']._serialized_start=783
-  _globals['_GETASSETRESPONSE']._serialized_end=841
-  _globals['_LISTASSETSREQUEST']._serialized_start=843
-  _globals['_LISTASSETSREQUEST']._serialized_end=920
-  _globals['_LISTASSETSRESPONSE']._serialized_start=922
-  _globals['_LISTASSETSRESPONSE']._serialized_end=1028
-  _globals['_DELETEASSETREQUEST']._serialized_start=1030
-  _globals['_DELETEASSETREQUEST']._serialized_end=1088
-  _globals['_DELETEASSETRESPONSE']._serialized_start=1090
-  _globals['_DELETEASSETRESPONSE']._serialized_end=1131
-  _globals['_ADDDYNAMICPARTITIONSREQUEST']._serialized_start=1133
-  _globals['_ADDDYNAMICPARTITIONSREQUEST']._serialized_end=1230
-  _globals['_ADDDYNAMICPARTITIONSRESPONSE']._serialized_start=1232
-  _globals['_ADDDYNAMICPARTITIONSRESPONSE']._serialized_end=1303
-  _globals['_DELETEDYNAMICPARTITIONSREQUEST']._serialized_start=1305
-  _globals['_DELETEDYNAMICPARTITIONSREQUEST']._serialized_end=1405
-  _globals['_DELETEDYNAMICPARTITIONSRESPONSE']._serialized_start=1407
-  _globals['_DELETEDYNAMICPARTITIONSRESPONSE']._serialized_end=1483
-  _globals['_LISTDYNAMICPARTITIONSREQUEST']._serialized_start=1486
-  _globals['_LISTDYNAMICPARTITIONSREQUEST']._serialized_end=1621
-  _globals['_DYNAMICPARTITION']._serialized_start=1624
-  _globals['_DYNAMICPARTITION']._serialized_end=1760
-  _globals['_LISTDYNAMICPARTITIONSRESPONSE']._serialized_start=1762
-  _globals['_LISTDYNAMICPARTITIONSRESPONSE']._serialized_end=1874
-  _globals['_LISTNAMESPACESREQUEST']._serialized_start=1876
-  _globals['_LISTNAMESPACESREQUEST']._serialized_end=1938
-  _globals['_NAMESPACESUMMARY']._serialized_start=1940
-  _globals['_NAMESPACESUMMARY']._serialized_end=2013
-  _globals['_LISTNAMESPACESRESPONSE']._serialized_start=2015
-  _globals['_LISTNAMESPACESRESPONSE']._serialized_end=2120
-  _globals['_DEFINITIONSSERVICE']._serialized_start=2123
-  _globals['_DEFINITIONSSERVICE']._serialized_end=2969
+  _globals['_ASSET']._serialized_start=168
+  _globals['_ASSET']._serialized_end=477
+  _globals['_DEPENDENCY']._serialized_start=479
+  _globals['_DEPENDENCY']._serialized_end=582
+  _globals['_APPLYASSETSREQUEST']._serialized_start=585
+  _globals['_APPLYASSETSREQUEST']._serialized_end=744
+  _globals['_APPLYASSETSRESPONSE']._serialized_start=746
+  _globals['_APPLYASSETSRESPONSE']._serialized_end=828
+  _globals['_GETASSETREQUEST']._serialized_start=830
+  _globals['_GETASSETREQUEST']._serialized_end=885
+  _globals['_GETASSETRESPONSE']._serialized_start=887
+  _globals['_GETASSETRESPONSE']._serialized_end=945
+  _globals['_LISTASSETSREQUEST']._serialized_start=947
+  _globals['_LISTASSETSREQUEST']._serialized_end=1024
+  _globals['_LISTASSETSRESPONSE']._serialized_start=1026
+  _globals['_LISTASSETSRESPONSE']._serialized_end=1132
+  _globals['_DELETEASSETREQUEST']._serialized_start=1134
+  _globals['_DELETEASSETREQUEST']._serialized_end=1192
+  _globals['_DELETEASSETRESPONSE']._serialized_start=1194
+  _globals['_DELETEASSETRESPONSE']._serialized_end=1235
+  _globals['_ADDDYNAMICPARTITIONSREQUEST']._serialized_start=1237
+  _globals['_ADDDYNAMICPARTITIONSREQUEST']._serialized_end=1334
+  _globals['_ADDDYNAMICPARTITIONSRESPONSE']._serialized_start=1336
+  _globals['_ADDDYNAMICPARTITIONSRESPONSE']._serialized_end=1407
+  _globals['_DELETEDYNAMICPARTITIONSREQUEST']._serialized_start=1409
+  _globals['_DELETEDYNAMICPARTITIONSREQUEST']._serialized_end=1509
+  _globals['_DELETEDYNAMICPARTITIONSRESPONSE']._serialized_start=1511
+  _globals['_DELETEDYNAMICPARTITIONSRESPONSE']._serialized_end=1587
+  _globals['_LISTDYNAMICPARTITIONSREQUEST']._serialized_start=1590
+  _globals['_LISTDYNAMICPARTITIONSREQUEST']._serialized_end=1725
+  _globals['_DYNAMICPARTITION']._serialized_start=1728
+  _globals['_DYNAMICPARTITION']._serialized_end=1864
+  _globals['_LISTDYNAMICPARTITIONSRESPONSE']._serialized_start=1866
+  _globals['_LISTDYNAMICPARTITIONSRESPONSE']._serialized_end=1978
+  _globals['_LISTNAMESPACESREQUEST']._serialized_start=1980
+  _globals['_LISTNAMESPACESREQUEST']._serialized_end=2042
+  _globals['_NAMESPACESUMMARY']._serialized_start=2044
+  _globals['_NAMESPACESUMMARY']._serialized_end=2117
+  _globals['_LISTNAMESPACESRESPONSE']._serialized_start=2119
+  _globals['_LISTNAMESPACESRESPONSE']._serialized_end=2224
+  _globals['_DEFINITIONSSERVICE']._serialized_start=2227
+  _globals['_DEFINITIONSSERVICE']._serialized_end=3073
 # @@protoc_insertion_point(module_scope)

@@ -9,6 +9,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from partition_deps_client._gen.partitiondeps.v1 import automation_pb2 as _automation_pb2
 from partition_deps_client._gen.partitiondeps.v1 import partitions_pb2 as _partitions_pb2
 import builtins as _builtins
 import sys
@@ -33,6 +34,7 @@ class Asset(_message.Message):
     DEPENDENCIES_FIELD_NUMBER: _builtins.int
     GENERATION_FIELD_NUMBER: _builtins.int
     OBSERVABLE_SOURCE_FIELD_NUMBER: _builtins.int
+    AUTOMATION_CONDITION_FIELD_NUMBER: _builtins.int
     asset_key: _builtins.str
     """Unique within the namespace."""
     code_version: _builtins.str
@@ -50,6 +52,12 @@ class Asset(_message.Message):
 
     @_builtins.property
     def dependencies(self) -> _containers.RepeatedCompositeFieldContainer[Global___Dependency]: ...
+    @_builtins.property
+    def automation_condition(self) -> _automation_pb2.AutomationCondition:
+        """Unset: declarative automation never requests the asset (it stays part of the graph).
+        Returned exactly as given.
+        """
+
     def __init__(
         self,
         *,
@@ -59,10 +67,11 @@ class Asset(_message.Message):
         dependencies: _abc.Iterable[Global___Dependency] | None = ...,
         generation: _builtins.int = ...,
         observable_source: _builtins.bool = ...,
+        automation_condition: _automation_pb2.AutomationCondition | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_code_version", b"_code_version", "code_version", b"code_version", "partitions_definition", b"partitions_definition"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_code_version", b"_code_version", "automation_condition", b"automation_condition", "code_version", b"code_version", "partitions_definition", b"partitions_definition"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_code_version", b"_code_version", "asset_key", b"asset_key", "code_version", b"code_version", "dependencies", b"dependencies", "generation", b"generation", "observable_source", b"observable_source", "partitions_definition", b"partitions_definition"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_code_version", b"_code_version", "asset_key", b"asset_key", "automation_condition", b"automation_condition", "code_version", b"code_version", "dependencies", b"dependencies", "generation", b"generation", "observable_source", b"observable_source", "partitions_definition", b"partitions_definition"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__code_version: _TypeAlias = _typing.Literal["code_version"]  # noqa: Y015
     _WhichOneofArgType__code_version: _TypeAlias = _typing.Literal["_code_version", b"_code_version"]  # noqa: Y015
