@@ -358,8 +358,8 @@ def compaction(service: Service) -> None:
         pool.close()
     assert row is not None
     print(
-        f"  compaction (retention 0): {done.superseded_events:,} superseded events and"
-        f" {done.run_events} run events deleted in {seconds:.0f} s; {row[0]:,} events kept"
+        f"  compaction (retention 0): {done.superseded_events:,} superseded events deleted in"
+        f" {seconds:.0f} s; {row[0]:,} events kept"
     )
 
 

@@ -113,6 +113,14 @@ def _parser() -> argparse.ArgumentParser:
         "127.0.0.1:8080 (env PD_HTTP_LISTEN); unset: no HTTP",
     )
     serve.add_argument(
+        "--automation-histories",
+        type=int,
+        default=int(_env("PD_AUTOMATION_HISTORIES", "32")),
+        help="namespaces whose automation event history is kept in memory between ticks; 0:"
+        " none, each tick reads its namespace's events from the start (env"
+        " PD_AUTOMATION_HISTORIES)",
+    )
+    serve.add_argument(
         "--read-database-url",
         action="append",
         default=None,
@@ -264,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         memo_entries=args.memo_entries,
         state_cache_rows=args.state_cache_rows,
         run_lease_seconds=_run_lease_seconds(args.run_lease_seconds),
+        automation_histories=max(0, args.automation_histories),
         read_database_urls=_read_database_urls(args),
         replica_wait_seconds=_replica_wait_seconds(args.replica_wait_seconds),
     )

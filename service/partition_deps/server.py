@@ -42,7 +42,7 @@ from partition_deps.api.paging import PageTokens
 from partition_deps.api.response_memo import ResponseMemo
 from partition_deps.health_listener import serve_health
 from partition_deps.store.answer_snapshots import AnswerSnapshots
-from partition_deps.store.automation import AutomationRepository
+from partition_deps.store.automation import KEPT_HISTORIES, AutomationRepository
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.database import DatabaseProbe, EmbeddedPostgres, PoolSettings, migrate
 from partition_deps.store.definitions import DefinitionsRepository
@@ -120,6 +120,9 @@ class Config:
     run_lease_seconds: float = DEFAULT_RUN_LEASE.total_seconds()
     # host:port of the HTTP listener (Connect JSON calls, status page); None: no HTTP.
     http_listen: str | None = None
+    # Automation histories kept in memory, one per namespace (store/automation.py); 0: none,
+    # each tick reads its namespace's events from the start.
+    automation_histories: int = KEPT_HISTORIES
     # Streaming replicas of `database_url` for the read RPCs (store/read_routing.py).
     read_database_urls: tuple[str, ...] = ()
     # How long a read waits for a replica to replay up to its min_* before the primary answers.
@@ -252,7 +255,9 @@ class Server:
             automation_servicer.SERVICE_NAME,
             list(
                 automation_servicer.AutomationServicer(
-                    AutomationRepository(self._pool), self._cache, tokens
+                    AutomationRepository(self._pool, config.automation_histories),
+                    self._cache,
+                    tokens,
                 ).methods()
             ),
         )

@@ -12,17 +12,20 @@ What every answer reads from `events` once an event is stored:
   never superseded-and-old at once.
 Runs are read from `runs` (status, lease, targets), never from their events.
 
-So, per (asset, partition), a materialization or observation E followed by a newer one N of
-the same partition is needed only when some boundary B has E <= B < N: every other lookup
-finds N or a later event (kept by the same rule, the partition's latest always). Those E
-older than the retention are deleted; so are run events older than the retention whose run
-has ended, and each asset's event marks below its highest one. Everything else stays.
+So, per (asset, partition) and kind, a materialization (or observation) E followed by a newer
+one N is needed only when some boundary B has E <= B < N: every other lookup finds N or a
+later event (kept by the same rule, the partition's latest always). Those E older than the
+retention are deleted, and each asset's event marks below its highest one. Everything else
+stays, run events included (their share is two or three per run).
+
+Automation ticks read the events after the previous tick's position, and a server that has
+no history of the namespace in memory rebuilds it from every event, keeping per partition and
+kind the latest update at or before that position (EventHistory.compact). So where the
+namespace has ticks, E is deleted only when N is at or before the last tick's position: the
+rebuilt history is the one kept in memory.
 
 An event's idempotency key goes with it: a batch re-sent after its events were compacted
 is stored again, so the retention must exceed the longest time a client retries a batch.
-Automation ticks (when present) read the events after their previous tick's position and the
-latest update per partition at or before a tick's boundary: their stored positions are
-boundaries too, and the retention must exceed the longest interval between two ticks.
 
 Each namespace is compacted in one transaction holding its ingest lock, so no batch of that
 namespace commits meanwhile (a batch waits, as it waits for another batch).
@@ -51,10 +54,13 @@ SELECT b FROM latest_state, unnest(input_event_ids) AS b
 WHERE namespace_id = %(ns)s AND b IS NOT NULL
 """
 
+# Per kind: automation keeps a partition's materializations and observations apart, so an
+# observation followed by a materialization is still its partition's latest observation. In a
+# namespace with automation ticks, only events superseded at or before the last tick's position.
 _SUPERSEDED = """
 WITH successions AS (
     SELECT event_id, recorded_at,
-           lead(event_id) OVER (PARTITION BY asset_key, partition_key ORDER BY event_id)
+           lead(event_id) OVER (PARTITION BY asset_key, partition_key, kind ORDER BY event_id)
                AS next_event_id
     FROM events WHERE namespace_id = %(ns)s AND kind IN (1, 2)
 )
@@ -62,16 +68,11 @@ DELETE FROM events e USING successions s
 WHERE e.namespace_id = %(ns)s AND e.event_id = s.event_id
   AND s.next_event_id IS NOT NULL
   AND s.recorded_at < now() - %(retention)s
+  AND s.next_event_id <= coalesce(
+      (SELECT event_position FROM automation_state WHERE namespace_id = %(ns)s),
+      9223372036854775807)
   AND NOT EXISTS (SELECT 1 FROM compaction_boundaries b
                   WHERE b.event_id >= s.event_id AND b.event_id < s.next_event_id)
-"""
-
-_ENDED_RUNS = """
-DELETE FROM events e USING runs r
-WHERE e.namespace_id = %(ns)s AND e.kind NOT IN (1, 2)
-  AND r.namespace_id = %(ns)s AND r.run_id = e.run_id AND r.status <> 'started'
-  AND e.recorded_at < now() - %(retention)s
-  AND e.event_id < (SELECT max(event_id) FROM events WHERE namespace_id = %(ns)s)
 """
 
 _MARKS = """
@@ -86,7 +87,6 @@ WHERE m.namespace_id = %(ns)s
 class Compacted:
     namespaces: int
     superseded_events: int
-    run_events: int
     marks: int
 
 
@@ -99,7 +99,7 @@ def compact(
             namespace_ids = [
                 row[0] for row in conn.execute("SELECT namespace_id FROM namespaces ORDER BY 1")
             ]
-    superseded = run_events = marks = 0
+    superseded = marks = 0
     for namespace_id in namespace_ids:
         with transaction(pool) as conn:
             lock_namespace_ingest(conn, namespace_id)
@@ -111,6 +111,5 @@ def compact(
             conn.execute(_BOUNDARIES, params)
             conn.execute("ANALYZE compaction_boundaries")
             superseded += conn.execute(_SUPERSEDED, params).rowcount
-            run_events += conn.execute(_ENDED_RUNS, params).rowcount
             marks += conn.execute(_MARKS, params).rowcount
-    return Compacted(len(namespace_ids), superseded, run_events, marks)
+    return Compacted(len(namespace_ids), superseded, marks)
