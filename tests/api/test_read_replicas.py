@@ -14,6 +14,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from partition_deps import cli
 from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
 from partition_deps.api.gen.partitiondeps.v1 import (
     definitions_service_pb2_grpc,
@@ -232,3 +233,9 @@ def test_a_replica_that_is_down_is_skipped_and_health_says_so(setup: Setup) -> N
     on_replica = setup.reads(REPLICA, "replica")
     assert _staleness(setup, namespace, min_event_position=position).event_position == position
     assert setup.reads(REPLICA, "replica") == on_replica + 1
+
+
+def test_read_replicas_need_the_primary_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with pytest.raises(SystemExit, match="needs --database-url"):
+        cli.main(["serve", "--read-database-url", "postgresql://replica/pd"])
