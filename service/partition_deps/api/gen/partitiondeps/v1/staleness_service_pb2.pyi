@@ -377,6 +377,8 @@ class GetStalenessRequest(_message.Message):
     INCLUDE_FRESH_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    MIN_EVENT_POSITION_FIELD_NUMBER: _builtins.int
+    MIN_GENERATION_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     include_fresh: _builtins.bool
     """Also list FRESH partitions in `partitions` (by default only STALE and MISSING ones)."""
@@ -384,6 +386,15 @@ class GetStalenessRequest(_message.Message):
     """Partitions per page (default 1000, at most 10000)."""
     page_token: _builtins.str
     """From a previous answer's next_page_token; the request must be otherwise identical."""
+    min_event_position: _builtins.int
+    """Read-your-writes: the answer sees at least this event position (a ReportEvents or
+    StreamEvents response's event_position). A read replica that has not replayed that far
+    is waited for briefly, then the primary answers. 0: any position.
+    """
+    min_generation: _builtins.int
+    """Read-your-writes: the answer is computed from at least this namespace generation (a
+    definitions write's generation). 0: any generation.
+    """
     @_builtins.property
     def asset_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The assets to answer for; empty means every asset of the namespace."""
@@ -407,10 +418,12 @@ class GetStalenessRequest(_message.Message):
         include_fresh: _builtins.bool = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        min_event_position: _builtins.int = ...,
+        min_generation: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "options", b"options", "selection", b"selection"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "asset_keys", b"asset_keys", "include_fresh", b"include_fresh", "namespace", b"namespace", "options", b"options", "page_size", b"page_size", "page_token", b"page_token", "selection", b"selection"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "asset_keys", b"asset_keys", "include_fresh", b"include_fresh", "min_event_position", b"min_event_position", "min_generation", b"min_generation", "namespace", b"namespace", "options", b"options", "page_size", b"page_size", "page_token", b"page_token", "selection", b"selection"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -478,6 +491,8 @@ class PlanRunsRequest(_message.Message):
     INCLUDE_KEYS_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    MIN_EVENT_POSITION_FIELD_NUMBER: _builtins.int
+    MIN_GENERATION_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     catch_up: _builtins.bool
     """False: only the latest time window of each asset, as Dagster's eager condition.
@@ -490,6 +505,15 @@ class PlanRunsRequest(_message.Message):
     page_size: _builtins.int
     """Runs per page (default 1000, at most 10000)."""
     page_token: _builtins.str
+    min_event_position: _builtins.int
+    """Read-your-writes: the answer sees at least this event position (a ReportEvents or
+    StreamEvents response's event_position). A read replica that has not replayed that far
+    is waited for briefly, then the primary answers. 0: any position.
+    """
+    min_generation: _builtins.int
+    """Read-your-writes: the answer is computed from at least this namespace generation (a
+    definitions write's generation). 0: any generation.
+    """
     @_builtins.property
     def asset_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Plan only these assets (their upstreams are still read); empty means every asset."""
@@ -514,10 +538,12 @@ class PlanRunsRequest(_message.Message):
         include_keys: _builtins.bool = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        min_event_position: _builtins.int = ...,
+        min_generation: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "options", b"options"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "asset_keys", b"asset_keys", "catch_up", b"catch_up", "include_keys", b"include_keys", "limit", b"limit", "namespace", b"namespace", "options", b"options", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "asset_keys", b"asset_keys", "catch_up", b"catch_up", "include_keys", b"include_keys", "limit", b"limit", "min_event_position", b"min_event_position", "min_generation", b"min_generation", "namespace", b"namespace", "options", b"options", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
