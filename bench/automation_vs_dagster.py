@@ -1,6 +1,11 @@
 """Declarative automation: our evaluation core against Dagster 1.13.29, tick by tick, one run.
 
-Run it from the bench virtualenv (bench/README.md). Rows:
+Run it from the repository root in the bench virtualenv (bench/README.md), about 15 minutes
+with every row (`--rows` picks some):
+
+    bench/.venv-dagster/bin/python -m bench.automation_vs_dagster
+
+Rows:
 
 - `seed`: the longest seed timeline of tests/automation/cases.jsonl (daily_sales_data on
   `on_cron("0 1 * * *")`, weekly_sales_summary eager). Runs are given to both sides as the plain
@@ -47,8 +52,8 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 
 import grpc
-from harness import ServerProcess, free_port, rss_kib
 
+from bench.harness import ServerProcess, free_port, rss_kib
 from partition_deps.api import convert
 from partition_deps.api.gen.partitiondeps.v1 import automation_service_pb2 as auto_pb
 from partition_deps.api.gen.partitiondeps.v1 import automation_service_pb2_grpc as auto_grpc

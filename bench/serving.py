@@ -2,8 +2,8 @@
 
 Run from the repository root with the service's virtualenv (no Dagster needed):
 
-    .venv/bin/python bench/serving.py                  # about a minute
-    .venv/bin/python bench/serving.py --processes 2    # the server forks two serving processes
+    .venv/bin/python -m bench.serving                  # about a minute
+    .venv/bin/python -m bench.serving --processes 2    # the server forks two serving processes
 
 It starts one server (`partition-deps serve`, a child process with its own embedded Postgres on
 a free port), registers daily_sales_data <- weekly_sales_summary, and then, round by round with
@@ -47,8 +47,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "service"))
 
-from harness import ServerProcess, free_port  # noqa: E402  # the script's own folder
-
+from bench.harness import ServerProcess, free_port  # noqa: E402
 from partition_deps.api.gen.partitiondeps.v1 import (  # noqa: E402
     definitions_service_pb2 as defs_pb,
 )
