@@ -1,6 +1,11 @@
 """Declarative automation: our evaluation core against Dagster 1.13.29, tick by tick, one run.
 
-Run it from the bench virtualenv (bench/README.md). Rows:
+Run it from the repository root in the bench virtualenv (bench/README.md), about 15 minutes
+with every row (`--rows` picks some):
+
+    bench/.venv-dagster/bin/python -m bench.automation_vs_dagster
+
+Rows:
 
 - `seed`: the longest seed timeline of tests/automation/cases.jsonl (daily_sales_data on
   `on_cron("0 1 * * *")`, weekly_sales_summary eager). Runs are given to both sides as the plain
@@ -11,6 +16,11 @@ Run it from the bench virtualenv (bench/README.md). Rows:
   70,000 past materializations in Dagster takes several minutes (`--skip-dagster-17429`).
 - `thousand`: 1,000 daily assets over three years, one tick after a day's materializations
   (ours only).
+- `rpc`: the same timelines through a server process (embedded Postgres in a temporary folder):
+  ApplyAssets, ReportEvents in batches of 10,000, then AutomationService/EvaluateAutomation:
+  the seed timeline tick by tick, and for each large shape one tick after its history, then
+  `--rpc-days` more days, each a tick right after the roots materialize that day. Prints the
+  median tick and the server's resident memory at the end.
 
 Both sides' requests are compared on every timed tick; a difference prints MISMATCH and the
 script exits with status 2.
@@ -19,12 +29,14 @@ script exits with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import logging
 import random
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -39,6 +51,16 @@ except ImportError:  # pragma: no cover - depends on the environment
     sys.exit("dagster is not installed here: run this from the bench virtualenv (bench/README.md)")
 
 
+import grpc
+
+from bench.harness import ServerProcess, free_port, rss_kib
+from partition_deps.api import convert
+from partition_deps.api.gen.partitiondeps.v1 import automation_service_pb2 as auto_pb
+from partition_deps.api.gen.partitiondeps.v1 import automation_service_pb2_grpc as auto_grpc
+from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
+from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2_grpc as defs_grpc
+from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb
+from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2_grpc as events_grpc
 from partition_deps.domain.automation.engine import TickOutcome
 from partition_deps.domain.automation.timeline import Timeline, assets_from_json
 from partition_deps.domain.codec import definition_from_json, mapping_from_json
@@ -318,12 +340,16 @@ def report(name: str, ours: list[float], theirs: list[float] | None, target: str
     print(f"{line}   ({len(ours)} timed; target {target})")
 
 
-def seed_row(repeats: int) -> bool:
+def longest_seed() -> Json:
     cases = [
         json.loads(line)
         for line in (ROOT / "tests" / "automation" / "cases.jsonl").read_text().splitlines()
     ]
-    seed = max((c for c in cases if c["category"] == "seed"), key=lambda c: len(c["ticks"]))
+    return max((c for c in cases if c["category"] == "seed"), key=lambda c: len(c["ticks"]))
+
+
+def seed_row(repeats: int) -> bool:
+    seed = longest_seed()
     timeline, dagster = our_timeline(seed), DagsterSide(seed)
     ours, theirs, same = [], [], True
     runs: dict[str, Json] = {}
@@ -381,11 +407,185 @@ def one_tick_row(name: str, case: Json, with_dagster: bool, repeats: int) -> boo
     return same
 
 
+# ----- over gRPC ----------------------------------------------------------------------------
+
+
+class Service:
+    """A server process and stubs for it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.server = ServerProcess(free_port(), folder / "pg", [])
+        self.server.wait_serving()
+        self.channel = grpc.insecure_channel(
+            f"127.0.0.1:{self.server.port}",
+            options=[("grpc.max_receive_message_length", 64 << 20)],
+        )
+        self.definitions = defs_grpc.DefinitionsServiceStub(self.channel)
+        self.events = events_grpc.EventsServiceStub(self.channel)
+        self.automation = auto_grpc.AutomationServiceStub(self.channel)
+        self._serial = 0
+
+    def apply(self, namespace: str, case: Json) -> None:
+        assets = assets_from_json(case["assets"], definition_from_json, mapping_from_json)
+        self.definitions.ApplyAssets(
+            defs_pb.ApplyAssetsRequest(
+                namespace=namespace,
+                assets=[convert.asset_to_proto(asset, 0) for asset in assets.values()],
+            ),
+            timeout=600,
+        )
+
+    def report(self, namespace: str, events: list[Json], runs: dict[str, Json]) -> None:
+        batch: list[events_pb.Event] = []
+        for event in plain_events(events, runs):
+            self._serial += 1
+            message = events_pb.Event(idempotency_key=f"e{self._serial}")
+            message.event_time.CopyFrom(
+                convert.instant_to_proto(datetime.fromisoformat(event["timestamp"]))
+            )
+            body = (
+                message.materialization
+                if event["type"] == "materialization"
+                else (message.observation)
+            )
+            body.asset_key = event["asset"]
+            if event["partition_key"] is not None:
+                body.partition_key = event["partition_key"]
+            if event["data_version"]:
+                body.data_version = event["data_version"]
+            batch.append(message)
+            if len(batch) == 10_000:
+                self._send(namespace, batch)
+                batch = []
+        if batch:
+            self._send(namespace, batch)
+
+    def _send(self, namespace: str, batch: list[events_pb.Event]) -> None:
+        self.events.ReportEvents(
+            events_pb.ReportEventsRequest(namespace=namespace, events=batch), timeout=600
+        )
+
+    def tick(self, namespace: str, when: datetime) -> tuple[float, set[tuple[str, str | None]]]:
+        request = auto_pb.EvaluateAutomationRequest(
+            namespace=namespace, tick_id=when.isoformat(), page_size=10_000
+        )
+        request.evaluation_time.CopyFrom(convert.instant_to_proto(when))
+        elapsed, response = timed(
+            functools.partial(self.automation.EvaluateAutomation, request, timeout=600)
+        )
+        requested: set[tuple[str, str | None]] = set()
+        for item in response.tick.requested:
+            if item.HasField("partitions"):
+                requested |= {(item.asset_key, key) for key in item.partitions.partition_keys}
+            else:
+                requested.add((item.asset_key, None))
+        return elapsed, requested
+
+    def close(self) -> int:
+        """Stop the server; its resident memory just before, in KiB."""
+        memory = rss_kib(self.server.process.pid)
+        self.channel.close()
+        self.server.stop()
+        return memory
+
+
+def flat(requested: dict[str, set[str | None]]) -> set[tuple[str, str | None]]:
+    return {(asset, key) for asset, keys in requested.items() for key in keys}
+
+
+def rpc_seed(service: Service) -> bool:
+    seed = longest_seed()
+    timeline, runs, same = our_timeline(seed), dict[str, Json](), True
+    service.apply("seed", seed)
+    times = []
+    for tick in seed["ticks"]:
+        when = datetime.fromisoformat(tick["evaluation_time"])
+        for event in plain_events(tick["events"], dict(runs)):
+            timeline.apply(event)
+        service.report("seed", tick["events"], runs)
+        elapsed, requested = service.tick("seed", when)
+        times.append(elapsed)
+        if requested != flat(ours_requested(timeline.evaluate(when))):
+            print(f"MISMATCH rpc seed at {when}")
+            same = False
+    report("rpc seed", times, None, "per tick, >= 50x Dagster's")
+    return same
+
+
+def next_days(case: Json, days: int) -> list[tuple[list[Json], datetime]]:
+    """`days` more days after the timed tick: the roots materialize the day, then a tick."""
+    roots = [a["key"] for a in case["assets"] if a["automation_condition"]["type"] == "on_cron"]
+    last = datetime.fromisoformat(case["ticks"][-1]["evaluation_time"])
+    more = []
+    for day in range(1, days + 1):
+        today = last + timedelta(days=day)
+        key = (today - timedelta(days=1)).strftime("%Y-%m-%d")
+        at = today - timedelta(minutes=20)
+        more.append(([_materialization(root, key, at) for root in roots], today))
+    return more
+
+
+def rpc_one_tick(service: Service, name: str, case: Json, days: int, target: str) -> bool:
+    setup, timed_tick = case["ticks"]
+    service.apply(name, case)
+    started = time.perf_counter()
+    service.report(name, setup["events"], {})
+    print(
+        f"  (rpc {name}: {len(setup['events']):,} events stored in "
+        f"{time.perf_counter() - started:.0f} s)"
+    )
+    first, _ = service.tick(name, datetime.fromisoformat(setup["evaluation_time"]))
+    timeline = our_timeline(case)
+    for event in setup["events"]:
+        timeline.apply(event)
+    timeline.evaluate(datetime.fromisoformat(setup["evaluation_time"]))
+    same = True
+    times = []
+    for events, when in [
+        (timed_tick["events"], datetime.fromisoformat(timed_tick["evaluation_time"])),
+        *next_days(case, days),
+    ]:
+        for event in events:
+            timeline.apply(event)
+        service.report(name, events, {})
+        elapsed, requested = service.tick(name, when)
+        times.append(elapsed)
+        expected = flat(ours_requested(timeline.evaluate(when)))
+        if requested != expected or not requested:
+            print(f"MISMATCH rpc {name} at {when}: {len(requested)} vs {len(expected)}")
+            same = False
+    report(f"rpc {name}", times, None, target)
+    print(
+        f"  (rpc {name}: the server's first tick of the namespace, which reads every event: "
+        f"{first * 1000:.0f} ms)"
+    )
+    return same
+
+
+def rpc_rows(rows: set[str], days: int) -> bool:
+    same = True
+    with tempfile.TemporaryDirectory(prefix="pd-automation-bench-") as folder:
+        service = Service(Path(folder))
+        try:
+            same &= rpc_seed(service)
+            if "17429" in rows:
+                same &= rpc_one_tick(service, "17429", issue_17429(), days, "< 100 ms")
+            if "thousand" in rows:
+                same &= rpc_one_tick(service, "thousand", thousand_assets(), days, "< 1 s")
+        finally:
+            with contextlib.suppress(Exception):
+                print(
+                    f"  (rpc: server resident memory at the end {service.close() / 1024:.0f} MiB)"
+                )
+    return same
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", default="seed,17429,thousand")
+    parser.add_argument("--rows", default="seed,17429,thousand,rpc")
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--skip-dagster-17429", action="store_true")
+    parser.add_argument("--rpc-days", type=int, default=5)
     args = parser.parse_args()
     warnings.filterwarnings("ignore", module="dagster")
     logging.getLogger("dagster").setLevel(logging.ERROR)
@@ -398,6 +598,8 @@ def main() -> int:
         same &= one_tick_row("17429", case, not args.skip_dagster_17429, args.repeats)
     if "thousand" in rows:
         same &= one_tick_row("thousand", thousand_assets(), False, 3)
+    if "rpc" in rows:
+        same &= rpc_rows(rows, args.rpc_days)
     return 0 if same else 2
 
 

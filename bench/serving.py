@@ -2,8 +2,8 @@
 
 Run from the repository root with the service's virtualenv (no Dagster needed):
 
-    .venv/bin/python bench/serving.py                  # about a minute
-    .venv/bin/python bench/serving.py --processes 2    # the server forks two serving processes
+    .venv/bin/python -m bench.serving                  # about a minute
+    .venv/bin/python -m bench.serving --processes 2    # the server forks two serving processes
 
 It starts one server (`partition-deps serve`, a child process with its own embedded Postgres on
 a free port), registers daily_sales_data <- weekly_sales_summary, and then, round by round with
@@ -32,10 +32,7 @@ import asyncio
 import gc
 import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,11 +43,11 @@ from pathlib import Path
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "service"))
 
+from bench.harness import ServerProcess, free_port  # noqa: E402
 from partition_deps.api.gen.partitiondeps.v1 import (  # noqa: E402
     definitions_service_pb2 as defs_pb,
 )
@@ -71,12 +68,6 @@ APPLY = "/partitiondeps.v1.DefinitionsService/ApplyAssets"
 P50_TARGET = 1.1
 THROUGHPUT_TARGET = 0.9
 IN_FLIGHT = 8
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _window(cron: str) -> pb.PartitionsDefinition:
@@ -135,52 +126,6 @@ def workloads() -> list[Workload]:
         Workload("upstream repeat", UPSTREAM, lambda _: repeat),
         Workload("upstream rotate", UPSTREAM, lambda i: rotating[i % len(rotating)]),
     ]
-
-
-class ServerProcess:
-    def __init__(self, port: int, data_dir: Path, extra: list[str]) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "partition_deps.cli",
-            "serve",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--data-dir",
-            str(data_dir),
-            "--log-level",
-            "WARNING",
-            *extra,
-        ]
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "service")}
-        env.pop("DATABASE_URL", None)
-        self.process = subprocess.Popen(command, env=env)
-        self.port = port
-
-    def wait_serving(self, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise SystemExit(f"server exited with status {self.process.returncode}")
-                try:
-                    status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)  # type: ignore[attr-defined]  # the stubs' HealthStub has no methods
-                    if status.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.2)
-        raise SystemExit("server did not become SERVING in time")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait()
 
 
 def _one_in_flight(channel: grpc.Channel, load: Workload, calls: int, offset: int) -> float:
@@ -250,7 +195,7 @@ def main() -> int:
     parser.add_argument("server_args", nargs="*", help="more `serve` flags, after --")
     args = parser.parse_args()
 
-    port = _free_port()
+    port = free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="pd-bench-"))
     extra = list(args.server_args)
     if args.processes:

@@ -12,7 +12,10 @@
 //     none or a later one;
 //   - retries of UNAVAILABLE only (the server answers UNAVAILABLE while its database is down,
 //     before doing any work) with exponential backoff (100ms doubling up to 2s), up to
-//     Options.MaxAttempts attempts in all (default 4).
+//     Options.MaxAttempts attempts in all (default 4);
+//   - the round_robin load-balancing policy: with a target that resolves to several servers,
+//     such as "dns:///partition-deps.ns.svc:50051" naming a headless Kubernetes service, calls
+//     are spread over every server that is up, and a server that goes away is skipped.
 //
 // Event reports are safe to retry: every event carries an idempotency key. Beyond that:
 // Options.Token (a bearer token on every call), TLSCredentials (TLS and mutual TLS), the trace
@@ -114,7 +117,10 @@ func ServiceConfig(o Options) (string, error) {
 			RetryableStatusCodes: []string{"UNAVAILABLE"},
 		}
 	}
-	config, err := json.Marshal(map[string]any{"methodConfig": []methodConfig{method}})
+	config, err := json.Marshal(map[string]any{
+		"methodConfig":        []methodConfig{method},
+		"loadBalancingConfig": []map[string]any{{"round_robin": map[string]any{}}},
+	})
 	return string(config), err
 }
 

@@ -1,4 +1,4 @@
-"""Command line: `partition-deps serve` and `partition-deps migrate` run the service;
+"""Command line: `partition-deps serve`, `migrate` and `compact` run and look after the service;
 `namespaces`, `apply`, `assets`, `events`, `upstream`, `downstream`, `staleness` and `plan` call
 it (a gRPC client, see client/commands.py for their exit codes).
 
@@ -8,11 +8,13 @@ Every server flag has an environment variable; a flag wins over its variable.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
 import sys
 import threading
+from datetime import timedelta
 from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
@@ -22,7 +24,8 @@ from partition_deps.api.auth import TokenTable
 from partition_deps.api.limits import MAX_RUN_LEASE
 from partition_deps.client import commands as client_commands
 from partition_deps.server import EXIT_MARGIN_SECONDS, Config, Server, TlsFiles, exit_within
-from partition_deps.store.database import EmbeddedPostgres, PoolSettings, migrate
+from partition_deps.store.compaction import compact
+from partition_deps.store.database import EmbeddedPostgres, PoolSettings, migrate, open_pool
 
 logger = logging.getLogger("partition_deps.cli")
 
@@ -44,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, help_text in (
         ("serve", "run the gRPC server"),
         ("migrate", "apply database migrations and exit"),
+        ("compact", "delete superseded events older than the retention (store/compaction.py)"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument(
@@ -60,6 +64,14 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--log-level", default=_env("PD_LOG_LEVEL", "INFO"), help="env PD_LOG_LEVEL"
         )
+    commands.choices["compact"].add_argument(
+        "--retention-hours",
+        type=float,
+        default=float(_env("PD_RETENTION_HOURS", "720")),
+        help="keep every event stored within this many hours; longer than any client retries"
+        " a batch and than the longest interval between automation ticks (env"
+        " PD_RETENTION_HOURS, default 720: 30 days)",
+    )
     serve = commands.choices["serve"]
     serve.add_argument(
         "--listen", default=_env("PD_LISTEN", "127.0.0.1:50051"), help="env PD_LISTEN"
@@ -99,6 +111,29 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("PD_HTTP_LISTEN") or None,
         help="host:port of the HTTP listener: Connect JSON calls and the status page, e.g. "
         "127.0.0.1:8080 (env PD_HTTP_LISTEN); unset: no HTTP",
+    )
+    serve.add_argument(
+        "--automation-histories",
+        type=int,
+        default=int(_env("PD_AUTOMATION_HISTORIES", "32")),
+        help="namespaces whose automation event history is kept in memory between ticks; 0:"
+        " none, each tick reads its namespace's events from the start (env"
+        " PD_AUTOMATION_HISTORIES)",
+    )
+    serve.add_argument(
+        "--read-database-url",
+        action="append",
+        default=None,
+        help="a streaming replica of --database-url for the read RPCs (staleness, plans, runs"
+        " in progress); repeat for several (env PD_READ_DATABASE_URLS, space-separated)."
+        " Writes stay on the primary, as do reads whose min_* the replicas have not reached",
+    )
+    serve.add_argument(
+        "--replica-wait-seconds",
+        type=float,
+        default=float(_env("PD_REPLICA_WAIT_SECONDS", "0.2")),
+        help="how long a read waits for a replica to replay up to its min_event_position or"
+        " min_generation before the primary answers it (env PD_REPLICA_WAIT_SECONDS)",
     )
     serve.add_argument(
         "--health-listen",
@@ -179,16 +214,43 @@ def _run_lease_seconds(seconds: float) -> float:
     return seconds
 
 
+def _compact(url: str, retention_hours: float) -> None:
+    if retention_hours < 0:
+        raise SystemExit("--retention-hours must not be negative")
+    pool = open_pool(url, PoolSettings(min_size=1, max_size=1))
+    try:
+        done = compact(pool, timedelta(hours=retention_hours))
+    finally:
+        pool.close()
+    logger.info("compacted", extra=dataclasses.asdict(done))
+
+
+def _read_database_urls(args: argparse.Namespace) -> tuple[str, ...]:
+    urls = args.read_database_url or os.environ.get("PD_READ_DATABASE_URLS", "").split()
+    if urls and not args.database_url:
+        raise SystemExit("--read-database-url needs --database-url (the primary)")
+    return tuple(urls)
+
+
+def _replica_wait_seconds(seconds: float) -> float:
+    if not 0 <= seconds <= 60:
+        raise SystemExit("--replica-wait-seconds must be between 0 and 60")
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in client_commands.COMMANDS:
         return client_commands.run(args)
     logs.configure(args.log_level)
-    if args.command == "migrate":
+    if args.command in ("migrate", "compact"):
         embedded = None if args.database_url else EmbeddedPostgres(args.data_dir)
         try:
             url = args.database_url or (embedded.url if embedded else "")
-            logger.info("migrated", extra={"applied": migrate(url)})
+            if args.command == "migrate":
+                logger.info("migrated", extra={"applied": migrate(url)})
+            else:
+                _compact(url, args.retention_hours)
         finally:
             if embedded is not None:
                 embedded.stop()
@@ -210,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         memo_entries=args.memo_entries,
         state_cache_rows=args.state_cache_rows,
         run_lease_seconds=_run_lease_seconds(args.run_lease_seconds),
+        automation_histories=max(0, args.automation_histories),
+        read_database_urls=_read_database_urls(args),
+        replica_wait_seconds=_replica_wait_seconds(args.replica_wait_seconds),
     )
     try:
         tracing.exporter_names()  # refuse a bad OTEL_TRACES_EXPORTER before anything starts

@@ -42,11 +42,17 @@ from partition_deps.api.paging import PageTokens
 from partition_deps.api.response_memo import ResponseMemo
 from partition_deps.health_listener import serve_health
 from partition_deps.store.answer_snapshots import AnswerSnapshots
-from partition_deps.store.automation import AutomationRepository
+from partition_deps.store.automation import KEPT_HISTORIES, AutomationRepository
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.database import DatabaseProbe, EmbeddedPostgres, PoolSettings, migrate
 from partition_deps.store.definitions import DefinitionsRepository
 from partition_deps.store.events import DEFAULT_RUN_LEASE, EventsRepository
+from partition_deps.store.read_routing import (
+    DEFAULT_REPLICA_WAIT_SECONDS,
+    PRIMARY,
+    ReadDatabase,
+    ReadRouter,
+)
 from partition_deps.store.secrets import page_token_key
 from partition_deps.store.staleness import DEFAULT_MIRROR_ROWS, StalenessRepository
 from partition_deps.tracing import Tracing
@@ -114,6 +120,13 @@ class Config:
     run_lease_seconds: float = DEFAULT_RUN_LEASE.total_seconds()
     # host:port of the HTTP listener (Connect JSON calls, status page); None: no HTTP.
     http_listen: str | None = None
+    # Automation histories kept in memory, one per namespace (store/automation.py); 0: none,
+    # each tick reads its namespace's events from the start.
+    automation_histories: int = KEPT_HISTORIES
+    # Streaming replicas of `database_url` for the read RPCs (store/read_routing.py).
+    read_database_urls: tuple[str, ...] = ()
+    # How long a read waits for a replica to replay up to its min_* before the primary answers.
+    replica_wait_seconds: float = DEFAULT_REPLICA_WAIT_SECONDS
 
 
 class Server:
@@ -141,6 +154,7 @@ class Server:
         # written by the health thread before it sets `abandon`; read after stop() joined it.
         self.exit_status = 0
         self._cache: DefinitionsCache | None = None
+        self._reads: ReadRouter | None = None
         self._grpc: grpc.Server | None = None
         # Thread safety: set once by start() before it serves, like `port`.
         self.http: HttpListener | None = None
@@ -149,7 +163,7 @@ class Server:
         # Thread safety: stop() tests and sets it under self._stop_lock (it runs once).
         self._stop_lock = threading.Lock()
         self._stopping = threading.Event()
-        self._checker = threading.Thread(target=self._check_database, name="health", daemon=True)
+        self._checker: threading.Thread | None = None
 
     @property
     def definitions_cache(self) -> DefinitionsCache | None:
@@ -181,6 +195,8 @@ class Server:
             name="partition-deps",
         )
         definitions = DefinitionsRepository(self._pool)
+        # Definitions are read from the primary: generation notifications (LISTEN/NOTIFY)
+        # exist there only, and a snapshot is read once per generation.
         self._cache = DefinitionsCache(definitions, url)
         pool = self._pool
         tokens = PageTokens(lambda: page_token_key(pool))
@@ -197,6 +213,10 @@ class Server:
             ],
             interceptors=self._interceptors(),
         )
+        # After the interceptors: they make the metrics the router counts into.
+        self._reads = self._read_router(self._pool)
+        for replica in self._reads.replicas:
+            self._health.set(replica.name, health_pb2.HealthCheckResponse.NOT_SERVING)
         add_service(
             server,
             definitions_servicer.SERVICE_NAME,
@@ -208,7 +228,8 @@ class Server:
             server,
             events_servicer.SERVICE_NAME,
             events_servicer.EventsServicer(
-                EventsRepository(self._pool, timedelta(seconds=config.run_lease_seconds)),
+                self._reads.primary.events,
+                self._reads,
                 self._cache,
                 tokens,
             ).methods(),
@@ -223,7 +244,7 @@ class Server:
             staleness_servicer.SERVICE_NAME,
             list(
                 staleness_servicer.StalenessServicer(
-                    self._staleness(self._pool),
+                    self._reads,
                     self._cache,
                     AnswerPages(AnswerSnapshots(self._pool), tokens),
                 ).methods()
@@ -234,7 +255,9 @@ class Server:
             automation_servicer.SERVICE_NAME,
             list(
                 automation_servicer.AutomationServicer(
-                    AutomationRepository(self._pool), self._cache, tokens
+                    AutomationRepository(self._pool, config.automation_histories),
+                    self._cache,
+                    tokens,
                 ).methods()
             ),
         )
@@ -290,7 +313,12 @@ class Server:
         if not self._prepare_database(url, abandon):
             return self.port
         self._cache.start()
+        replica_probes = self._replica_probes()
+        self._check_replicas(replica_probes)
         self._set_ready(True)
+        self._checker = threading.Thread(
+            target=self._check_database, args=(replica_probes,), name="health", daemon=True
+        )
         self._checker.start()
         logger.info("serving", extra={"port": self.port})
         return self.port
@@ -343,8 +371,9 @@ class Server:
         for name in READINESS_NAMES:
             self._health.set(name, status)
 
-    def _check_database(self) -> None:
-        """Flip readiness with the database: NOT_SERVING while it is unreachable."""
+    def _check_database(self, replica_probes: list[tuple[ReadDatabase, DatabaseProbe]]) -> None:
+        """Flip readiness with the database: NOT_SERVING while it is unreachable. Read
+        replicas are probed too: each has its own health name, and reads skip it while down."""
         assert self._url is not None
         assert self._pool is not None
         wait = max(1.0, self.config.health_interval_seconds * 2)
@@ -369,7 +398,49 @@ class Server:
                 logger.info("readiness changed", extra={"ready": now_ready})
                 self._set_ready(now_ready)
             ready = now_ready
+            self._check_replicas(replica_probes)
         probe.close()
+        for _, replica_probe in replica_probes:
+            replica_probe.close()
+
+    def _replica_probes(self) -> list[tuple[ReadDatabase, DatabaseProbe]]:
+        assert self._reads is not None
+        wait = max(1.0, self.config.health_interval_seconds * 2)
+        return [
+            (replica, DatabaseProbe(url, wait))
+            for replica, url in zip(
+                self._reads.replicas, self.config.read_database_urls, strict=True
+            )
+        ]
+
+    def _check_replicas(self, probes: list[tuple[ReadDatabase, DatabaseProbe]]) -> None:
+        """Mark each read replica up or down by a probe of its own (never its busy pool)."""
+        for replica, probe in probes:
+            try:
+                probe.check()
+                up = True
+            except Exception as error:  # any failure to reach the replica means down
+                up = False
+                if replica.up.is_set():
+                    logger.warning(
+                        "read replica unreachable",
+                        extra={"replica": replica.name, "error": str(error)},
+                    )
+            if up and not replica.up.is_set():
+                logger.info("read replica up", extra={"replica": replica.name})
+            if up:
+                replica.up.set()
+            else:
+                replica.up.clear()
+            if self.metrics is not None:
+                self.metrics.replica_up.labels(replica.name).set(1 if up else 0)
+            if not self._stopping.is_set():
+                self._health.set(
+                    replica.name,
+                    health_pb2.HealthCheckResponse.SERVING
+                    if up
+                    else health_pb2.HealthCheckResponse.NOT_SERVING,
+                )
 
     def wait(self) -> None:
         if self._grpc is not None:
@@ -401,10 +472,55 @@ class Server:
             interceptors.append(AuthInterceptor(self.config.tokens))
         return interceptors
 
-    def _staleness(self, pool: ConnectionPool) -> StalenessRepository:
+    def _read_router(self, primary_pool: ConnectionPool) -> ReadRouter:
+        """The primary and each --read-database-url, with their own pools and state copies."""
+        config = self.config
+        lease = timedelta(seconds=config.run_lease_seconds)
+
+        def database(name: str, pool: ConnectionPool) -> ReadDatabase:
+            return ReadDatabase(
+                name, pool, self._staleness(pool, name), EventsRepository(pool, lease)
+            )
+
+        primary = database(PRIMARY, primary_pool)
+        primary.up.set()  # reads fall back to it whatever its health: it is the last resort
+        replicas = [
+            database(f"read-replica-{number}", self._replica_pool(url))
+            for number, url in enumerate(config.read_database_urls, start=1)
+        ]
+        metrics = self.metrics
+        return ReadRouter(
+            primary,
+            replicas,
+            config.replica_wait_seconds,
+            on_route=(
+                (lambda name, reason: metrics.reads.labels(name, reason).inc())
+                if metrics is not None
+                else None
+            ),
+        )
+
+    def _replica_pool(self, url: str) -> ConnectionPool:
+        """Opened without waiting: a replica that is down at start is only skipped."""
+        settings = self.config.pool
+        pool = ConnectionPool(
+            url,
+            min_size=settings.min_size,
+            max_size=settings.max_size,
+            timeout=settings.acquire_timeout,
+            kwargs={"connect_timeout": settings.connect_timeout},
+            check=ConnectionPool.check_connection,
+            configure=self._tracing.trace_connection if self._tracing else None,
+            open=False,
+            name="partition-deps-replica",
+        )
+        pool.open(wait=False)
+        return pool
+
+    def _staleness(self, pool: ConnectionPool, name: str) -> StalenessRepository:
         repository = StalenessRepository(pool, self.config.state_cache_rows)
         mirror = repository.mirror
-        if self.metrics is not None:
+        if self.metrics is not None and name == PRIMARY:
             self.metrics.watch(
                 "partition_deps_state_cache_rows_read",
                 "Rows of latest state read into the in-memory copies (loads and catch-ups).",
@@ -470,12 +586,14 @@ class Server:
     def _release(self) -> None:
         """Stop the health checker, the caches, the pool, the embedded Postgres, the metrics
         endpoint and tracing, in that order."""
-        if self._checker.is_alive():
+        if self._checker is not None and self._checker.is_alive():
             self._checker.join(timeout=5)
         if self._cache is not None:
             self._cache.stop()
         if self._pool is not None:
             self._pool.close()
+        for replica in self._reads.replicas if self._reads is not None else ():
+            replica.pool.close()
         if self._embedded is not None:
             self._embedded.stop()
         if self.metrics is not None:

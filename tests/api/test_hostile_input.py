@@ -236,3 +236,20 @@ def test_staleness_of_an_hourly_asset_far_in_the_future_is_refused_before_any_wo
         assert error_info(error).reason == "SELECTION_TOO_LARGE"
     near = stale_pb.GetStalenessRequest(namespace=namespace, as_of=AS_OF)
     assert staleness.GetStaleness(near).assets[0].missing_count == 24 * 60
+
+
+def test_the_size_guard_counts_partitions_up_to_as_of_not_whole_years(
+    stubs: Stubs, namespace: str
+) -> None:
+    # 40 hourly assets of 60 days are 57,600 partitions; counted by whole years (three per
+    # asset) they were 1.05 million, and a 1,000-asset namespace's answer was refused.
+    hourly = time_window("0 * * * *", fmt="%Y-%m-%d-%H:%M")
+    stubs.definitions.ApplyAssets(
+        defs_pb.ApplyAssetsRequest(
+            namespace=namespace, assets=[asset(f"hourly-{n}", hourly) for n in range(40)]
+        )
+    )
+    answer = StalenessServiceStub(stubs.channel).GetStaleness(
+        stale_pb.GetStalenessRequest(namespace=namespace, as_of=AS_OF, page_size=1)
+    )
+    assert sum(summary.missing_count for summary in answer.assets) == 40 * 24 * 60

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from partition_deps.api import limits
@@ -56,12 +57,26 @@ from partition_deps.domain.mappings.kinds import (
 from partition_deps.domain.results import KeyState, KeyStatus, PartitionRun, Subset
 from partition_deps.domain.staleness_summary import AssetSummary
 from partition_deps.domain.years import FIRST_YEAR, LAST_YEAR
+from partition_deps.store.read_routing import ReadFloor
 
 
 class InvalidRequest(PartitionDepsError):
     """A request that is malformed before any domain rule applies (missing or bad field)."""
 
     category = "invalid_argument"
+
+
+def read_floor(request: Message) -> ReadFloor:
+    """What a read must see (read-your-writes): the request's min_event_position and, where it
+    has one, min_generation."""
+    fields = request.DESCRIPTOR.fields_by_name
+    floor: dict[str, int] = {}
+    for name in ("min_event_position", "min_generation"):
+        value = int(getattr(request, name)) if name in fields else 0
+        if value < 0:
+            raise InvalidRequest(f"{name} must not be negative", name)
+        floor[name] = value
+    return ReadFloor(floor["min_event_position"], floor["min_generation"])
 
 
 # -- instants ------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.definitions import NamespaceSnapshot
 from partition_deps.store.errors import AssetNotFound
 from partition_deps.store.events import EventsRepository, IngestResult
+from partition_deps.store.read_routing import ReadRouter
 
 SERVICE_NAME = "partitiondeps.v1.EventsService"
 
@@ -131,9 +132,15 @@ _RUNS_TOKEN_KINDS = (str, str)
 
 class EventsServicer:
     def __init__(
-        self, repository: EventsRepository, cache: DefinitionsCache, tokens: paging.PageTokens
+        self,
+        repository: EventsRepository,
+        reads: ReadRouter,
+        cache: DefinitionsCache,
+        tokens: paging.PageTokens,
     ) -> None:
+        """`repository` writes on the primary; `reads` routes the listing of runs."""
         self._repository = repository
+        self._reads = reads
         self._cache = cache
         self._tokens = tokens
 
@@ -156,18 +163,23 @@ class EventsServicer:
     ) -> pb.ReportEventsResponse:
         result = self._ingest(request.namespace, request.events)
         return pb.ReportEventsResponse(
-            stored_count=result.stored, duplicate_count=result.duplicates
+            stored_count=result.stored,
+            duplicate_count=result.duplicates,
+            event_position=result.event_position,
         )
 
     def stream_events(
         self, requests: Iterator[pb.StreamEventsRequest], context: grpc.ServicerContext
     ) -> pb.StreamEventsResponse:
-        stored = duplicates = 0
+        stored = duplicates = position = 0
         for request in requests:
             result = self._ingest(request.namespace, request.events)
             stored += result.stored
             duplicates += result.duplicates
-        return pb.StreamEventsResponse(stored_count=stored, duplicate_count=duplicates)
+            position = result.event_position
+        return pb.StreamEventsResponse(
+            stored_count=stored, duplicate_count=duplicates, event_position=position
+        )
 
     def list_runs(
         self, request: pb.ListRunsRequest, context: grpc.ServicerContext
@@ -181,7 +193,11 @@ class EventsServicer:
         else:  # signed by this service: an instant it wrote itself
             as_of, after = datetime.fromisoformat(str(token[0])), str(token[1])
         # One more than a page: whether another page follows.
-        runs = self._repository.runs_in_progress(snapshot.namespace_id, as_of, after, size + 1)
+        runs = self._reads.events(
+            snapshot.namespace_id,
+            convert.read_floor(request),
+            lambda events: events.runs_in_progress(snapshot.namespace_id, as_of, after, size + 1),
+        )
         response = pb.ListRunsResponse()
         convert.set_instant(response.as_of, as_of)
         for run in runs[:size]:

@@ -90,6 +90,30 @@ def estimated_partitions(definition: PartitionsDefinition, now: datetime) -> int
     return per_year * (last_year - first_year + 1)
 
 
+def partitions_at_most(definition: PartitionsDefinition, as_of: datetime) -> int:
+    """An upper bound of the partitions of `definition` that exist at `as_of` (0 if unknown):
+    cron ticks per day times the days from its start to `as_of` (or its end), two days more
+    for the day in progress and a time zone's shift, plus its end_offset."""
+    if isinstance(definition, StaticPartitions):
+        return len(definition.keys)
+    if isinstance(definition, DynamicPartitions):
+        return 0  # known only at query time
+    if isinstance(definition, MultiPartitions):
+        product = 1
+        for dimension in definition.dimensions:
+            product *= max(1, partitions_at_most(dimension.partitions, as_of))
+        return product
+    try:
+        cron = parse_cron(definition.cron_schedule)
+    except PartitionDepsError:
+        return 0  # validation reports the cron
+    until = as_of.astimezone(UTC).replace(tzinfo=None)
+    if definition.end is not None:
+        until = min(until, definition.end)
+    days = max(0, (until - definition.start).days) + 2
+    return len(cron.minutes) * len(cron.hours_of_day) * days + max(0, definition.end_offset)
+
+
 def check_definition_size(definition: PartitionsDefinition, field: str) -> None:
     estimate = estimated_partitions(definition, datetime.now(UTC))
     if estimate > MAX_DEFINITION_PARTITIONS:

@@ -19,7 +19,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from psycopg_pool import ConnectionPool
@@ -84,6 +84,19 @@ class Metrics:
         )
         self.events.labels("stored")
         self.events.labels("duplicate")
+        self.reads = Counter(
+            "partition_deps_reads_total",
+            "Read RPCs' database reads, by database (primary, replica-1, ...) and why it was"
+            " chosen (replica; on the primary: no_replica, replica_behind, replica_failed).",
+            ["database", "reason"],
+            registry=self.registry,
+        )
+        self.replica_up = Gauge(
+            "partition_deps_read_replica_up",
+            "1 while the read replica answers its health probe, else 0.",
+            ["database"],
+            registry=self.registry,
+        )
         self._http: WSGIServer | None = None
         self._http_thread: threading.Thread | None = None
         self.port = 0

@@ -1,7 +1,8 @@
 """StalenessService: staleness with causes, and "what should run now", over stored events.
 
 Definitions come from the in-memory namespace snapshot; events from one REPEATABLE READ
-snapshot per call (store/staleness.py), set-based for key-joined dependencies. A multi-page
+snapshot per call (store/staleness.py), set-based for key-joined dependencies, on a read
+replica that has replayed far enough or else the primary (store/read_routing.py). A multi-page
 answer is kept by its first page, and the following pages are read from it
 (api/answer_pages.py).
 """
@@ -31,15 +32,12 @@ from partition_deps.domain.staleness import (
     topological_order,
 )
 from partition_deps.domain.staleness_sets import position_runs
+from partition_deps.domain.staleness_summary import AssetSummary
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.definitions import NamespaceSnapshot
 from partition_deps.store.errors import AssetNotFound
-from partition_deps.store.staleness import (
-    StalenessEngine,
-    StalenessReader,
-    StalenessRepository,
-    summaries,
-)
+from partition_deps.store.read_routing import ReadFloor, ReadRouter
+from partition_deps.store.staleness import StalenessEngine, StalenessReader, summaries
 from partition_deps.store.staleness import plan as plan_runs
 
 SERVICE_NAME = "partitiondeps.v1.StalenessService"
@@ -80,7 +78,7 @@ def _check_answer_size(
         elif isinstance(partitions, DynamicPartitions):
             total += len(snapshot.dynamic_keys.get(partitions.name, ()))
         else:
-            total += limits.estimated_partitions(partitions, as_of)
+            total += limits.partitions_at_most(partitions, as_of)
     limits.check_count(
         total,
         limits.MAX_STALENESS_PARTITIONS,
@@ -105,10 +103,8 @@ def _fill_partition(target: pb.PartitionStaleness, listed: _ListedPartition) -> 
 
 
 class StalenessServicer:
-    def __init__(
-        self, repository: StalenessRepository, cache: DefinitionsCache, pages: AnswerPages
-    ) -> None:
-        self._repository = repository
+    def __init__(self, reads: ReadRouter, cache: DefinitionsCache, pages: AnswerPages) -> None:
+        self._reads = reads
         self._cache = cache
         self._pages = pages
 
@@ -120,18 +116,24 @@ class StalenessServicer:
 
     def _begin(
         self, request: pb.GetStalenessRequest | pb.PlanRunsRequest
-    ) -> tuple[NamespaceSnapshot, int, bytes]:
-        """The namespace, the page size and what page tokens are bound to."""
-        snapshot = self._cache.snapshot(required_name(request.namespace, "namespace"))
+    ) -> tuple[NamespaceSnapshot, ReadFloor, int, bytes]:
+        """The namespace, what the answer must see, the page size and what page tokens are
+        bound to."""
+        floor = convert.read_floor(request)
+        snapshot = self._cache.snapshot(
+            required_name(request.namespace, "namespace"), floor.generation
+        )
+        # Events are read against these definitions: a replica must have them too.
+        floor = ReadFloor(floor.event_position, snapshot.generation)
         size = paging.page_size(request.page_size, "page_size")
-        return snapshot, size, paging.request_binding(request, "page_token", "page_size")
+        return snapshot, floor, size, paging.request_binding(request, "page_token", "page_size")
 
     # -- staleness -----------------------------------------------------------------------------
 
     def get_staleness(
         self, request: pb.GetStalenessRequest, context: grpc.ServicerContext
     ) -> pb.GetStalenessResponse:
-        snapshot, size, binding = self._begin(request)
+        snapshot, floor, size, binding = self._begin(request)
         if request.page_token:
             return self._pages.next_page(
                 pb.GetStalenessResponse,
@@ -145,7 +147,7 @@ class StalenessServicer:
         at = Evaluation(as_of, snapshot.dynamic_keys)
         asset_keys = _assets(snapshot, request.asset_keys, "asset_keys")
         if request.summary_only:
-            return self._summaries(snapshot, request, at, asset_keys)
+            return self._summaries(snapshot, floor, request, at, asset_keys)
         _check_answer_size(snapshot, asset_keys, as_of)
         candidates: dict[str, list[str | None]] = {}
         for asset_key in asset_keys:
@@ -163,11 +165,18 @@ class StalenessServicer:
                     keys = order_keys(asset.partitions, keys, at)
                 candidates[asset.key] = list(keys)
         options = convert.staleness_options_from_proto(request.options)
-        with self._repository.reading(snapshot.namespace_id) as reader:
-            position = reader.event_position()
+
+        def read(
+            reader: StalenessReader,
+        ) -> tuple[int, dict[str, dict[int, PartitionStatus]], dict[str, frozenset[str | None]]]:
             engine = StalenessEngine(snapshot.assets, reader, at, options)
-            answers = {key: engine.statuses(key, candidates[key]) for key in asset_keys}
-            running = reader.in_progress_keys(asset_keys, as_of)
+            return (
+                reader.event_position(),
+                {key: engine.statuses(key, candidates[key]) for key in asset_keys},
+                reader.in_progress_keys(asset_keys, as_of),
+            )
+
+        position, answers, running = self._reads.staleness(snapshot.namespace_id, floor, read)
         header = pb.GetStalenessResponse(generation=snapshot.generation, event_position=position)
         convert.set_instant(header.as_of, as_of)
         for asset_key in asset_keys:
@@ -198,6 +207,7 @@ class StalenessServicer:
     def _summaries(
         self,
         snapshot: NamespaceSnapshot,
+        floor: ReadFloor,
         request: pb.GetStalenessRequest,
         at: Evaluation,
         asset_keys: Sequence[str],
@@ -214,9 +224,14 @@ class StalenessServicer:
         for asset_key in asset_keys:  # summarized one after another
             _check_answer_size(snapshot, [asset_key], at.as_of)
         options = convert.staleness_options_from_proto(request.options)
-        with self._repository.reading(snapshot.namespace_id) as reader:
-            position = reader.event_position()
-            found = summaries(snapshot.assets, reader, at, asset_keys, options)
+
+        def read(reader: StalenessReader) -> tuple[int, list[AssetSummary]]:
+            return (
+                reader.event_position(),
+                summaries(snapshot.assets, reader, at, asset_keys, options),
+            )
+
+        position, found = self._reads.staleness(snapshot.namespace_id, floor, read)
         response = pb.GetStalenessResponse(generation=snapshot.generation, event_position=position)
         convert.set_instant(response.as_of, at.as_of)
         for summary in found:
@@ -274,7 +289,7 @@ class StalenessServicer:
     def plan_runs(
         self, request: pb.PlanRunsRequest, context: grpc.ServicerContext
     ) -> pb.PlanRunsResponse:
-        snapshot, size, binding = self._begin(request)
+        snapshot, floor, size, binding = self._begin(request)
         if request.page_token:
             return self._pages.next_page(
                 pb.PlanRunsResponse,
@@ -291,9 +306,14 @@ class StalenessServicer:
         if request.limit < 0:
             raise convert.InvalidRequest("limit must not be negative", "limit")
         options = convert.staleness_options_from_proto(request.options)
-        with self._repository.reading(snapshot.namespace_id) as reader:
-            position = reader.event_position()
-            runs = self._plan(snapshot, reader, at, asset_keys, request, options)
+        position, runs = self._reads.staleness(
+            snapshot.namespace_id,
+            floor,
+            lambda reader: (
+                reader.event_position(),
+                self._plan(snapshot, reader, at, asset_keys, request, options),
+            ),
+        )
         header = pb.PlanRunsResponse(
             generation=snapshot.generation,
             event_position=position,

@@ -77,11 +77,17 @@ class DefinitionsCache:
         """The snapshot of `namespace` if it is in memory (never reads the database)."""
         return self._snapshots.get(namespace)
 
-    def snapshot(self, namespace: str) -> NamespaceSnapshot:
-        """The current snapshot of `namespace`; raises NamespaceNotFound or StoreUnavailable."""
+    def snapshot(self, namespace: str, min_generation: int = 0) -> NamespaceSnapshot:
+        """The current snapshot of `namespace`; raises NamespaceNotFound or StoreUnavailable.
+
+        `min_generation` (read-your-writes across servers): a cached snapshot older than it is
+        dropped and the namespace read again, without waiting for the notification.
+        """
         cached = self._snapshots.get(namespace)
-        if cached is not None:
+        if cached is not None and cached.generation >= min_generation:
             return cached
+        if cached is not None:
+            self.invalidate(namespace, min_generation)
         with self._lock:
             epoch, listening = self._epoch, self._listening
         loaded = self._repository.load_snapshot(namespace)

@@ -262,6 +262,8 @@ ORDER BY r.run_id LIMIT %(limit)s
 class IngestResult:
     stored: int
     duplicates: int
+    # The namespace's highest event id once the batch committed (read-your-writes token).
+    event_position: int
 
 
 @dataclass(frozen=True)
@@ -323,6 +325,18 @@ def _staging_row(seq: int, event: Event, default_lease: timedelta) -> tuple[Any,
             )  # fmt: skip
 
 
+def lock_namespace_ingest(conn: psycopg.Connection[Any], namespace_id: int) -> None:
+    """Until the transaction ends, no other batch of the namespace (nor its compaction)."""
+    conn.execute(_LOCK_NAMESPACE, (_INGEST_LOCK_CLASS, namespace_id))
+
+
+def _event_position(conn: psycopg.Connection[Any], namespace_id: int) -> int:
+    row = conn.execute(
+        "SELECT coalesce(max(event_id), 0) FROM events WHERE namespace_id = %s", (namespace_id,)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 class EventsRepository:
     """`default_lease`: the lease of a RunStarted that does not give its own."""
 
@@ -342,7 +356,8 @@ class EventsRepository:
         here a few times before the caller hears of it (as unavailable: retrying may work).
         """
         if not events:
-            return IngestResult(0, 0)
+            with transaction(self._pool) as conn:
+                return IngestResult(0, 0, _event_position(conn, namespace_id))
         queue = self._namespace_queue(namespace_id)
         while not queue.acquire(timeout=0.25):
             checkpoint()  # the caller gave up waiting: store nothing
@@ -382,7 +397,7 @@ class EventsRepository:
                 # One batch of a namespace at a time from here: batches touch the same event
                 # keys and latest-state rows in orders of their own (runs started, then
                 # materializations), and 16 at once deadlocked. Staging above stays parallel.
-                cursor.execute(_LOCK_NAMESPACE, (_INGEST_LOCK_CLASS, namespace_id))
+                lock_namespace_ingest(conn, namespace_id)
                 stored = cursor.execute(_INSERT_EVENTS, {"ns": namespace_id}).rowcount
                 kinds = {type(event) for event in events}
                 if RunStarted in kinds:
@@ -402,7 +417,9 @@ class EventsRepository:
                     cursor.execute(_MARKS, {"ns": namespace_id})
                 if ended:
                     cursor.execute(_RUNS_ENDED, {"ns": namespace_id})
-        return IngestResult(stored=stored, duplicates=len(events) - stored)
+                # Still under the namespace's ingest lock: no later batch has an id yet.
+                position = _event_position(conn, namespace_id)
+        return IngestResult(stored, len(events) - stored, position)
 
     def runs_in_progress(
         self, namespace_id: int, as_of: datetime, after_run_id: str, limit: int

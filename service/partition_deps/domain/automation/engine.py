@@ -271,6 +271,9 @@ class NodeEvaluation(NamedTuple):
     true_keys: Keys
     candidate_count: int
     children: tuple[NodeEvaluation, ...] = ()
+    # When partitions became true (newly_updated, newly_requested, cron_tick_passed, passed on
+    # by since and the dependency operators): what `since` compares when both sides fire.
+    timing: Timing | None = None
 
 
 @dataclass(frozen=True)
@@ -341,12 +344,6 @@ class TickOutcome:
     run_requests: tuple[RunRequest, ...]
     trees: dict[str, NodeEvaluation]
     state: TickState
-
-
-class _Result(NamedTuple):
-    true: Keys
-    timing: Timing | None
-    tree: NodeEvaluation
 
 
 # ----- the tick ---------------------------------------------------------------------------
@@ -627,8 +624,8 @@ class _Tick:
                     continue
                 evaluation = _AssetEvaluation(self, asset, self.previous.assets.get(key))
                 result = evaluation.evaluate()
-                trees[key] = result.tree
-                keys = result.true
+                trees[key] = result
+                keys = result.true_keys
                 self.requested[key] = self.requested.get(key, EMPTY) | keys
                 new_state.assets[key] = AssetState(
                     requested=self._listed(key, keys),
@@ -690,7 +687,7 @@ class _AssetEvaluation:
         self.previous = previous
         self.saved: dict[str, dict[str, Any]] = {}
 
-    def evaluate(self) -> _Result:
+    def evaluate(self) -> NodeEvaluation:
         condition = self.asset.automation_condition
         assert condition is not None
         node = expand(condition)
@@ -714,7 +711,7 @@ class _AssetEvaluation:
 
     # -- evaluation --
 
-    def node(self, node: Node, key: str, candidate: Keys, ids: list[str]) -> _Result:
+    def node(self, node: Node, key: str, candidate: Keys, ids: list[str]) -> NodeEvaluation:
         op = node.op
         if op == "and":
             return self._and(node, key, candidate, ids)
@@ -723,12 +720,12 @@ class _AssetEvaluation:
                 self.node(child, key, candidate, self._child_ids(child, ids, i, key))
                 for i, child in enumerate(node.children)
             ]
-            true = frozenset().union(*(result.true for result in results))
+            true = frozenset().union(*(result.true_keys for result in results))
             return self._result(node, key, candidate, true, None, results)
         if op == "not":
             child = node.children[0]
             result = self.node(child, key, candidate, self._child_ids(child, ids, 0, key))
-            return self._result(node, key, candidate, candidate - result.true, None, [result])
+            return self._result(node, key, candidate, candidate - result.true_keys, None, [result])
         if op == "since":
             return self._since(node, key, candidate, ids)
         if op == "newly_true":
@@ -742,58 +739,51 @@ class _AssetEvaluation:
         target = None if key == self.root else key
         return [node_id(child, ids[0], index, target)]
 
+    @staticmethod
     def _result(
-        self,
         node: Node,
         key: str,
         candidate: Keys,
         true: Keys,
         timing: Timing | None,
-        children: list[_Result],
-    ) -> _Result:
-        tree = NodeEvaluation(
-            node.label,
-            key,
-            true,
-            len(candidate),
-            tuple(child.tree for child in children),
-        )
-        return _Result(true, timing, tree)
+        children: list[NodeEvaluation],
+    ) -> NodeEvaluation:
+        return NodeEvaluation(node.label, key, true, len(candidate), tuple(children), timing)
 
-    def _and(self, node: Node, key: str, candidate: Keys, ids: list[str]) -> _Result:
+    def _and(self, node: Node, key: str, candidate: Keys, ids: list[str]) -> NodeEvaluation:
         true = candidate
         results = []
         for index, child in enumerate(node.children):
             result = self.node(child, key, true, self._child_ids(child, ids, index, key))
             results.append(result)
-            true = true & result.true
+            true = true & result.true_keys
         return self._result(node, key, candidate, true, None, results)
 
-    def _since(self, node: Node, key: str, candidate: Keys, ids: list[str]) -> _Result:
+    def _since(self, node: Node, key: str, candidate: Keys, ids: list[str]) -> NodeEvaluation:
         full = self.tick.full(key)
         trigger_node, reset_node = node.children
         trigger = self.node(trigger_node, key, full, self._child_ids(trigger_node, ids, 0, key))
         reset = self.node(reset_node, key, full, self._child_ids(reset_node, ids, 1, key))
         state = self._state(ids)
         previous: Keys = frozenset(state["true"]) if state and "true" in state else EMPTY
-        true = (previous | trigger.true) - reset.true
-        both = trigger.true & reset.true
+        true = (previous | trigger.true_keys) - reset.true_keys
+        both = trigger.true_keys & reset.true_keys
         if both and trigger.timing and reset.timing:
             true = true | (_later(trigger.timing, reset.timing) & both)
         self._save(ids[0], {"true": _listed(true)})
         return self._result(node, key, candidate, true, trigger.timing, [trigger, reset])
 
-    def _newly_true(self, node: Node, key: str, candidate: Keys, ids: list[str]) -> _Result:
+    def _newly_true(self, node: Node, key: str, candidate: Keys, ids: list[str]) -> NodeEvaluation:
         child_node = node.children[0]
         full = self.tick.full(key)
         child = self.node(child_node, key, full, self._child_ids(child_node, ids, 0, key))
         state = self._state(ids)
         previous: Keys = frozenset(state["child"]) if state and "child" in state else EMPTY
-        true = candidate & (child.true - previous)
-        self._save(ids[0], {"child": _listed(child.true)})
+        true = candidate & (child.true_keys - previous)
+        self._save(ids[0], {"child": _listed(child.true_keys)})
         return self._result(node, key, candidate, true, None, [child])
 
-    def _deps(self, node: Node, key: str, candidate: Keys, ids: list[str]) -> _Result:
+    def _deps(self, node: Node, key: str, candidate: Keys, ids: list[str]) -> NodeEvaluation:
         tick = self.tick
         asset = tick.assets[key]
         dep_keys = {d.upstream_key for d in asset.dependencies}
@@ -812,7 +802,7 @@ class _AssetEvaluation:
             target = None if dep == self.root else dep
             mapped = tick.map_up(key, candidate, dep) if dep in tick.assets else EMPTY
             result = self.node(operand, dep, mapped, [node_id(operand, dep_id, 0, target)])
-            back = tick.map_down(dep, result.true, key) if dep in tick.assets else EMPTY
+            back = tick.map_down(dep, result.true_keys, key) if dep in tick.assets else EMPTY
             results.append(
                 self._result(Node("leaf", dep, dep), key, candidate, back, None, [result])
             )

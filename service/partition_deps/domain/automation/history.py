@@ -72,6 +72,9 @@ class AssetHistory:
     observation_order: list[tuple[int, str | None]] = field(default_factory=list)
     # Keys with more than one update kept (what `compact` looks at).
     crowded: set[str | None] = field(default_factory=set)
+    # The materialized keys as last asked for (keys are never forgotten, so a count that
+    # still matches means the set still holds).
+    materialized_keys: Keys | None = None
 
     def updates(self, observable: bool) -> dict[str | None, list[Update]]:
         """What counts as an update: observations for an observable source, else
@@ -173,18 +176,19 @@ class EventHistory:
         than its latest at or before `boundary`. Call it with the last position a stored tick
         saw, so that a kept history stays small however long the namespace lives."""
         for history in self.assets.values():
-            for updates in (history.materializations, history.observations):
-                for key in history.crowded & updates.keys():
-                    entries = updates[key]
-                    keep = bisect.bisect_right(entries, boundary, key=_update_position)
-                    if keep > 1:
-                        updates[key] = entries[keep - 1 :]
-            history.crowded = {
-                key
-                for updates in (history.materializations, history.observations)
-                for key in history.crowded & updates.keys()
-                if len(updates[key]) > 1
-            }
+            if history.crowded:
+                for updates in (history.materializations, history.observations):
+                    for key in [key for key in history.crowded if key in updates]:
+                        entries = updates[key]
+                        keep = bisect.bisect_right(entries, boundary, key=_update_position)
+                        if keep > 1:
+                            updates[key] = entries[keep - 1 :]
+                history.crowded = {
+                    key
+                    for updates in (history.materializations, history.observations)
+                    for key in history.crowded
+                    if len(updates.get(key, ())) > 1
+                }
             for order in (history.materialization_order, history.observation_order):
                 first = bisect.bisect_right(order, boundary, key=_position)
                 del order[:first]
@@ -196,10 +200,12 @@ class EventHistory:
 
     def materialized(self, asset: str, observable: bool) -> Keys:
         history = self._history(asset)
-        keys = set(history.materializations)
         if observable:
-            keys |= set(history.observations)
-        return frozenset(keys)
+            return frozenset(history.materializations.keys() | history.observations.keys())
+        known = history.materialized_keys
+        if known is None or len(known) != len(history.materializations):
+            known = history.materialized_keys = frozenset(history.materializations)
+        return known
 
     def updated(self, asset: str, observable: bool) -> Keys:
         history = self._history(asset)

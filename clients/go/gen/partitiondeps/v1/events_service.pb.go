@@ -717,8 +717,11 @@ type ReportEventsResponse struct {
 	StoredCount int32 `protobuf:"varint,1,opt,name=stored_count,json=storedCount,proto3" json:"stored_count,omitempty"`
 	// Events ignored because their idempotency key was already stored.
 	DuplicateCount int32 `protobuf:"varint,2,opt,name=duplicate_count,json=duplicateCount,proto3" json:"duplicate_count,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The namespace's highest event id once this call committed: a read that gives it as
+	// min_event_position sees these events, whichever replica serves it.
+	EventPosition int64 `protobuf:"varint,3,opt,name=event_position,json=eventPosition,proto3" json:"event_position,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReportEventsResponse) Reset() {
@@ -761,6 +764,13 @@ func (x *ReportEventsResponse) GetStoredCount() int32 {
 func (x *ReportEventsResponse) GetDuplicateCount() int32 {
 	if x != nil {
 		return x.DuplicateCount
+	}
+	return 0
+}
+
+func (x *ReportEventsResponse) GetEventPosition() int64 {
+	if x != nil {
+		return x.EventPosition
 	}
 	return 0
 }
@@ -823,8 +833,10 @@ type StreamEventsResponse struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	StoredCount    int32                  `protobuf:"varint,1,opt,name=stored_count,json=storedCount,proto3" json:"stored_count,omitempty"`
 	DuplicateCount int32                  `protobuf:"varint,2,opt,name=duplicate_count,json=duplicateCount,proto3" json:"duplicate_count,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The namespace's highest event id once the last batch committed (see ReportEventsResponse).
+	EventPosition int64 `protobuf:"varint,3,opt,name=event_position,json=eventPosition,proto3" json:"event_position,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamEventsResponse) Reset() {
@@ -871,6 +883,13 @@ func (x *StreamEventsResponse) GetDuplicateCount() int32 {
 	return 0
 }
 
+func (x *StreamEventsResponse) GetEventPosition() int64 {
+	if x != nil {
+		return x.EventPosition
+	}
+	return 0
+}
+
 // Request of EventsService.ListRuns.
 type ListRunsRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -880,9 +899,11 @@ type ListRunsRequest struct {
 	// Runs per page (default 1000, at most 10000).
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// From a previous answer's next_page_token; the request must be otherwise identical.
-	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Read-your-writes: the runs as of at least this event position (see GetStalenessRequest).
+	MinEventPosition int64 `protobuf:"varint,5,opt,name=min_event_position,json=minEventPosition,proto3" json:"min_event_position,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ListRunsRequest) Reset() {
@@ -941,6 +962,13 @@ func (x *ListRunsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListRunsRequest) GetMinEventPosition() int64 {
+	if x != nil {
+		return x.MinEventPosition
+	}
+	return 0
 }
 
 // A run in progress.
@@ -1140,22 +1168,25 @@ const file_partitiondeps_v1_events_service_proto_rawDesc = "" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\"d\n" +
 	"\x13ReportEventsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12/\n" +
-	"\x06events\x18\x02 \x03(\v2\x17.partitiondeps.v1.EventR\x06events\"b\n" +
+	"\x06events\x18\x02 \x03(\v2\x17.partitiondeps.v1.EventR\x06events\"\x89\x01\n" +
 	"\x14ReportEventsResponse\x12!\n" +
 	"\fstored_count\x18\x01 \x01(\x05R\vstoredCount\x12'\n" +
-	"\x0fduplicate_count\x18\x02 \x01(\x05R\x0eduplicateCount\"d\n" +
+	"\x0fduplicate_count\x18\x02 \x01(\x05R\x0eduplicateCount\x12%\n" +
+	"\x0eevent_position\x18\x03 \x01(\x03R\reventPosition\"d\n" +
 	"\x13StreamEventsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12/\n" +
-	"\x06events\x18\x02 \x03(\v2\x17.partitiondeps.v1.EventR\x06events\"b\n" +
+	"\x06events\x18\x02 \x03(\v2\x17.partitiondeps.v1.EventR\x06events\"\x89\x01\n" +
 	"\x14StreamEventsResponse\x12!\n" +
 	"\fstored_count\x18\x01 \x01(\x05R\vstoredCount\x12'\n" +
-	"\x0fduplicate_count\x18\x02 \x01(\x05R\x0eduplicateCount\"\x9c\x01\n" +
+	"\x0fduplicate_count\x18\x02 \x01(\x05R\x0eduplicateCount\x12%\n" +
+	"\x0eevent_position\x18\x03 \x01(\x03R\reventPosition\"\xca\x01\n" +
 	"\x0fListRunsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12/\n" +
 	"\x05as_of\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x04 \x01(\tR\tpageToken\"\xb6\x02\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x12,\n" +
+	"\x12min_event_position\x18\x05 \x01(\x03R\x10minEventPosition\"\xb6\x02\n" +
 	"\rRunInProgress\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12;\n" +
 	"\atargets\x18\x02 \x03(\v2!.partitiondeps.v1.PartitionTargetR\atargets\x12=\n" +

@@ -630,11 +630,18 @@ type GetStalenessRequest struct {
 	PageSize int32 `protobuf:"varint,7,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// From a previous answer's next_page_token; the request must be otherwise identical.
 	PageToken string `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Read-your-writes: the answer sees at least this event position (a ReportEvents or
+	// StreamEvents response's event_position). A read replica that has not replayed that far
+	// is waited for briefly, then the primary answers. 0: any position.
+	MinEventPosition int64 `protobuf:"varint,9,opt,name=min_event_position,json=minEventPosition,proto3" json:"min_event_position,omitempty"`
+	// Read-your-writes: the answer is computed from at least this namespace generation (a
+	// definitions write's generation). 0: any generation.
+	MinGeneration int64 `protobuf:"varint,10,opt,name=min_generation,json=minGeneration,proto3" json:"min_generation,omitempty"`
 	// Only the summaries in `assets` (the same counts and ranges), no partition listed and no
 	// page kept: the rules read only the partitions with a stored materialization or
 	// observation, and the never stored rest is counted as ranges. Each asset then stays
 	// within the partition bound on its own. Not with `selection` or `include_fresh`.
-	SummaryOnly   bool `protobuf:"varint,9,opt,name=summary_only,json=summaryOnly,proto3" json:"summary_only,omitempty"`
+	SummaryOnly   bool `protobuf:"varint,11,opt,name=summary_only,json=summaryOnly,proto3" json:"summary_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -723,6 +730,20 @@ func (x *GetStalenessRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *GetStalenessRequest) GetMinEventPosition() int64 {
+	if x != nil {
+		return x.MinEventPosition
+	}
+	return 0
+}
+
+func (x *GetStalenessRequest) GetMinGeneration() int64 {
+	if x != nil {
+		return x.MinGeneration
+	}
+	return 0
 }
 
 func (x *GetStalenessRequest) GetSummaryOnly() bool {
@@ -840,8 +861,15 @@ type PlanRunsRequest struct {
 	// List the keys of each run (the range is always given).
 	IncludeKeys bool `protobuf:"varint,7,opt,name=include_keys,json=includeKeys,proto3" json:"include_keys,omitempty"`
 	// Runs per page (default 1000, at most 10000).
-	PageSize      int32  `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string `protobuf:"bytes,9,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageSize  int32  `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,9,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Read-your-writes: the answer sees at least this event position (a ReportEvents or
+	// StreamEvents response's event_position). A read replica that has not replayed that far
+	// is waited for briefly, then the primary answers. 0: any position.
+	MinEventPosition int64 `protobuf:"varint,10,opt,name=min_event_position,json=minEventPosition,proto3" json:"min_event_position,omitempty"`
+	// Read-your-writes: the answer is computed from at least this namespace generation (a
+	// definitions write's generation). 0: any generation.
+	MinGeneration int64 `protobuf:"varint,11,opt,name=min_generation,json=minGeneration,proto3" json:"min_generation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -937,6 +965,20 @@ func (x *PlanRunsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *PlanRunsRequest) GetMinEventPosition() int64 {
+	if x != nil {
+		return x.MinEventPosition
+	}
+	return 0
+}
+
+func (x *PlanRunsRequest) GetMinGeneration() int64 {
+	if x != nil {
+		return x.MinGeneration
+	}
+	return 0
 }
 
 // Consecutive partitions of one asset to materialize in one run.
@@ -1168,7 +1210,7 @@ const file_partitiondeps_v1_staleness_service_proto_rawDesc = "" +
 	"\fstale_ranges\x18\x05 \x03(\v2 .partitiondeps.v1.PartitionRangeR\vstaleRanges\x12G\n" +
 	"\x0emissing_ranges\x18\x06 \x03(\v2 .partitiondeps.v1.PartitionRangeR\rmissingRanges\x12*\n" +
 	"\x11in_progress_count\x18\a \x01(\x03R\x0finProgressCount\x12N\n" +
-	"\x12in_progress_ranges\x18\b \x03(\v2 .partitiondeps.v1.PartitionRangeR\x10inProgressRanges\"\x89\x03\n" +
+	"\x12in_progress_ranges\x18\b \x03(\v2 .partitiondeps.v1.PartitionRangeR\x10inProgressRanges\"\xde\x03\n" +
 	"\x13GetStalenessRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1d\n" +
 	"\n" +
@@ -1179,8 +1221,11 @@ const file_partitiondeps_v1_staleness_service_proto_rawDesc = "" +
 	"\rinclude_fresh\x18\x06 \x01(\bR\fincludeFresh\x12\x1b\n" +
 	"\tpage_size\x18\a \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\b \x01(\tR\tpageToken\x12!\n" +
-	"\fsummary_only\x18\t \x01(\bR\vsummaryOnly\"\xb6\x02\n" +
+	"page_token\x18\b \x01(\tR\tpageToken\x12,\n" +
+	"\x12min_event_position\x18\t \x01(\x03R\x10minEventPosition\x12%\n" +
+	"\x0emin_generation\x18\n" +
+	" \x01(\x03R\rminGeneration\x12!\n" +
+	"\fsummary_only\x18\v \x01(\bR\vsummaryOnly\"\xb6\x02\n" +
 	"\x14GetStalenessResponse\x12/\n" +
 	"\x05as_of\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12\x1e\n" +
 	"\n" +
@@ -1191,7 +1236,7 @@ const file_partitiondeps_v1_staleness_service_proto_rawDesc = "" +
 	"\n" +
 	"partitions\x18\x05 \x03(\v2$.partitiondeps.v1.PartitionStalenessR\n" +
 	"partitions\x12&\n" +
-	"\x0fnext_page_token\x18\x06 \x01(\tR\rnextPageToken\"\xcd\x02\n" +
+	"\x0fnext_page_token\x18\x06 \x01(\tR\rnextPageToken\"\xa2\x03\n" +
 	"\x0fPlanRunsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1d\n" +
 	"\n" +
@@ -1203,7 +1248,10 @@ const file_partitiondeps_v1_staleness_service_proto_rawDesc = "" +
 	"\finclude_keys\x18\a \x01(\bR\vincludeKeys\x12\x1b\n" +
 	"\tpage_size\x18\b \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\t \x01(\tR\tpageToken\"\xe0\x01\n" +
+	"page_token\x18\t \x01(\tR\tpageToken\x12,\n" +
+	"\x12min_event_position\x18\n" +
+	" \x01(\x03R\x10minEventPosition\x12%\n" +
+	"\x0emin_generation\x18\v \x01(\x03R\rminGeneration\"\xe0\x01\n" +
 	"\n" +
 	"PlannedRun\x12\x1b\n" +
 	"\tasset_key\x18\x01 \x01(\tR\bassetKey\x126\n" +

@@ -336,19 +336,25 @@ class ReportEventsResponse(_message.Message):
 
     STORED_COUNT_FIELD_NUMBER: _builtins.int
     DUPLICATE_COUNT_FIELD_NUMBER: _builtins.int
+    EVENT_POSITION_FIELD_NUMBER: _builtins.int
     stored_count: _builtins.int
     """Events stored by this call."""
     duplicate_count: _builtins.int
     """Events ignored because their idempotency key was already stored."""
+    event_position: _builtins.int
+    """The namespace's highest event id once this call committed: a read that gives it as
+    min_event_position sees these events, whichever replica serves it.
+    """
     def __init__(
         self,
         *,
         stored_count: _builtins.int = ...,
         duplicate_count: _builtins.int = ...,
+        event_position: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate_count", b"duplicate_count", "stored_count", b"stored_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate_count", b"duplicate_count", "event_position", b"event_position", "stored_count", b"stored_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -387,17 +393,21 @@ class StreamEventsResponse(_message.Message):
 
     STORED_COUNT_FIELD_NUMBER: _builtins.int
     DUPLICATE_COUNT_FIELD_NUMBER: _builtins.int
+    EVENT_POSITION_FIELD_NUMBER: _builtins.int
     stored_count: _builtins.int
     duplicate_count: _builtins.int
+    event_position: _builtins.int
+    """The namespace's highest event id once the last batch committed (see ReportEventsResponse)."""
     def __init__(
         self,
         *,
         stored_count: _builtins.int = ...,
         duplicate_count: _builtins.int = ...,
+        event_position: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate_count", b"duplicate_count", "stored_count", b"stored_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate_count", b"duplicate_count", "event_position", b"event_position", "stored_count", b"stored_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -413,11 +423,14 @@ class ListRunsRequest(_message.Message):
     AS_OF_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    MIN_EVENT_POSITION_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     page_size: _builtins.int
     """Runs per page (default 1000, at most 10000)."""
     page_token: _builtins.str
     """From a previous answer's next_page_token; the request must be otherwise identical."""
+    min_event_position: _builtins.int
+    """Read-your-writes: the runs as of at least this event position (see GetStalenessRequest)."""
     @_builtins.property
     def as_of(self) -> _timestamp_pb2.Timestamp:
         """The instant leases are measured against; unset means now."""
@@ -429,10 +442,11 @@ class ListRunsRequest(_message.Message):
         as_of: _timestamp_pb2.Timestamp | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        min_event_position: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "namespace", b"namespace", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "min_event_position", b"min_event_position", "namespace", b"namespace", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

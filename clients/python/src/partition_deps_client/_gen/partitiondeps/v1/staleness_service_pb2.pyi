@@ -377,6 +377,8 @@ class GetStalenessRequest(_message.Message):
     INCLUDE_FRESH_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    MIN_EVENT_POSITION_FIELD_NUMBER: _builtins.int
+    MIN_GENERATION_FIELD_NUMBER: _builtins.int
     SUMMARY_ONLY_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     include_fresh: _builtins.bool
@@ -385,6 +387,15 @@ class GetStalenessRequest(_message.Message):
     """Partitions per page (default 1000, at most 10000)."""
     page_token: _builtins.str
     """From a previous answer's next_page_token; the request must be otherwise identical."""
+    min_event_position: _builtins.int
+    """Read-your-writes: the answer sees at least this event position (a ReportEvents or
+    StreamEvents response's event_position). A read replica that has not replayed that far
+    is waited for briefly, then the primary answers. 0: any position.
+    """
+    min_generation: _builtins.int
+    """Read-your-writes: the answer is computed from at least this namespace generation (a
+    definitions write's generation). 0: any generation.
+    """
     summary_only: _builtins.bool
     """Only the summaries in `assets` (the same counts and ranges), no partition listed and no
     page kept: the rules read only the partitions with a stored materialization or
@@ -414,11 +425,13 @@ class GetStalenessRequest(_message.Message):
         include_fresh: _builtins.bool = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        min_event_position: _builtins.int = ...,
+        min_generation: _builtins.int = ...,
         summary_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "options", b"options", "selection", b"selection"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "asset_keys", b"asset_keys", "include_fresh", b"include_fresh", "namespace", b"namespace", "options", b"options", "page_size", b"page_size", "page_token", b"page_token", "selection", b"selection", "summary_only", b"summary_only"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "asset_keys", b"asset_keys", "include_fresh", b"include_fresh", "min_event_position", b"min_event_position", "min_generation", b"min_generation", "namespace", b"namespace", "options", b"options", "page_size", b"page_size", "page_token", b"page_token", "selection", b"selection", "summary_only", b"summary_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -486,6 +499,8 @@ class PlanRunsRequest(_message.Message):
     INCLUDE_KEYS_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    MIN_EVENT_POSITION_FIELD_NUMBER: _builtins.int
+    MIN_GENERATION_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     catch_up: _builtins.bool
     """False: only the latest time window of each asset, as Dagster's eager condition.
@@ -498,6 +513,15 @@ class PlanRunsRequest(_message.Message):
     page_size: _builtins.int
     """Runs per page (default 1000, at most 10000)."""
     page_token: _builtins.str
+    min_event_position: _builtins.int
+    """Read-your-writes: the answer sees at least this event position (a ReportEvents or
+    StreamEvents response's event_position). A read replica that has not replayed that far
+    is waited for briefly, then the primary answers. 0: any position.
+    """
+    min_generation: _builtins.int
+    """Read-your-writes: the answer is computed from at least this namespace generation (a
+    definitions write's generation). 0: any generation.
+    """
     @_builtins.property
     def asset_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Plan only these assets (their upstreams are still read); empty means every asset."""
@@ -522,10 +546,12 @@ class PlanRunsRequest(_message.Message):
         include_keys: _builtins.bool = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        min_event_position: _builtins.int = ...,
+        min_generation: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "options", b"options"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "asset_keys", b"asset_keys", "catch_up", b"catch_up", "include_keys", b"include_keys", "limit", b"limit", "namespace", b"namespace", "options", b"options", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "asset_keys", b"asset_keys", "catch_up", b"catch_up", "include_keys", b"include_keys", "limit", b"limit", "min_event_position", b"min_event_position", "min_generation", b"min_generation", "namespace", b"namespace", "options", b"options", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
