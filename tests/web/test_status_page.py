@@ -3,7 +3,8 @@
 The seed namespace is applied and its events reported through the command line, as the README
 does; the page is read as a person would: the graph's assets and edge, the weekly bar turning
 from missing to fresh, a stale range opened to read its cause, the upstream a partition needs,
-a run in progress.
+a run in progress. Automation ticks: the latest ticks of a namespace, and a tick's page with
+what it requested and the evaluation tree that explains it.
 A screenshot of each step is kept in test-artifacts/status-page/, with the render times of a
 namespace of 50 assets of 100,000 partitions each (timings.json; recorded, not asserted).
 """
@@ -90,6 +91,8 @@ def test_the_seed_namespace_as_a_person_sees_it(
     assert page.locator('g.node[data-asset="weekly_sales_summary"]').is_visible()
     edge = page.locator('g.edge[data-from="daily_sales_data"][data-to="weekly_sales_summary"]')
     assert edge.is_visible()
+    # No mapping registered: the edge names the one the service infers.
+    assert edge.locator("text").text_content() == "time_window (inferred)"
     assert _row_ranges(page, "weekly_sales_summary") == {"missing"}
     _shot(page, "1-seed-applied")
 
@@ -147,6 +150,92 @@ def test_the_seed_namespace_as_a_person_sees_it(
     assert _row_ranges(page, "weekly_sales_summary") == {"stale", "in_progress"}
     assert "1 in progress" in page.locator('tr[data-asset="weekly_sales_summary"]').inner_text()
     _shot(page, "5-run-in-progress")
+
+
+def test_automation_ticks_say_what_was_requested_and_why(page: Page, base_url: str) -> None:
+    namespace = f"shop-{uuid.uuid4().hex[:8]}"
+    daily = {"time_window": {"cron_schedule": "0 0 * * *", "start": "2024-01-01T00:00:00"}}
+    weekly = {"time_window": {"cron_schedule": "0 0 * * 0", "start": "2024-01-01T00:00:00"}}
+    applied = post(
+        f"{base_url}/partitiondeps.v1.DefinitionsService/ApplyAssets",
+        {
+            "namespace": namespace,
+            "assets": [
+                {
+                    "asset_key": "daily_sales_data",
+                    "partitions_definition": daily,
+                    "automation_condition": {
+                        "on_cron": {"cron_schedule": "0 1 * * *", "cron_timezone": "UTC"}
+                    },
+                },
+                {
+                    "asset_key": "weekly_sales_summary",
+                    "partitions_definition": weekly,
+                    "dependencies": [{"upstream_asset_key": "daily_sales_data"}],
+                    "automation_condition": {"eager": {}},
+                },
+            ],
+        },
+    )
+    assert applied.status == 200, applied.body
+
+    def tick(tick_id: str, at: str) -> None:
+        evaluated = post(
+            f"{base_url}/partitiondeps.v1.AutomationService/EvaluateAutomation",
+            {"namespace": namespace, "tick_id": tick_id, "evaluation_time": at},
+        )
+        assert evaluated.status == 200, evaluated.body
+
+    # The first tick requests nothing; after the cron's 01:00 tick, the day before is asked
+    # for; once the week's days are in, the eager week.
+    tick("first", "2024-01-13T00:05:00Z")
+    tick("after-cron", "2024-01-13T01:05:00Z")
+    days = [f"2024-01-{day:02d}" for day in range(7, 14)]
+    reported = post(
+        f"{base_url}/partitiondeps.v1.EventsService/ReportEvents",
+        {
+            "namespace": namespace,
+            "events": [
+                {
+                    "idempotency_key": f"d-{day}",
+                    "event_time": "2024-01-14T01:30:00Z",
+                    "materialization": {"asset_key": "daily_sales_data", "partition_key": day},
+                }
+                for day in days
+            ],
+        },
+    )
+    assert reported.status == 200, reported.body
+    tick("week-done", "2024-01-14T02:05:00Z")
+
+    page.goto(f"{base_url}/ui/namespace?{urlencode({'ns': namespace})}")
+    ticks = page.locator("table.ticks tr[data-tick]")
+    assert ticks.evaluate_all("rows => rows.map(r => r.dataset.tick)") == [
+        "week-done",
+        "after-cron",
+        "first",
+    ]
+    assert "1 partition" in page.locator('tr[data-tick="week-done"]').inner_text()
+    assert "0 partitions" in page.locator('tr[data-tick="first"]').inner_text()
+    _shot(page, "8-automation-ticks")
+
+    page.click("table.ticks a:text-is('week-done')")
+    page.wait_for_selector("table.requested")
+    requested = page.locator('table.requested tr[data-asset="weekly_sales_summary"]')
+    assert "1 partition: 2024-01-07" in requested.inner_text()
+    assert page.locator("table.requested tr").count() == 1
+    assert "2024-01-07: weekly_sales_summary" in page.locator("ul.runs").inner_text()
+    # Why: the week's eager condition, open, true for that week, with the nodes below it.
+    why = page.locator('details.evaluation[data-asset="weekly_sales_summary"]')
+    assert why.get_attribute("open") is not None
+    assert "eager: true for 1 of 1" in why.locator("summary").inner_text()
+    tree = why.locator("ul.tree").first.inner_text()
+    assert "in_latest_time_window: true for 1 of 1 (2024-01-07)" in tree
+    assert "since" in tree
+    daily_why = page.locator('details.evaluation[data-asset="daily_sales_data"]')
+    assert daily_why.get_attribute("open") is None  # not requested: closed
+    assert "on_cron(0 1 * * *, UTC)" in daily_why.locator("summary").inner_text()
+    _shot(page, "9-tick-why")
 
 
 def test_without_a_token_the_page_asks_for_one(browser: Browser, base_url: str) -> None:
@@ -225,11 +314,13 @@ def test_fifty_assets_of_100000_partitions(page: Page, base_url: str) -> None:
     timings: dict[str, float] = {}
     url = f"{base_url}/ui/namespace?{urlencode({'ns': namespace, 'as_of': as_of})}"
     begun = time.perf_counter()
-    page.goto(url, timeout=0)  # each asset's staleness is computed: no bound here
+    page.goto(url, timeout=0)  # timed here, never bounded: the machine may be busy
     timings["namespace_page_seconds"] = round(time.perf_counter() - begun, 3)
     assert page.locator("td.counts .error").all_inner_texts() == []
     assert page.locator("g.node").count() == ASSETS
     assert page.locator("g.edge").count() == ASSETS - 10
+    labels = page.locator("g.edge text").all_text_contents()
+    assert set(labels) == {"time_window (inferred)"}
     assert "100,000 partitions" in page.locator('tr[data-asset="asset_49"]').inner_text()
     assert _row_ranges(page, "asset_20") == {"fresh", "missing", "stale"}
     _shot(page, "6-fifty-assets")

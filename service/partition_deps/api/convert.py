@@ -55,6 +55,7 @@ from partition_deps.domain.mappings.kinds import (
     TimeWindowMapping,
 )
 from partition_deps.domain.results import KeyState, KeyStatus, PartitionRun, Subset
+from partition_deps.domain.staleness_summary import AssetSummary
 from partition_deps.domain.years import FIRST_YEAR, LAST_YEAR
 from partition_deps.store.read_routing import ReadFloor
 
@@ -720,6 +721,21 @@ def staleness_options_from_proto(
         dagster_cutoff=message.dagster_cutoff,
         semantics=semantics,
     )
+
+
+def fill_asset_staleness(target: stale_pb.AssetStaleness, summary: AssetSummary) -> None:
+    target.asset_key = summary.asset_key
+    target.fresh_count = summary.fresh_count
+    target.stale_count = summary.stale_count
+    target.missing_count = summary.missing_count
+    target.in_progress_count = summary.in_progress_count
+    for ranges, runs in (
+        (target.stale_ranges, summary.stale_ranges),
+        (target.missing_ranges, summary.missing_ranges),
+        (target.in_progress_ranges, summary.in_progress_ranges),
+    ):
+        for run in runs:
+            _fill_range(ranges.add(), run)
 
 
 def fill_partition_staleness(

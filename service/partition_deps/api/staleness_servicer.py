@@ -32,11 +32,12 @@ from partition_deps.domain.staleness import (
     topological_order,
 )
 from partition_deps.domain.staleness_sets import position_runs
+from partition_deps.domain.staleness_summary import AssetSummary
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.definitions import NamespaceSnapshot
 from partition_deps.store.errors import AssetNotFound
 from partition_deps.store.read_routing import ReadFloor, ReadRouter
-from partition_deps.store.staleness import StalenessEngine, StalenessReader
+from partition_deps.store.staleness import StalenessEngine, StalenessReader, summaries
 from partition_deps.store.staleness import plan as plan_runs
 
 SERVICE_NAME = "partitiondeps.v1.StalenessService"
@@ -145,6 +146,8 @@ class StalenessServicer:
         as_of = convert.as_of_from_request(request)
         at = Evaluation(as_of, snapshot.dynamic_keys)
         asset_keys = _assets(snapshot, request.asset_keys, "asset_keys")
+        if request.summary_only:
+            return self._summaries(snapshot, floor, request, at, asset_keys)
         _check_answer_size(snapshot, asset_keys, as_of)
         candidates: dict[str, list[str | None]] = {}
         for asset_key in asset_keys:
@@ -170,7 +173,7 @@ class StalenessServicer:
             return (
                 reader.event_position(),
                 {key: engine.statuses(key, candidates[key]) for key in asset_keys},
-                {key: reader.in_progress_keys(key, as_of) for key in asset_keys},
+                reader.in_progress_keys(asset_keys, as_of),
             )
 
         position, answers, running = self._reads.staleness(snapshot.namespace_id, floor, read)
@@ -200,6 +203,40 @@ class StalenessServicer:
             size,
             binding,
         )
+
+    def _summaries(
+        self,
+        snapshot: NamespaceSnapshot,
+        floor: ReadFloor,
+        request: pb.GetStalenessRequest,
+        at: Evaluation,
+        asset_keys: Sequence[str],
+    ) -> pb.GetStalenessResponse:
+        """The answer of a `summary_only` request: the assets' summaries alone."""
+        if request.HasField("selection"):
+            raise convert.InvalidRequest(
+                "summary_only summarizes whole assets: give no selection", "selection"
+            )
+        if request.include_fresh:
+            raise convert.InvalidRequest(
+                "summary_only lists no partitions: include_fresh does not apply", "include_fresh"
+            )
+        for asset_key in asset_keys:  # summarized one after another
+            _check_answer_size(snapshot, [asset_key], at.as_of)
+        options = convert.staleness_options_from_proto(request.options)
+
+        def read(reader: StalenessReader) -> tuple[int, list[AssetSummary]]:
+            return (
+                reader.event_position(),
+                summaries(snapshot.assets, reader, at, asset_keys, options),
+            )
+
+        position, found = self._reads.staleness(snapshot.namespace_id, floor, read)
+        response = pb.GetStalenessResponse(generation=snapshot.generation, event_position=position)
+        convert.set_instant(response.as_of, at.as_of)
+        for summary in found:
+            convert.fill_asset_staleness(response.assets.add(), summary)
+        return response
 
     @staticmethod
     def _summary(

@@ -12,8 +12,9 @@ Also here: runs of consecutive partitions for answers given as ranges.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from partition_deps.domain.assets import AssetDefinition, Dependency
 from partition_deps.domain.definitions import TimeWindowPartitions
@@ -146,7 +147,29 @@ def position_runs(
 ) -> list[PartitionRun]:
     """Runs of consecutive positions (sorted) in `definition_keys`; with a time definition,
     each run carries its `[start, end)` instants."""
-    runs: list[PartitionRun] = []
+    span_window = None
+    if time_definition is not None:
+        definition = time_definition
+
+        def span_window(first: int, last: int) -> tuple[datetime, datetime]:
+            return keys_window(definition, definition_keys[first], definition_keys[last])
+
+    return span_runs(definition_keys.__getitem__, position_spans(positions), span_window)
+
+
+def keys_window(
+    definition: TimeWindowPartitions, first_key: str, last_key: str
+) -> tuple[datetime, datetime]:
+    """`[start, end)` of the partitions from `first_key` to `last_key`."""
+    start, end = time_window_for_key(definition, first_key)
+    if last_key != first_key:
+        _, end = time_window_for_key(definition, last_key)
+    return start, end
+
+
+def position_spans(positions: Sequence[int]) -> list[tuple[int, int]]:
+    """The `(first, last)` runs of consecutive positions (sorted)."""
+    spans: list[tuple[int, int]] = []
     index = 0
     while index < len(positions):
         first = positions[index]
@@ -155,12 +178,22 @@ def position_runs(
         while index < len(positions) and positions[index] == last + 1:
             last = positions[index]
             index += 1
-        first_key, last_key = definition_keys[first], definition_keys[last]
-        if time_definition is None:
-            runs.append(PartitionRun(first_key, last_key, last - first + 1))
+        spans.append((first, last))
+    return spans
+
+
+def span_runs(
+    key_at: Callable[[int], str],
+    spans: Sequence[tuple[int, int]],
+    span_window: Callable[[int, int], tuple[datetime, datetime]] | None = None,
+) -> list[PartitionRun]:
+    """The runs of `(first, last)` positions, their keys from `key_at` and, for time
+    partitions, their `[start, end)` instants from `span_window`."""
+    runs: list[PartitionRun] = []
+    for first, last in spans:
+        count = last - first + 1
+        if span_window is None:
+            runs.append(PartitionRun(key_at(first), key_at(last), count))
         else:
-            start, end = time_window_for_key(time_definition, first_key)
-            if last != first:
-                _, end = time_window_for_key(time_definition, last_key)
-            runs.append(PartitionRun(first_key, last_key, last - first + 1, start, end))
+            runs.append(PartitionRun(key_at(first), key_at(last), count, *span_window(first, last)))
     return runs

@@ -50,6 +50,12 @@ from partition_deps.domain.staleness_sets import (
     joins_by_key,
     row_status,
 )
+from partition_deps.domain.staleness_summary import (
+    AssetSummary,
+    partition_listing,
+    summarize,
+)
+from partition_deps.domain.work import checkpoint
 from partition_deps.store.database import transaction
 from partition_deps.store.events import LEASE_EXPIRY
 from partition_deps.store.state_mirror import (
@@ -383,17 +389,36 @@ class StalenessReader:
             self._expired = (as_of, {(a, k): (run_id, end) for a, k, run_id, end in rows})
         return self._expired[1].get((asset_key, partition_key or ""))
 
-    def in_progress_keys(self, asset_key: str, as_of: datetime) -> frozenset[str | None]:
-        """The partitions of the asset held at `as_of` by a run that has not ended and whose
-        lease has not expired (None for an unpartitioned asset)."""
+    def in_progress_keys(
+        self, asset_keys: Sequence[str], as_of: datetime
+    ) -> dict[str, frozenset[str | None]]:
+        """Per asset, the partitions held at `as_of` by a run that has not ended and whose
+        lease has not expired (None for an unpartitioned asset's): one query."""
         rows = self.conn.execute(
-            "SELECT s.partition_key FROM latest_state s JOIN runs r"
+            "SELECT s.asset_key, s.partition_key FROM latest_state s JOIN runs r"
             " ON r.namespace_id = s.namespace_id AND r.run_id = s.in_progress_run_id"
-            " WHERE s.namespace_id = %s AND s.asset_key = %s"
+            " WHERE s.namespace_id = %s AND s.asset_key = ANY(%s)"
             f" AND r.status = 'started' AND {LEASE_EXPIRY} > %s",
-            (self.namespace_id, asset_key, as_of),
+            (self.namespace_id, list(asset_keys), as_of),
         ).fetchall()
-        return frozenset(row[0] or None for row in rows)
+        held: dict[str, set[str | None]] = {asset_key: set() for asset_key in asset_keys}
+        for asset_key, partition_key in rows:
+            held[asset_key].add(partition_key or None)
+        return {asset_key: frozenset(keys) for asset_key, keys in held.items()}
+
+    def stored_keys(self, asset_keys: Sequence[str]) -> dict[str, list[str | None]]:
+        """Per asset, the partitions with a stored materialization or observation (None for
+        an unpartitioned asset's): those the staleness rules can find not MISSING."""
+        rows = self.conn.execute(
+            "SELECT asset_key, partition_key FROM latest_state"
+            " WHERE namespace_id = %s AND asset_key = ANY(%s)"
+            " AND (materialization_event_id IS NOT NULL OR observation_event_id IS NOT NULL)",
+            (self.namespace_id, list(asset_keys)),
+        ).fetchall()
+        found: dict[str, list[str | None]] = {}
+        for asset_key, partition_key in rows:
+            found.setdefault(asset_key, []).append(partition_key or None)
+        return found
 
     def snapshot(self) -> Snapshot:
         if self._snapshot is None:
@@ -773,6 +798,39 @@ class _Older:
 
     def __call__(self, row: StateRow, _: StateRow | None) -> bool:
         return row[0] is not None and row[0] < self.event_id
+
+
+def summaries(
+    graph: Mapping[str, AssetDefinition],
+    reader: StalenessReader,
+    at: Evaluation,
+    asset_keys: Sequence[str],
+    options: StalenessOptions = DEFAULT_OPTIONS,
+) -> list[AssetSummary]:
+    """The summary of each asset of `asset_keys` over all its partitions, as the statuses of
+    every partition would give it, with the rules applied to its stored partitions only: the
+    others are MISSING (staleness_summary.py)."""
+    engine = StalenessEngine(graph, reader, at, options)
+    stored = reader.stored_keys(asset_keys)
+    held_by_runs = reader.in_progress_keys(asset_keys, at.as_of)
+    found: list[AssetSummary] = []
+    for asset_key in asset_keys:
+        checkpoint()  # a caller that gave up does not wait for the other assets
+        asset = graph[asset_key]
+        running = held_by_runs[asset_key]
+        if asset.partitions is None:
+            not_fresh = engine.statuses(asset_key, [None])
+            found.append(summarize(asset, None, [0], not_fresh, [0] if None in running else []))
+            continue
+        listing = partition_listing(asset.partitions, at)
+        located = listing.positions({key for key in stored.get(asset_key, ()) if key})
+        keys = [key for _, key in located]
+        not_fresh = engine.statuses(asset_key, keys) if keys else {}
+        held = [position for position, _ in listing.positions({key for key in running if key})]
+        found.append(
+            summarize(asset, listing, [position for position, _ in located], not_fresh, held)
+        )
+    return found
 
 
 def plan(

@@ -79,6 +79,8 @@ NODE_HEIGHT = 34
 ROW_GAP = 22
 COLUMN_GAP = 90
 CHARACTER_WIDTH = 7.2
+# Of the 11-pixel sans-serif text of an edge's mapping.
+LABEL_CHARACTER_WIDTH = 6.2
 
 
 def _layers(nodes: Mapping[str, Node]) -> dict[str, int]:
@@ -120,7 +122,19 @@ def asset_graph(nodes: Sequence[Node]) -> str:
     widths = [
         max((len(key) * CHARACTER_WIDTH + 24 for key in column), default=0) for column in columns
     ]
-    lefts = [sum(widths[:i]) + COLUMN_GAP * i + 10 for i in range(len(columns))]
+    # Wide enough for the mapping names on the edges that end in each column.
+    gaps = [
+        max(
+            [COLUMN_GAP]
+            + [
+                len(mapping) * LABEL_CHARACTER_WIDTH + 24
+                for key in column
+                for mapping in by_key[key].upstream.values()
+            ]
+        )
+        for column in columns
+    ]
+    lefts = [sum(widths[:i]) + sum(gaps[1 : i + 1]) + 10 for i in range(len(columns))]
     place = {
         key: (lefts[layer[key]], 10 + row[key] * (NODE_HEIGHT + ROW_GAP), widths[layer[key]])
         for key in by_key

@@ -7,16 +7,19 @@ comes from the service's own RPCs over the listener's channel, with the caller's
 (the `Authorization` header, or the cookie the login form sets), so the page shows exactly
 what the API answers to that token.
 
+A namespace page also lists its latest automation ticks; a tick's page shows what it
+requested and, per asset, the evaluation tree of its automation condition (each node with the
+partitions it was true for) in `<details>` that open without script.
+
 Routes: `/` (open a namespace), `/ui/namespace?ns=`, `/ui/asset?ns=&key=` (`&stale=<first key>`
-opens a stale range, `&needs=<key>` asks for its upstream), `/ui/login`. Each takes `as_of`
-(an RFC 3339 instant; unset: now).
+opens a stale range, `&needs=<key>` asks for its upstream), `/ui/tick?ns=&tick=`, `/ui/login`.
+Each but the tick's takes `as_of` (an RFC 3339 instant; unset: now).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
@@ -29,12 +32,14 @@ import grpc
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
+from partition_deps.api.gen.partitiondeps.v1 import automation_service_pb2 as automation_pb
 from partition_deps.api.gen.partitiondeps.v1 import (
+    automation_service_pb2_grpc,
     definitions_service_pb2_grpc,
     queries_service_pb2_grpc,
     staleness_service_pb2_grpc,
 )
+from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
 from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as pb
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
 from partition_deps.api.gen.partitiondeps.v1 import staleness_service_pb2 as staleness_pb
@@ -44,16 +49,17 @@ from partition_deps.web.drawing import COLOURS, Node, Segment, asset_graph, heal
 
 TOKEN_COOKIE = "pd_token"
 HTML = "text/html; charset=utf-8"
-# Assets whose bars a namespace page gathers at once: staleness is computing in the server's
-# interpreter, so more would only hold more database connections.
-PARALLEL_CALLS = 2
 # Partitions listed with their causes when a stale range is opened.
 CAUSES_SHOWN = 20
-# Ranges listed under an asset's bar, per status.
+# Ranges listed under an asset's bar, per status (and per node of an evaluation tree).
 RANGES_LISTED = 50
+# Automation ticks a namespace page lists, newest first.
+TICKS_LISTED = 10
+# Run requests (and requested keys) a tick's page shows.
+RUNS_SHOWN = 100
 PAGE_SIZE = 10_000
-# Staleness of an asset of 100,000 partitions takes about a second on a busy machine, and a
-# namespace page waits for each of its assets.
+# A namespace's summaries take a fraction of a second (the rules read stored partitions only);
+# a namespace whose every partition is stored takes longer.
 CALL_SECONDS = 120
 
 M = TypeVar("M", bound=Message)
@@ -73,6 +79,10 @@ tr + tr td { border-top: 1px solid #e5e7eb; }
 .causes li { margin: 0.2rem 0; }
 .selected { background: #fff7e6; }
 code { font-size: 0.92em; }
+details.evaluation { margin: 0.4rem 0; }
+details.evaluation summary { cursor: pointer; }
+ul.tree { margin: 0.2rem 0; }
+.tree .label { font-family: monospace; }
 td.counts { white-space: nowrap; }
 .axis { display: flex; justify-content: space-between; font-size: 0.8rem; color: #6b7280; }
 """
@@ -148,6 +158,7 @@ class _Calls:
         self.definitions = definitions_service_pb2_grpc.DefinitionsServiceStub(channel)
         self.queries = queries_service_pb2_grpc.QueriesServiceStub(channel)
         self.staleness = staleness_service_pb2_grpc.StalenessServiceStub(channel)
+        self.automation = automation_service_pb2_grpc.AutomationServiceStub(channel)
 
     def __call__(self, method: Callable[..., M], request: Message) -> M:
         return method(request, timeout=CALL_SECONDS, metadata=self._metadata)
@@ -208,6 +219,8 @@ class _Health:
     segments: list[Segment]
     total: int
     timed: bool = False
+    # The key of its last partition ("" when unpartitioned or none exists yet).
+    last_key: str = ""
     # Why the asset's health could not be read ("" when it was).
     error: str = ""
 
@@ -303,27 +316,45 @@ def _range_text(part: pb.PartitionRange) -> str:
     return f"{part.first_partition_key} .. {part.last_partition_key} ({part.count:,})"
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """A namespace as of an instant (None: now), as one page asks the service about it."""
+
+    calls: _Calls
+    namespace: str
+    as_of: Timestamp | None
+
+
+def _summaries(asked: _Asked, asset_keys: Sequence[str]) -> dict[str, staleness_pb.AssetStaleness]:
+    """The staleness summaries of the assets (of the whole namespace when none are given),
+    without their partitions: one call."""
+    answer = asked.calls(
+        asked.calls.staleness.GetStaleness,
+        staleness_pb.GetStalenessRequest(
+            namespace=asked.namespace,
+            asset_keys=asset_keys,
+            as_of=asked.as_of,
+            summary_only=True,
+        ),
+    )
+    return {summary.asset_key: summary for summary in answer.assets}
+
+
 def _health(
-    calls: _Calls,
-    namespace: str,
+    asked: _Asked,
     asset: defs_pb.Asset,
-    as_of: Timestamp | None,
+    summary: staleness_pb.AssetStaleness,
     stale_link: Callable[[str], str],
 ) -> _Health:
-    [summary] = calls(
-        calls.staleness.GetStaleness,
-        staleness_pb.GetStalenessRequest(
-            namespace=namespace, asset_keys=[asset.asset_key], as_of=as_of, page_size=1
-        ),
-    ).assets
     if not asset.HasField("partitions_definition"):
         status = _worst(summary)
         whole = [Segment(status, 0, 1, f"{status} (unpartitioned)")]
         if summary.in_progress_count:
             whole.append(Segment("in_progress", 0, 1, "in progress"))
         return _Health(summary, whole, 1)
+    calls, as_of = asked.calls, asked.as_of
     source = queries_pb.DefinitionSource(
-        asset=queries_pb.AssetReference(namespace=namespace, asset_key=asset.asset_key)
+        asset=queries_pb.AssetReference(namespace=asked.namespace, asset_key=asset.asset_key)
     )
     listed = calls(
         calls.queries.ListPartitions,
@@ -354,7 +385,8 @@ def _health(
             fresh.append(Segment("fresh", gap_start, gap_end, f"fresh: {when}"))
     segments.extend(fresh)
     segments.extend(running)
-    return _Health(summary, segments, listed.total_size, timed is not None)
+    last_key = listed.ranges[-1].last_partition_key if listed.ranges else ""
+    return _Health(summary, segments, listed.total_size, timed is not None, last_key=last_key)
 
 
 def _gaps(start: float, end: float, taken: Sequence[Segment]) -> Iterator[tuple[float, float]]:
@@ -385,7 +417,36 @@ def _assets(calls: _Calls, namespace: str) -> list[defs_pb.Asset]:
 
 
 def _mapping_name(mapping: pb.PartitionMapping) -> str:
-    return mapping.WhichOneof("kind") or "default"
+    return mapping.WhichOneof("kind") or "inferred"
+
+
+def _mappings_in_force(asked: _Asked, asset: defs_pb.Asset, last_key: str) -> dict[str, str]:
+    """The name of each dependency's mapping: the registered one, else the one the service
+    infers for the two definitions, read from the upstream of one partition (the last)."""
+    names = {d.upstream_asset_key: _mapping_name(d.partition_mapping) for d in asset.dependencies}
+    inferred = [
+        d.upstream_asset_key for d in asset.dependencies if not d.HasField("partition_mapping")
+    ]
+    partitioned = asset.HasField("partitions_definition")
+    if not inferred or (partitioned and not last_key):
+        return names
+    request = queries_pb.GetUpstreamPartitionsRequest(
+        namespace=asked.namespace,
+        asset_key=asset.asset_key,
+        upstream_asset_keys=inferred,
+        as_of=asked.as_of,
+    )
+    if partitioned:
+        request.selection.keys.partition_keys.append(last_key)
+    try:
+        answer = asked.calls(asked.calls.queries.GetUpstreamPartitions, request)
+    except grpc.RpcError:  # the names stay "inferred"
+        return names
+    for dependency in answer.dependencies:
+        kind = dependency.partition_mapping.WhichOneof("kind")
+        if kind:
+            names[dependency.upstream_asset_key] = f"{kind} (inferred)"
+    return names
 
 
 # -- the pages ---------------------------------------------------------------------------------
@@ -402,6 +463,7 @@ class StatusPages:
             "/": self._home,
             "/ui/namespace": self._namespace,
             "/ui/asset": self._asset,
+            "/ui/tick": self._tick,
             "/ui/login": self._login,
         }
         route = routes.get(request.path)
@@ -460,21 +522,29 @@ class StatusPages:
         def link(asset_key: str, **more: str) -> str:
             return _url("/ui/asset", ns=namespace, key=asset_key, as_of=as_of_text, **more)
 
+        # An asset whose health cannot be read says why in its row; the rest still shows.
+        unread = "added while the page was drawn"
+        asked = _Asked(calls, namespace, as_of)
+        try:
+            summaries = _summaries(asked, [])
+        except grpc.RpcError as error:
+            summaries, unread = {}, failure_of(error).describe()
+
         def health(asset: defs_pb.Asset) -> _Health:
+            summary = summaries.get(asset.asset_key)
+            if summary is None:
+                return _Health(staleness_pb.AssetStaleness(), [], 0, error=unread)
             try:
                 return _health(
-                    calls,
-                    namespace,
+                    asked,
                     asset,
-                    as_of,
+                    summary,
                     lambda first: link(asset.asset_key, stale=first) + f"#stale-{first}",
                 )
-            except grpc.RpcError as error:  # the other assets still show
-                summary = staleness_pb.AssetStaleness(asset_key=asset.asset_key)
+            except grpc.RpcError as error:
                 return _Health(summary, [], 0, error=failure_of(error).describe())
 
-        with ThreadPoolExecutor(PARALLEL_CALLS, thread_name_prefix="status-page") as workers:
-            healths = list(workers.map(health, assets))
+        healths = [health(asset) for asset in assets]
         # Time-window assets share one time axis, so a column of the table is one instant.
         timed = [state.extent() for state in healths if state.timed]
         axis = (min(e[0] for e in timed), max(e[1] for e in timed)) if timed else None
@@ -487,10 +557,7 @@ class StatusPages:
         nodes = [
             Node(
                 asset.asset_key,
-                {
-                    d.upstream_asset_key: _mapping_name(d.partition_mapping)
-                    for d in asset.dependencies
-                },
+                _mappings_in_force(asked, asset, state.last_key),
                 state.worst,
                 link(asset.asset_key),
             )
@@ -506,8 +573,43 @@ class StatusPages:
         body = (
             f"<h2>Assets of {escape(namespace)}</h2>{asset_graph(nodes)}"
             f"<h2>Health over time</h2>{_legend()}<table>{axis_row}{rows}</table>"
+            f"{_latest_ticks(calls, namespace)}"
         )
         return Answer(HTTPStatus.OK, HTML, _page(namespace, body, as_of_text).encode())
+
+    def _tick(self, request: Request) -> Answer:
+        namespace, tick_id = request.get("ns"), request.get("tick")
+        if not namespace or not tick_id:
+            raise PageError(
+                HTTPStatus.BAD_REQUEST, "ns and tick (namespace and tick id) are needed"
+            )
+        calls = _Calls(self._channel, request.token)
+        answer = calls(
+            calls.automation.GetAutomationTick,
+            automation_pb.GetAutomationTickRequest(
+                namespace=namespace, tick_id=tick_id, page_size=RUNS_SHOWN
+            ),
+        )
+        tick = answer.tick
+        back = _url("/ui/namespace", ns=namespace)
+        requested = {entry.asset_key for entry in tick.requested}
+        parts = [
+            f'<p><a href="{escape(back)}">{escape(namespace)}</a> · tick {tick.sequence:,}, '
+            f"evaluated at {_instant(_seconds(tick.evaluation_time))}, generation "
+            f"{tick.generation:,}, events up to {tick.event_position:,}</p>",
+            _requested_table(tick),
+            _run_requests(tick),
+            "<h2>Why: each asset's condition</h2>",
+            *(
+                _evaluation(evaluation, evaluation.asset_key in requested)
+                for evaluation in answer.evaluations
+            ),
+        ]
+        # The tick's evaluation time is its "now".
+        evaluated = tick.evaluation_time.ToJsonString()
+        return Answer(
+            HTTPStatus.OK, HTML, _page(f"tick {tick_id}", "".join(parts), evaluated).encode()
+        )
 
     def _asset(self, request: Request) -> Answer:
         namespace, asset_key = request.get("ns"), request.get("key")
@@ -523,13 +625,17 @@ class StatusPages:
         def link(**more: str) -> str:
             return _url("/ui/asset", ns=namespace, key=asset_key, as_of=as_of_text, **more)
 
+        asked = _Asked(calls, namespace, as_of)
         state = _health(
-            calls, namespace, asset, as_of, lambda first: link(stale=first) + f"#stale-{first}"
+            asked,
+            asset,
+            _summaries(asked, [asset_key])[asset_key],
+            lambda first: link(stale=first) + f"#stale-{first}",
         )
         back = _url("/ui/namespace", ns=namespace, as_of=as_of_text)
         upstream = ", ".join(
-            f"{escape(d.upstream_asset_key)} ({_mapping_name(d.partition_mapping)})"
-            for d in asset.dependencies
+            f"{escape(upstream_key)} ({escape(mapping)})"
+            for upstream_key, mapping in _mappings_in_force(asked, asset, state.last_key).items()
         )
         parts = [
             f'<p><a href="{escape(back)}">{escape(namespace)}</a> · '
@@ -631,6 +737,103 @@ class StatusPages:
             return form + "<p>It reads no other asset.</p>"
         head = "<tr><th>upstream</th><th>mapping</th><th>partitions</th><th>not existing</th></tr>"
         return form + f'<table class="needs">{head}{rows}</table>'
+
+
+def _latest_ticks(calls: _Calls, namespace: str) -> str:
+    """The namespace's latest automation ticks, each linking to its page."""
+    title = "<h2>Latest automation ticks</h2>"
+    try:
+        answer = calls(
+            calls.automation.ListAutomationTicks,
+            automation_pb.ListAutomationTicksRequest(namespace=namespace, page_size=TICKS_LISTED),
+        )
+    except grpc.RpcError as error:  # the rest of the page still shows
+        return title + f'<p class="error">{escape(failure_of(error).describe())}</p>'
+    if not answer.ticks:
+        return title + "<p>None yet.</p>"
+    head = "<tr><th>#</th><th>tick</th><th>evaluated at</th><th>requested</th><th>runs</th></tr>"
+    rows = "".join(
+        f'<tr data-tick="{escape(tick.tick_id)}"><td>{tick.sequence:,}</td>'
+        f'<td><a href="{escape(_url("/ui/tick", ns=namespace, tick=tick.tick_id))}">'
+        f"{escape(tick.tick_id)}</a></td>"
+        f"<td>{_instant(_seconds(tick.evaluation_time))}</td>"
+        f"<td>{tick.requested_count:,} partition{'s' if tick.requested_count != 1 else ''}</td>"
+        f"<td>{tick.run_request_count:,}</td></tr>"
+        for tick in answer.ticks
+    )
+    return title + f'<table class="ticks">{head}{rows}</table>'
+
+
+def _requested_table(tick: automation_pb.AutomationTick) -> str:
+    if not tick.requested:
+        return "<h2>Requested</h2><p>Nothing.</p>"
+    rows = []
+    for entry in tick.requested:
+        if entry.HasField("partitions"):
+            ranges = entry.partitions.ranges
+            listed = ", ".join(_range_text(r) for r in ranges[:RANGES_LISTED])
+            more = (
+                f", … {len(ranges) - RANGES_LISTED:,} more ranges"
+                if len(ranges) > RANGES_LISTED
+                else ""
+            )
+            count = entry.partitions.count
+            what = f"{count:,} partition{'s' if count != 1 else ''}: {escape(listed)}{more}"
+        else:
+            what = "the asset"
+        rows.append(
+            f'<tr data-asset="{escape(entry.asset_key)}"><td>{escape(entry.asset_key)}</td>'
+            f"<td>{what}</td></tr>"
+        )
+    return f'<h2>Requested</h2><table class="requested">{"".join(rows)}</table>'
+
+
+def _run_requests(tick: automation_pb.AutomationTick) -> str:
+    if not tick.run_requests:
+        return ""
+    items = "".join(
+        f"<li>{escape(run.partition_key) if run.HasField('partition_key') else 'unpartitioned'}: "
+        f"{escape(', '.join(run.asset_keys))}</li>"
+        for run in tick.run_requests
+    )
+    shown = len(tick.run_requests)
+    more = (
+        f"<li>… {tick.run_request_count - shown:,} more</li>"
+        if tick.run_request_count > shown
+        else ""
+    )
+    return (
+        f'<h2>Runs to launch ({tick.run_request_count:,})</h2><ul class="runs">{items}{more}</ul>'
+    )
+
+
+def _evaluation(evaluation: automation_pb.AssetEvaluation, requested: bool) -> str:
+    """One asset's evaluation tree, open when the asset was requested."""
+    root = evaluation.root
+    return (
+        f'<details class="evaluation" data-asset="{escape(evaluation.asset_key)}"'
+        f"{' open' if requested else ''}><summary><strong>{escape(evaluation.asset_key)}</strong>"
+        f" — {escape(root.label)}: {_truth(root)}</summary>"
+        f'<ul class="tree">{_condition(root)}</ul></details>'
+    )
+
+
+def _truth(node: automation_pb.ConditionEvaluation) -> str:
+    return f"true for {node.true_count:,} of {node.candidate_count:,}"
+
+
+def _condition(node: automation_pb.ConditionEvaluation) -> str:
+    """A node of an evaluation tree and, below it, its children."""
+    ranges = ", ".join(_range_text(r) for r in node.true_ranges[:RANGES_LISTED])
+    if len(node.true_ranges) > RANGES_LISTED:
+        ranges += f", … {len(node.true_ranges) - RANGES_LISTED:,} more ranges"
+    children = "".join(_condition(child) for child in node.children)
+    return (
+        f'<li><span class="label">{escape(node.label)}</span>: {_truth(node)}'
+        + (f" ({escape(ranges)})" if ranges else "")
+        + (f'<ul class="tree">{children}</ul>' if children else "")
+        + "</li>"
+    )
 
 
 def _needs_row(dependency: queries_pb.UpstreamPartitions) -> str:

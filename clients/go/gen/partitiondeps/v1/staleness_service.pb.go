@@ -637,6 +637,11 @@ type GetStalenessRequest struct {
 	// Read-your-writes: the answer is computed from at least this namespace generation (a
 	// definitions write's generation). 0: any generation.
 	MinGeneration int64 `protobuf:"varint,10,opt,name=min_generation,json=minGeneration,proto3" json:"min_generation,omitempty"`
+	// Only the summaries in `assets` (the same counts and ranges), no partition listed and no
+	// page kept: the rules read only the partitions with a stored materialization or
+	// observation, and the never stored rest is counted as ranges. Each asset then stays
+	// within the partition bound on its own. Not with `selection` or `include_fresh`.
+	SummaryOnly   bool `protobuf:"varint,11,opt,name=summary_only,json=summaryOnly,proto3" json:"summary_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -739,6 +744,13 @@ func (x *GetStalenessRequest) GetMinGeneration() int64 {
 		return x.MinGeneration
 	}
 	return 0
+}
+
+func (x *GetStalenessRequest) GetSummaryOnly() bool {
+	if x != nil {
+		return x.SummaryOnly
+	}
+	return false
 }
 
 // Response of StalenessService.GetStaleness.
@@ -1198,7 +1210,7 @@ const file_partitiondeps_v1_staleness_service_proto_rawDesc = "" +
 	"\fstale_ranges\x18\x05 \x03(\v2 .partitiondeps.v1.PartitionRangeR\vstaleRanges\x12G\n" +
 	"\x0emissing_ranges\x18\x06 \x03(\v2 .partitiondeps.v1.PartitionRangeR\rmissingRanges\x12*\n" +
 	"\x11in_progress_count\x18\a \x01(\x03R\x0finProgressCount\x12N\n" +
-	"\x12in_progress_ranges\x18\b \x03(\v2 .partitiondeps.v1.PartitionRangeR\x10inProgressRanges\"\xbb\x03\n" +
+	"\x12in_progress_ranges\x18\b \x03(\v2 .partitiondeps.v1.PartitionRangeR\x10inProgressRanges\"\xde\x03\n" +
 	"\x13GetStalenessRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1d\n" +
 	"\n" +
@@ -1212,7 +1224,8 @@ const file_partitiondeps_v1_staleness_service_proto_rawDesc = "" +
 	"page_token\x18\b \x01(\tR\tpageToken\x12,\n" +
 	"\x12min_event_position\x18\t \x01(\x03R\x10minEventPosition\x12%\n" +
 	"\x0emin_generation\x18\n" +
-	" \x01(\x03R\rminGeneration\"\xb6\x02\n" +
+	" \x01(\x03R\rminGeneration\x12!\n" +
+	"\fsummary_only\x18\v \x01(\bR\vsummaryOnly\"\xb6\x02\n" +
 	"\x14GetStalenessResponse\x12/\n" +
 	"\x05as_of\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12\x1e\n" +
 	"\n" +

@@ -379,6 +379,7 @@ class GetStalenessRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     MIN_EVENT_POSITION_FIELD_NUMBER: _builtins.int
     MIN_GENERATION_FIELD_NUMBER: _builtins.int
+    SUMMARY_ONLY_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     include_fresh: _builtins.bool
     """Also list FRESH partitions in `partitions` (by default only STALE and MISSING ones)."""
@@ -394,6 +395,12 @@ class GetStalenessRequest(_message.Message):
     min_generation: _builtins.int
     """Read-your-writes: the answer is computed from at least this namespace generation (a
     definitions write's generation). 0: any generation.
+    """
+    summary_only: _builtins.bool
+    """Only the summaries in `assets` (the same counts and ranges), no partition listed and no
+    page kept: the rules read only the partitions with a stored materialization or
+    observation, and the never stored rest is counted as ranges. Each asset then stays
+    within the partition bound on its own. Not with `selection` or `include_fresh`.
     """
     @_builtins.property
     def asset_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -420,10 +427,11 @@ class GetStalenessRequest(_message.Message):
         page_token: _builtins.str = ...,
         min_event_position: _builtins.int = ...,
         min_generation: _builtins.int = ...,
+        summary_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "options", b"options", "selection", b"selection"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "asset_keys", b"asset_keys", "include_fresh", b"include_fresh", "min_event_position", b"min_event_position", "min_generation", b"min_generation", "namespace", b"namespace", "options", b"options", "page_size", b"page_size", "page_token", b"page_token", "selection", b"selection"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "asset_keys", b"asset_keys", "include_fresh", b"include_fresh", "min_event_position", b"min_event_position", "min_generation", b"min_generation", "namespace", b"namespace", "options", b"options", "page_size", b"page_size", "page_token", b"page_token", "selection", b"selection", "summary_only", b"summary_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
