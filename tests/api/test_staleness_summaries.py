@@ -178,8 +178,8 @@ def test_summaries_alone_equal_the_summaries_of_whole_answers(
             namespace=namespace, definition_name="customers", partition_keys=["a", "b", "c", "d"]
         )
     )
-    partitions = {
-        item.asset_key: _listed(stubs, namespace, item.asset_key)
+    partitions: dict[str, list[str | None]] = {
+        item.asset_key: list(_listed(stubs, namespace, item.asset_key))
         if item.HasField("partitions_definition")
         else [None]
         for item in graph
@@ -235,7 +235,7 @@ def test_a_summary_only_request_refuses_what_only_lists_need(
     ):
         with pytest.raises(grpc.RpcError) as refused:
             staleness.GetStaleness(
-                stale_pb.GetStalenessRequest(namespace=namespace, summary_only=True, **extra)  # type: ignore[arg-type]
+                stale_pb.GetStalenessRequest(namespace=namespace, summary_only=True, **extra)
             )
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert field_violations(refused.value) == [field]
