@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from partition_deps.domain import partitions
 from partition_deps.domain.assets import AssetDefinition
@@ -44,9 +45,9 @@ class RunRequest:
     asset_keys: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class NodeSummary:
-    """One node of an evaluation tree: where it was true, as a count and ranges."""
+class NodeSummary(NamedTuple):
+    """One node of an evaluation tree: where it was true, as a count and ranges (a named tuple:
+    a 1,000-asset tick builds about 47,000 of them)."""
 
     label: str
     true_count: int
