@@ -55,6 +55,7 @@ from partition_deps.domain.subsets import TimeSubset
 __all__ = [
     "clear_memos",
     "downstream_partitions",
+    "involves_dynamic",
     "resolve_mapping",
     "upstream_partitions",
     "validate_definition",
@@ -128,7 +129,7 @@ def _question(
     key = (direction, upstream, downstream, mapping, options)
     known = _QUESTIONS.get(key)
     if known is None:
-        dynamic = _involves_dynamic(upstream) or _involves_dynamic(downstream)
+        dynamic = involves_dynamic(upstream) or involves_dynamic(downstream)
         windows = None
         if isinstance(upstream, TimeWindowPartitions) and isinstance(
             downstream, TimeWindowPartitions
@@ -341,11 +342,11 @@ _ANSWERS: dict[tuple[object, ...], UpstreamResult | DownstreamResult] = {}
 _ANSWER_MEMO_SIZE = 4096
 
 
-def _involves_dynamic(definition: PartitionsDefinition | None) -> bool:
+def involves_dynamic(definition: PartitionsDefinition | None) -> bool:
     if isinstance(definition, DynamicPartitions):
         return True
     if isinstance(definition, MultiPartitions):
-        return any(_involves_dynamic(dimension.partitions) for dimension in definition.dimensions)
+        return any(involves_dynamic(dimension.partitions) for dimension in definition.dimensions)
     return False
 
 

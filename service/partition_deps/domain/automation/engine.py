@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from partition_deps.domain.assets import AssetDefinition
@@ -38,7 +38,11 @@ from partition_deps.domain.definitions import (
     PartitionsDefinition,
     TimeWindowPartitions,
 )
-from partition_deps.domain.dependencies import downstream_partitions, upstream_partitions
+from partition_deps.domain.dependencies import (
+    downstream_partitions,
+    involves_dynamic,
+    upstream_partitions,
+)
 from partition_deps.domain.mappings.inference import resolve_mapping
 from partition_deps.domain.mappings.kinds import (
     IdentityMapping,
@@ -644,6 +648,30 @@ class _Tick:
             )
         return TickOutcome(requested, _run_requests(self, requested), trees, new_state)
 
+    def storable_keys(self, key: str, keys: Keys) -> Any:
+        """`keys` of asset `key` as a tick keeps them: a list, or, when they are most of the
+        asset's partitions and the partitions follow from the definition and the time alone
+        (no dynamic keys), what the partitions at this tick lack (`all_but`) plus any key
+        outside them (`extra`). An `on_cron` asset's `since` holds every partition once its
+        cron tick passed: 1,095 keys a day for three years of daily partitions, 15 kB a tick."""
+        definition = self.definition(key)
+        full = self.full(key)
+        if definition is None or involves_dynamic(definition) or len(keys) * 2 <= len(full):
+            return list(keys)
+        return {"at": self.now, "all_but": list(full - keys), "extra": list(keys - full)}
+
+    def stored_keys(self, key: str, stored: Any) -> Keys:
+        """The keys `storable_keys` kept (nothing stored: none)."""
+        if stored is None:
+            return EMPTY
+        if isinstance(stored, list):
+            return frozenset(stored)
+        definition = self.definition(key)
+        assert definition is not None
+        when = datetime.fromtimestamp(float(stored["at"]), UTC)
+        then = frozenset(all_partitions(definition, Evaluation(when)))
+        return (then - frozenset(stored["all_but"])) | frozenset(stored["extra"])
+
     def _listed(self, key: str, keys: Keys) -> tuple[str | None, ...]:
         if self.definition(key) is None:
             return (None,) if keys else ()
@@ -765,12 +793,12 @@ class _AssetEvaluation:
         trigger = self.node(trigger_node, key, full, self._child_ids(trigger_node, ids, 0, key))
         reset = self.node(reset_node, key, full, self._child_ids(reset_node, ids, 1, key))
         state = self._state(ids)
-        previous: Keys = frozenset(state["true"]) if state and "true" in state else EMPTY
+        previous = self.tick.stored_keys(key, state.get("true")) if state else EMPTY
         true = (previous | trigger.true_keys) - reset.true_keys
         both = trigger.true_keys & reset.true_keys
         if both and trigger.timing and reset.timing:
             true = true | (_later(trigger.timing, reset.timing) & both)
-        self._save(ids[0], {"true": _listed(true)})
+        self._save(ids[0], {"true": self.tick.storable_keys(key, true)})
         return self._result(node, key, candidate, true, trigger.timing, [trigger, reset])
 
     def _newly_true(self, node: Node, key: str, candidate: Keys, ids: list[str]) -> NodeEvaluation:
@@ -778,9 +806,9 @@ class _AssetEvaluation:
         full = self.tick.full(key)
         child = self.node(child_node, key, full, self._child_ids(child_node, ids, 0, key))
         state = self._state(ids)
-        previous: Keys = frozenset(state["child"]) if state and "child" in state else EMPTY
+        previous = self.tick.stored_keys(key, state.get("child")) if state else EMPTY
         true = candidate & (child.true_keys - previous)
-        self._save(ids[0], {"child": _listed(child.true_keys)})
+        self._save(ids[0], {"child": self.tick.storable_keys(key, child.true_keys)})
         return self._result(node, key, candidate, true, None, [child])
 
     def _deps(self, node: Node, key: str, candidate: Keys, ids: list[str]) -> NodeEvaluation:
@@ -946,7 +974,3 @@ def _later(trigger: Timing, reset: Timing) -> Keys:
                 remaining = remaining - other_keys
         result = result | remaining
     return result
-
-
-def _listed(keys: Iterable[str | None]) -> list[str | None]:
-    return list(keys)
