@@ -366,7 +366,9 @@ def evaluate_tick(
 
 
 def _fingerprint(definition: PartitionsDefinition | None) -> str:
-    return repr(definition)
+    """Names a partitions definition in the kept state (its state starts afresh when it
+    changes); a hash, as each asset's state carries one."""
+    return _hash(repr(definition))
 
 
 class _Tick:
