@@ -191,14 +191,24 @@ WITH pairs AS (
       AND asset_key IN (SELECT asset_key FROM event_ingested WHERE kind = 1)
       AND upstream_key IN (SELECT asset_key FROM event_ingested WHERE kind IN (1, 2))
 ),
+pair_events AS (
+    -- Two equality joins, not one on `IN (asset, upstream)`: that one can only loop over
+    -- pairs x events (1,806 pairs x 10,000 events took 3 s a batch).
+    SELECT p.asset_key, p.upstream_key, e.event_id, e.kind, e.asset_key AS event_asset_key,
+           e.partition_key
+    FROM pairs p JOIN event_ingested e ON e.asset_key = p.asset_key AND e.kind IN (1, 2)
+    UNION ALL
+    SELECT p.asset_key, p.upstream_key, e.event_id, e.kind, e.asset_key AS event_asset_key,
+           e.partition_key
+    FROM pairs p JOIN event_ingested e ON e.asset_key = p.upstream_key AND e.kind IN (1, 2)
+),
 ordered AS (
-    SELECT p.asset_key, p.upstream_key, e.event_id, e.kind,
-           e.asset_key AS event_asset_key, coalesce(e.partition_key, '') AS partition_key,
-           max(e.event_id) FILTER (WHERE e.asset_key = p.upstream_key) OVER (
-               PARTITION BY p.asset_key, p.upstream_key ORDER BY e.event_id
+    SELECT asset_key, upstream_key, event_id, kind, event_asset_key,
+           coalesce(partition_key, '') AS partition_key,
+           max(event_id) FILTER (WHERE event_asset_key = upstream_key) OVER (
+               PARTITION BY asset_key, upstream_key ORDER BY event_id
                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS upstream_event_id
-    FROM pairs p JOIN event_ingested e
-      ON e.asset_key IN (p.asset_key, p.upstream_key) AND e.kind IN (1, 2)
+    FROM pair_events
 ),
 found AS (
     SELECT asset_key, partition_key, event_id, upstream_key, upstream_event_id FROM ordered
@@ -410,6 +420,9 @@ class EventsRepository:
                 if Materialization in kinds:
                     cursor.execute(_MATERIALIZATIONS, {"ns": namespace_id})
                     if len(events) > 1:
+                        # Temp tables are never analysed on their own: without counts the
+                        # planner loops over pairs x events (3-5 s for 10,000 events).
+                        cursor.execute("ANALYZE event_ingested")
                         cursor.execute(_IN_BATCH_INPUTS, {"ns": namespace_id})
                 if Observation in kinds:
                     cursor.execute(_OBSERVATIONS, {"ns": namespace_id})
