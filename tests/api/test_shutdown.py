@@ -101,6 +101,7 @@ def test_sigterm_drains_in_flight_calls_and_refuses_new_ones(
     port = _free_port()
     process = _serve(database_url, port, GRACE_SECONDS)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    locker: psycopg.Connection[tuple[object, ...]] | None = None
     try:
         health = health_pb2_grpc.HealthStub(channel)
         eventually(lambda: _ready(channel))
@@ -181,10 +182,15 @@ def test_sigterm_drains_in_flight_calls_and_refuses_new_ones(
         assert process.returncode == 0, stderr
         assert stderr.index('"signal received"') < stderr.index('"stopped"')
     finally:
+        # A failure above must not leave a connection or a pipe for a later test to trip on.
+        if locker is not None:
+            locker.close()
         channel.close()
         if process.poll() is None:
             process.kill()
             process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
 
 
 def test_sigterm_ends_the_process_after_the_grace_period_whatever_its_calls_do(
