@@ -30,6 +30,18 @@ class Stubs:
     diagnostics: diagnostics_service_pb2_grpc.DiagnosticsServiceStub
     automation: automation_service_pb2_grpc.AutomationServiceStub
 
+    @classmethod
+    def of(cls, channel: grpc.Channel) -> Stubs:
+        """A stub of every service on `channel`."""
+        return cls(
+            channel,
+            definitions_service_pb2_grpc.DefinitionsServiceStub(channel),
+            events_service_pb2_grpc.EventsServiceStub(channel),
+            queries_service_pb2_grpc.QueriesServiceStub(channel),
+            diagnostics_service_pb2_grpc.DiagnosticsServiceStub(channel),
+            automation_service_pb2_grpc.AutomationServiceStub(channel),
+        )
+
 
 @pytest.fixture(scope="session")
 def server(database_url: str) -> Iterator[Server]:
@@ -55,12 +67,5 @@ def stubs(server: Server) -> Iterator[Stubs]:
         f"127.0.0.1:{server.port}",
         options=[("grpc.max_send_message_length", 8 * MAX_MESSAGE_BYTES)],
     )
-    yield Stubs(
-        channel,
-        definitions_service_pb2_grpc.DefinitionsServiceStub(channel),
-        events_service_pb2_grpc.EventsServiceStub(channel),
-        queries_service_pb2_grpc.QueriesServiceStub(channel),
-        diagnostics_service_pb2_grpc.DiagnosticsServiceStub(channel),
-        automation_service_pb2_grpc.AutomationServiceStub(channel),
-    )
+    yield Stubs.of(channel)
     channel.close()

@@ -18,13 +18,6 @@ from psycopg_pool import ConnectionPool
 
 from partition_deps import cli
 from partition_deps.api.gen.partitiondeps.v1 import automation_service_pb2 as automation_pb
-from partition_deps.api.gen.partitiondeps.v1 import (
-    automation_service_pb2_grpc,
-    definitions_service_pb2_grpc,
-    diagnostics_service_pb2_grpc,
-    events_service_pb2_grpc,
-    queries_service_pb2_grpc,
-)
 from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
 from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb
 from partition_deps.api.gen.partitiondeps.v1 import staleness_service_pb2 as st_pb
@@ -255,14 +248,7 @@ def forgetful(database_url: str) -> Iterator[Stubs]:
     )
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
-    yield Stubs(
-        channel,
-        definitions_service_pb2_grpc.DefinitionsServiceStub(channel),
-        events_service_pb2_grpc.EventsServiceStub(channel),
-        queries_service_pb2_grpc.QueriesServiceStub(channel),
-        diagnostics_service_pb2_grpc.DiagnosticsServiceStub(channel),
-        automation_service_pb2_grpc.AutomationServiceStub(channel),
-    )
+    yield Stubs.of(channel)
     channel.close()
     server.stop()
 

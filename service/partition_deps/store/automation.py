@@ -43,7 +43,7 @@ from partition_deps.domain.events import (
     RunSucceeded,
 )
 from partition_deps.domain.results import PartitionRun
-from partition_deps.store.database import transaction
+from partition_deps.store.database import lock_namespace, transaction
 from partition_deps.store.errors import (
     EvaluationTimeBeforeLastTick,
     TickIdConflict,
@@ -61,7 +61,6 @@ from partition_deps.store.events import (
 # The advisory lock class (first key) of a namespace's tick lock; the second key is the
 # namespace id, as for the ingest lock (a different class: ticks never wait for ingest).
 _TICK_LOCK_CLASS = 0x50444154  # "PDAT"
-_LOCK_NAMESPACE = "SELECT pg_advisory_xact_lock(%s::integer, (%s::bigint %% 2147483647)::integer)"
 
 
 @dataclass(frozen=True)
@@ -141,7 +140,7 @@ class AutomationRepository:
             if found is not None:
                 return _replayed(found, evaluation_time), False
             # Read committed: every statement after the lock sees the ticks committed before.
-            conn.execute(_LOCK_NAMESPACE, (_TICK_LOCK_CLASS, namespace_id))
+            lock_namespace(conn, _TICK_LOCK_CLASS, namespace_id)
             found = _stored_tick(conn, namespace_id, tick_id)
             if found is not None:  # a concurrent call evaluated it while this one waited
                 return _replayed(found, evaluation_time), False

@@ -205,6 +205,16 @@ statement_budget: ContextVar[float | None] = ContextVar("statement_budget", defa
 _NO_DEADLINE_SECONDS = 86_400.0
 
 
+# Ids past 2^31 share a lock with a smaller one: they then wait for each other, harmlessly.
+_LOCK_NAMESPACE = "SELECT pg_advisory_xact_lock(%s::integer, (%s::bigint %% 2147483647)::integer)"
+
+
+def lock_namespace(conn: psycopg.Connection[Any], lock_class: int, namespace_id: int) -> None:
+    """Hold the namespace's advisory lock of `lock_class` until the transaction ends. Two-key
+    advisory locks never conflict with the one-key migration lock, nor classes with each other."""
+    conn.execute(_LOCK_NAMESPACE, (lock_class, namespace_id))
+
+
 @contextmanager
 def transaction(
     pool: ConnectionPool, *, read_only_snapshot: bool = False

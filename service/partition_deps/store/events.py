@@ -35,7 +35,7 @@ from partition_deps.domain.events import (
     RunSucceeded,
 )
 from partition_deps.domain.work import checkpoint
-from partition_deps.store.database import transaction
+from partition_deps.store.database import lock_namespace, transaction
 
 MATERIALIZATION, OBSERVATION, RUN_STARTED, RUN_FAILED = 1, 2, 3, 4
 RUN_SUCCEEDED, RUN_CANCELED, RUN_HEARTBEAT = 5, 6, 7
@@ -43,12 +43,9 @@ _RUN_ENDS = (RunFailed, RunSucceeded, RunCanceled)
 DEFAULT_RUN_LEASE = timedelta(hours=1)
 # When the run `r` (a row of `runs`) stops holding its targets unless a heartbeat comes.
 LEASE_EXPIRY = "(greatest(r.started_at, r.last_heartbeat_at) + r.lease)"
-# The advisory lock class (first key) of a namespace's ingest lock; the second key is the
-# namespace id. Two-key advisory locks never conflict with the one-key migration lock.
+# The advisory lock class of a namespace's ingest lock (`database.lock_namespace`).
 _INGEST_LOCK_CLASS = 0x50444556  # "PDEV"
 _ATTEMPTS = 3
-# Ids past 2^31 share a lock with a smaller one: they then wait for each other, harmlessly.
-_LOCK_NAMESPACE = "SELECT pg_advisory_xact_lock(%s::integer, (%s::bigint %% 2147483647)::integer)"
 
 _STAGING_COLUMNS = (
     "seq, idempotency_key, kind, event_time, asset_key, partition_key, run_id, data_version,"
@@ -337,7 +334,7 @@ def _staging_row(seq: int, event: Event, default_lease: timedelta) -> tuple[Any,
 
 def lock_namespace_ingest(conn: psycopg.Connection[Any], namespace_id: int) -> None:
     """Until the transaction ends, no other batch of the namespace (nor its compaction)."""
-    conn.execute(_LOCK_NAMESPACE, (_INGEST_LOCK_CLASS, namespace_id))
+    lock_namespace(conn, _INGEST_LOCK_CLASS, namespace_id)
 
 
 def _event_position(conn: psycopg.Connection[Any], namespace_id: int) -> int:

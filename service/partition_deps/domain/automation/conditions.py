@@ -87,14 +87,6 @@ class Condition:
         return self.operands[0]
 
 
-def eager() -> Condition:
-    return Condition("eager")
-
-
-def on_cron(cron_schedule: str, cron_timezone: str = "UTC") -> Condition:
-    return Condition("on_cron", cron_schedule=cron_schedule, cron_timezone=cron_timezone)
-
-
 def validate_condition(condition: Condition) -> None:
     """Raise InvalidDefinition naming the path of the first bad node (`and.operands[2]....`)."""
     count = _validate(condition, "", 1)
