@@ -23,7 +23,14 @@ from partition_deps import logs, tracing
 from partition_deps.api.auth import TokenTable
 from partition_deps.api.limits import MAX_RUN_LEASE
 from partition_deps.client import commands as client_commands
-from partition_deps.server import EXIT_MARGIN_SECONDS, Config, Server, TlsFiles, exit_within
+from partition_deps.server import (
+    EXIT_MARGIN_SECONDS,
+    Config,
+    Server,
+    TlsFiles,
+    exit_within,
+    wait_for_stop,
+)
 from partition_deps.store.compaction import compact
 from partition_deps.store.database import EmbeddedPostgres, PoolSettings, migrate, open_pool
 
@@ -295,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     try:
         server.start(abandon=stop_requested)
-        stop_requested.wait()
+        wait_for_stop(stop_requested)
     finally:
         exit_within(config.grace_seconds + EXIT_MARGIN_SECONDS)
         server.stop()

@@ -27,7 +27,7 @@ import time
 from types import FrameType
 
 from partition_deps import tracing
-from partition_deps.server import EXIT_MARGIN_SECONDS, Config, Server, exit_within
+from partition_deps.server import EXIT_MARGIN_SECONDS, Config, Server, exit_within, wait_for_stop
 from partition_deps.store.database import EmbeddedPostgres
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def _serve_child(config: Config) -> int:
     server = Server(config, tracing.from_environment())  # cli.main checked the variables
     try:
         server.start(abandon=stop_requested)
-        stop_requested.wait()
+        wait_for_stop(stop_requested)
     finally:
         exit_within(config.grace_seconds + EXIT_MARGIN_SECONDS)
         server.stop()
