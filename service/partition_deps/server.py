@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -137,6 +138,7 @@ class Server:
     """
 
     def __init__(self, config: Config, tracing: Tracing | None = None) -> None:
+        gc.set_threshold(*GC_THRESHOLDS)
         self.config = config
         # None: no tracing (tracing.py: on only when OTEL_* variables ask for it).
         self._tracing = tracing
@@ -600,6 +602,15 @@ class Server:
             self.metrics.stop()
         if self._tracing is not None:
             self._tracing.shutdown()
+
+
+# CPython's cyclic collector, tuned for a heap of millions of long-lived objects (the kept
+# automation histories and definitions): with the default (700, 10, 10), a 1,000-asset tick
+# ran about 380 young collections, and the objects alive during them, promoted, set off a full
+# collection of the whole heap (2.4 million objects, 1-2 s) most ticks. A young collection every
+# 50,000 allocations keeps full ones to about one per hundred ticks; garbage without cycles is
+# freed by reference counting whatever the thresholds.
+GC_THRESHOLDS = (50_000, 20, 100)
 
 
 # How often the main thread wakes to run Python's signal handlers while it waits to stop.

@@ -293,36 +293,37 @@ def _run_from_json(data: list[Any]) -> PartitionRun:
     )
 
 
-def _node_to_json(node: NodeSummary, runs_memo: dict[int, list[list[Any]]]) -> list[Any]:
-    """`[label, true_count, candidate_count, runs, children]`: a tick stores tens of
-    thousands of nodes, so no field names. Nodes share run tuples (one per set of keys):
-    each is encoded once."""
-    runs = runs_memo.get(id(node.true_runs))
-    if runs is None:
-        runs = runs_memo[id(node.true_runs)] = [_run_to_json(run) for run in node.true_runs]
-    return [
-        node.label,
-        node.true_count,
-        node.candidate_count,
-        runs,
-        [_node_to_json(child, runs_memo) for child in node.children],
-    ]
+class _TreeTables:
+    """What a tick's trees repeat, stored once: labels (one condition serves many assets) and
+    run lists (one set of keys serves many nodes). A node refers to both by index."""
 
+    def __init__(self) -> None:
+        self.labels: dict[str, int] = {}
+        # Run tuples by identity: summarize() shares one tuple among the nodes of one key set,
+        # and the summary keeps every tuple alive while it is encoded.
+        self._run_indexes: dict[int, int] = {}
+        self.runs: list[list[list[Any]]] = []
 
-def _node_from_json(data: list[Any]) -> NodeSummary:
-    label, true_count, candidate_count, runs, children = data
-    return NodeSummary(
-        label,
-        true_count,
-        tuple(_run_from_json(run) for run in runs),
-        candidate_count,
-        tuple(_node_from_json(child) for child in children),
-    )
+    def node(self, node: NodeSummary) -> list[Any]:
+        """`[label index, true_count, candidate_count, runs index, children]`: a tick stores
+        tens of thousands of nodes, so no field names."""
+        label = self.labels.setdefault(node.label, len(self.labels))
+        runs = self._run_indexes.get(id(node.true_runs))
+        if runs is None:
+            runs = self._run_indexes[id(node.true_runs)] = len(self.runs)
+            self.runs.append([_run_to_json(run) for run in node.true_runs])
+        return [
+            label,
+            node.true_count,
+            node.candidate_count,
+            runs,
+            [self.node(child) for child in node.children],
+        ]
 
 
 def summary_to_json(summary: TickSummary) -> dict[str, Any]:
-    # Run tuples by identity, alive as long as `summary`.
-    runs_memo: dict[int, list[list[Any]]] = {}
+    tables = _TreeTables()
+    trees = [[key, tables.node(root)] for key, root in summary.trees]
     return {
         "requested": [
             {
@@ -336,11 +337,26 @@ def summary_to_json(summary: TickSummary) -> dict[str, Any]:
             {"partition_key": run.partition_key, "asset_keys": list(run.asset_keys)}
             for run in summary.run_requests
         ],
-        "trees": [[key, _node_to_json(root, runs_memo)] for key, root in summary.trees],
+        "labels": list(tables.labels),
+        "runs": tables.runs,
+        "trees": trees,
     }
 
 
 def summary_from_json(data: dict[str, Any]) -> TickSummary:
+    labels: list[str] = data["labels"]
+    runs = [tuple(_run_from_json(run) for run in runs) for runs in data["runs"]]
+
+    def node(encoded: list[Any]) -> NodeSummary:
+        label, true_count, candidate_count, runs_index, children = encoded
+        return NodeSummary(
+            labels[label],
+            true_count,
+            runs[runs_index],
+            candidate_count,
+            tuple([node(child) for child in children]),
+        )
+
     return TickSummary(
         requested=tuple(
             AssetRequest(
@@ -354,5 +370,5 @@ def summary_from_json(data: dict[str, Any]) -> TickSummary:
             RunRequest(item["partition_key"], tuple(item["asset_keys"]))
             for item in data["run_requests"]
         ),
-        trees=tuple((key, _node_from_json(root)) for key, root in data["trees"]),
+        trees=tuple((key, node(root)) for key, root in data["trees"]),
     )
