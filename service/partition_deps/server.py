@@ -140,12 +140,16 @@ class Server:
         self.config = config
         # None: no tracing (tracing.py: on only when OTEL_* variables ask for it).
         self._tracing = tracing
+        # None: no metrics. Made here, before the interceptor, read router, memo and health
+        # checker that count into it; start() adds the collectors of the pool and the cache
+        # once they exist, then serves the endpoint. Thread safety: prometheus-client's
+        # metrics lock their own state.
+        self.metrics = Metrics() if config.metrics_listen is not None else None
         # Thread safety: these are set once by start(), before any call is served or any of our
         # threads starts, and never replaced; the objects they hold are themselves thread-safe.
         self.port = 0
         self.health_port = 0
         self._health_server: grpc.Server | None = None
-        self.metrics: Metrics | None = None
         self._embedded: EmbeddedPostgres | None = None
         self._pool: ConnectionPool | None = None
         self._url: str | None = None
@@ -174,32 +178,17 @@ class Server:
         embedded Postgres is gone: then `exit_status` is 1)."""
         self._abandon = abandon
         config = self.config
-        url = config.database_url
-        if url is None:
-            self._embedded = EmbeddedPostgres(config.data_dir)
-            url = self._embedded.url
-            logger.info("embedded postgres started", extra={"data_dir": str(config.data_dir)})
-        self._url = url
+        self._url = url = self._database_url()
         # The pool opens after migrations: calls before then find it closed -> UNAVAILABLE.
-        self._pool = ConnectionPool(
-            url,
-            min_size=config.pool.min_size,
-            max_size=config.pool.max_size,
-            timeout=config.pool.acquire_timeout,
-            kwargs={"connect_timeout": config.pool.connect_timeout},
-            # One cheap check per checkout: after a database restart, stale connections are
-            # replaced instead of failing the call that drew them.
-            check=ConnectionPool.check_connection,
-            configure=self._tracing.trace_connection if self._tracing else None,
-            open=False,
-            name="partition-deps",
-        )
+        self._pool = self._unopened_pool(url, "partition-deps")
         definitions = DefinitionsRepository(self._pool)
         # Definitions are read from the primary: generation notifications (LISTEN/NOTIFY)
         # exist there only, and a snapshot is read once per generation.
         self._cache = DefinitionsCache(definitions, url)
         pool = self._pool
         tokens = PageTokens(lambda: page_token_key(pool))
+        if self.metrics is not None:
+            self._serve_metrics(self.metrics, self._pool, self._cache)
 
         for name in READINESS_NAMES:
             self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -213,7 +202,6 @@ class Server:
             ],
             interceptors=self._interceptors(),
         )
-        # After the interceptors: they make the metrics the router counts into.
         self._reads = self._read_router(self._pool)
         for replica in self._reads.replicas:
             self._health.set(replica.name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -322,6 +310,14 @@ class Server:
         self._checker.start()
         logger.info("serving", extra={"port": self.port})
         return self.port
+
+    def _database_url(self) -> str:
+        """`database_url`, or else that of an embedded Postgres started in `data_dir`."""
+        if self.config.database_url is not None:
+            return self.config.database_url
+        self._embedded = EmbeddedPostgres(self.config.data_dir)
+        logger.info("embedded postgres started", extra={"data_dir": str(self.config.data_dir)})
+        return self._embedded.url
 
     def _prepare_database(self, url: str, abandon: threading.Event | None) -> bool:
         """Migrate and fill the pool, retrying while the database is unreachable.
@@ -452,25 +448,27 @@ class Server:
         interceptors: list[grpc.ServerInterceptor] = []
         if self._tracing is not None:
             interceptors.append(self._tracing.interceptor())
-        if self.config.metrics_listen is not None:
-            assert self._pool is not None
-            assert self._cache is not None
-            self.metrics = Metrics()
-            self.metrics.watch_pool(self._pool)
-            cache = self._cache
-            self.metrics.watch(
-                "partition_deps_snapshot_loads",
-                "Namespace snapshots read from the database (definition cache misses).",
-                lambda: cache.loads,
-            )
+        if self.metrics is not None:
             interceptors.append(MetricsInterceptor(self.metrics))
-            port = self.metrics.serve(self.config.metrics_listen)
-            logger.info(
-                "metrics listening", extra={"address": self.config.metrics_listen, "port": port}
-            )
         if self.config.tokens is not None:
             interceptors.append(AuthInterceptor(self.config.tokens))
         return interceptors
+
+    def _serve_metrics(
+        self, metrics: Metrics, pool: ConnectionPool, cache: DefinitionsCache
+    ) -> None:
+        """Count the pool and the cache's snapshot loads, and open the /metrics endpoint."""
+        assert self.config.metrics_listen is not None
+        metrics.watch_pool(pool)
+        metrics.watch(
+            "partition_deps_snapshot_loads",
+            "Namespace snapshots read from the database (definition cache misses).",
+            lambda: cache.loads,
+        )
+        port = metrics.serve(self.config.metrics_listen)
+        logger.info(
+            "metrics listening", extra={"address": self.config.metrics_listen, "port": port}
+        )
 
     def _read_router(self, primary_pool: ConnectionPool) -> ReadRouter:
         """The primary and each --read-database-url, with their own pools and state copies."""
@@ -500,20 +498,25 @@ class Server:
             ),
         )
 
-    def _replica_pool(self, url: str) -> ConnectionPool:
-        """Opened without waiting: a replica that is down at start is only skipped."""
+    def _unopened_pool(self, url: str, name: str) -> ConnectionPool:
         settings = self.config.pool
-        pool = ConnectionPool(
+        return ConnectionPool(
             url,
             min_size=settings.min_size,
             max_size=settings.max_size,
             timeout=settings.acquire_timeout,
             kwargs={"connect_timeout": settings.connect_timeout},
+            # One cheap check per checkout: after a database restart, stale connections are
+            # replaced instead of failing the call that drew them.
             check=ConnectionPool.check_connection,
             configure=self._tracing.trace_connection if self._tracing else None,
             open=False,
-            name="partition-deps-replica",
+            name=name,
         )
+
+    def _replica_pool(self, url: str) -> ConnectionPool:
+        """Opened without waiting: a replica that is down at start is only skipped."""
+        pool = self._unopened_pool(url, "partition-deps-replica")
         pool.open(wait=False)
         return pool
 
