@@ -11,26 +11,16 @@ import argparse
 import dataclasses
 import logging
 import os
-import signal
 import sys
-import threading
 from datetime import timedelta
 from importlib.metadata import version
 from pathlib import Path
-from types import FrameType
 
 from partition_deps import logs, tracing
 from partition_deps.api.auth import TokenTable
 from partition_deps.api.limits import MAX_RUN_LEASE
 from partition_deps.client import commands as client_commands
-from partition_deps.server import (
-    EXIT_MARGIN_SECONDS,
-    Config,
-    Server,
-    TlsFiles,
-    exit_within,
-    wait_for_stop,
-)
+from partition_deps.server import Config, TlsFiles, serve_until_stopped
 from partition_deps.store.compaction import compact
 from partition_deps.store.database import EmbeddedPostgres, PoolSettings, migrate, open_pool
 
@@ -291,22 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         from partition_deps.processes import serve_processes
 
         return serve_processes(config, args.processes)
-    server = Server(config, tracing.from_environment())
-    stop_requested = threading.Event()
-
-    def request_stop(signum: int, _: FrameType | None) -> None:
-        logger.info("signal received", extra={"signal": signal.Signals(signum).name})
-        stop_requested.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    try:
-        server.start(abandon=stop_requested)
-        wait_for_stop(stop_requested)
-    finally:
-        exit_within(config.grace_seconds + EXIT_MARGIN_SECONDS)
-        server.stop()
-    return server.exit_status
+    return serve_until_stopped(config)
 
 
 if __name__ == "__main__":

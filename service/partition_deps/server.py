@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import grpc
@@ -18,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from psycopg_pool import ConnectionPool
 
+from partition_deps import tracing
 from partition_deps.api import (
     automation_servicer,
     definitions_servicer,
@@ -641,3 +644,37 @@ def exit_within(seconds: float) -> None:
         os._exit(1)
 
     threading.Thread(target=force, name="exit-deadline", daemon=True).start()
+
+
+def stop_on_signals(*, supervised: bool = False) -> threading.Event:
+    """An event that SIGTERM and SIGINT set, each logged.
+
+    `supervised`: a serving process of `serve --processes`. Its supervisor logs the signal and
+    sends it SIGTERM, so it ignores SIGINT (a terminal's ^C reaches the whole process group)
+    and does not log the SIGTERM again.
+    """
+    stop_requested = threading.Event()
+
+    def request_stop(signum: int, _: FrameType | None) -> None:
+        if not supervised:
+            logger.info("signal received", extra={"signal": signal.Signals(signum).name})
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN if supervised else request_stop)
+    return stop_requested
+
+
+def serve_until_stopped(config: Config, *, supervised: bool = False) -> int:
+    """Serve in this process until a signal (see stop_on_signals) or the server itself stops
+    it; returns the exit status. Tracing is what the OTEL_* variables ask for (cli.main
+    checked them)."""
+    stop_requested = stop_on_signals(supervised=supervised)
+    server = Server(config, tracing.from_environment())
+    try:
+        server.start(abandon=stop_requested)
+        wait_for_stop(stop_requested)
+    finally:
+        exit_within(config.grace_seconds + EXIT_MARGIN_SECONDS)
+        server.stop()
+    return server.exit_status
