@@ -461,7 +461,7 @@ class Server:
         self, metrics: Metrics, pool: ConnectionPool, cache: DefinitionsCache
     ) -> None:
         """Count the pool and the cache's snapshot loads, and open the /metrics endpoint."""
-        assert self.config.metrics_listen is not None
+        assert self.config.metrics_listen is not None  # metrics exist only with an address
         metrics.watch_pool(pool)
         metrics.watch(
             "partition_deps_snapshot_loads",
