@@ -22,12 +22,9 @@ import dataclasses
 import logging
 import os
 import signal
-import threading
 import time
-from types import FrameType
 
-from partition_deps import tracing
-from partition_deps.server import EXIT_MARGIN_SECONDS, Config, Server, exit_within, wait_for_stop
+from partition_deps.server import Config, serve_until_stopped, stop_on_signals
 from partition_deps.store.database import EmbeddedPostgres
 
 logger = logging.getLogger(__name__)
@@ -41,25 +38,6 @@ def _child_config(config: Config, index: int, url: str) -> Config:
     return dataclasses.replace(config, database_url=url, reuse_port=True, metrics_listen=metrics)
 
 
-def _serve_child(config: Config) -> int:
-    """The body of one serving process (what `serve` does without --processes)."""
-    stop_requested = threading.Event()
-
-    def request_stop(signum: int, _: FrameType | None) -> None:
-        stop_requested.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor forwards a terminal's ^C
-    server = Server(config, tracing.from_environment())  # cli.main checked the variables
-    try:
-        server.start(abandon=stop_requested)
-        wait_for_stop(stop_requested)
-    finally:
-        exit_within(config.grace_seconds + EXIT_MARGIN_SECONDS)
-        server.stop()
-    return server.exit_status
-
-
 def serve_processes(config: Config, count: int) -> int:
     """Run `count` serving processes until SIGTERM/SIGINT; returns the exit status."""
     _, _, port = config.listen.rpartition(":")
@@ -71,15 +49,7 @@ def serve_processes(config: Config, count: int) -> int:
         logger.info("embedded postgres started", extra={"data_dir": str(config.data_dir)})
     url = config.database_url or (embedded.url if embedded else "")
 
-    stop_requested = threading.Event()
-
-    def request_stop(signum: int, _: FrameType | None) -> None:
-        logger.info("signal received", extra={"signal": signal.Signals(signum).name})
-        stop_requested.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-
+    stop_requested = stop_on_signals()
     children: dict[int, int] = {}  # pid -> index
     status = 0
     try:
@@ -88,7 +58,7 @@ def serve_processes(config: Config, count: int) -> int:
             if pid == 0:  # the child: never returns into the supervisor's code
                 code = 1
                 try:
-                    code = _serve_child(_child_config(config, index, url))
+                    code = serve_until_stopped(_child_config(config, index, url), supervised=True)
                 except BaseException:
                     logger.exception("serving process failed", extra={"index": index})
                 finally:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import grpc
@@ -19,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from psycopg_pool import ConnectionPool
 
+from partition_deps import tracing
 from partition_deps.api import (
     automation_servicer,
     definitions_servicer,
@@ -142,12 +145,16 @@ class Server:
         self.config = config
         # None: no tracing (tracing.py: on only when OTEL_* variables ask for it).
         self._tracing = tracing
+        # None: no metrics. Made here, before the interceptor, read router, memo and health
+        # checker that count into it; start() adds the collectors of the pool and the cache
+        # once they exist, then serves the endpoint. Thread safety: prometheus-client's
+        # metrics lock their own state.
+        self.metrics = Metrics() if config.metrics_listen is not None else None
         # Thread safety: these are set once by start(), before any call is served or any of our
         # threads starts, and never replaced; the objects they hold are themselves thread-safe.
         self.port = 0
         self.health_port = 0
         self._health_server: grpc.Server | None = None
-        self.metrics: Metrics | None = None
         self._embedded: EmbeddedPostgres | None = None
         self._pool: ConnectionPool | None = None
         self._url: str | None = None
@@ -176,32 +183,17 @@ class Server:
         embedded Postgres is gone: then `exit_status` is 1)."""
         self._abandon = abandon
         config = self.config
-        url = config.database_url
-        if url is None:
-            self._embedded = EmbeddedPostgres(config.data_dir)
-            url = self._embedded.url
-            logger.info("embedded postgres started", extra={"data_dir": str(config.data_dir)})
-        self._url = url
+        self._url = url = self._database_url()
         # The pool opens after migrations: calls before then find it closed -> UNAVAILABLE.
-        self._pool = ConnectionPool(
-            url,
-            min_size=config.pool.min_size,
-            max_size=config.pool.max_size,
-            timeout=config.pool.acquire_timeout,
-            kwargs={"connect_timeout": config.pool.connect_timeout},
-            # One cheap check per checkout: after a database restart, stale connections are
-            # replaced instead of failing the call that drew them.
-            check=ConnectionPool.check_connection,
-            configure=self._tracing.trace_connection if self._tracing else None,
-            open=False,
-            name="partition-deps",
-        )
+        self._pool = self._unopened_pool(url, "partition-deps")
         definitions = DefinitionsRepository(self._pool)
         # Definitions are read from the primary: generation notifications (LISTEN/NOTIFY)
         # exist there only, and a snapshot is read once per generation.
         self._cache = DefinitionsCache(definitions, url)
         pool = self._pool
         tokens = PageTokens(lambda: page_token_key(pool))
+        if self.metrics is not None:
+            self._serve_metrics(self.metrics, self._pool, self._cache)
 
         for name in READINESS_NAMES:
             self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -215,7 +207,6 @@ class Server:
             ],
             interceptors=self._interceptors(),
         )
-        # After the interceptors: they make the metrics the router counts into.
         self._reads = self._read_router(self._pool)
         for replica in self._reads.replicas:
             self._health.set(replica.name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -324,6 +315,14 @@ class Server:
         self._checker.start()
         logger.info("serving", extra={"port": self.port})
         return self.port
+
+    def _database_url(self) -> str:
+        """`database_url`, or else that of an embedded Postgres started in `data_dir`."""
+        if self.config.database_url is not None:
+            return self.config.database_url
+        self._embedded = EmbeddedPostgres(self.config.data_dir)
+        logger.info("embedded postgres started", extra={"data_dir": str(self.config.data_dir)})
+        return self._embedded.url
 
     def _prepare_database(self, url: str, abandon: threading.Event | None) -> bool:
         """Migrate and fill the pool, retrying while the database is unreachable.
@@ -454,25 +453,27 @@ class Server:
         interceptors: list[grpc.ServerInterceptor] = []
         if self._tracing is not None:
             interceptors.append(self._tracing.interceptor())
-        if self.config.metrics_listen is not None:
-            assert self._pool is not None
-            assert self._cache is not None
-            self.metrics = Metrics()
-            self.metrics.watch_pool(self._pool)
-            cache = self._cache
-            self.metrics.watch(
-                "partition_deps_snapshot_loads",
-                "Namespace snapshots read from the database (definition cache misses).",
-                lambda: cache.loads,
-            )
+        if self.metrics is not None:
             interceptors.append(MetricsInterceptor(self.metrics))
-            port = self.metrics.serve(self.config.metrics_listen)
-            logger.info(
-                "metrics listening", extra={"address": self.config.metrics_listen, "port": port}
-            )
         if self.config.tokens is not None:
             interceptors.append(AuthInterceptor(self.config.tokens))
         return interceptors
+
+    def _serve_metrics(
+        self, metrics: Metrics, pool: ConnectionPool, cache: DefinitionsCache
+    ) -> None:
+        """Count the pool and the cache's snapshot loads, and open the /metrics endpoint."""
+        assert self.config.metrics_listen is not None  # metrics exist only with an address
+        metrics.watch_pool(pool)
+        metrics.watch(
+            "partition_deps_snapshot_loads",
+            "Namespace snapshots read from the database (definition cache misses).",
+            lambda: cache.loads,
+        )
+        port = metrics.serve(self.config.metrics_listen)
+        logger.info(
+            "metrics listening", extra={"address": self.config.metrics_listen, "port": port}
+        )
 
     def _read_router(self, primary_pool: ConnectionPool) -> ReadRouter:
         """The primary and each --read-database-url, with their own pools and state copies."""
@@ -502,20 +503,25 @@ class Server:
             ),
         )
 
-    def _replica_pool(self, url: str) -> ConnectionPool:
-        """Opened without waiting: a replica that is down at start is only skipped."""
+    def _unopened_pool(self, url: str, name: str) -> ConnectionPool:
         settings = self.config.pool
-        pool = ConnectionPool(
+        return ConnectionPool(
             url,
             min_size=settings.min_size,
             max_size=settings.max_size,
             timeout=settings.acquire_timeout,
             kwargs={"connect_timeout": settings.connect_timeout},
+            # One cheap check per checkout: after a database restart, stale connections are
+            # replaced instead of failing the call that drew them.
             check=ConnectionPool.check_connection,
             configure=self._tracing.trace_connection if self._tracing else None,
             open=False,
-            name="partition-deps-replica",
+            name=name,
         )
+
+    def _replica_pool(self, url: str) -> ConnectionPool:
+        """Opened without waiting: a replica that is down at start is only skipped."""
+        pool = self._unopened_pool(url, "partition-deps-replica")
         pool.open(wait=False)
         return pool
 
@@ -649,3 +655,37 @@ def exit_within(seconds: float) -> None:
         os._exit(1)
 
     threading.Thread(target=force, name="exit-deadline", daemon=True).start()
+
+
+def stop_on_signals(*, supervised: bool = False) -> threading.Event:
+    """An event that SIGTERM and SIGINT set, each logged.
+
+    `supervised`: a serving process of `serve --processes`. Its supervisor logs the signal and
+    sends it SIGTERM, so it ignores SIGINT (a terminal's ^C reaches the whole process group)
+    and does not log the SIGTERM again.
+    """
+    stop_requested = threading.Event()
+
+    def request_stop(signum: int, _: FrameType | None) -> None:
+        if not supervised:
+            logger.info("signal received", extra={"signal": signal.Signals(signum).name})
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN if supervised else request_stop)
+    return stop_requested
+
+
+def serve_until_stopped(config: Config, *, supervised: bool = False) -> int:
+    """Serve in this process until a signal (see stop_on_signals) or the server itself stops
+    it; returns the exit status. Tracing is what the OTEL_* variables ask for (cli.main
+    checked them)."""
+    stop_requested = stop_on_signals(supervised=supervised)
+    server = Server(config, tracing.from_environment())
+    try:
+        server.start(abandon=stop_requested)
+        wait_for_stop(stop_requested)
+    finally:
+        exit_within(config.grace_seconds + EXIT_MARGIN_SECONDS)
+        server.stop()
+    return server.exit_status
