@@ -91,10 +91,10 @@ class AnswerPages:
         )
         if stored is None:
             raise ApiError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                "PAGE_SNAPSHOT_EXPIRED",
                 "the answer this page token continues has expired: ask again from the first page",
                 "page_token",
+                reason="PAGE_SNAPSHOT_EXPIRED",
+                code=grpc.StatusCode.FAILED_PRECONDITION,
             )
         response = response_type.FromString(stored.header)
         page: Any = getattr(response, field)

@@ -9,6 +9,7 @@ import grpc
 
 from partition_deps.api import convert, paging
 from partition_deps.api.definitions_servicer import required_name
+from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import automation_service_pb2 as pb
 from partition_deps.api.handlers import Method
 from partition_deps.domain.automation.engine import TickState, evaluate_tick
@@ -57,7 +58,7 @@ class AutomationServicer:
         namespace = required_name(request.namespace, "namespace")
         tick_id = required_name(request.tick_id, "tick_id")
         if not request.HasField("evaluation_time"):
-            raise convert.InvalidRequest("evaluation_time is required", "evaluation_time")
+            raise ApiError("evaluation_time is required", "evaluation_time")
         evaluation_time = convert.instant_from_proto(request.evaluation_time, "evaluation_time")
         size = paging.page_size(request.page_size, "page_size")
         snapshot = self._cache.snapshot(namespace)

@@ -21,11 +21,9 @@ MAX_NAME_LENGTH = 256
 
 def required_name(value: str, field: str) -> str:
     if not value:
-        raise convert.InvalidRequest(f"{field} is required", field)
+        raise ApiError(f"{field} is required", field)
     if len(value) > MAX_NAME_LENGTH or not value.isprintable():
-        raise convert.InvalidRequest(
-            f"{field} must be printable and at most {MAX_NAME_LENGTH} characters", field
-        )
+        raise ApiError(f"{field} must be printable and at most {MAX_NAME_LENGTH} characters", field)
     return value
 
 
@@ -36,17 +34,14 @@ def _unique_keys(keys: list[str], field: str) -> list[str]:
     seen: set[str] = set()
     for index, key in enumerate(keys):
         if not key:
-            raise convert.InvalidRequest("partition keys must not be empty", f"{field}[{index}]")
+            raise ApiError("partition keys must not be empty", f"{field}[{index}]")
         if "\x00" in key:
-            raise convert.InvalidRequest(
-                "partition keys must not contain NUL characters", f"{field}[{index}]"
-            )
+            raise ApiError("partition keys must not contain NUL characters", f"{field}[{index}]")
         if key in seen:
             raise ApiError(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                "DUPLICATE_PARTITION_KEY",
                 f"partition key {key!r} appears more than once",
                 f"{field}[{index}]",
+                reason="DUPLICATE_PARTITION_KEY",
             )
         seen.add(key)
     return keys
@@ -92,10 +87,9 @@ class DefinitionsServicer:
             required_name(asset.key, f"assets[{index}].asset_key")
             if asset.key in positions:
                 raise ApiError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    "DUPLICATE_ASSET",
                     f"asset {asset.key!r} appears more than once",
                     f"assets[{index}].asset_key",
+                    reason="DUPLICATE_ASSET",
                 )
             positions[asset.key] = index
             assets.append(asset)

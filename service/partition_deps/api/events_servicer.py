@@ -15,6 +15,7 @@ from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as pb
 from partition_deps.api.handlers import Method, StreamMethod
 from partition_deps.domain import events
 from partition_deps.domain.definitions import Evaluation
+from partition_deps.domain.errors import InvalidPartitionKey
 from partition_deps.domain.partitions import first_unrecordable_key
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.definitions import NamespaceSnapshot
@@ -49,10 +50,9 @@ def _check_target(
     if (asset.partitions is None) != (partition_key is None):
         expectation = "has no partitions" if asset.partitions is None else "is partitioned"
         raise ApiError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "PARTITION_KEY_MISMATCH",
             f"asset {asset_key!r} {expectation}",
             f"{field}.partition_key",
+            reason="PARTITION_KEY_MISMATCH",
         )
     if partition_key is not None:
         pending.setdefault((asset_key, event_time), []).append(
@@ -77,11 +77,11 @@ def _check_partitions(snapshot: NamespaceSnapshot, pending: _Pending) -> None:
         )
         if bad is not None:
             order, _, field = items[bad[0]]
-            reason = f"not a partition of asset {asset_key!r} at the event's time: {bad[1]}"
-            refusals.append((order, field, reason))
+            message = f"not a partition of asset {asset_key!r} at the event's time: {bad[1]}"
+            refusals.append((order, field, message))
     if refusals:
-        _, field, reason = min(refusals)
-        raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PARTITION_KEY", reason, field)
+        _, field, message = min(refusals)
+        raise InvalidPartitionKey(message, field)
 
 
 def events_from_proto(

@@ -9,7 +9,6 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 
-import grpc
 from google.protobuf.message import Message
 
 from partition_deps.api.errors import ApiError
@@ -20,15 +19,12 @@ DEFAULT_PAGE_SIZE = 1000
 
 def page_size(requested: int, field: str, default: int = DEFAULT_PAGE_SIZE) -> int:
     if requested < 0:
-        raise ApiError(
-            grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAGE_SIZE", "must not be negative", field
-        )
+        raise ApiError("must not be negative", field, reason="INVALID_PAGE_SIZE")
     if requested > MAX_PAGE_SIZE:
         raise ApiError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "PAGE_SIZE_TOO_LARGE",
             f"page size {requested} exceeds the maximum page size {MAX_PAGE_SIZE}",
             field,
+            reason="PAGE_SIZE_TOO_LARGE",
         )
     return min(requested or default, MAX_PAGE_SIZE)
 
@@ -100,7 +96,11 @@ class PageTokens:
             or len(values) != len(kinds)
             or not all(_is_kind(value, kind) for value, kind in zip(values, kinds, strict=True))
         ):
-            raise invalid_token(field)
+            raise ApiError(
+                "not a page token this service gave for this request",
+                field,
+                reason="INVALID_PAGE_TOKEN",
+            )
         return values
 
     def _verified(self, token: str, binding: bytes) -> object:
@@ -118,15 +118,6 @@ def _is_kind(value: object, kind: type) -> bool:
     if kind is int:  # a bool is an int to isinstance: never an offset
         return type(value) is int and 0 <= value <= _MAX_TOKEN_INT
     return type(value) is kind
-
-
-def invalid_token(field: str) -> ApiError:
-    return ApiError(
-        grpc.StatusCode.INVALID_ARGUMENT,
-        "INVALID_PAGE_TOKEN",
-        "not a page token this service gave for this request",
-        field,
-    )
 
 
 def _text(raw: bytes) -> str:

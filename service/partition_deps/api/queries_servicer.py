@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 
 from partition_deps.api import convert, limits, paging
 from partition_deps.api.definitions_servicer import required_name
+from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as common_pb
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as pb
 from partition_deps.api.handlers import Method
@@ -48,12 +49,12 @@ MAX_SELECTED_KEYS = limits.MAX_KEYS_PER_REQUEST
 
 
 def _key_error_field(error: PartitionDepsError) -> PartitionDepsError:
-    """Key errors are about the selection: name its field in request terms."""
+    """Key errors are about the selection: the error with its field in request terms."""
     if isinstance(error, InvalidPartitionKey):
         if error.field.startswith("partition_keys"):
-            error.field = f"selection.keys.{error.field}"
-        elif not error.field:
-            error.field = "selection"
+            return error.at("selection.keys")
+        if not error.field:
+            return error.at("selection")
     return error
 
 
@@ -68,17 +69,17 @@ def selected_keys(
     if kind is None or (kind == "keys" and definition is None):
         if definition is None:
             if kind == "keys" and selection.keys.partition_keys:
-                raise convert.InvalidRequest(
+                raise ApiError(
                     "the asset is not partitioned: select it with an empty key list",
                     f"{field}.keys.partition_keys",
                 )
             return []
-        raise convert.InvalidRequest("a partition selection is required", field)
+        raise ApiError("a partition selection is required", field)
     if kind == "keys":
         _check_selected(len(selection.keys.partition_keys), f"{field}.keys.partition_keys")
         keys = list(selection.keys.partition_keys)
     elif definition is None:
-        raise convert.InvalidRequest("the asset is not partitioned", field)
+        raise ApiError("the asset is not partitioned", field)
     elif kind == "all":
         subset = partitions.all_partitions(definition, at)
         _check_selected(len(subset), f"{field}.all")
@@ -121,9 +122,9 @@ def _keys_in_time_range(
     definition: PartitionsDefinition, time_range: common_pb.TimeRange, at: Evaluation, field: str
 ) -> list[str]:
     if not (time_range.HasField("start_time") and time_range.HasField("end_time")):
-        raise convert.InvalidRequest("start_time and end_time are required", field)
+        raise ApiError("start_time and end_time are required", field)
     if not isinstance(definition, TimeWindowPartitions):
-        raise convert.InvalidRequest("a time range selects time-window partitions only", field)
+        raise ApiError("a time range selects time-window partitions only", field)
     start = convert.instant_from_proto(time_range.start_time, f"{field}.start_time")
     end = convert.instant_from_proto(time_range.end_time, f"{field}.end_time")
     selected = []
@@ -255,15 +256,13 @@ def _selected_others(
     """The related assets to answer for: all, the `wanted` ones, or the page token's one."""
     if page.scope:
         if page.scope not in available:
-            raise convert.InvalidRequest("the page token is not for this query", field)
+            raise ApiError("the page token is not for this query", field)
         return [page.scope]
     if not wanted:
         return list(available)
     for index, key in enumerate(wanted):
         if key not in available:
-            raise convert.InvalidRequest(
-                f"{key!r} is not related to the asset", f"{field}[{index}]"
-            )
+            raise ApiError(f"{key!r} is not related to the asset", f"{field}[{index}]")
     return [key for key in available if key in set(wanted)]
 
 
@@ -592,9 +591,9 @@ class QueriesServicer:
             )
             dynamic = convert.dynamic_keys_from_proto(source.dynamic_partitions)
         else:
-            raise convert.InvalidRequest("an asset or a partitions definition is required", field)
+            raise ApiError("an asset or a partitions definition is required", field)
         if definition is None:
-            raise convert.InvalidRequest("the definition has no partitions", field)
+            raise ApiError("the definition has no partitions", field)
         return definition, Evaluation(as_of, dynamic)
 
     def list_partitions(
@@ -624,13 +623,11 @@ class QueriesServicer:
     ) -> pb.GetTimeWindowResponse:
         definition, _ = self._source(request.source, convert.as_of_from_request(request))
         if not request.partition_key:
-            raise convert.InvalidRequest("partition_key is required", "partition_key")
+            raise ApiError("partition_key is required", "partition_key")
         try:
             start, end = partitions.time_window_for_key(definition, request.partition_key)
         except PartitionDepsError as error:
-            if not error.field:
-                error.field = "partition_key"
-            raise
+            raise (error if error.field else error.at("partition_key")) from None
         return pb.GetTimeWindowResponse(
             start_time=convert.instant_to_proto(start), end_time=convert.instant_to_proto(end)
         )
@@ -640,15 +637,10 @@ class QueriesServicer:
     ) -> pb.GetPartitionKeyForTimestampResponse:
         definition, _ = self._source(request.source, convert.as_of_from_request(request))
         if not request.HasField("timestamp"):
-            raise convert.InvalidRequest("timestamp is required", "timestamp")
+            raise ApiError("timestamp is required", "timestamp")
+        timestamp = convert.instant_from_proto(request.timestamp, "timestamp")
         try:
-            key = partitions.key_for_timestamp(
-                definition,
-                convert.instant_from_proto(request.timestamp, "timestamp"),
-                request.end_closed,
-            )
+            key = partitions.key_for_timestamp(definition, timestamp, request.end_closed)
         except PartitionDepsError as error:
-            if not error.field:
-                error.field = "timestamp"
-            raise
+            raise (error if error.field else error.at("timestamp")) from None
         return pb.GetPartitionKeyForTimestampResponse(partition_key=key)

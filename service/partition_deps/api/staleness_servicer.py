@@ -18,6 +18,7 @@ import grpc
 from partition_deps.api import convert, limits, paging
 from partition_deps.api.answer_pages import AnswerPages
 from partition_deps.api.definitions_servicer import required_name
+from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import staleness_service_pb2 as pb
 from partition_deps.api.handlers import Method
 from partition_deps.api.queries_servicer import selected_keys
@@ -155,7 +156,7 @@ class StalenessServicer:
             candidates[asset_key] = _all_keys(asset, at)
         if request.HasField("selection"):
             if len(request.asset_keys) != 1:
-                raise convert.InvalidRequest(
+                raise ApiError(
                     "a partition selection needs exactly one asset in asset_keys", "selection"
                 )
             asset = snapshot.assets[asset_keys[0]]
@@ -214,11 +215,9 @@ class StalenessServicer:
     ) -> pb.GetStalenessResponse:
         """The answer of a `summary_only` request: the assets' summaries alone."""
         if request.HasField("selection"):
-            raise convert.InvalidRequest(
-                "summary_only summarizes whole assets: give no selection", "selection"
-            )
+            raise ApiError("summary_only summarizes whole assets: give no selection", "selection")
         if request.include_fresh:
-            raise convert.InvalidRequest(
+            raise ApiError(
                 "summary_only lists no partitions: include_fresh does not apply", "include_fresh"
             )
         for asset_key in asset_keys:  # summarized one after another
@@ -304,7 +303,7 @@ class StalenessServicer:
         asset_keys = _assets(snapshot, request.asset_keys, "asset_keys")
         _check_answer_size(snapshot, asset_keys, as_of)
         if request.limit < 0:
-            raise convert.InvalidRequest("limit must not be negative", "limit")
+            raise ApiError("limit must not be negative", "limit")
         options = convert.staleness_options_from_proto(request.options)
         position, runs = self._reads.staleness(
             snapshot.namespace_id,

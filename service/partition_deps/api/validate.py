@@ -4,18 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-import grpc
-
 from partition_deps.api import convert
 from partition_deps.api.errors import ApiError
 from partition_deps.domain.assets import AssetDefinition, Dependency
 from partition_deps.domain.dependencies import resolve_mapping, validate_definition
 from partition_deps.domain.errors import PartitionDepsError
 from partition_deps.domain.mappings.kinds import TimeWindowMapping
-
-
-def _invalid(reason: str, message: str, field: str) -> ApiError:
-    return ApiError(grpc.StatusCode.INVALID_ARGUMENT, reason, message, field)
 
 
 def _is_lagged_self_dependency(asset_key: str, dependency: Dependency) -> bool:
@@ -56,17 +50,17 @@ def validate_graph(assets: Mapping[str, AssetDefinition], request_index: Mapping
             field = f"{where(asset.key)}.dependencies[{position}]"
             upstream = assets.get(dependency.upstream_key)
             if upstream is None:
-                raise _invalid(
-                    "UNKNOWN_UPSTREAM_ASSET",
+                raise ApiError(
                     f"asset {asset.key!r} depends on {dependency.upstream_key!r},"
                     " which is neither registered nor in the request",
                     f"{field}.upstream_asset_key",
+                    reason="UNKNOWN_UPSTREAM_ASSET",
                 )
             if dependency.upstream_key in seen:
-                raise _invalid(
-                    "DUPLICATE_DEPENDENCY",
+                raise ApiError(
                     f"asset {asset.key!r} lists {dependency.upstream_key!r} twice",
                     f"{field}.upstream_asset_key",
+                    reason="DUPLICATE_DEPENDENCY",
                 )
             seen.add(dependency.upstream_key)
             if asset.key in request_index or upstream.key in request_index:
@@ -101,10 +95,10 @@ def _check_acyclic(assets: Mapping[str, AssetDefinition], where: Callable[[str],
                     continue
                 if upstream_key in on_path_set:
                     cycle = [*on_path[on_path.index(upstream_key) :], upstream_key]
-                    raise _invalid(
-                        "DEPENDENCY_CYCLE",
+                    raise ApiError(
                         "dependency cycle (each asset depends on the next): " + " -> ".join(cycle),
                         f"{where(key)}.dependencies[{next_dependency}].upstream_asset_key",
+                        reason="DEPENDENCY_CYCLE",
                     )
                 stack.append((upstream_key, 0))
             else:
