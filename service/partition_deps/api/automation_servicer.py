@@ -7,8 +7,7 @@ from typing import Any
 
 import grpc
 
-from partition_deps.api import convert, paging
-from partition_deps.api.definitions_servicer import required_name
+from partition_deps.api import convert, paging, validate
 from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import automation_service_pb2 as pb
 from partition_deps.api.handlers import Method
@@ -55,8 +54,8 @@ class AutomationServicer:
     def evaluate_automation(
         self, request: pb.EvaluateAutomationRequest, context: grpc.ServicerContext
     ) -> pb.EvaluateAutomationResponse:
-        namespace = required_name(request.namespace, "namespace")
-        tick_id = required_name(request.tick_id, "tick_id")
+        namespace = validate.required_name(request.namespace, "namespace")
+        tick_id = validate.required_name(request.tick_id, "tick_id")
         if not request.HasField("evaluation_time"):
             raise ApiError("evaluation_time is required", "evaluation_time")
         evaluation_time = convert.instant_from_proto(request.evaluation_time, "evaluation_time")
@@ -82,8 +81,8 @@ class AutomationServicer:
     def get_tick(
         self, request: pb.GetAutomationTickRequest, context: grpc.ServicerContext
     ) -> pb.GetAutomationTickResponse:
-        namespace = required_name(request.namespace, "namespace")
-        tick_id = required_name(request.tick_id, "tick_id")
+        namespace = validate.required_name(request.namespace, "namespace")
+        tick_id = validate.required_name(request.tick_id, "tick_id")
         size = paging.page_size(request.page_size, "page_size")
         binding = _tick_binding(namespace, tick_id)
         token = self._tokens.decode(request.page_token, binding, (int, int), "page_token")
@@ -112,7 +111,7 @@ class AutomationServicer:
     def list_ticks(
         self, request: pb.ListAutomationTicksRequest, context: grpc.ServicerContext
     ) -> pb.ListAutomationTicksResponse:
-        namespace = required_name(request.namespace, "namespace")
+        namespace = validate.required_name(request.namespace, "namespace")
         size = paging.page_size(request.page_size, "page_size", default=100)
         binding = paging.request_binding(request, "page_token", "page_size")
         token = self._tokens.decode(request.page_token, binding, (int,), "page_token")

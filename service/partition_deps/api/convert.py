@@ -13,7 +13,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from partition_deps.api import limits
+from partition_deps.api import limits, paging
 from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import (
     automation_pb2 as automation_pb,
@@ -26,6 +26,9 @@ from partition_deps.api.gen.partitiondeps.v1 import (
 )
 from partition_deps.api.gen.partitiondeps.v1 import (
     partitions_pb2 as pb,
+)
+from partition_deps.api.gen.partitiondeps.v1 import (
+    queries_service_pb2 as queries_pb,
 )
 from partition_deps.api.gen.partitiondeps.v1 import (
     staleness_service_pb2 as stale_pb,
@@ -55,7 +58,14 @@ from partition_deps.domain.mappings.kinds import (
     StaticMapping,
     TimeWindowMapping,
 )
-from partition_deps.domain.results import KeyState, KeyStatus, PartitionRun, Subset
+from partition_deps.domain.results import (
+    DownstreamResult,
+    KeyState,
+    KeyStatus,
+    PartitionRun,
+    Subset,
+    UpstreamResult,
+)
 from partition_deps.domain.staleness_summary import AssetSummary
 from partition_deps.domain.years import FIRST_YEAR, LAST_YEAR
 from partition_deps.store.read_routing import ReadFloor
@@ -645,6 +655,46 @@ def subset_to_proto(subset: Subset, key_offset: int, key_limit: int) -> pb.Parti
     message = pb.PartitionSet()
     fill_subset(message, subset, key_offset, key_limit)
     return message
+
+
+def fill_upstream(
+    target: queries_pb.UpstreamPartitions,
+    upstream_key: str,
+    mapping: pb.PartitionMapping,
+    result: UpstreamResult,
+    page: paging.KeyPage,
+) -> None:
+    target.upstream_asset_key = upstream_key
+    target.partition_mapping.CopyFrom(mapping)
+    target.whole_asset = result.whole_asset
+    fill_subset(target.partitions, result.partitions, page.offset, page.limit)
+    fill_subset(
+        target.required_but_nonexistent, result.required_but_nonexistent, page.offset, page.limit
+    )
+    target.nonexistent.extend(
+        key_status_to_proto(status)
+        for status in result.nonexistent[page.offset : page.offset + page.limit]
+    )
+    target.next_page_token = page.next_token(
+        upstream_key,
+        len(result.partitions),
+        len(result.required_but_nonexistent),
+        len(result.nonexistent),
+    )
+
+
+def fill_downstream(
+    target: queries_pb.DownstreamPartitions,
+    downstream_key: str,
+    mapping: pb.PartitionMapping,
+    result: DownstreamResult,
+    page: paging.KeyPage,
+) -> None:
+    target.downstream_asset_key = downstream_key
+    target.partition_mapping.CopyFrom(mapping)
+    target.whole_asset = result.whole_asset
+    fill_subset(target.partitions, result.partitions, page.offset, page.limit)
+    target.next_page_token = page.next_token(downstream_key, len(result.partitions))
 
 
 # Thread safety: a constant table, never changed.

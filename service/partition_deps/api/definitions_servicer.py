@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import grpc
 
-from partition_deps.api import convert, limits, paging
+from partition_deps.api import convert, limits, paging, validate
 from partition_deps.api.auth import ALL_NAMESPACES, granted_namespaces
 from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as pb
 from partition_deps.api.handlers import Method
-from partition_deps.api.validate import validate_graph
 from partition_deps.domain.assets import AssetDefinition
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.definitions import DefinitionsRepository
 from partition_deps.store.errors import AssetNotFound
 
 SERVICE_NAME = "partitiondeps.v1.DefinitionsService"
-MAX_NAME_LENGTH = 256
-
-
-def required_name(value: str, field: str) -> str:
-    if not value:
-        raise ApiError(f"{field} is required", field)
-    if len(value) > MAX_NAME_LENGTH or not value.isprintable():
-        raise ApiError(f"{field} must be printable and at most {MAX_NAME_LENGTH} characters", field)
-    return value
 
 
 def _unique_keys(keys: list[str], field: str) -> list[str]:
@@ -72,7 +62,7 @@ class DefinitionsServicer:
     def apply_assets(
         self, request: pb.ApplyAssetsRequest, context: grpc.ServicerContext
     ) -> pb.ApplyAssetsResponse:
-        namespace = required_name(request.namespace, "namespace")
+        namespace = validate.required_name(request.namespace, "namespace")
         limits.check_count(
             len(request.assets),
             limits.MAX_ASSETS_PER_REQUEST,
@@ -84,7 +74,7 @@ class DefinitionsServicer:
         positions: dict[str, int] = {}
         for index, message in enumerate(request.assets):
             asset = convert.asset_from_proto(message, f"assets[{index}]")
-            required_name(asset.key, f"assets[{index}].asset_key")
+            validate.required_name(asset.key, f"assets[{index}].asset_key")
             if asset.key in positions:
                 raise ApiError(
                     f"asset {asset.key!r} appears more than once",
@@ -100,7 +90,7 @@ class DefinitionsServicer:
             expected_generation=(
                 request.expected_generation if request.HasField("expected_generation") else None
             ),
-            validate=lambda graph: validate_graph(graph, positions),
+            validate=lambda graph: validate.validate_graph(graph, positions),
         )
         self._cache.invalidate(namespace, generation)
         return pb.ApplyAssetsResponse(
@@ -111,8 +101,8 @@ class DefinitionsServicer:
     def get_asset(
         self, request: pb.GetAssetRequest, context: grpc.ServicerContext
     ) -> pb.GetAssetResponse:
-        snapshot = self._cache.snapshot(required_name(request.namespace, "namespace"))
-        key = required_name(request.asset_key, "asset_key")
+        snapshot = self._cache.snapshot(validate.required_name(request.namespace, "namespace"))
+        key = validate.required_name(request.asset_key, "asset_key")
         asset = snapshot.assets.get(key)
         if asset is None:
             raise AssetNotFound(f"asset {key!r} does not exist", "asset_key")
@@ -123,7 +113,7 @@ class DefinitionsServicer:
     def list_assets(
         self, request: pb.ListAssetsRequest, context: grpc.ServicerContext
     ) -> pb.ListAssetsResponse:
-        snapshot = self._cache.snapshot(required_name(request.namespace, "namespace"))
+        snapshot = self._cache.snapshot(validate.required_name(request.namespace, "namespace"))
         size = paging.page_size(request.page_size, "page_size", default=100)
         binding = paging.request_binding(request, "page_token", "page_size")
         token = self._tokens.decode(request.page_token, binding, (str,), "page_token")
@@ -162,9 +152,9 @@ class DefinitionsServicer:
     def delete_asset(
         self, request: pb.DeleteAssetRequest, context: grpc.ServicerContext
     ) -> pb.DeleteAssetResponse:
-        namespace = required_name(request.namespace, "namespace")
+        namespace = validate.required_name(request.namespace, "namespace")
         generation = self._repository.delete_asset(
-            namespace, required_name(request.asset_key, "asset_key")
+            namespace, validate.required_name(request.asset_key, "asset_key")
         )
         self._cache.invalidate(namespace, generation)
         return pb.DeleteAssetResponse(generation=generation)
@@ -172,8 +162,8 @@ class DefinitionsServicer:
     def add_dynamic(
         self, request: pb.AddDynamicPartitionsRequest, context: grpc.ServicerContext
     ) -> pb.AddDynamicPartitionsResponse:
-        namespace = required_name(request.namespace, "namespace")
-        name = required_name(request.definition_name, "definition_name")
+        namespace = validate.required_name(request.namespace, "namespace")
+        name = validate.required_name(request.definition_name, "definition_name")
         keys = _unique_keys(list(request.partition_keys), "partition_keys")
         generation, added = self._repository.add_dynamic_partitions(namespace, name, keys)
         self._cache.invalidate(namespace, generation)
@@ -182,8 +172,8 @@ class DefinitionsServicer:
     def delete_dynamic(
         self, request: pb.DeleteDynamicPartitionsRequest, context: grpc.ServicerContext
     ) -> pb.DeleteDynamicPartitionsResponse:
-        namespace = required_name(request.namespace, "namespace")
-        name = required_name(request.definition_name, "definition_name")
+        namespace = validate.required_name(request.namespace, "namespace")
+        name = validate.required_name(request.definition_name, "definition_name")
         keys = _unique_keys(list(request.partition_keys), "partition_keys")
         generation, deleted = self._repository.delete_dynamic_partitions(namespace, name, keys)
         self._cache.invalidate(namespace, generation)
@@ -192,8 +182,8 @@ class DefinitionsServicer:
     def list_dynamic(
         self, request: pb.ListDynamicPartitionsRequest, context: grpc.ServicerContext
     ) -> pb.ListDynamicPartitionsResponse:
-        namespace = required_name(request.namespace, "namespace")
-        name = required_name(request.definition_name, "definition_name")
+        namespace = validate.required_name(request.namespace, "namespace")
+        name = validate.required_name(request.definition_name, "definition_name")
         size = paging.page_size(request.page_size, "page_size")
         binding = paging.request_binding(request, "page_token", "page_size")
         token = self._tokens.decode(request.page_token, binding, (int,), "page_token")

@@ -8,8 +8,7 @@ from datetime import datetime
 
 import grpc
 
-from partition_deps.api import convert, limits, paging
-from partition_deps.api.definitions_servicer import required_name
+from partition_deps.api import convert, limits, paging, validate
 from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as pb
 from partition_deps.api.handlers import Method, StreamMethod
@@ -155,7 +154,7 @@ class EventsServicer:
         limits.check_count(
             len(messages), limits.MAX_EVENTS_PER_REQUEST, "events", "events", "TOO_MANY_EVENTS"
         )
-        snapshot = self._cache.snapshot(required_name(namespace, "namespace"))
+        snapshot = self._cache.snapshot(validate.required_name(namespace, "namespace"))
         return self._repository.ingest(snapshot.namespace_id, events_from_proto(snapshot, messages))
 
     def report_events(
@@ -184,7 +183,7 @@ class EventsServicer:
     def list_runs(
         self, request: pb.ListRunsRequest, context: grpc.ServicerContext
     ) -> pb.ListRunsResponse:
-        snapshot = self._cache.snapshot(required_name(request.namespace, "namespace"))
+        snapshot = self._cache.snapshot(validate.required_name(request.namespace, "namespace"))
         size = paging.page_size(request.page_size, "page_size")
         binding = paging.request_binding(request, "page_token", "page_size")
         token = self._tokens.decode(request.page_token, binding, _RUNS_TOKEN_KINDS, "page_token")

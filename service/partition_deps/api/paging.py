@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from google.protobuf.message import Message
 
 from partition_deps.api.errors import ApiError
+from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
 from partition_deps.api.limits import MAX_PAGE_SIZE
 
 DEFAULT_PAGE_SIZE = 1000
@@ -112,6 +113,39 @@ class PageTokens:
             return json.loads(payload)
         except ValueError:
             return None
+
+
+# The queries whose answers list keys a page at a time (`key_paging`).
+KeyPagedQuery = (
+    queries_pb.GetUpstreamPartitionsRequest
+    | queries_pb.GetDownstreamPartitionsRequest
+    | queries_pb.ComputeUpstreamPartitionsRequest
+    | queries_pb.ComputeDownstreamPartitionsRequest
+)
+
+
+class KeyPage:
+    """The page of keys a request asks for: `limit` 0 means ranges only."""
+
+    def __init__(self, request: KeyPagedQuery, tokens: PageTokens) -> None:
+        paging_request = request.key_paging
+        self._tokens = tokens
+        self._binding = request_binding(request, "key_paging.page_token", "key_paging.page_size")
+        token = tokens.decode(
+            paging_request.page_token, self._binding, (str, int), "key_paging.page_token"
+        )
+        self.scope, self.offset = ("", 0) if token is None else (str(token[0]), int(token[1]))
+        self.limit = (
+            page_size(paging_request.page_size, "key_paging.page_size")
+            if paging_request.include_keys
+            else 0
+        )
+
+    def next_token(self, scope: str, *lengths: int) -> str:
+        end = self.offset + self.limit
+        if self.limit and max(lengths) > end:
+            return self._tokens.encode([scope, end], self._binding)
+        return ""
 
 
 def _is_kind(value: object, kind: type) -> bool:

@@ -15,13 +15,11 @@ from typing import cast
 
 import grpc
 
-from partition_deps.api import convert, limits, paging
+from partition_deps.api import convert, limits, paging, validate
 from partition_deps.api.answer_pages import AnswerPages
-from partition_deps.api.definitions_servicer import required_name
 from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import staleness_service_pb2 as pb
 from partition_deps.api.handlers import Method
-from partition_deps.api.queries_servicer import selected_keys
 from partition_deps.domain.assets import AssetDefinition
 from partition_deps.domain.definitions import DynamicPartitions, Evaluation, TimeWindowPartitions
 from partition_deps.domain.partitions import all_partitions, order_keys
@@ -122,7 +120,7 @@ class StalenessServicer:
         bound to."""
         floor = convert.read_floor(request)
         snapshot = self._cache.snapshot(
-            required_name(request.namespace, "namespace"), floor.generation
+            validate.required_name(request.namespace, "namespace"), floor.generation
         )
         # Events are read against these definitions: a replica must have them too.
         floor = ReadFloor(floor.event_position, snapshot.generation)
@@ -160,7 +158,7 @@ class StalenessServicer:
                     "a partition selection needs exactly one asset in asset_keys", "selection"
                 )
             asset = snapshot.assets[asset_keys[0]]
-            keys = selected_keys(asset.partitions, request.selection, at)
+            keys = validate.selected_keys(asset.partitions, request.selection, at)
             if asset.partitions is not None:
                 if request.selection.WhichOneof("kind") == "keys":
                     keys = order_keys(asset.partitions, keys, at)
