@@ -112,15 +112,14 @@ class AutomationServicer:
         self, request: pb.ListAutomationTicksRequest, context: grpc.ServicerContext
     ) -> pb.ListAutomationTicksResponse:
         namespace = validate.required_name(request.namespace, "namespace")
-        size = paging.page_size(request.page_size, "page_size", default=100)
-        binding = paging.request_binding(request, "page_token", "page_size")
-        token = self._tokens.decode(request.page_token, binding, (int,), "page_token")
+        requested = paging.requested_page(request, default=100)
+        token = self._tokens.continued(requested, (int,))
         snapshot = self._cache.snapshot(namespace)
         ticks = self._repository.list_ticks(
-            snapshot.namespace_id, None if token is None else int(token[0]), size + 1
+            snapshot.namespace_id, None if token is None else int(token[0]), requested.size + 1
         )
         response = pb.ListAutomationTicksResponse()
-        for tick in ticks[:size]:
+        for tick in ticks[: requested.size]:
             summary = response.ticks.add(
                 tick_id=tick.tick_id,
                 sequence=tick.sequence,
@@ -130,8 +129,10 @@ class AutomationServicer:
                 run_request_count=tick.run_request_count,
             )
             convert.set_instant(summary.evaluation_time, tick.evaluation_time)
-        if len(ticks) > size:
-            response.next_page_token = self._tokens.encode([ticks[size - 1].sequence], binding)
+        if len(ticks) > requested.size:
+            response.next_page_token = self._tokens.encode(
+                [ticks[requested.size - 1].sequence], requested.binding
+            )
         return response
 
 

@@ -114,39 +114,45 @@ class DefinitionsServicer:
         self, request: pb.ListAssetsRequest, context: grpc.ServicerContext
     ) -> pb.ListAssetsResponse:
         snapshot = self._cache.snapshot(validate.required_name(request.namespace, "namespace"))
-        size = paging.page_size(request.page_size, "page_size", default=100)
-        binding = paging.request_binding(request, "page_token", "page_size")
-        token = self._tokens.decode(request.page_token, binding, (str,), "page_token")
+        requested = paging.requested_page(request, default=100)
+        token = self._tokens.continued(requested, (str,))
         after = "" if token is None else str(token[0])
         keys = [key for key in snapshot.assets if key > after] if after else list(snapshot.assets)
-        page = keys[:size]
+        page = keys[: requested.size]
         return pb.ListAssetsResponse(
             assets=[
                 convert.asset_to_proto(snapshot.assets[k], snapshot.asset_generations[k])
                 for k in page
             ],
-            next_page_token=self._tokens.encode([page[-1]], binding) if len(keys) > size else "",
+            next_page_token=(
+                self._tokens.encode([page[-1]], requested.binding)
+                if len(keys) > requested.size
+                else ""
+            ),
             generation=snapshot.generation,
         )
 
     def list_namespaces(
         self, request: pb.ListNamespacesRequest, context: grpc.ServicerContext
     ) -> pb.ListNamespacesResponse:
-        size = paging.page_size(request.page_size, "page_size", default=100)
-        binding = paging.request_binding(request, "page_token", "page_size")
-        token = self._tokens.decode(request.page_token, binding, (str,), "page_token")
+        requested = paging.requested_page(request, default=100)
+        token = self._tokens.continued(requested, (str,))
         granted = granted_namespaces.get()
         only = None if granted is None or ALL_NAMESPACES in granted else granted
         rows = self._repository.list_namespaces(
-            "" if token is None else str(token[0]), size + 1, only
+            "" if token is None else str(token[0]), requested.size + 1, only
         )
-        page = rows[:size]
+        page = rows[: requested.size]
         return pb.ListNamespacesResponse(
             namespaces=[
                 pb.NamespaceSummary(name=name, generation=generation, asset_count=count)
                 for name, generation, count in page
             ],
-            next_page_token=self._tokens.encode([page[-1][0]], binding) if len(rows) > size else "",
+            next_page_token=(
+                self._tokens.encode([page[-1][0]], requested.binding)
+                if len(rows) > requested.size
+                else ""
+            ),
         )
 
     def delete_asset(
@@ -184,19 +190,24 @@ class DefinitionsServicer:
     ) -> pb.ListDynamicPartitionsResponse:
         namespace = validate.required_name(request.namespace, "namespace")
         name = validate.required_name(request.definition_name, "definition_name")
-        size = paging.page_size(request.page_size, "page_size")
-        binding = paging.request_binding(request, "page_token", "page_size")
-        token = self._tokens.decode(request.page_token, binding, (int,), "page_token")
+        requested = paging.requested_page(request)
+        token = self._tokens.continued(requested, (int,))
         after_id = 0 if token is None else int(token[0])
         rows = self._repository.list_dynamic_partitions(
-            namespace, name, after_id=after_id, limit=size + 1, show_deleted=request.show_deleted
+            namespace,
+            name,
+            after_id=after_id,
+            limit=requested.size + 1,
+            show_deleted=request.show_deleted,
         )
         response = pb.ListDynamicPartitionsResponse()
-        for _, record in rows[:size]:
+        for _, record in rows[: requested.size]:
             partition = response.partitions.add(partition_key=record.partition_key)
             partition.add_time.FromDatetime(record.added_at)
             if record.deleted_at is not None:
                 partition.delete_time.FromDatetime(record.deleted_at)
-        if len(rows) > size:
-            response.next_page_token = self._tokens.encode([rows[size - 1][0]], binding)
+        if len(rows) > requested.size:
+            response.next_page_token = self._tokens.encode(
+                [rows[requested.size - 1][0]], requested.binding
+            )
         return response

@@ -184,9 +184,8 @@ class EventsServicer:
         self, request: pb.ListRunsRequest, context: grpc.ServicerContext
     ) -> pb.ListRunsResponse:
         snapshot = self._cache.snapshot(validate.required_name(request.namespace, "namespace"))
-        size = paging.page_size(request.page_size, "page_size")
-        binding = paging.request_binding(request, "page_token", "page_size")
-        token = self._tokens.decode(request.page_token, binding, _RUNS_TOKEN_KINDS, "page_token")
+        requested = paging.requested_page(request)
+        token = self._tokens.continued(requested, _RUNS_TOKEN_KINDS)
         if token is None:
             as_of, after = convert.as_of_from_request(request), ""
         else:  # signed by this service: an instant it wrote itself
@@ -195,11 +194,13 @@ class EventsServicer:
         runs = self._reads.events(
             snapshot.namespace_id,
             convert.read_floor(request),
-            lambda events: events.runs_in_progress(snapshot.namespace_id, as_of, after, size + 1),
+            lambda events: events.runs_in_progress(
+                snapshot.namespace_id, as_of, after, requested.size + 1
+            ),
         )
         response = pb.ListRunsResponse()
         convert.set_instant(response.as_of, as_of)
-        for run in runs[:size]:
+        for run in runs[: requested.size]:
             listed = response.runs.add(run_id=run.run_id)
             for target in run.targets:
                 listed.targets.add(asset_key=target.asset_key, partition_key=target.partition_key)
@@ -208,8 +209,8 @@ class EventsServicer:
             convert.set_instant(listed.lease_expiry_time, run.lease_expires_at)
             if run.last_heartbeat_at is not None:
                 convert.set_instant(listed.last_heartbeat_time, run.last_heartbeat_at)
-        if len(runs) > size:
+        if len(runs) > requested.size:
             response.next_page_token = self._tokens.encode(
-                [as_of.isoformat(), runs[size - 1].run_id], binding
+                [as_of.isoformat(), runs[requested.size - 1].run_id], requested.binding
             )
         return response

@@ -8,6 +8,8 @@ import hmac
 import json
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from google.protobuf.message import Message
 
@@ -28,6 +30,34 @@ def page_size(requested: int, field: str, default: int = DEFAULT_PAGE_SIZE) -> i
             reason="PAGE_SIZE_TOO_LARGE",
         )
     return min(requested or default, MAX_PAGE_SIZE)
+
+
+class PagedRequest(Protocol):
+    """A request paged by its own `page_size` and `page_token`, its tokens bound to it (the
+    List* calls, GetStaleness, PlanRuns; a tick's pages are bound to the tick instead)."""
+
+    page_size: int
+    page_token: str
+
+
+@dataclass(frozen=True)
+class Page:
+    """The page a request asks for: how many items, the token it continues ("" on the first
+    page) and what the tokens given for it are bound to (`request_binding`)."""
+
+    size: int
+    token: str
+    binding: bytes
+
+
+def requested_page(request: PagedRequest, default: int = DEFAULT_PAGE_SIZE) -> Page:
+    """The page of a request whose tokens are bound to the request itself."""
+    assert isinstance(request, Message)  # every request is a protobuf message
+    return Page(
+        page_size(request.page_size, "page_size", default),
+        request.page_token,
+        request_binding(request, "page_token", "page_size"),
+    )
 
 
 # Offsets and ids a token may carry: more than any list holds, small enough for a bigint.
@@ -103,6 +133,10 @@ class PageTokens:
                 reason="INVALID_PAGE_TOKEN",
             )
         return values
+
+    def continued(self, page: Page, kinds: Sequence[type]) -> list[str | int] | None:
+        """The values of the token `page` continues (None on the first page); see `decode`."""
+        return self.decode(page.token, page.binding, kinds, "page_token")
 
     def _verified(self, token: str, binding: bytes) -> object:
         payload_text, _, mac_text = token.partition(".")

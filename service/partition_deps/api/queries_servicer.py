@@ -397,18 +397,19 @@ class QueriesServicer:
     ) -> pb.ListPartitionsResponse:
         as_of = convert.as_of_from_request(request)
         definition, at = self._source(request.source, as_of)
-        size = paging.page_size(request.page_size, "page_size")
-        binding = paging.request_binding(request, "page_token", "page_size")
-        token = self._tokens.decode(request.page_token, binding, (int,), "page_token")
+        requested = paging.requested_page(request)
+        token = self._tokens.continued(requested, (int,))
         offset = 0 if token is None else int(token[0])
         subset = partitions.all_partitions(definition, at)
         total = len(subset)
         response = pb.ListPartitionsResponse(
-            partition_keys=subset.keys(offset, size),
+            partition_keys=subset.keys(offset, requested.size),
             total_size=total,
             ranges=[convert.run_to_proto(run) for run in subset.runs()],
             next_page_token=(
-                self._tokens.encode([offset + size], binding) if offset + size < total else ""
+                self._tokens.encode([offset + requested.size], requested.binding)
+                if offset + requested.size < total
+                else ""
             ),
         )
         convert.set_instant(response.as_of, as_of)

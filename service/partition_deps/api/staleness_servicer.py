@@ -115,32 +115,25 @@ class StalenessServicer:
 
     def _begin(
         self, request: pb.GetStalenessRequest | pb.PlanRunsRequest
-    ) -> tuple[NamespaceSnapshot, ReadFloor, int, bytes]:
-        """The namespace, what the answer must see, the page size and what page tokens are
-        bound to."""
+    ) -> tuple[NamespaceSnapshot, ReadFloor, paging.Page]:
+        """The namespace, what the answer must see, and the page asked for."""
         floor = convert.read_floor(request)
         snapshot = self._cache.snapshot(
             validate.required_name(request.namespace, "namespace"), floor.generation
         )
         # Events are read against these definitions: a replica must have them too.
         floor = ReadFloor(floor.event_position, snapshot.generation)
-        size = paging.page_size(request.page_size, "page_size")
-        return snapshot, floor, size, paging.request_binding(request, "page_token", "page_size")
+        return snapshot, floor, paging.requested_page(request)
 
     # -- staleness -----------------------------------------------------------------------------
 
     def get_staleness(
         self, request: pb.GetStalenessRequest, context: grpc.ServicerContext
     ) -> pb.GetStalenessResponse:
-        snapshot, floor, size, binding = self._begin(request)
-        if request.page_token:
+        snapshot, floor, page = self._begin(request)
+        if page.token:
             return self._pages.next_page(
-                pb.GetStalenessResponse,
-                snapshot.namespace_id,
-                request.page_token,
-                "partitions",
-                size,
-                binding,
+                pb.GetStalenessResponse, snapshot.namespace_id, "partitions", page
             )
         as_of = convert.as_of_from_request(request)
         at = Evaluation(as_of, snapshot.dynamic_keys)
@@ -199,8 +192,7 @@ class StalenessServicer:
             self._partitions(asset_keys, candidates, answers, listed),
             _fill_partition,
             sum(len(positions) for positions in listed.values()),
-            size,
-            binding,
+            page,
         )
 
     def _summaries(
@@ -286,16 +278,9 @@ class StalenessServicer:
     def plan_runs(
         self, request: pb.PlanRunsRequest, context: grpc.ServicerContext
     ) -> pb.PlanRunsResponse:
-        snapshot, floor, size, binding = self._begin(request)
-        if request.page_token:
-            return self._pages.next_page(
-                pb.PlanRunsResponse,
-                snapshot.namespace_id,
-                request.page_token,
-                "runs",
-                size,
-                binding,
-            )
+        snapshot, floor, page = self._begin(request)
+        if page.token:
+            return self._pages.next_page(pb.PlanRunsResponse, snapshot.namespace_id, "runs", page)
         as_of = convert.as_of_from_request(request)
         at = Evaluation(as_of, snapshot.dynamic_keys)
         asset_keys = _assets(snapshot, request.asset_keys, "asset_keys")
@@ -327,8 +312,7 @@ class StalenessServicer:
                 target, run, snapshot.assets[run.asset_key].partitions, request.include_keys
             ),
             len(runs),
-            size,
-            binding,
+            page,
         )
 
     @staticmethod
