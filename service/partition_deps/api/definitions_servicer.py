@@ -17,26 +17,6 @@ from partition_deps.store.errors import AssetNotFound
 SERVICE_NAME = "partitiondeps.v1.DefinitionsService"
 
 
-def _unique_keys(keys: list[str], field: str) -> list[str]:
-    limits.check_count(
-        len(keys), limits.MAX_KEYS_PER_REQUEST, "partition keys", field, "TOO_MANY_KEYS"
-    )
-    seen: set[str] = set()
-    for index, key in enumerate(keys):
-        if not key:
-            raise ApiError("partition keys must not be empty", f"{field}[{index}]")
-        if "\x00" in key:
-            raise ApiError("partition keys must not contain NUL characters", f"{field}[{index}]")
-        if key in seen:
-            raise ApiError(
-                f"partition key {key!r} appears more than once",
-                f"{field}[{index}]",
-                reason="DUPLICATE_PARTITION_KEY",
-            )
-        seen.add(key)
-    return keys
-
-
 class DefinitionsServicer:
     def __init__(
         self, repository: DefinitionsRepository, cache: DefinitionsCache, tokens: paging.PageTokens
@@ -170,7 +150,7 @@ class DefinitionsServicer:
     ) -> pb.AddDynamicPartitionsResponse:
         namespace = validate.required_name(request.namespace, "namespace")
         name = validate.required_name(request.definition_name, "definition_name")
-        keys = _unique_keys(list(request.partition_keys), "partition_keys")
+        keys = validate.unique_keys(list(request.partition_keys), "partition_keys")
         generation, added = self._repository.add_dynamic_partitions(namespace, name, keys)
         self._cache.invalidate(namespace, generation)
         return pb.AddDynamicPartitionsResponse(generation=generation, added_count=added)
@@ -180,7 +160,7 @@ class DefinitionsServicer:
     ) -> pb.DeleteDynamicPartitionsResponse:
         namespace = validate.required_name(request.namespace, "namespace")
         name = validate.required_name(request.definition_name, "definition_name")
-        keys = _unique_keys(list(request.partition_keys), "partition_keys")
+        keys = validate.unique_keys(list(request.partition_keys), "partition_keys")
         generation, deleted = self._repository.delete_dynamic_partitions(namespace, name, keys)
         self._cache.invalidate(namespace, generation)
         return pb.DeleteDynamicPartitionsResponse(generation=generation, deleted_count=deleted)

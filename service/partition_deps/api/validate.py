@@ -1,4 +1,4 @@
-"""Checks of a request's parts before they are answered or stored: names, partition
+"""Checks of a request's parts before they are answered or stored: names, key lists, partition
 selections, and a whole asset graph (references, cycles, definitions, mappings)."""
 
 from __future__ import annotations
@@ -32,6 +32,27 @@ def required_name(value: str, field: str) -> str:
     if len(value) > MAX_NAME_LENGTH or not value.isprintable():
         raise ApiError(f"{field} must be printable and at most {MAX_NAME_LENGTH} characters", field)
     return value
+
+
+def unique_keys(keys: list[str], field: str) -> list[str]:
+    """`keys`, refused if there are too many, or one is empty, holds a NUL or comes twice."""
+    limits.check_count(
+        len(keys), limits.MAX_KEYS_PER_REQUEST, "partition keys", field, "TOO_MANY_KEYS"
+    )
+    seen: set[str] = set()
+    for index, key in enumerate(keys):
+        if not key:
+            raise ApiError("partition keys must not be empty", f"{field}[{index}]")
+        if "\x00" in key:
+            raise ApiError("partition keys must not contain NUL characters", f"{field}[{index}]")
+        if key in seen:
+            raise ApiError(
+                f"partition key {key!r} appears more than once",
+                f"{field}[{index}]",
+                reason="DUPLICATE_PARTITION_KEY",
+            )
+        seen.add(key)
+    return keys
 
 
 def selected_keys(
