@@ -14,7 +14,7 @@ import grpc
 from google.protobuf.message import Message
 
 from partition_deps.api.errors import ApiError
-from partition_deps.api.paging import PageTokens
+from partition_deps.api.paging import Page, PageTokens
 from partition_deps.domain.work import checkpoint
 from partition_deps.store.answer_snapshots import CHUNK_ITEMS, AnswerSnapshots
 
@@ -40,25 +40,24 @@ class AnswerPages:
         items: Iterable[Item],
         fill: Callable[[Any, Item], None],
         item_count: int,
-        size: int,
-        binding: bytes,
+        page: Page,
     ) -> Response:
-        """`header` with the first `size` of `items` (`item_count` of them), each written by
+        """`header` with the first `page.size` of `items` (`item_count` of them), each written by
         `fill` into a new element of its repeated `field`; when more follow, the whole answer
         is kept and the response carries the token of the next page. Elements are filled in
         place (`add()`): building messages apart and copying them in cost 40 % more."""
         response = _copy(header)
-        page: Any = getattr(response, field)
-        if item_count <= size:
+        listed: Any = getattr(response, field)
+        if item_count <= page.size:
             for item in items:
-                fill(page.add(), item)
+                fill(listed.add(), item)
             return response
         chunks: list[bytes] = []
         chunk = type(header)()
         held: Any = getattr(chunk, field)
         for index, item in enumerate(items):
-            if index < size:
-                fill(page.add(), item)
+            if index < page.size:
+                fill(listed.add(), item)
             fill(held.add(), item)
             if len(held) == CHUNK_ITEMS:
                 checkpoint()  # a caller that gave up does not wait for the rest
@@ -70,41 +69,42 @@ class AnswerPages:
         snapshot_id = self._snapshots.save(
             namespace_id, header.SerializeToString(), item_count, chunks
         )
-        setattr(response, _NEXT_TOKEN, self._tokens.encode([size, snapshot_id], binding))
+        setattr(response, _NEXT_TOKEN, self._tokens.encode([page.size, snapshot_id], page.binding))
         return response
 
     def next_page(
         self,
         response_type: type[Response],
         namespace_id: int,
-        token: str,
         field: str,
-        size: int,
-        binding: bytes,
+        page: Page,
     ) -> Response:
         """The page at the token's offset of the answer kept by its first page."""
-        values = self._tokens.decode(token, binding, _TOKEN_KINDS, "page_token")
-        assert values is not None  # callers pass a non-empty token
+        values = self._tokens.continued(page, _TOKEN_KINDS)
+        assert values is not None  # callers pass a page with a token
         offset, snapshot_id = int(values[0]), str(values[1])
         stored = self._snapshots.load(
-            snapshot_id, namespace_id, offset // CHUNK_ITEMS, (offset + size - 1) // CHUNK_ITEMS
+            snapshot_id,
+            namespace_id,
+            offset // CHUNK_ITEMS,
+            (offset + page.size - 1) // CHUNK_ITEMS,
         )
         if stored is None:
             raise ApiError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                "PAGE_SNAPSHOT_EXPIRED",
                 "the answer this page token continues has expired: ask again from the first page",
                 "page_token",
+                reason="PAGE_SNAPSHOT_EXPIRED",
+                code=grpc.StatusCode.FAILED_PRECONDITION,
             )
         response = response_type.FromString(stored.header)
-        page: Any = getattr(response, field)
-        end = min(offset + size, stored.item_count)
+        listed: Any = getattr(response, field)
+        end = min(offset + page.size, stored.item_count)
         for number, body in stored.chunks:
             chunk_items: Any = getattr(response_type.FromString(body), field)
             base = number * CHUNK_ITEMS
-            page.extend(chunk_items[max(offset - base, 0) : max(end - base, 0)])
+            listed.extend(chunk_items[max(offset - base, 0) : max(end - base, 0)])
         if end < stored.item_count:
-            setattr(response, _NEXT_TOKEN, self._tokens.encode([end, snapshot_id], binding))
+            setattr(response, _NEXT_TOKEN, self._tokens.encode([end, snapshot_id], page.binding))
         return response
 
 

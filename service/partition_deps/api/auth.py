@@ -105,7 +105,9 @@ def _rejecting(
     handler: grpc.RpcMethodHandler[Any, Any], message: str
 ) -> grpc.RpcMethodHandler[Any, Any]:
     status = to_status(
-        failure_of(ApiError(grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED", message))
+        failure_of(
+            ApiError(message, reason="UNAUTHENTICATED", code=grpc.StatusCode.UNAUTHENTICATED)
+        )
     )
 
     def reject(_: Any, context: grpc.ServicerContext) -> Any:
@@ -215,8 +217,8 @@ def check_namespaces(request: Message, paths: list[NamespacePath]) -> None:
         # An empty namespace is refused by the servicer as INVALID_ARGUMENT.
         if namespace and namespace not in granted:
             raise ApiError(
-                grpc.StatusCode.PERMISSION_DENIED,
-                "NAMESPACE_NOT_GRANTED",
                 f"the bearer token does not grant namespace {namespace!r}",
                 "namespace",
+                reason="NAMESPACE_NOT_GRANTED",
+                code=grpc.StatusCode.PERMISSION_DENIED,
             )

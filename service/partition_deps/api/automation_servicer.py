@@ -7,8 +7,8 @@ from typing import Any
 
 import grpc
 
-from partition_deps.api import convert, paging
-from partition_deps.api.definitions_servicer import required_name
+from partition_deps.api import convert, paging, validate
+from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import automation_service_pb2 as pb
 from partition_deps.api.handlers import Method
 from partition_deps.domain.automation.engine import TickState, evaluate_tick
@@ -54,10 +54,10 @@ class AutomationServicer:
     def evaluate_automation(
         self, request: pb.EvaluateAutomationRequest, context: grpc.ServicerContext
     ) -> pb.EvaluateAutomationResponse:
-        namespace = required_name(request.namespace, "namespace")
-        tick_id = required_name(request.tick_id, "tick_id")
+        namespace = validate.required_name(request.namespace, "namespace")
+        tick_id = validate.required_name(request.tick_id, "tick_id")
         if not request.HasField("evaluation_time"):
-            raise convert.InvalidRequest("evaluation_time is required", "evaluation_time")
+            raise ApiError("evaluation_time is required", "evaluation_time")
         evaluation_time = convert.instant_from_proto(request.evaluation_time, "evaluation_time")
         size = paging.page_size(request.page_size, "page_size")
         snapshot = self._cache.snapshot(namespace)
@@ -81,8 +81,8 @@ class AutomationServicer:
     def get_tick(
         self, request: pb.GetAutomationTickRequest, context: grpc.ServicerContext
     ) -> pb.GetAutomationTickResponse:
-        namespace = required_name(request.namespace, "namespace")
-        tick_id = required_name(request.tick_id, "tick_id")
+        namespace = validate.required_name(request.namespace, "namespace")
+        tick_id = validate.required_name(request.tick_id, "tick_id")
         size = paging.page_size(request.page_size, "page_size")
         binding = _tick_binding(namespace, tick_id)
         token = self._tokens.decode(request.page_token, binding, (int, int), "page_token")
@@ -111,16 +111,15 @@ class AutomationServicer:
     def list_ticks(
         self, request: pb.ListAutomationTicksRequest, context: grpc.ServicerContext
     ) -> pb.ListAutomationTicksResponse:
-        namespace = required_name(request.namespace, "namespace")
-        size = paging.page_size(request.page_size, "page_size", default=100)
-        binding = paging.request_binding(request, "page_token", "page_size")
-        token = self._tokens.decode(request.page_token, binding, (int,), "page_token")
+        namespace = validate.required_name(request.namespace, "namespace")
+        requested = paging.requested_page(request, default=100)
+        token = self._tokens.continued(requested, (int,))
         snapshot = self._cache.snapshot(namespace)
         ticks = self._repository.list_ticks(
-            snapshot.namespace_id, None if token is None else int(token[0]), size + 1
+            snapshot.namespace_id, None if token is None else int(token[0]), requested.size + 1
         )
         response = pb.ListAutomationTicksResponse()
-        for tick in ticks[:size]:
+        for tick in ticks[: requested.size]:
             summary = response.ticks.add(
                 tick_id=tick.tick_id,
                 sequence=tick.sequence,
@@ -130,8 +129,10 @@ class AutomationServicer:
                 run_request_count=tick.run_request_count,
             )
             convert.set_instant(summary.evaluation_time, tick.evaluation_time)
-        if len(ticks) > size:
-            response.next_page_token = self._tokens.encode([ticks[size - 1].sequence], binding)
+        if len(ticks) > requested.size:
+            response.next_page_token = self._tokens.encode(
+                [ticks[requested.size - 1].sequence], requested.binding
+            )
         return response
 
 

@@ -1,7 +1,7 @@
 """Protobuf <-> domain values: the only module that knows both.
 
 Inputs are checked structurally here (required fields, wall-time syntax, nesting) and refused
-with a domain error naming the protobuf field; semantic checks stay in the domain.
+with an error naming the protobuf field; semantic checks stay in the domain.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from partition_deps.api import limits
+from partition_deps.api import limits, paging
+from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import (
     automation_pb2 as automation_pb,
 )
@@ -25,6 +26,9 @@ from partition_deps.api.gen.partitiondeps.v1 import (
 )
 from partition_deps.api.gen.partitiondeps.v1 import (
     partitions_pb2 as pb,
+)
+from partition_deps.api.gen.partitiondeps.v1 import (
+    queries_service_pb2 as queries_pb,
 )
 from partition_deps.api.gen.partitiondeps.v1 import (
     staleness_service_pb2 as stale_pb,
@@ -54,16 +58,17 @@ from partition_deps.domain.mappings.kinds import (
     StaticMapping,
     TimeWindowMapping,
 )
-from partition_deps.domain.results import KeyState, KeyStatus, PartitionRun, Subset
+from partition_deps.domain.results import (
+    DownstreamResult,
+    KeyState,
+    KeyStatus,
+    PartitionRun,
+    Subset,
+    UpstreamResult,
+)
 from partition_deps.domain.staleness_summary import AssetSummary
 from partition_deps.domain.years import FIRST_YEAR, LAST_YEAR
 from partition_deps.store.read_routing import ReadFloor
-
-
-class InvalidRequest(PartitionDepsError):
-    """A request that is malformed before any domain rule applies (missing or bad field)."""
-
-    category = "invalid_argument"
 
 
 def read_floor(request: Message) -> ReadFloor:
@@ -74,7 +79,7 @@ def read_floor(request: Message) -> ReadFloor:
     for name in ("min_event_position", "min_generation"):
         value = int(getattr(request, name)) if name in fields else 0
         if value < 0:
-            raise InvalidRequest(f"{name} must not be negative", name)
+            raise ApiError(f"{name} must not be negative", name)
         floor[name] = value
     return ReadFloor(floor["min_event_position"], floor["min_generation"])
 
@@ -93,7 +98,7 @@ _MAX_SECONDS = int((datetime(LAST_YEAR + 1, 1, 1, tzinfo=UTC) - _EPOCH).total_se
 def instant_from_proto(timestamp: Timestamp, field: str = "") -> datetime:
     seconds, nanos = timestamp.seconds, timestamp.nanos
     if not (_MIN_SECONDS <= seconds <= _MAX_SECONDS and 0 <= nanos <= 999_999_999):
-        raise InvalidRequest(
+        raise ApiError(
             f"timestamps must be within the years {FIRST_YEAR}-{LAST_YEAR} and nanos within"
             f" [0, 999999999] (got seconds={seconds}, nanos={nanos})",
             field,
@@ -460,12 +465,12 @@ def condition_to_proto(condition: Condition) -> automation_pb.AutomationConditio
 
 def asset_from_proto(message: defs_pb.Asset, field: str) -> AssetDefinition:
     if not message.asset_key:
-        raise InvalidRequest("asset_key is required", f"{field}.asset_key")
+        raise ApiError("asset_key is required", f"{field}.asset_key")
     dependencies = []
     for index, dependency in enumerate(message.dependencies):
         at = f"{field}.dependencies[{index}]"
         if not dependency.upstream_asset_key:
-            raise InvalidRequest("upstream_asset_key is required", f"{at}.upstream_asset_key")
+            raise ApiError("upstream_asset_key is required", f"{at}.upstream_asset_key")
         dependencies.append(
             Dependency(
                 dependency.upstream_asset_key,
@@ -514,20 +519,20 @@ def _optional_key(message: object, field: str) -> str | None:
         return None
     key: str = message.partition_key  # type: ignore[attr-defined]
     if not key:
-        raise InvalidRequest("partition_key, when set, must not be empty", f"{field}.partition_key")
+        raise ApiError("partition_key, when set, must not be empty", f"{field}.partition_key")
     return key
 
 
 def _required(value: str, field: str) -> str:
     if not value:
-        raise InvalidRequest(f"{field.rsplit('.', 1)[-1]} is required", field)
+        raise ApiError(f"{field.rsplit('.', 1)[-1]} is required", field)
     return value
 
 
 def event_from_proto(message: events_pb.Event, field: str) -> events.Event:
     idempotency_key = _required(message.idempotency_key, f"{field}.idempotency_key")
     if not message.HasField("event_time"):
-        raise InvalidRequest("event_time is required", f"{field}.event_time")
+        raise ApiError("event_time is required", f"{field}.event_time")
     event_time = instant_from_proto(message.event_time, f"{field}.event_time")
     kind = message.WhichOneof("kind")
     at = f"{field}.{kind}"
@@ -594,17 +599,17 @@ def event_from_proto(message: events_pb.Event, field: str) -> events.Event:
             event_time=event_time,
             run_id=_required(message.run_heartbeat.run_id, f"{at}.run_id"),
         )
-    raise InvalidRequest("an event needs a kind", field)
+    raise ApiError("an event needs a kind", field)
 
 
 def _lease(duration: Duration, field: str) -> timedelta:
     """A run's lease: positive, at most `limits.MAX_RUN_LEASE`."""
     if duration.seconds < 0 or duration.nanos < 0 or (duration.seconds, duration.nanos) == (0, 0):
-        raise InvalidRequest("a lease must be positive", field)
+        raise ApiError("a lease must be positive", field)
     if duration.nanos >= 1_000_000_000:
-        raise InvalidRequest("nanos must be below 1,000,000,000", f"{field}.nanos")
+        raise ApiError("nanos must be below 1,000,000,000", f"{field}.nanos")
     if duration.seconds >= limits.MAX_RUN_LEASE.total_seconds():
-        raise InvalidRequest(f"a lease is at most {limits.MAX_RUN_LEASE.days} days", field)
+        raise ApiError(f"a lease is at most {limits.MAX_RUN_LEASE.days} days", field)
     return timedelta(seconds=duration.seconds, microseconds=duration.nanos // 1000)
 
 
@@ -650,6 +655,46 @@ def subset_to_proto(subset: Subset, key_offset: int, key_limit: int) -> pb.Parti
     message = pb.PartitionSet()
     fill_subset(message, subset, key_offset, key_limit)
     return message
+
+
+def fill_upstream(
+    target: queries_pb.UpstreamPartitions,
+    upstream_key: str,
+    mapping: pb.PartitionMapping,
+    result: UpstreamResult,
+    page: paging.KeyPage,
+) -> None:
+    target.upstream_asset_key = upstream_key
+    target.partition_mapping.CopyFrom(mapping)
+    target.whole_asset = result.whole_asset
+    fill_subset(target.partitions, result.partitions, page.offset, page.limit)
+    fill_subset(
+        target.required_but_nonexistent, result.required_but_nonexistent, page.offset, page.limit
+    )
+    target.nonexistent.extend(
+        key_status_to_proto(status)
+        for status in result.nonexistent[page.offset : page.offset + page.limit]
+    )
+    target.next_page_token = page.next_token(
+        upstream_key,
+        len(result.partitions),
+        len(result.required_but_nonexistent),
+        len(result.nonexistent),
+    )
+
+
+def fill_downstream(
+    target: queries_pb.DownstreamPartitions,
+    downstream_key: str,
+    mapping: pb.PartitionMapping,
+    result: DownstreamResult,
+    page: paging.KeyPage,
+) -> None:
+    target.downstream_asset_key = downstream_key
+    target.partition_mapping.CopyFrom(mapping)
+    target.whole_asset = result.whole_asset
+    fill_subset(target.partitions, result.partitions, page.offset, page.limit)
+    target.next_page_token = page.next_token(downstream_key, len(result.partitions))
 
 
 # Thread safety: a constant table, never changed.
@@ -708,11 +753,9 @@ def staleness_options_from_proto(
 ) -> staleness.StalenessOptions:
     semantics = _SEMANTICS.get(message.semantics)
     if semantics is None:
-        raise InvalidRequest(
-            f"unknown staleness semantics {message.semantics}", f"{field}.semantics"
-        )
+        raise ApiError(f"unknown staleness semantics {message.semantics}", f"{field}.semantics")
     if semantics is staleness.Semantics.DAGSTER and message.transitive:
-        raise InvalidRequest(
+        raise ApiError(
             "Dagster's staleness is not transitive: transitive needs the EXTENDED semantics",
             f"{field}.transitive",
         )

@@ -4,52 +4,17 @@ from __future__ import annotations
 
 import grpc
 
-from partition_deps.api import convert, limits, paging
+from partition_deps.api import convert, limits, paging, validate
 from partition_deps.api.auth import ALL_NAMESPACES, granted_namespaces
 from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as pb
 from partition_deps.api.handlers import Method
-from partition_deps.api.validate import validate_graph
 from partition_deps.domain.assets import AssetDefinition
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.definitions import DefinitionsRepository
 from partition_deps.store.errors import AssetNotFound
 
 SERVICE_NAME = "partitiondeps.v1.DefinitionsService"
-MAX_NAME_LENGTH = 256
-
-
-def required_name(value: str, field: str) -> str:
-    if not value:
-        raise convert.InvalidRequest(f"{field} is required", field)
-    if len(value) > MAX_NAME_LENGTH or not value.isprintable():
-        raise convert.InvalidRequest(
-            f"{field} must be printable and at most {MAX_NAME_LENGTH} characters", field
-        )
-    return value
-
-
-def _unique_keys(keys: list[str], field: str) -> list[str]:
-    limits.check_count(
-        len(keys), limits.MAX_KEYS_PER_REQUEST, "partition keys", field, "TOO_MANY_KEYS"
-    )
-    seen: set[str] = set()
-    for index, key in enumerate(keys):
-        if not key:
-            raise convert.InvalidRequest("partition keys must not be empty", f"{field}[{index}]")
-        if "\x00" in key:
-            raise convert.InvalidRequest(
-                "partition keys must not contain NUL characters", f"{field}[{index}]"
-            )
-        if key in seen:
-            raise ApiError(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                "DUPLICATE_PARTITION_KEY",
-                f"partition key {key!r} appears more than once",
-                f"{field}[{index}]",
-            )
-        seen.add(key)
-    return keys
 
 
 class DefinitionsServicer:
@@ -77,7 +42,7 @@ class DefinitionsServicer:
     def apply_assets(
         self, request: pb.ApplyAssetsRequest, context: grpc.ServicerContext
     ) -> pb.ApplyAssetsResponse:
-        namespace = required_name(request.namespace, "namespace")
+        namespace = validate.required_name(request.namespace, "namespace")
         limits.check_count(
             len(request.assets),
             limits.MAX_ASSETS_PER_REQUEST,
@@ -89,13 +54,12 @@ class DefinitionsServicer:
         positions: dict[str, int] = {}
         for index, message in enumerate(request.assets):
             asset = convert.asset_from_proto(message, f"assets[{index}]")
-            required_name(asset.key, f"assets[{index}].asset_key")
+            validate.required_name(asset.key, f"assets[{index}].asset_key")
             if asset.key in positions:
                 raise ApiError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    "DUPLICATE_ASSET",
                     f"asset {asset.key!r} appears more than once",
                     f"assets[{index}].asset_key",
+                    reason="DUPLICATE_ASSET",
                 )
             positions[asset.key] = index
             assets.append(asset)
@@ -106,7 +70,7 @@ class DefinitionsServicer:
             expected_generation=(
                 request.expected_generation if request.HasField("expected_generation") else None
             ),
-            validate=lambda graph: validate_graph(graph, positions),
+            validate=lambda graph: validate.validate_graph(graph, positions),
         )
         self._cache.invalidate(namespace, generation)
         return pb.ApplyAssetsResponse(
@@ -117,8 +81,8 @@ class DefinitionsServicer:
     def get_asset(
         self, request: pb.GetAssetRequest, context: grpc.ServicerContext
     ) -> pb.GetAssetResponse:
-        snapshot = self._cache.snapshot(required_name(request.namespace, "namespace"))
-        key = required_name(request.asset_key, "asset_key")
+        snapshot = self._cache.snapshot(validate.required_name(request.namespace, "namespace"))
+        key = validate.required_name(request.asset_key, "asset_key")
         asset = snapshot.assets.get(key)
         if asset is None:
             raise AssetNotFound(f"asset {key!r} does not exist", "asset_key")
@@ -129,48 +93,54 @@ class DefinitionsServicer:
     def list_assets(
         self, request: pb.ListAssetsRequest, context: grpc.ServicerContext
     ) -> pb.ListAssetsResponse:
-        snapshot = self._cache.snapshot(required_name(request.namespace, "namespace"))
-        size = paging.page_size(request.page_size, "page_size", default=100)
-        binding = paging.request_binding(request, "page_token", "page_size")
-        token = self._tokens.decode(request.page_token, binding, (str,), "page_token")
+        snapshot = self._cache.snapshot(validate.required_name(request.namespace, "namespace"))
+        requested = paging.requested_page(request, default=100)
+        token = self._tokens.continued(requested, (str,))
         after = "" if token is None else str(token[0])
         keys = [key for key in snapshot.assets if key > after] if after else list(snapshot.assets)
-        page = keys[:size]
+        page = keys[: requested.size]
         return pb.ListAssetsResponse(
             assets=[
                 convert.asset_to_proto(snapshot.assets[k], snapshot.asset_generations[k])
                 for k in page
             ],
-            next_page_token=self._tokens.encode([page[-1]], binding) if len(keys) > size else "",
+            next_page_token=(
+                self._tokens.encode([page[-1]], requested.binding)
+                if len(keys) > requested.size
+                else ""
+            ),
             generation=snapshot.generation,
         )
 
     def list_namespaces(
         self, request: pb.ListNamespacesRequest, context: grpc.ServicerContext
     ) -> pb.ListNamespacesResponse:
-        size = paging.page_size(request.page_size, "page_size", default=100)
-        binding = paging.request_binding(request, "page_token", "page_size")
-        token = self._tokens.decode(request.page_token, binding, (str,), "page_token")
+        requested = paging.requested_page(request, default=100)
+        token = self._tokens.continued(requested, (str,))
         granted = granted_namespaces.get()
         only = None if granted is None or ALL_NAMESPACES in granted else granted
         rows = self._repository.list_namespaces(
-            "" if token is None else str(token[0]), size + 1, only
+            "" if token is None else str(token[0]), requested.size + 1, only
         )
-        page = rows[:size]
+        page = rows[: requested.size]
         return pb.ListNamespacesResponse(
             namespaces=[
                 pb.NamespaceSummary(name=name, generation=generation, asset_count=count)
                 for name, generation, count in page
             ],
-            next_page_token=self._tokens.encode([page[-1][0]], binding) if len(rows) > size else "",
+            next_page_token=(
+                self._tokens.encode([page[-1][0]], requested.binding)
+                if len(rows) > requested.size
+                else ""
+            ),
         )
 
     def delete_asset(
         self, request: pb.DeleteAssetRequest, context: grpc.ServicerContext
     ) -> pb.DeleteAssetResponse:
-        namespace = required_name(request.namespace, "namespace")
+        namespace = validate.required_name(request.namespace, "namespace")
         generation = self._repository.delete_asset(
-            namespace, required_name(request.asset_key, "asset_key")
+            namespace, validate.required_name(request.asset_key, "asset_key")
         )
         self._cache.invalidate(namespace, generation)
         return pb.DeleteAssetResponse(generation=generation)
@@ -178,9 +148,9 @@ class DefinitionsServicer:
     def add_dynamic(
         self, request: pb.AddDynamicPartitionsRequest, context: grpc.ServicerContext
     ) -> pb.AddDynamicPartitionsResponse:
-        namespace = required_name(request.namespace, "namespace")
-        name = required_name(request.definition_name, "definition_name")
-        keys = _unique_keys(list(request.partition_keys), "partition_keys")
+        namespace = validate.required_name(request.namespace, "namespace")
+        name = validate.required_name(request.definition_name, "definition_name")
+        keys = validate.unique_keys(list(request.partition_keys), "partition_keys")
         generation, added = self._repository.add_dynamic_partitions(namespace, name, keys)
         self._cache.invalidate(namespace, generation)
         return pb.AddDynamicPartitionsResponse(generation=generation, added_count=added)
@@ -188,9 +158,9 @@ class DefinitionsServicer:
     def delete_dynamic(
         self, request: pb.DeleteDynamicPartitionsRequest, context: grpc.ServicerContext
     ) -> pb.DeleteDynamicPartitionsResponse:
-        namespace = required_name(request.namespace, "namespace")
-        name = required_name(request.definition_name, "definition_name")
-        keys = _unique_keys(list(request.partition_keys), "partition_keys")
+        namespace = validate.required_name(request.namespace, "namespace")
+        name = validate.required_name(request.definition_name, "definition_name")
+        keys = validate.unique_keys(list(request.partition_keys), "partition_keys")
         generation, deleted = self._repository.delete_dynamic_partitions(namespace, name, keys)
         self._cache.invalidate(namespace, generation)
         return pb.DeleteDynamicPartitionsResponse(generation=generation, deleted_count=deleted)
@@ -198,21 +168,26 @@ class DefinitionsServicer:
     def list_dynamic(
         self, request: pb.ListDynamicPartitionsRequest, context: grpc.ServicerContext
     ) -> pb.ListDynamicPartitionsResponse:
-        namespace = required_name(request.namespace, "namespace")
-        name = required_name(request.definition_name, "definition_name")
-        size = paging.page_size(request.page_size, "page_size")
-        binding = paging.request_binding(request, "page_token", "page_size")
-        token = self._tokens.decode(request.page_token, binding, (int,), "page_token")
+        namespace = validate.required_name(request.namespace, "namespace")
+        name = validate.required_name(request.definition_name, "definition_name")
+        requested = paging.requested_page(request)
+        token = self._tokens.continued(requested, (int,))
         after_id = 0 if token is None else int(token[0])
         rows = self._repository.list_dynamic_partitions(
-            namespace, name, after_id=after_id, limit=size + 1, show_deleted=request.show_deleted
+            namespace,
+            name,
+            after_id=after_id,
+            limit=requested.size + 1,
+            show_deleted=request.show_deleted,
         )
         response = pb.ListDynamicPartitionsResponse()
-        for _, record in rows[:size]:
+        for _, record in rows[: requested.size]:
             partition = response.partitions.add(partition_key=record.partition_key)
             partition.add_time.FromDatetime(record.added_at)
             if record.deleted_at is not None:
                 partition.delete_time.FromDatetime(record.deleted_at)
-        if len(rows) > size:
-            response.next_page_token = self._tokens.encode([rows[size - 1][0]], binding)
+        if len(rows) > requested.size:
+            response.next_page_token = self._tokens.encode(
+                [rows[requested.size - 1][0]], requested.binding
+            )
         return response

@@ -28,9 +28,17 @@ ERROR_DOMAIN = "partitiondeps.v1"
 
 
 class ApiError(Exception):
-    """An error decided at the API layer, with its status already chosen."""
+    """A request the API layer refuses, with its status: by default a bad argument
+    (INVALID_ARGUMENT, reason INVALID_ARGUMENT). `field` is the request path of the input."""
 
-    def __init__(self, code: grpc.StatusCode, reason: str, message: str, field: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        field: str = "",
+        *,
+        reason: str = "INVALID_ARGUMENT",
+        code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason

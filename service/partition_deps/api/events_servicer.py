@@ -8,13 +8,13 @@ from datetime import datetime
 
 import grpc
 
-from partition_deps.api import convert, limits, paging
-from partition_deps.api.definitions_servicer import required_name
+from partition_deps.api import convert, limits, paging, validate
 from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as pb
 from partition_deps.api.handlers import Method, StreamMethod
 from partition_deps.domain import events
 from partition_deps.domain.definitions import Evaluation
+from partition_deps.domain.errors import InvalidPartitionKey
 from partition_deps.domain.partitions import first_unrecordable_key
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.definitions import NamespaceSnapshot
@@ -49,10 +49,9 @@ def _check_target(
     if (asset.partitions is None) != (partition_key is None):
         expectation = "has no partitions" if asset.partitions is None else "is partitioned"
         raise ApiError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "PARTITION_KEY_MISMATCH",
             f"asset {asset_key!r} {expectation}",
             f"{field}.partition_key",
+            reason="PARTITION_KEY_MISMATCH",
         )
     if partition_key is not None:
         pending.setdefault((asset_key, event_time), []).append(
@@ -77,11 +76,11 @@ def _check_partitions(snapshot: NamespaceSnapshot, pending: _Pending) -> None:
         )
         if bad is not None:
             order, _, field = items[bad[0]]
-            reason = f"not a partition of asset {asset_key!r} at the event's time: {bad[1]}"
-            refusals.append((order, field, reason))
+            message = f"not a partition of asset {asset_key!r} at the event's time: {bad[1]}"
+            refusals.append((order, field, message))
     if refusals:
-        _, field, reason = min(refusals)
-        raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PARTITION_KEY", reason, field)
+        _, field, message = min(refusals)
+        raise InvalidPartitionKey(message, field)
 
 
 def events_from_proto(
@@ -155,7 +154,7 @@ class EventsServicer:
         limits.check_count(
             len(messages), limits.MAX_EVENTS_PER_REQUEST, "events", "events", "TOO_MANY_EVENTS"
         )
-        snapshot = self._cache.snapshot(required_name(namespace, "namespace"))
+        snapshot = self._cache.snapshot(validate.required_name(namespace, "namespace"))
         return self._repository.ingest(snapshot.namespace_id, events_from_proto(snapshot, messages))
 
     def report_events(
@@ -184,10 +183,9 @@ class EventsServicer:
     def list_runs(
         self, request: pb.ListRunsRequest, context: grpc.ServicerContext
     ) -> pb.ListRunsResponse:
-        snapshot = self._cache.snapshot(required_name(request.namespace, "namespace"))
-        size = paging.page_size(request.page_size, "page_size")
-        binding = paging.request_binding(request, "page_token", "page_size")
-        token = self._tokens.decode(request.page_token, binding, _RUNS_TOKEN_KINDS, "page_token")
+        snapshot = self._cache.snapshot(validate.required_name(request.namespace, "namespace"))
+        requested = paging.requested_page(request)
+        token = self._tokens.continued(requested, _RUNS_TOKEN_KINDS)
         if token is None:
             as_of, after = convert.as_of_from_request(request), ""
         else:  # signed by this service: an instant it wrote itself
@@ -196,11 +194,13 @@ class EventsServicer:
         runs = self._reads.events(
             snapshot.namespace_id,
             convert.read_floor(request),
-            lambda events: events.runs_in_progress(snapshot.namespace_id, as_of, after, size + 1),
+            lambda events: events.runs_in_progress(
+                snapshot.namespace_id, as_of, after, requested.size + 1
+            ),
         )
         response = pb.ListRunsResponse()
         convert.set_instant(response.as_of, as_of)
-        for run in runs[:size]:
+        for run in runs[: requested.size]:
             listed = response.runs.add(run_id=run.run_id)
             for target in run.targets:
                 listed.targets.add(asset_key=target.asset_key, partition_key=target.partition_key)
@@ -209,8 +209,8 @@ class EventsServicer:
             convert.set_instant(listed.lease_expiry_time, run.lease_expires_at)
             if run.last_heartbeat_at is not None:
                 convert.set_instant(listed.last_heartbeat_time, run.last_heartbeat_at)
-        if len(runs) > size:
+        if len(runs) > requested.size:
             response.next_page_token = self._tokens.encode(
-                [as_of.isoformat(), runs[size - 1].run_id], binding
+                [as_of.isoformat(), runs[requested.size - 1].run_id], requested.binding
             )
         return response

@@ -38,10 +38,9 @@ MAX_RUN_LEASE = timedelta(days=30)
 def check_offset(offset: int, field: str) -> None:
     if abs(offset) > MAX_OFFSET:
         raise ApiError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "OFFSET_TOO_LARGE",
             f"offset {offset} is beyond the limit of {MAX_OFFSET} partitions either way",
             field,
+            reason="OFFSET_TOO_LARGE",
         )
 
 
@@ -49,10 +48,10 @@ def check_count(count: int, limit: int, what: str, field: str, reason: str) -> N
     """RESOURCE_EXHAUSTED when `count` exceeds `limit`."""
     if count > limit:
         raise ApiError(
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
-            reason,
             f"{count} {what}; the limit is {limit} per request",
             field,
+            reason=reason,
+            code=grpc.StatusCode.RESOURCE_EXHAUSTED,
         )
 
 
@@ -118,9 +117,9 @@ def check_definition_size(definition: PartitionsDefinition, field: str) -> None:
     estimate = estimated_partitions(definition, datetime.now(UTC))
     if estimate > MAX_DEFINITION_PARTITIONS:
         raise ApiError(
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
-            "DEFINITION_TOO_LARGE",
             f"the definition spans about {estimate} partitions; the limit is"
             f" {MAX_DEFINITION_PARTITIONS} (use a coarser cron, a later start or an end)",
             field,
+            reason="DEFINITION_TOO_LARGE",
+            code=grpc.StatusCode.RESOURCE_EXHAUSTED,
         )

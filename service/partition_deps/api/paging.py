@@ -8,11 +8,13 @@ import hmac
 import json
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
-import grpc
 from google.protobuf.message import Message
 
 from partition_deps.api.errors import ApiError
+from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
 from partition_deps.api.limits import MAX_PAGE_SIZE
 
 DEFAULT_PAGE_SIZE = 1000
@@ -20,17 +22,42 @@ DEFAULT_PAGE_SIZE = 1000
 
 def page_size(requested: int, field: str, default: int = DEFAULT_PAGE_SIZE) -> int:
     if requested < 0:
-        raise ApiError(
-            grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAGE_SIZE", "must not be negative", field
-        )
+        raise ApiError("must not be negative", field, reason="INVALID_PAGE_SIZE")
     if requested > MAX_PAGE_SIZE:
         raise ApiError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "PAGE_SIZE_TOO_LARGE",
             f"page size {requested} exceeds the maximum page size {MAX_PAGE_SIZE}",
             field,
+            reason="PAGE_SIZE_TOO_LARGE",
         )
     return min(requested or default, MAX_PAGE_SIZE)
+
+
+class PagedRequest(Protocol):
+    """A request paged by its own `page_size` and `page_token`, its tokens bound to it (the
+    List* calls, GetStaleness, PlanRuns; a tick's pages are bound to the tick instead)."""
+
+    page_size: int
+    page_token: str
+
+
+@dataclass(frozen=True)
+class Page:
+    """The page a request asks for: how many items, the token it continues ("" on the first
+    page) and what the tokens given for it are bound to (`request_binding`)."""
+
+    size: int
+    token: str
+    binding: bytes
+
+
+def requested_page(request: PagedRequest, default: int = DEFAULT_PAGE_SIZE) -> Page:
+    """The page of a request whose tokens are bound to the request itself."""
+    assert isinstance(request, Message)  # every request is a protobuf message
+    return Page(
+        page_size(request.page_size, "page_size", default),
+        request.page_token,
+        request_binding(request, "page_token", "page_size"),
+    )
 
 
 # Offsets and ids a token may carry: more than any list holds, small enough for a bigint.
@@ -100,8 +127,16 @@ class PageTokens:
             or len(values) != len(kinds)
             or not all(_is_kind(value, kind) for value, kind in zip(values, kinds, strict=True))
         ):
-            raise invalid_token(field)
+            raise ApiError(
+                "not a page token this service gave for this request",
+                field,
+                reason="INVALID_PAGE_TOKEN",
+            )
         return values
+
+    def continued(self, page: Page, kinds: Sequence[type]) -> list[str | int] | None:
+        """The values of the token `page` continues (None on the first page); see `decode`."""
+        return self.decode(page.token, page.binding, kinds, "page_token")
 
     def _verified(self, token: str, binding: bytes) -> object:
         payload_text, _, mac_text = token.partition(".")
@@ -114,19 +149,43 @@ class PageTokens:
             return None
 
 
+# The queries whose answers list keys a page at a time (`key_paging`).
+KeyPagedQuery = (
+    queries_pb.GetUpstreamPartitionsRequest
+    | queries_pb.GetDownstreamPartitionsRequest
+    | queries_pb.ComputeUpstreamPartitionsRequest
+    | queries_pb.ComputeDownstreamPartitionsRequest
+)
+
+
+class KeyPage:
+    """The page of keys a request asks for: `limit` 0 means ranges only."""
+
+    def __init__(self, request: KeyPagedQuery, tokens: PageTokens) -> None:
+        paging_request = request.key_paging
+        self._tokens = tokens
+        self._binding = request_binding(request, "key_paging.page_token", "key_paging.page_size")
+        token = tokens.decode(
+            paging_request.page_token, self._binding, (str, int), "key_paging.page_token"
+        )
+        self.scope, self.offset = ("", 0) if token is None else (str(token[0]), int(token[1]))
+        self.limit = (
+            page_size(paging_request.page_size, "key_paging.page_size")
+            if paging_request.include_keys
+            else 0
+        )
+
+    def next_token(self, scope: str, *lengths: int) -> str:
+        end = self.offset + self.limit
+        if self.limit and max(lengths) > end:
+            return self._tokens.encode([scope, end], self._binding)
+        return ""
+
+
 def _is_kind(value: object, kind: type) -> bool:
     if kind is int:  # a bool is an int to isinstance: never an offset
         return type(value) is int and 0 <= value <= _MAX_TOKEN_INT
     return type(value) is kind
-
-
-def invalid_token(field: str) -> ApiError:
-    return ApiError(
-        grpc.StatusCode.INVALID_ARGUMENT,
-        "INVALID_PAGE_TOKEN",
-        "not a page token this service gave for this request",
-        field,
-    )
 
 
 def _text(raw: bytes) -> str:

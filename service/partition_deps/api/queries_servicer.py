@@ -13,133 +13,31 @@ import grpc
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.message import Message
 
-from partition_deps.api import convert, limits, paging
-from partition_deps.api.definitions_servicer import required_name
+from partition_deps.api import convert, paging, validate
+from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as common_pb
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as pb
 from partition_deps.api.handlers import Method
 from partition_deps.api.response_memo import ResponseMemo
 from partition_deps.domain import partitions
 from partition_deps.domain.assets import AssetDefinition, Dependency
-from partition_deps.domain.definitions import (
-    Evaluation,
-    PartitionsDefinition,
-    TimeWindowPartitions,
-)
+from partition_deps.domain.definitions import Evaluation, PartitionsDefinition
 from partition_deps.domain.dependencies import (
     downstream_partitions,
     resolve_mapping,
     upstream_partitions,
-    validate_definition,
 )
-from partition_deps.domain.errors import InvalidPartitionKey, PartitionDepsError
+from partition_deps.domain.errors import PartitionDepsError
 from partition_deps.domain.horizon import valid_until
 from partition_deps.domain.mappings.kinds import PartitionMapping
 from partition_deps.domain.partitions import DAGSTER, Options
-from partition_deps.domain.results import DownstreamResult, Subset, UpstreamResult
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.definitions import NamespaceSnapshot
 from partition_deps.store.errors import AssetNotFound
 
 SERVICE_NAME = "partitiondeps.v1.QueriesService"
 
-# A selection larger than this is refused: answers are ranges, but selections are keys.
-MAX_SELECTED_KEYS = limits.MAX_KEYS_PER_REQUEST
 
-
-def _key_error_field(error: PartitionDepsError) -> PartitionDepsError:
-    """Key errors are about the selection: name its field in request terms."""
-    if isinstance(error, InvalidPartitionKey):
-        if error.field.startswith("partition_keys"):
-            error.field = f"selection.keys.{error.field}"
-        elif not error.field:
-            error.field = "selection"
-    return error
-
-
-def selected_keys(
-    definition: PartitionsDefinition | None,
-    selection: common_pb.PartitionSelection,
-    at: Evaluation,
-    field: str = "selection",
-) -> list[str]:
-    """The keys a selection names, in the definition's order for ranges."""
-    kind = selection.WhichOneof("kind")
-    if kind is None or (kind == "keys" and definition is None):
-        if definition is None:
-            if kind == "keys" and selection.keys.partition_keys:
-                raise convert.InvalidRequest(
-                    "the asset is not partitioned: select it with an empty key list",
-                    f"{field}.keys.partition_keys",
-                )
-            return []
-        raise convert.InvalidRequest("a partition selection is required", field)
-    if kind == "keys":
-        _check_selected(len(selection.keys.partition_keys), f"{field}.keys.partition_keys")
-        keys = list(selection.keys.partition_keys)
-    elif definition is None:
-        raise convert.InvalidRequest("the asset is not partitioned", field)
-    elif kind == "all":
-        subset = partitions.all_partitions(definition, at)
-        _check_selected(len(subset), f"{field}.all")
-        keys = list(subset.keys())
-    elif kind == "key_range":
-        every = _scannable(definition, at, f"{field}.key_range").keys()
-        first, last = (
-            selection.key_range.first_partition_key,
-            selection.key_range.last_partition_key,
-        )
-        try:
-            start, stop = every.index(first), every.index(last)
-        except ValueError:
-            missing = "first" if first not in every else "last"
-            raise InvalidPartitionKey(
-                f"{(first if missing == 'first' else last)!r} is not a partition at as_of",
-                f"{field}.key_range.{missing}_partition_key",
-            ) from None
-        keys = every[start : stop + 1]
-    else:
-        keys = _keys_in_time_range(definition, selection.time_range, at, f"{field}.time_range")
-    _check_selected(len(keys), field)
-    return keys
-
-
-def _check_selected(count: int, field: str) -> None:
-    limits.check_count(count, MAX_SELECTED_KEYS, "keys selected", field, "SELECTION_TOO_LARGE")
-
-
-def _scannable(definition: PartitionsDefinition, at: Evaluation, field: str) -> Subset:
-    """Every partition, if there are few enough to scan for a range's keys."""
-    every = partitions.all_partitions(definition, at)
-    limits.check_count(
-        len(every), limits.MAX_RANGE_EXPANSION, "partitions to scan", field, "RANGE_TOO_LARGE"
-    )
-    return every
-
-
-def _keys_in_time_range(
-    definition: PartitionsDefinition, time_range: common_pb.TimeRange, at: Evaluation, field: str
-) -> list[str]:
-    if not (time_range.HasField("start_time") and time_range.HasField("end_time")):
-        raise convert.InvalidRequest("start_time and end_time are required", field)
-    if not isinstance(definition, TimeWindowPartitions):
-        raise convert.InvalidRequest("a time range selects time-window partitions only", field)
-    start = convert.instant_from_proto(time_range.start_time, f"{field}.start_time")
-    end = convert.instant_from_proto(time_range.end_time, f"{field}.end_time")
-    selected = []
-    for key in _scannable(definition, at, field):
-        window_start, window_end = partitions.time_window_for_key(definition, key)
-        if window_end > start and window_start < end:
-            selected.append(key)
-    return selected
-
-
-_PagedQuery = (
-    pb.GetUpstreamPartitionsRequest
-    | pb.GetDownstreamPartitionsRequest
-    | pb.ComputeUpstreamPartitionsRequest
-    | pb.ComputeDownstreamPartitionsRequest
-)
 _StatusList = RepeatedCompositeFieldContainer[common_pb.PartitionStatus]
 
 
@@ -147,13 +45,13 @@ _StatusList = RepeatedCompositeFieldContainer[common_pb.PartitionStatus]
 _KEYS_NOT_YET = Options(keys_not_yet=True)
 
 
-def _options(request: _PagedQuery) -> Options:
+def _options(request: paging.KeyPagedQuery) -> Options:
     return _KEYS_NOT_YET if request.accept_keys_not_yet else DAGSTER
 
 
 def _fill_not_yet(
     target: _StatusList,
-    request: _PagedQuery,
+    request: paging.KeyPagedQuery,
     definition: PartitionsDefinition | None,
     keys: Sequence[str],
     at: Evaluation,
@@ -164,72 +62,6 @@ def _fill_not_yet(
             convert.key_status_to_proto(status)
             for status in partitions.keys_not_yet(definition, keys, at)
         )
-
-
-class KeyPage:
-    """The page of keys a request asks for: `limit` 0 means ranges only."""
-
-    def __init__(self, request: _PagedQuery, tokens: paging.PageTokens) -> None:
-        paging_request = request.key_paging
-        self._tokens = tokens
-        self._binding = paging.request_binding(
-            request, "key_paging.page_token", "key_paging.page_size"
-        )
-        token = tokens.decode(
-            paging_request.page_token, self._binding, (str, int), "key_paging.page_token"
-        )
-        self.scope, self.offset = ("", 0) if token is None else (str(token[0]), int(token[1]))
-        self.limit = (
-            paging.page_size(paging_request.page_size, "key_paging.page_size")
-            if paging_request.include_keys
-            else 0
-        )
-
-    def next_token(self, scope: str, *lengths: int) -> str:
-        end = self.offset + self.limit
-        if self.limit and max(lengths) > end:
-            return self._tokens.encode([scope, end], self._binding)
-        return ""
-
-
-def fill_upstream(
-    target: pb.UpstreamPartitions,
-    upstream_key: str,
-    mapping: common_pb.PartitionMapping,
-    result: UpstreamResult,
-    page: KeyPage,
-) -> None:
-    target.upstream_asset_key = upstream_key
-    target.partition_mapping.CopyFrom(mapping)
-    target.whole_asset = result.whole_asset
-    convert.fill_subset(target.partitions, result.partitions, page.offset, page.limit)
-    convert.fill_subset(
-        target.required_but_nonexistent, result.required_but_nonexistent, page.offset, page.limit
-    )
-    target.nonexistent.extend(
-        convert.key_status_to_proto(status)
-        for status in result.nonexistent[page.offset : page.offset + page.limit]
-    )
-    target.next_page_token = page.next_token(
-        upstream_key,
-        len(result.partitions),
-        len(result.required_but_nonexistent),
-        len(result.nonexistent),
-    )
-
-
-def fill_downstream(
-    target: pb.DownstreamPartitions,
-    downstream_key: str,
-    mapping: common_pb.PartitionMapping,
-    result: DownstreamResult,
-    page: KeyPage,
-) -> None:
-    target.downstream_asset_key = downstream_key
-    target.partition_mapping.CopyFrom(mapping)
-    target.whole_asset = result.whole_asset
-    convert.fill_subset(target.partitions, result.partitions, page.offset, page.limit)
-    target.next_page_token = page.next_token(downstream_key, len(result.partitions))
 
 
 def _mapping_in_force(
@@ -247,47 +79,6 @@ def _mapping_in_force(
         message = snapshot.memo.setdefault(memo_key, convert.mapping_to_proto(resolved))
     assert isinstance(message, common_pb.PartitionMapping)
     return message
-
-
-def _selected_others(
-    available: Sequence[str], wanted: Sequence[str], field: str, page: KeyPage
-) -> list[str]:
-    """The related assets to answer for: all, the `wanted` ones, or the page token's one."""
-    if page.scope:
-        if page.scope not in available:
-            raise convert.InvalidRequest("the page token is not for this query", field)
-        return [page.scope]
-    if not wanted:
-        return list(available)
-    for index, key in enumerate(wanted):
-        if key not in available:
-            raise convert.InvalidRequest(
-                f"{key!r} is not related to the asset", f"{field}[{index}]"
-            )
-    return [key for key in available if key in set(wanted)]
-
-
-def _validated(
-    definition: PartitionsDefinition | None, field: str, at: Evaluation | None = None
-) -> PartitionsDefinition | None:
-    """Validate as Dagster does at load time when `at` is given (see validate_definition)."""
-    if definition is not None:
-        try:
-            validate_definition(definition, at=at)
-        except PartitionDepsError as error:
-            raise error.at(convert.definition_field(field, definition)) from None
-    return definition
-
-
-def _resolved(
-    upstream: PartitionsDefinition | None,
-    downstream: PartitionsDefinition | None,
-    mapping: PartitionMapping | None,
-) -> PartitionMapping:
-    try:
-        return resolve_mapping(upstream, downstream, mapping)
-    except PartitionDepsError as error:
-        raise error.at("partition_mapping") from None
 
 
 def _horizon(
@@ -361,8 +152,8 @@ class QueriesServicer:
     def _stored_asset(
         self, namespace: str, asset_key: str
     ) -> tuple[NamespaceSnapshot, AssetDefinition]:
-        snapshot = self._cache.snapshot(required_name(namespace, "namespace"))
-        key = required_name(asset_key, "asset_key")
+        snapshot = self._cache.snapshot(validate.required_name(namespace, "namespace"))
+        key = validate.required_name(asset_key, "asset_key")
         asset = snapshot.assets.get(key)
         if asset is None:
             raise AssetNotFound(f"asset {key!r} does not exist in {namespace!r}", "asset_key")
@@ -438,13 +229,13 @@ class QueriesServicer:
         as_of: datetime,
     ) -> pb.GetUpstreamPartitionsResponse:
         at = Evaluation(as_of, snapshot.dynamic_keys)
-        page = KeyPage(request, self._tokens)
-        keys = selected_keys(asset.partitions, request.selection, at)
+        page = paging.KeyPage(request, self._tokens)
+        keys = validate.selected_keys(asset.partitions, request.selection, at)
         by_upstream = {d.upstream_key: d for d in asset.dependencies}
         response = pb.GetUpstreamPartitionsResponse(generation=snapshot.generation)
         convert.set_instant(response.as_of, as_of)
         options = _options(request)
-        for upstream_key in _selected_others(
+        for upstream_key in validate.selected_related(
             list(by_upstream), request.upstream_asset_keys, "upstream_asset_keys", page
         ):
             dependency = by_upstream[upstream_key]
@@ -454,9 +245,9 @@ class QueriesServicer:
                     upstream.partitions, asset.partitions, dependency.mapping, keys, at, options
                 )
             except PartitionDepsError as error:
-                raise _key_error_field(error) from None
+                raise validate.named_in_selection(error) from None
             mapping = _mapping_in_force(snapshot, upstream, asset, dependency)
-            fill_upstream(response.dependencies.add(), upstream_key, mapping, result, page)
+            convert.fill_upstream(response.dependencies.add(), upstream_key, mapping, result, page)
         _fill_not_yet(response.selected_not_yet, request, asset.partitions, keys, at)
         return response
 
@@ -490,13 +281,13 @@ class QueriesServicer:
         as_of: datetime,
     ) -> pb.GetDownstreamPartitionsResponse:
         at = Evaluation(as_of, snapshot.dynamic_keys)
-        page = KeyPage(request, self._tokens)
-        keys = selected_keys(asset.partitions, request.selection, at)
+        page = paging.KeyPage(request, self._tokens)
+        keys = validate.selected_keys(asset.partitions, request.selection, at)
         response = pb.GetDownstreamPartitionsResponse(generation=snapshot.generation)
         convert.set_instant(response.as_of, as_of)
         options = _options(request)
         dependents = snapshot.dependents.get(asset.key, ())
-        for downstream_key in _selected_others(
+        for downstream_key in validate.selected_related(
             dependents, request.downstream_asset_keys, "downstream_asset_keys", page
         ):
             downstream = snapshot.assets[downstream_key]
@@ -506,9 +297,11 @@ class QueriesServicer:
                     asset.partitions, downstream.partitions, dependency.mapping, keys, at, options
                 )
             except PartitionDepsError as error:
-                raise _key_error_field(error) from None
+                raise validate.named_in_selection(error) from None
             mapping = _mapping_in_force(snapshot, asset, downstream, dependency)
-            fill_downstream(response.dependents.add(), downstream_key, mapping, result, page)
+            convert.fill_downstream(
+                response.dependents.add(), downstream_key, mapping, result, page
+            )
         _fill_not_yet(response.selected_not_yet, request, asset.partitions, keys, at)
         return response
 
@@ -532,24 +325,24 @@ class QueriesServicer:
         )
         upstream = convert.definition_from_proto(request.upstream, "upstream")
         downstream = convert.definition_from_proto(request.downstream, "downstream")
-        _validated(upstream, "upstream", at)
-        _validated(downstream, "downstream", at)
+        validate.validated_definition(upstream, "upstream", at)
+        validate.validated_definition(downstream, "downstream", at)
         mapping = convert.mapping_from_proto(request.partition_mapping, "partition_mapping")
-        in_force = _resolved(upstream, downstream, mapping)
+        in_force = validate.resolved_mapping(upstream, downstream, mapping, "partition_mapping")
         return upstream, downstream, mapping, in_force, at
 
     def compute_upstream(
         self, request: pb.ComputeUpstreamPartitionsRequest, context: grpc.ServicerContext
     ) -> pb.ComputeUpstreamPartitionsResponse:
         upstream, downstream, mapping, in_force, at = self._inline(request)
-        page = KeyPage(request, self._tokens)
-        keys = selected_keys(downstream, request.selection, at)
+        page = paging.KeyPage(request, self._tokens)
+        keys = validate.selected_keys(downstream, request.selection, at)
         try:
             result = upstream_partitions(upstream, downstream, mapping, keys, at, _options(request))
         except PartitionDepsError as error:
-            raise _key_error_field(error) from None
+            raise validate.named_in_selection(error) from None
         response = pb.ComputeUpstreamPartitionsResponse()
-        fill_upstream(response.result, "", convert.mapping_to_proto(in_force), result, page)
+        convert.fill_upstream(response.result, "", convert.mapping_to_proto(in_force), result, page)
         _fill_not_yet(response.selected_not_yet, request, downstream, keys, at)
         convert.set_instant(response.as_of, at.as_of)
         return response
@@ -558,16 +351,18 @@ class QueriesServicer:
         self, request: pb.ComputeDownstreamPartitionsRequest, context: grpc.ServicerContext
     ) -> pb.ComputeDownstreamPartitionsResponse:
         upstream, downstream, mapping, in_force, at = self._inline(request)
-        page = KeyPage(request, self._tokens)
-        keys = selected_keys(upstream, request.selection, at)
+        page = paging.KeyPage(request, self._tokens)
+        keys = validate.selected_keys(upstream, request.selection, at)
         try:
             result = downstream_partitions(
                 upstream, downstream, mapping, keys, at, _options(request)
             )
         except PartitionDepsError as error:
-            raise _key_error_field(error) from None
+            raise validate.named_in_selection(error) from None
         response = pb.ComputeDownstreamPartitionsResponse()
-        fill_downstream(response.result, "", convert.mapping_to_proto(in_force), result, page)
+        convert.fill_downstream(
+            response.result, "", convert.mapping_to_proto(in_force), result, page
+        )
         _fill_not_yet(response.selected_not_yet, request, upstream, keys, at)
         convert.set_instant(response.as_of, at.as_of)
         return response
@@ -584,7 +379,7 @@ class QueriesServicer:
             snapshot, asset = self._stored_asset(source.asset.namespace, source.asset.asset_key)
             definition, dynamic = asset.partitions, snapshot.dynamic_keys
         elif kind == "partitions_definition":
-            definition = _validated(
+            definition = validate.validated_definition(
                 convert.definition_from_proto(
                     source.partitions_definition, f"{field}.partitions_definition"
                 ),
@@ -592,9 +387,9 @@ class QueriesServicer:
             )
             dynamic = convert.dynamic_keys_from_proto(source.dynamic_partitions)
         else:
-            raise convert.InvalidRequest("an asset or a partitions definition is required", field)
+            raise ApiError("an asset or a partitions definition is required", field)
         if definition is None:
-            raise convert.InvalidRequest("the definition has no partitions", field)
+            raise ApiError("the definition has no partitions", field)
         return definition, Evaluation(as_of, dynamic)
 
     def list_partitions(
@@ -602,18 +397,19 @@ class QueriesServicer:
     ) -> pb.ListPartitionsResponse:
         as_of = convert.as_of_from_request(request)
         definition, at = self._source(request.source, as_of)
-        size = paging.page_size(request.page_size, "page_size")
-        binding = paging.request_binding(request, "page_token", "page_size")
-        token = self._tokens.decode(request.page_token, binding, (int,), "page_token")
+        requested = paging.requested_page(request)
+        token = self._tokens.continued(requested, (int,))
         offset = 0 if token is None else int(token[0])
         subset = partitions.all_partitions(definition, at)
         total = len(subset)
         response = pb.ListPartitionsResponse(
-            partition_keys=subset.keys(offset, size),
+            partition_keys=subset.keys(offset, requested.size),
             total_size=total,
             ranges=[convert.run_to_proto(run) for run in subset.runs()],
             next_page_token=(
-                self._tokens.encode([offset + size], binding) if offset + size < total else ""
+                self._tokens.encode([offset + requested.size], requested.binding)
+                if offset + requested.size < total
+                else ""
             ),
         )
         convert.set_instant(response.as_of, as_of)
@@ -624,13 +420,11 @@ class QueriesServicer:
     ) -> pb.GetTimeWindowResponse:
         definition, _ = self._source(request.source, convert.as_of_from_request(request))
         if not request.partition_key:
-            raise convert.InvalidRequest("partition_key is required", "partition_key")
+            raise ApiError("partition_key is required", "partition_key")
         try:
             start, end = partitions.time_window_for_key(definition, request.partition_key)
         except PartitionDepsError as error:
-            if not error.field:
-                error.field = "partition_key"
-            raise
+            raise (error if error.field else error.at("partition_key")) from None
         return pb.GetTimeWindowResponse(
             start_time=convert.instant_to_proto(start), end_time=convert.instant_to_proto(end)
         )
@@ -640,15 +434,10 @@ class QueriesServicer:
     ) -> pb.GetPartitionKeyForTimestampResponse:
         definition, _ = self._source(request.source, convert.as_of_from_request(request))
         if not request.HasField("timestamp"):
-            raise convert.InvalidRequest("timestamp is required", "timestamp")
+            raise ApiError("timestamp is required", "timestamp")
+        timestamp = convert.instant_from_proto(request.timestamp, "timestamp")
         try:
-            key = partitions.key_for_timestamp(
-                definition,
-                convert.instant_from_proto(request.timestamp, "timestamp"),
-                request.end_closed,
-            )
+            key = partitions.key_for_timestamp(definition, timestamp, request.end_closed)
         except PartitionDepsError as error:
-            if not error.field:
-                error.field = "timestamp"
-            raise
+            raise (error if error.field else error.at("timestamp")) from None
         return pb.GetPartitionKeyForTimestampResponse(partition_key=key)

@@ -15,12 +15,11 @@ from typing import cast
 
 import grpc
 
-from partition_deps.api import convert, limits, paging
+from partition_deps.api import convert, limits, paging, validate
 from partition_deps.api.answer_pages import AnswerPages
-from partition_deps.api.definitions_servicer import required_name
+from partition_deps.api.errors import ApiError
 from partition_deps.api.gen.partitiondeps.v1 import staleness_service_pb2 as pb
 from partition_deps.api.handlers import Method
-from partition_deps.api.queries_servicer import selected_keys
 from partition_deps.domain.assets import AssetDefinition
 from partition_deps.domain.definitions import DynamicPartitions, Evaluation, TimeWindowPartitions
 from partition_deps.domain.partitions import all_partitions, order_keys
@@ -116,32 +115,25 @@ class StalenessServicer:
 
     def _begin(
         self, request: pb.GetStalenessRequest | pb.PlanRunsRequest
-    ) -> tuple[NamespaceSnapshot, ReadFloor, int, bytes]:
-        """The namespace, what the answer must see, the page size and what page tokens are
-        bound to."""
+    ) -> tuple[NamespaceSnapshot, ReadFloor, paging.Page]:
+        """The namespace, what the answer must see, and the page asked for."""
         floor = convert.read_floor(request)
         snapshot = self._cache.snapshot(
-            required_name(request.namespace, "namespace"), floor.generation
+            validate.required_name(request.namespace, "namespace"), floor.generation
         )
         # Events are read against these definitions: a replica must have them too.
         floor = ReadFloor(floor.event_position, snapshot.generation)
-        size = paging.page_size(request.page_size, "page_size")
-        return snapshot, floor, size, paging.request_binding(request, "page_token", "page_size")
+        return snapshot, floor, paging.requested_page(request)
 
     # -- staleness -----------------------------------------------------------------------------
 
     def get_staleness(
         self, request: pb.GetStalenessRequest, context: grpc.ServicerContext
     ) -> pb.GetStalenessResponse:
-        snapshot, floor, size, binding = self._begin(request)
-        if request.page_token:
+        snapshot, floor, page = self._begin(request)
+        if page.token:
             return self._pages.next_page(
-                pb.GetStalenessResponse,
-                snapshot.namespace_id,
-                request.page_token,
-                "partitions",
-                size,
-                binding,
+                pb.GetStalenessResponse, snapshot.namespace_id, "partitions", page
             )
         as_of = convert.as_of_from_request(request)
         at = Evaluation(as_of, snapshot.dynamic_keys)
@@ -155,11 +147,11 @@ class StalenessServicer:
             candidates[asset_key] = _all_keys(asset, at)
         if request.HasField("selection"):
             if len(request.asset_keys) != 1:
-                raise convert.InvalidRequest(
+                raise ApiError(
                     "a partition selection needs exactly one asset in asset_keys", "selection"
                 )
             asset = snapshot.assets[asset_keys[0]]
-            keys = selected_keys(asset.partitions, request.selection, at)
+            keys = validate.selected_keys(asset.partitions, request.selection, at)
             if asset.partitions is not None:
                 if request.selection.WhichOneof("kind") == "keys":
                     keys = order_keys(asset.partitions, keys, at)
@@ -200,8 +192,7 @@ class StalenessServicer:
             self._partitions(asset_keys, candidates, answers, listed),
             _fill_partition,
             sum(len(positions) for positions in listed.values()),
-            size,
-            binding,
+            page,
         )
 
     def _summaries(
@@ -214,11 +205,9 @@ class StalenessServicer:
     ) -> pb.GetStalenessResponse:
         """The answer of a `summary_only` request: the assets' summaries alone."""
         if request.HasField("selection"):
-            raise convert.InvalidRequest(
-                "summary_only summarizes whole assets: give no selection", "selection"
-            )
+            raise ApiError("summary_only summarizes whole assets: give no selection", "selection")
         if request.include_fresh:
-            raise convert.InvalidRequest(
+            raise ApiError(
                 "summary_only lists no partitions: include_fresh does not apply", "include_fresh"
             )
         for asset_key in asset_keys:  # summarized one after another
@@ -289,22 +278,15 @@ class StalenessServicer:
     def plan_runs(
         self, request: pb.PlanRunsRequest, context: grpc.ServicerContext
     ) -> pb.PlanRunsResponse:
-        snapshot, floor, size, binding = self._begin(request)
-        if request.page_token:
-            return self._pages.next_page(
-                pb.PlanRunsResponse,
-                snapshot.namespace_id,
-                request.page_token,
-                "runs",
-                size,
-                binding,
-            )
+        snapshot, floor, page = self._begin(request)
+        if page.token:
+            return self._pages.next_page(pb.PlanRunsResponse, snapshot.namespace_id, "runs", page)
         as_of = convert.as_of_from_request(request)
         at = Evaluation(as_of, snapshot.dynamic_keys)
         asset_keys = _assets(snapshot, request.asset_keys, "asset_keys")
         _check_answer_size(snapshot, asset_keys, as_of)
         if request.limit < 0:
-            raise convert.InvalidRequest("limit must not be negative", "limit")
+            raise ApiError("limit must not be negative", "limit")
         options = convert.staleness_options_from_proto(request.options)
         position, runs = self._reads.staleness(
             snapshot.namespace_id,
@@ -330,8 +312,7 @@ class StalenessServicer:
                 target, run, snapshot.assets[run.asset_key].partitions, request.include_keys
             ),
             len(runs),
-            size,
-            binding,
+            page,
         )
 
     @staticmethod

@@ -1020,8 +1020,7 @@ class TimeWindows:
                 try:
                     self.check_key(key, now)
                 except InvalidPartitionKey as error:
-                    error.field = f"partition_keys[{position}]"
-                    raise
+                    raise error.at(f"partition_keys[{position}]") from None
             previous = self._index_at_or_after(start)
             indices.append(previous)
         return indices

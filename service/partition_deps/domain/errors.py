@@ -14,9 +14,9 @@ class PartitionDepsError(ValueError):
         self.field = field
 
     def at(self, prefix: str) -> PartitionDepsError:
-        """Return the same error with `prefix` prepended to its field path."""
-        self.field = f"{prefix}.{self.field}" if self.field else prefix
-        return self
+        """A new error of this kind, its field path under `prefix`: an error once raised is
+        never changed, so a caller that catches it to name a field raises this one instead."""
+        return type(self)(self.message, f"{prefix}.{self.field}" if self.field else prefix)
 
 
 class InvalidDefinition(PartitionDepsError):
