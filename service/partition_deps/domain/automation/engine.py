@@ -394,6 +394,8 @@ class _Tick:
         # Facts asked more than once in a tick, asked once (per asset).
         self._updated: dict[str, Keys] = {}
         self._materialized: dict[str, Keys] = {}
+        # Per asset: the last candidate set `missing` was asked of, and the answer.
+        self._missing: dict[str, tuple[Keys, Keys]] = {}
         self._in_progress: dict[str, Keys] = {}
         self._same: dict[tuple[str, str], bool] = {}
         self._ordered: dict[str, list[str]] = {}
@@ -552,6 +554,17 @@ class _Tick:
                 key
             )
         return found
+
+    def missing(self, key: str, candidate: Keys) -> Keys:
+        """`candidate` without the materialized partitions. An eager condition asks this of
+        the same candidate set several times per asset, each a difference of a thousand keys:
+        the last answer is kept per asset, for that very set object."""
+        found = self._missing.get(key)
+        if found is not None and found[0] is candidate:
+            return found[1]
+        answer = candidate - self.materialized(key)
+        self._missing[key] = (candidate, answer)
+        return answer
 
     def materialized(self, key: str) -> Keys:
         found = self._materialized.get(key)
@@ -869,7 +882,7 @@ class _AssetEvaluation:
         if not candidate:
             return EMPTY, None
         if kind == "missing":
-            return candidate - tick.materialized(key), None
+            return tick.missing(key, candidate), None
         if kind == "run_in_progress":
             return tick.in_progress(key), None
         if kind == "backfill_in_progress":
