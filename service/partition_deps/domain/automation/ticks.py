@@ -153,21 +153,23 @@ def _node_summary(
 ) -> NodeSummary:
     """`node` summarised with the definition of the asset it ran on (a dependency's, below
     `any_deps_match` / `all_deps_match`)."""
-    asset = assets.get(node.asset)
+    true_keys = node.true_keys
     runs: tuple[PartitionRun, ...] = ()
-    if asset is not None and asset.partitions is not None and node.true_keys:
-        memo_key = (asset.partitions, node.true_keys)
-        found = memo.get(memo_key)
-        if found is None:
-            keys = [key for key in node.true_keys if key is not None]
-            found = memo[memo_key] = key_runs(asset.partitions, keys, at)
-        runs = found
+    if true_keys:
+        asset = assets.get(node.asset)
+        if asset is not None and asset.partitions is not None:
+            memo_key = (asset.partitions, true_keys)
+            found = memo.get(memo_key)
+            if found is None:
+                keys = [key for key in true_keys if key is not None]
+                found = memo[memo_key] = key_runs(asset.partitions, keys, at)
+            runs = found
     return NodeSummary(
         label=node.label,
-        true_count=len(node.true_keys),
+        true_count=len(true_keys),
         true_runs=runs,
         candidate_count=node.candidate_count,
-        children=tuple(_node_summary(child, assets, at, memo) for child in node.children),
+        children=tuple([_node_summary(child, assets, at, memo) for child in node.children]),
     )
 
 
