@@ -372,6 +372,9 @@ def _fingerprint(definition: PartitionsDefinition | None) -> str:
 
 
 class _Tick:
+    """One evaluation: built, used and dropped by one call on one thread, so its memos need
+    no lock."""
+
     def __init__(
         self,
         assets: Sequence[AssetDefinition],
