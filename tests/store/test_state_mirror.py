@@ -20,7 +20,12 @@ from partition_deps.domain.partitions import all_partitions
 from partition_deps.domain.staleness import PartitionStatus, Status
 from partition_deps.store.definitions import DefinitionsRepository
 from partition_deps.store.events import EventsRepository
-from partition_deps.store.staleness import StalenessEngine, StalenessReader, StalenessRepository
+from partition_deps.store.staleness import (
+    MIRROR_MIN_KEYS,
+    StalenessEngine,
+    StalenessReader,
+    StalenessRepository,
+)
 from partition_deps.store.state_mirror import Snapshot
 
 DAILY = TimeWindowPartitions("0 0 * * *", datetime(2024, 1, 1))
@@ -97,6 +102,27 @@ def test_a_copy_catches_up_on_what_committed_since(pool: ConnectionPool, namespa
     with repository.reading(namespace_id) as reader:
         assert _stale_keys(_answer(reader)) == ["2024-01-03"]
     assert repository.mirror.rows_read == loaded + 2
+
+
+def test_an_answer_over_many_partitions_reads_the_copies_for_its_small_assets(
+    pool: ConnectionPool, namespace: str
+) -> None:
+    namespace_id = _setup(pool, namespace)
+    EventsRepository(pool).ingest(
+        namespace_id, [Materialization("again", T0, "up", "2024-01-03", "run", "v2")]
+    )
+    repository = StalenessRepository(pool)
+    with repository.reading(namespace_id) as reader:
+        expected = StalenessEngine(GRAPH, reader, AT, set_based=False).statuses("down", KEYS)
+        # Ten keys each, below MIRROR_MIN_KEYS: a query, unless the whole answer is large.
+        alone = StalenessEngine(GRAPH, reader, AT).statuses("down", KEYS)
+        assert repository.mirror.rows_read == 0
+        whole = StalenessEngine(GRAPH, reader, AT, answer_keys=MIRROR_MIN_KEYS).statuses(
+            "down", KEYS
+        )
+    assert repository.mirror.rows_read == 2 * len(KEYS)
+    assert whole == alone == expected
+    assert _stale_keys(whole) == ["2024-01-03"]
 
 
 def test_a_transaction_in_flight_when_the_copy_was_taken_is_read_once_it_commits(
