@@ -26,7 +26,7 @@ from partition_deps.store.staleness import (
     StalenessReader,
     StalenessRepository,
 )
-from partition_deps.store.state_mirror import Snapshot
+from partition_deps.store.state_mirror import Snapshot, array_text
 
 DAILY = TimeWindowPartitions("0 0 * * *", datetime(2024, 1, 1))
 AT = Evaluation(datetime(2024, 1, 11, tzinfo=UTC))
@@ -49,6 +49,20 @@ def test_snapshot_visibility() -> None:
     assert not Snapshot.parse("101:108:101").sees_all_of(earlier)
     assert earlier.sees_all_of(earlier)
     assert Snapshot.parse("7:7:") == Snapshot(7, 7, frozenset())
+
+
+def test_array_text_prints_as_postgres_does(pool: ConnectionPool) -> None:
+    cases = [
+        [],
+        ["plain", "daily_1", "a.b/c-d:e"],
+        ["", "NULL", "null", "Null", "nullish", "with space", "tab\there", "new\nline"],
+        ['quote"d', "back\\slash", "{brace}", "com,ma", "é ü", "x\x0by", "x\x0cy", "x\ry"],
+    ]
+    with pool.connection() as conn:
+        for values in cases:
+            row = conn.execute("SELECT %s::text[]::text", (values,)).fetchone()
+            assert row is not None
+            assert array_text(values) == row[0], values
 
 
 def _setup(pool: ConnectionPool, namespace: str) -> int:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -66,15 +66,16 @@ from partition_deps.store.state_mirror import (
     StateMirror,
     StateRow,
     VersionKey,
+    array_text,
 )
 
 DEFAULT_OPTIONS = StalenessOptions()
 
 
-@dataclass(frozen=True)
-class _State:
+class _State(NamedTuple):
     """One partition's row of `latest_state` as the rules read it, built once per answer (the
-    rules ask for the same partitions over and over)."""
+    rules ask for the same partitions over and over; a named tuple builds in half a frozen
+    dataclass's time)."""
 
     latest: Materialized | None
     observed: Observed | None
@@ -148,10 +149,12 @@ class StoreHistory:
             return
         for key in wanted:
             self._states[(asset_key, key)] = None
+        keys_sql, keys_params = _text_array(wanted)
         rows = self._conn.execute(
             f"SELECT {_STATE_COLUMNS} FROM latest_state s {_HOLDING_RUN}"
-            " WHERE s.namespace_id = %s AND s.asset_key = %s AND s.partition_key = ANY(%s)",
-            (self._namespace_id, asset_key, wanted),
+            " WHERE s.namespace_id = %s AND s.asset_key = %s"
+            f" AND s.partition_key = ANY({keys_sql})",
+            (self._namespace_id, asset_key, *keys_params),
         ).fetchall()
         for row in rows:
             self._states[(asset_key, row[0])] = _state_of(row)
@@ -237,6 +240,17 @@ class _Edge:
 # contain the separator (possible for dynamic keys only) travel as an array instead.
 KEY_SEPARATOR = "\x1f"
 _KEY_SOURCE = "unnest(string_to_array(%(keys)s, %(separator)s)) WITH ORDINALITY AS k(key, n)"
+
+
+def _text_array(keys: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+    """A text[] of `keys` in SQL, and its parameters: joined by `KEY_SEPARATOR` where that
+    is possible (a single key is sent as it is: an empty text splits into no key at all)."""
+    joined = KEY_SEPARATOR.join(keys)
+    if len(keys) > 1 and joined.count(KEY_SEPARATOR) == len(keys) - 1:
+        return "string_to_array(%s, %s)", (joined, KEY_SEPARATOR)
+    return "%s::text[]", (list(keys),)
+
+
 _KEY_ARRAY_SOURCE = "unnest(%(keys)s::text[]) WITH ORDINALITY AS k(key, n)"
 
 
@@ -494,12 +508,6 @@ class StalenessReader:
     ) -> list[str | None]:
         """The data version of each upstream partition as of the paired event id."""
         return versions_at(self.conn, self.namespace_id, asset_key, partition_keys, event_ids)
-
-    def array_text(self, values: Sequence[str]) -> str:
-        """`values` as Postgres prints a text[] (how mirrored rows hold upstream keys)."""
-        row = self.conn.execute("SELECT %s::text[]::text", (list(values),)).fetchone()
-        assert row is not None
-        return str(row[0])
 
     def parse_array(self, text: str) -> list[str]:
         """A text[] as Postgres prints it, read back (memoised: rows share a few texts)."""
@@ -767,7 +775,7 @@ class StalenessEngine:
         view = reader.mirror_view([asset.key, *upstream_keys])
         own = view.assets[asset.key]
         code = asset.code_version
-        recorded = reader.array_text(upstream_keys)
+        recorded = array_text(upstream_keys)
         # Per edge: the upstream's rows and whether it is partitioned.
         sides = [(view.assets[edge.dependency.upstream_key], edge.partitioned) for edge in edges]
         # Keys whose row may not be FRESH, from sets the view keeps up to date; then one pass
