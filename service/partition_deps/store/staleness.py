@@ -240,6 +240,7 @@ class _Edge:
 # contain the separator (possible for dynamic keys only) travel as an array instead.
 KEY_SEPARATOR = "\x1f"
 _KEY_SOURCE = "unnest(string_to_array(%(keys)s, %(separator)s)) WITH ORDINALITY AS k(key, n)"
+_KEY_ARRAY_SOURCE = "unnest(%(keys)s::text[]) WITH ORDINALITY AS k(key, n)"
 
 
 def _text_array(keys: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
@@ -249,9 +250,6 @@ def _text_array(keys: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
     if len(keys) > 1 and joined.count(KEY_SEPARATOR) == len(keys) - 1:
         return "string_to_array(%s, %s)", (joined, KEY_SEPARATOR)
     return "%s::text[]", (list(keys),)
-
-
-_KEY_ARRAY_SOURCE = "unnest(%(keys)s::text[]) WITH ORDINALITY AS k(key, n)"
 
 
 # From this many asked keys on, the answer reads the in-memory copy of latest states

@@ -53,9 +53,9 @@ _QUOTED_WHEN_HOLDING = frozenset('{},"\\ \t\n\r\v\f')
 
 def array_text(values: Sequence[str]) -> str:
     """`values` as Postgres prints a text[] (how mirrored rows hold upstream keys), without a
-    round trip: one per asset of a whole-namespace answer, about 0.5 s in 600 here. Should
-    Postgres print some value otherwise, the rows holding it would be compared key by key:
-    slower, never misjudged."""
+    round trip (one per asset: 600 in a whole answer over the benchmark namespace, about
+    0.5 s). Should Postgres print some value otherwise, the rows holding it would be compared
+    key by key: slower, never misjudged."""
     elements = [
         '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
         if value == "" or value.upper() == "NULL" or not _QUOTED_WHEN_HOLDING.isdisjoint(value)
