@@ -20,8 +20,13 @@ from partition_deps.domain.partitions import all_partitions
 from partition_deps.domain.staleness import PartitionStatus, Status
 from partition_deps.store.definitions import DefinitionsRepository
 from partition_deps.store.events import EventsRepository
-from partition_deps.store.staleness import StalenessEngine, StalenessReader, StalenessRepository
-from partition_deps.store.state_mirror import Snapshot
+from partition_deps.store.staleness import (
+    MIRROR_MIN_KEYS,
+    StalenessEngine,
+    StalenessReader,
+    StalenessRepository,
+)
+from partition_deps.store.state_mirror import Snapshot, array_text
 
 DAILY = TimeWindowPartitions("0 0 * * *", datetime(2024, 1, 1))
 AT = Evaluation(datetime(2024, 1, 11, tzinfo=UTC))
@@ -44,6 +49,20 @@ def test_snapshot_visibility() -> None:
     assert not Snapshot.parse("101:108:101").sees_all_of(earlier)
     assert earlier.sees_all_of(earlier)
     assert Snapshot.parse("7:7:") == Snapshot(7, 7, frozenset())
+
+
+def test_array_text_prints_as_postgres_does(pool: ConnectionPool) -> None:
+    cases = [
+        [],
+        ["plain", "daily_1", "a.b/c-d:e"],
+        ["", "NULL", "null", "Null", "nullish", "with space", "tab\there", "new\nline"],
+        ['quote"d', "back\\slash", "{brace}", "com,ma", "é ü", "x\x0by", "x\x0cy", "x\ry"],
+    ]
+    with pool.connection() as conn:
+        for values in cases:
+            row = conn.execute("SELECT %s::text[]::text", (values,)).fetchone()
+            assert row is not None
+            assert array_text(values) == row[0], values
 
 
 def _setup(pool: ConnectionPool, namespace: str) -> int:
@@ -97,6 +116,27 @@ def test_a_copy_catches_up_on_what_committed_since(pool: ConnectionPool, namespa
     with repository.reading(namespace_id) as reader:
         assert _stale_keys(_answer(reader)) == ["2024-01-03"]
     assert repository.mirror.rows_read == loaded + 2
+
+
+def test_an_answer_over_many_partitions_reads_the_copies_for_its_small_assets(
+    pool: ConnectionPool, namespace: str
+) -> None:
+    namespace_id = _setup(pool, namespace)
+    EventsRepository(pool).ingest(
+        namespace_id, [Materialization("again", T0, "up", "2024-01-03", "run", "v2")]
+    )
+    repository = StalenessRepository(pool)
+    with repository.reading(namespace_id) as reader:
+        expected = StalenessEngine(GRAPH, reader, AT, set_based=False).statuses("down", KEYS)
+        # Ten keys each, below MIRROR_MIN_KEYS: a query, unless the whole answer is large.
+        alone = StalenessEngine(GRAPH, reader, AT).statuses("down", KEYS)
+        assert repository.mirror.rows_read == 0
+        whole = StalenessEngine(GRAPH, reader, AT, answer_keys=MIRROR_MIN_KEYS).statuses(
+            "down", KEYS
+        )
+    assert repository.mirror.rows_read == 2 * len(KEYS)
+    assert whole == alone == expected
+    assert _stale_keys(whole) == ["2024-01-03"]
 
 
 def test_a_transaction_in_flight_when_the_copy_was_taken_is_read_once_it_commits(

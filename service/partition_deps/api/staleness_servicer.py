@@ -158,10 +158,12 @@ class StalenessServicer:
                 candidates[asset.key] = list(keys)
         options = convert.staleness_options_from_proto(request.options)
 
+        answer_keys = sum(len(keys) for keys in candidates.values())
+
         def read(
             reader: StalenessReader,
         ) -> tuple[int, dict[str, dict[int, PartitionStatus]], dict[str, frozenset[str | None]]]:
-            engine = StalenessEngine(snapshot.assets, reader, at, options)
+            engine = StalenessEngine(snapshot.assets, reader, at, options, answer_keys=answer_keys)
             return (
                 reader.event_position(),
                 {key: engine.statuses(key, candidates[key]) for key in asset_keys},
