@@ -18,9 +18,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
+from psycopg.rows import args_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
@@ -34,7 +35,6 @@ from partition_deps.domain.automation.ticks import (
 )
 from partition_deps.domain.events import (
     Event,
-    Materialization,
     Observation,
     PartitionTarget,
     RunCanceled,
@@ -231,42 +231,71 @@ def _tick_of(row: Sequence[Any], summary: TickSummary | None) -> StoredTick:
     )
 
 
+class _EventRow(NamedTuple):
+    """An event as a tick reads it; the SELECT lists these names, in this order."""
+
+    event_id: int
+    kind: int
+    event_time: datetime
+    asset_key: str
+    partition_key: str
+    run_id: str | None
+    data_version: str | None
+    code_version: str | None
+    details: Any
+    idempotency_key: str
+
+
+_EVENT_COLUMNS = ", ".join(_EventRow._fields)
+# Rows fetched at a time: a namespace's first tick on a server reads all of its events.
+_FEED_BATCH = 10_000
+
+
 def _feed_events(conn: psycopg.Connection[Any], namespace_id: int, feed: HistoryFeed) -> None:
     """Feed `feed` the namespace's events stored after its last one, in commit order
     (heartbeats aside: conditions do not read them)."""
-    with conn.cursor() as cursor:
+    with conn.cursor(row_factory=args_row(_EventRow)) as cursor:
         cursor.execute(
-            "SELECT event_id, kind, event_time, asset_key, partition_key, run_id, data_version,"
-            " code_version, details, idempotency_key FROM events WHERE namespace_id = %s"
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE namespace_id = %s"
             " AND event_id > %s AND kind <> %s ORDER BY event_id",
             (namespace_id, feed.last_event_id, RUN_HEARTBEAT),
         )
-        for row in cursor:
-            feed.add(int(row[0]), _event_of(row))
+        while rows := cursor.fetchmany(_FEED_BATCH):
+            for row in rows:
+                if row.kind == MATERIALIZATION:
+                    feed.materialization(
+                        row.event_id,
+                        row.asset_key,
+                        row.partition_key or None,
+                        row.event_time.timestamp(),
+                        row.run_id or None,
+                        row.data_version or None,
+                    )
+                else:
+                    feed.add(row.event_id, _event_of(row))
 
 
-def _event_of(row: Sequence[Any]) -> Event:
-    _, kind, event_time, asset_key, partition_key, run_id, data_version, code_version = row[:8]
-    details, idempotency_key = row[8], row[9]
-    if kind == MATERIALIZATION:
-        return Materialization(
-            idempotency_key, event_time, asset_key, partition_key or None, run_id or "",
-            data_version or "", code_version,
-        )  # fmt: skip
-    if kind == OBSERVATION:
+def _event_of(row: _EventRow) -> Event:
+    """Any event but a materialization (which goes to the feed without an Event)."""
+    if row.kind == OBSERVATION:
         return Observation(
-            idempotency_key, event_time, asset_key, partition_key or None, data_version or ""
+            row.idempotency_key,
+            row.event_time,
+            row.asset_key,
+            row.partition_key or None,
+            row.data_version or "",
         )
-    if kind == RUN_STARTED:
+    if row.kind == RUN_STARTED:
         targets = tuple(
             PartitionTarget(target["asset_key"], target["partition_key"])
-            for target in details["targets"]
+            for target in row.details["targets"]
         )
-        return RunStarted(idempotency_key, event_time, run_id, targets)
-    if kind == RUN_SUCCEEDED:
-        return RunSucceeded(idempotency_key, event_time, run_id)
-    ended = RunFailed if kind == RUN_FAILED else RunCanceled
-    return ended(idempotency_key, event_time, run_id, details.get("message") or "")
+        return RunStarted(row.idempotency_key, row.event_time, row.run_id or "", targets)
+    if row.kind == RUN_SUCCEEDED:
+        return RunSucceeded(row.idempotency_key, row.event_time, row.run_id or "")
+    ended = RunFailed if row.kind == RUN_FAILED else RunCanceled
+    message = row.details.get("message") if row.details else None
+    return ended(row.idempotency_key, row.event_time, row.run_id or "", message or "")
 
 
 # -- the stored summary ---------------------------------------------------------------------

@@ -86,7 +86,7 @@ class HistoryFeed:
         timestamp = event.event_time.timestamp()
         match event:
             case Materialization():
-                history.materialization(
+                self.materialization(
                     event_id,
                     event.asset_key,
                     event.partition_key,
@@ -111,6 +111,22 @@ class HistoryFeed:
                 history.run_failed(event_id, event.run_id, timestamp)
             case RunCanceled():
                 history.run_canceled(event_id, event.run_id, timestamp)
+        self.last_event_id = event_id
+
+    def materialization(
+        self,
+        event_id: int,
+        asset_key: str,
+        partition_key: str | None,
+        timestamp: float,
+        run_id: str | None,
+        data_version: str | None,
+    ) -> None:
+        """`add` of a materialization without an Event around it: a namespace's first tick on a
+        server feeds every event it has, most of them materializations."""
+        self.history.materialization(
+            event_id, asset_key, partition_key, timestamp, run_id, data_version
+        )
         self.last_event_id = event_id
 
     def for_tick(self, seen_event_id: int) -> EventHistory:
