@@ -47,8 +47,8 @@ class Run:
 
 class Update(NamedTuple):
     """One materialization (or an observation of an observable source). A named tuple: a
-    kept history holds one per event (a million for a large namespace), and a tuple of plain
-    values is smaller, quicker to make, and left alone by the cyclic collector."""
+    kept history holds one per event (a million for a large namespace), and a tuple is one
+    object, smaller and quicker to make than a dataclass instance with its dict."""
 
     position: int
     timestamp: float
