@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import pytest
@@ -17,8 +20,27 @@ from partition_deps.api.gen.partitiondeps.v1 import (
 )
 from partition_deps.server import Config, Server
 from partition_deps.store.database import PoolSettings
+from partition_deps.tracing import Tracing
 
 MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+@contextmanager
+def serving(database_url: str, tracing: Tracing | None = None, **settings: Any) -> Iterator[Server]:
+    """A started server of its own on a free local port over `database_url`, stopped on
+    leaving: a small pool and a one-second grace, with `settings` (Config fields) on top."""
+    config = Config(
+        listen="127.0.0.1:0",
+        database_url=database_url,
+        pool=PoolSettings(min_size=1, max_size=2),
+        grace_seconds=1,
+    )
+    server = Server(dataclasses.replace(config, **settings), tracing)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,9 @@ from partition_deps.api.gen.partitiondeps.v1 import staleness_service_pb2 as sta
 from partition_deps.api.gen.partitiondeps.v1.staleness_service_pb2_grpc import (
     StalenessServiceStub,
 )
-from partition_deps.server import Config, Server
-from partition_deps.store.database import PoolSettings
 
 from .builders import asset, time_window, timestamp
-from .conftest import Stubs
+from .conftest import Stubs, serving
 from .errors import error_info
 from .test_staleness import apply
 
@@ -46,21 +44,11 @@ def staleness(stubs: Stubs) -> StalenessServiceStub:
 @pytest.fixture(scope="module")
 def other_replica(database_url: str) -> Iterator[StalenessServiceStub]:
     """A second server on the same database, as another replica behind a load balancer."""
-    server = Server(
-        Config(
-            listen="127.0.0.1:0",
-            database_url=database_url,
-            pool=PoolSettings(min_size=1, max_size=2),
-            grace_seconds=1,
-            workers=2,
-            health_interval_seconds=0.2,
-        )
-    )
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
-    yield StalenessServiceStub(channel)
-    channel.close()
-    server.stop()
+    with (
+        serving(database_url, workers=2, health_interval_seconds=0.2) as server,
+        grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel,
+    ):
+        yield StalenessServiceStub(channel)
 
 
 def _materializations(asset_key: str, keys: list[str], version: str) -> list[events_pb.Event]:

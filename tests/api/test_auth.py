@@ -27,10 +27,10 @@ from partition_deps.api.gen.partitiondeps.v1 import (
     queries_service_pb2,
 )
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
-from partition_deps.server import Config, Server
-from partition_deps.store.database import PoolSettings
+from partition_deps.server import Server
 
 from .builders import DAILY, asset, keys
+from .conftest import serving
 from .errors import error_info
 
 TOKEN_A = "token-for-a"
@@ -57,19 +57,9 @@ SCOPED = [(service, method) for service, method in METHODS if namespace_paths(me
 
 @pytest.fixture(scope="module")
 def auth_server(database_url: str) -> Iterator[Server]:
-    server = Server(
-        Config(
-            listen="127.0.0.1:0",
-            database_url=database_url,
-            pool=PoolSettings(min_size=1, max_size=2),
-            grace_seconds=1,
-            workers=4,
-            tokens=TokenTable({TOKEN_A: [NAMESPACE_A], TOKEN_ALL: ["*"]}),
-        )
-    )
-    server.start()
-    yield server
-    server.stop()
+    tokens = TokenTable({TOKEN_A: [NAMESPACE_A], TOKEN_ALL: ["*"]})
+    with serving(database_url, workers=4, tokens=tokens) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

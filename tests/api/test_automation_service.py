@@ -13,12 +13,10 @@ import pytest
 from partition_deps.api.gen.partitiondeps.v1 import automation_service_pb2 as automation_pb
 from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
 from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb
-from partition_deps.server import Config, Server
-from partition_deps.store.database import PoolSettings
 from tests.automation.replay import load_cases
 
 from .builders import DAILY, asset, condition, materialization, time_window, timestamp
-from .conftest import Stubs
+from .conftest import Stubs, serving
 from .errors import error_info, field_violations
 from .test_automation_cases import CaseReplay, requested
 
@@ -351,22 +349,11 @@ def test_ticks_are_listed_newest_first_in_pages(stubs: Stubs, namespace: str) ->
 @pytest.fixture
 def second_server(database_url: str) -> Iterator[Stubs]:
     """Another server on the same database, with histories of its own."""
-    server = Server(
-        Config(
-            listen="127.0.0.1:0",
-            database_url=database_url,
-            pool=PoolSettings(min_size=1, max_size=2),
-            grace_seconds=1,
-            workers=4,
-        )
-    )
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
-    try:
+    with (
+        serving(database_url, workers=4) as server,
+        grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel,
+    ):
         yield Stubs.of(channel)
-    finally:
-        channel.close()
-        server.stop()
 
 
 def test_ticks_alternating_between_two_servers_read_every_event_once(

@@ -22,13 +22,12 @@ from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as d
 from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb
 from partition_deps.api.gen.partitiondeps.v1 import staleness_service_pb2 as st_pb
 from partition_deps.api.gen.partitiondeps.v1.staleness_service_pb2_grpc import StalenessServiceStub
-from partition_deps.server import Config, Server
 from partition_deps.store.compaction import compact
 from partition_deps.store.database import PoolSettings, open_pool
 from tests.automation.replay import load_cases
 
 from .builders import DAILY, asset, timestamp
-from .conftest import Stubs
+from .conftest import Stubs, serving
 from .test_automation_cases import CaseReplay
 
 AS_OF = timestamp("2024-01-07T00:00:00+00:00")
@@ -237,20 +236,13 @@ def test_the_compact_command_compacts_and_refuses_a_negative_retention(database_
 @pytest.fixture(scope="module")
 def forgetful(database_url: str) -> Iterator[Stubs]:
     """A server that keeps no automation history: every tick rebuilds it from the events."""
-    server = Server(
-        Config(
-            listen="127.0.0.1:0",
-            database_url=database_url,
-            pool=PoolSettings(min_size=1, max_size=4),
-            grace_seconds=1,
-            automation_histories=0,
-        )
-    )
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
-    yield Stubs.of(channel)
-    channel.close()
-    server.stop()
+    with (
+        serving(
+            database_url, pool=PoolSettings(min_size=1, max_size=4), automation_histories=0
+        ) as server,
+        grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel,
+    ):
+        yield Stubs.of(channel)
 
 
 def _comparable(tick: automation_pb.AutomationTick) -> automation_pb.AutomationTick:

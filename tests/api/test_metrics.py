@@ -29,6 +29,7 @@ from partition_deps.server import Config, Server
 from partition_deps.store.database import PoolSettings
 
 from .builders import DAILY, WEEKLY, asset, keys, materialization, time_window, timestamp
+from .conftest import serving
 
 HOURLY = time_window("0 * * * *", fmt="%Y-%m-%d-%H:%M")
 AS_OF = timestamp("2026-05-01T00:00:00+00:00")
@@ -38,20 +39,14 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 @pytest.fixture(scope="module")
 def metered(database_url: str) -> Iterator[Server]:
-    server = Server(
-        Config(
-            listen="127.0.0.1:0",
-            database_url=database_url,
-            pool=PoolSettings(min_size=1, max_size=3),
-            grace_seconds=1,
-            workers=4,
-            health_interval_seconds=0.2,
-            metrics_listen="127.0.0.1:0",
-        )
-    )
-    server.start()
-    yield server
-    server.stop()
+    with serving(
+        database_url,
+        pool=PoolSettings(min_size=1, max_size=3),
+        workers=4,
+        health_interval_seconds=0.2,
+        metrics_listen="127.0.0.1:0",
+    ) as server:
+        yield server
 
 
 def _scrape(server: Server) -> tuple[str, Samples]:

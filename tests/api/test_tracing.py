@@ -20,8 +20,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from partition_deps import tracing
-from partition_deps.server import Config, Server
-from partition_deps.store.database import PoolSettings
+from partition_deps.server import Server
+
+from .conftest import serving
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,19 +48,10 @@ def exporter() -> InMemorySpanExporter:
 
 @pytest.fixture
 def traced_server(database_url: str, exporter: InMemorySpanExporter) -> Iterator[Server]:
-    server = Server(
-        Config(
-            listen="127.0.0.1:0",
-            database_url=database_url,
-            pool=PoolSettings(min_size=1, max_size=2),
-            grace_seconds=1,
-            memo_entries=0,
-        ),
-        tracing.Tracing.with_processors(SimpleSpanProcessor(exporter)),
-    )
-    server.start()
-    yield server
-    server.stop()
+    with serving(
+        database_url, tracing.Tracing.with_processors(SimpleSpanProcessor(exporter)), memo_entries=0
+    ) as server:
+        yield server
 
 
 def _children(spans: tuple[ReadableSpan, ...], parent: ReadableSpan) -> list[ReadableSpan]:
