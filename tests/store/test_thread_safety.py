@@ -192,7 +192,7 @@ ROWS = 2000
 
 
 def _row(event_id: int, code: str) -> StateRow:
-    return (event_id, T0, f"v{event_id}", code, None, event_id, T0, f"v{event_id}", False)
+    return StateRow(event_id, T0, f"v{event_id}", code, None, event_id, T0, f"v{event_id}", False)
 
 
 def _assets(changed: frozenset[str] = frozenset()) -> dict[str, dict[str, StateRow]]:
@@ -210,7 +210,9 @@ def _assets(changed: frozenset[str] = frozenset()) -> dict[str, dict[str, StateR
 
 
 def _upstream_newer(row: StateRow, upstream: StateRow | None) -> bool:
-    return row[0] is not None and (upstream is None or upstream[5] > row[0])
+    return row.materialization_id is not None and (
+        upstream is None or upstream.record_id > row.materialization_id
+    )
 
 
 class _Code:
@@ -218,7 +220,7 @@ class _Code:
         self.code = code
 
     def __call__(self, row: StateRow, _: StateRow | None) -> bool:
-        return row[3] != self.code
+        return row.code_version != self.code
 
 
 TESTS: list[tuple[object, str | None, Callable[[StateRow, StateRow | None], bool]]] = [

@@ -213,23 +213,14 @@ def _status(context: _Context, asset_key: str, partition_key: str | None) -> Par
         return result
     latest = context.history.latest(asset_key, partition_key)
     if latest is None:
-        if context.history.latest_observation(asset_key, partition_key) is not None:
-            # An observed source: it exists, and nothing here materializes it.
-            result = PartitionStatus(asset_key, partition_key, Status.FRESH)
-        else:
-            result = PartitionStatus(
-                asset_key,
-                partition_key,
-                Status.MISSING,
-                (Cause(CauseKind.NEVER_MATERIALIZED, "never materialized"),),
-            )
-        context.memo[node] = result
+        observed = context.history.latest_observation(asset_key, partition_key) is not None
+        result = context.memo[node] = unrecorded_status(asset_key, partition_key, observed)
         return result
     if context.options.semantics is Semantics.DAGSTER:
         causes = list(_dagster_causes(context, asset, partition_key, latest))
     else:
         context.visiting.add(node)
-        causes = list(_own_causes(asset, latest))
+        causes = own_causes(asset, latest)
         for dependency in asset.dependencies:
             causes.extend(_dependency_causes(context, asset, partition_key, latest, dependency))
         context.visiting.discard(node)
@@ -240,12 +231,36 @@ def _status(context: _Context, asset_key: str, partition_key: str | None) -> Par
     return result
 
 
-def _own_causes(asset: AssetDefinition, latest: Materialized) -> Iterable[Cause]:
-    yield from _code_and_removed_causes(asset, latest)
+# The causes of every partition without a materialization or an observation (one immutable
+# value, shared by all of them).
+NEVER_MATERIALIZED = (Cause(CauseKind.NEVER_MATERIALIZED, "never materialized"),)
+
+
+def unrecorded_status(asset_key: str, partition_key: str | None, observed: bool) -> PartitionStatus:
+    """The status of a partition never materialized: FRESH when it was observed (an observed
+    source: it exists, and nothing here materializes it), else MISSING."""
+    if observed:
+        return PartitionStatus(asset_key, partition_key, Status.FRESH)
+    return PartitionStatus(asset_key, partition_key, Status.MISSING, NEVER_MATERIALIZED)
+
+
+def own_causes(
+    asset: AssetDefinition, latest: Materialized, dependency_keys: frozenset[str] | None = None
+) -> list[Cause]:
+    """The causes in the partition itself: a code version other than the asset's, dependencies
+    added or removed since it was materialized. `dependency_keys`: the asset's upstream keys,
+    when the caller computed them once for many partitions."""
+    if dependency_keys is None:
+        dependency_keys = frozenset(dependency.upstream_key for dependency in asset.dependencies)
+    if (asset.code_version is None or latest.code_version == asset.code_version) and (
+        latest.dependencies is None or latest.dependencies == dependency_keys
+    ):
+        return []  # the common case, decided without building anything
+    causes = list(_code_and_removed_causes(asset, latest))
     if latest.dependencies is not None:
-        current = {dependency.upstream_key for dependency in asset.dependencies}
-        for added in sorted(current - latest.dependencies):
-            yield Cause(CauseKind.DEPENDENCY_ADDED, f"new dependency on {added!r}", added)
+        for added in sorted(dependency_keys - latest.dependencies):
+            causes.append(Cause(CauseKind.DEPENDENCY_ADDED, f"new dependency on {added!r}", added))
+    return causes
 
 
 def _code_and_removed_causes(asset: AssetDefinition, latest: Materialized) -> Iterable[Cause]:
@@ -276,22 +291,17 @@ def _dagster_causes(
             continue
         added = latest.dependencies is not None and upstream_key not in latest.dependencies
         for upstream_partition in mapped:
-            label = (
-                upstream_key
-                if upstream_partition is None
-                else f"{upstream_key} {upstream_partition}"
-            )
             if added:
                 yield Cause(
                     CauseKind.DEPENDENCY_ADDED,
-                    f"new dependency on {label}",
+                    f"new dependency on {_label(upstream_key, upstream_partition)}",
                     upstream_key,
                     upstream_partition,
                 )
                 continue
             record = _updated_since_input(context.history, upstream_key, upstream_partition, latest)
             if record is not None:
-                yield updated_cause(label, upstream_key, upstream_partition, record)
+                yield updated_cause(upstream_key, upstream_partition, record)
 
 
 def _updated_since_input(
@@ -310,16 +320,13 @@ def _updated_since_input(
         return None
     pointer = latest.input_event_id(upstream_key)
     if pointer is None:
-        if upstream_partition is not None:
-            return None
-        read = None
-    elif record.event_id <= pointer:
-        return None
-    else:
-        read = history.data_version_at(upstream_key, upstream_partition, pointer)
-    if record.data_version is None or read != record.data_version:
-        return record
-    return None
+        return None if upstream_partition is not None else record
+    version_before = (
+        history.data_version_at(upstream_key, upstream_partition, pointer)
+        if version_needed(record, pointer)
+        else None
+    )
+    return record if input_updated(record, pointer, version_before) else None
 
 
 def mapped_upstream(
@@ -381,30 +388,65 @@ def _dependency_causes(
             missing_key,
         )
     for upstream_partition in mapped:
-        upstream_latest = latest_record(history, upstream_key, upstream_partition)
-        label = (
-            upstream_key if upstream_partition is None else f"{upstream_key} {upstream_partition}"
-        )
-        if upstream_latest is None:
-            if source:
-                continue
-            yield Cause(
-                CauseKind.UPSTREAM_MISSING,
-                f"{label} is missing",
-                upstream_key,
-                upstream_partition,
-            )
+        record = latest_record(history, upstream_key, upstream_partition)
+        if record is None and source:
             continue
-        if upstream_latest.event_id > latest.event_id and _changed_since(
-            history, upstream_key, upstream_partition, upstream_latest, latest.event_id
-        ):
-            yield updated_cause(label, upstream_key, upstream_partition, upstream_latest)
+        version_before = (
+            history.data_version_at(upstream_key, upstream_partition, latest.event_id)
+            if record is not None and version_needed(record, latest.event_id)
+            else None
+        )
+        cause = input_cause(
+            upstream_key, upstream_partition, record, latest.event_id, version_before
+        )
+        if cause is not None:
+            yield cause
         elif context.options.transitive and (upstream_key, upstream_partition) not in (
             context.visiting
         ):
             upstream_status = _status(context, upstream_key, upstream_partition)
             if upstream_status.status is not Status.FRESH:
-                yield _transitive(upstream_status)
+                yield transitive_cause(upstream_status)
+
+
+def input_cause(
+    upstream_key: str,
+    upstream_partition: str | None,
+    record: Materialized | Observed | None,
+    since: int,
+    version_before: str | None,
+) -> Cause | None:
+    """What one upstream partition (its latest record) says of a partition materialized at
+    event `since`: missing, or updated since (`input_updated`); None when it is as it was read.
+    `version_before`: its data version as of `since`, read where `version_needed`."""
+    if record is None:
+        return Cause(
+            CauseKind.UPSTREAM_MISSING,
+            f"{_label(upstream_key, upstream_partition)} is missing",
+            upstream_key,
+            upstream_partition,
+        )
+    if input_updated(record, since, version_before):
+        return updated_cause(upstream_key, upstream_partition, record)
+    return None
+
+
+def version_needed(record: Materialized | Observed, since: int) -> bool:
+    """Whether `input_updated` needs the upstream's data version as of event `since`: for a
+    newer record that carries a data version (without one, any newer record counts)."""
+    return record.event_id > since and record.data_version is not None
+
+
+def input_updated(record: Materialized | Observed, since: int, version_before: str | None) -> bool:
+    """Whether the upstream partition changed after event `since`: a newer record, with no
+    data version or with another than `version_before`, the one it had as of `since`."""
+    return record.event_id > since and (
+        record.data_version is None or version_before != record.data_version
+    )
+
+
+def _label(asset_key: str, partition_key: str | None) -> str:
+    return asset_key if partition_key is None else f"{asset_key} {partition_key}"
 
 
 def latest_record(
@@ -420,7 +462,6 @@ def latest_record(
 
 
 def updated_cause(
-    label: str,
     upstream_key: str,
     upstream_partition: str | None,
     record: Materialized | Observed,
@@ -428,38 +469,20 @@ def updated_cause(
     how = "observed with a new data version" if isinstance(record, Observed) else "materialized"
     return Cause(
         CauseKind.UPSTREAM_UPDATED,
-        f"{label} was {how} after this partition",
+        f"{_label(upstream_key, upstream_partition)} was {how} after this partition",
         upstream_key,
         upstream_partition,
         record.time,
     )
 
 
-def _changed_since(
-    history: History,
-    upstream_key: str,
-    upstream_partition: str | None,
-    upstream_latest: Materialized | Observed,
-    event_id: int,
-) -> bool:
-    """Only a changed data version counts; without data versions, any newer event does."""
-    if upstream_latest.data_version is None:
-        return True
-    before = history.data_version_at(upstream_key, upstream_partition, event_id)
-    return before != upstream_latest.data_version
-
-
-def _transitive(upstream: PartitionStatus) -> Cause:
+def transitive_cause(upstream: PartitionStatus) -> Cause:
+    """The cause an upstream partition that is not FRESH gives: the path to its root cause."""
     hop = (upstream.asset_key, upstream.partition_key)
     root = upstream.causes[0]
-    label = (
-        upstream.asset_key
-        if upstream.partition_key is None
-        else f"{upstream.asset_key} {upstream.partition_key}"
-    )
     return Cause(
         CauseKind.UPSTREAM_STALE,
-        f"{label} is {upstream.status.value}: {root.message}",
+        f"{_label(*hop)} is {upstream.status.value}: {root.message}",
         upstream.asset_key,
         upstream.partition_key,
         root.upstream_time,

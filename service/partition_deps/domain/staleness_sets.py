@@ -1,37 +1,38 @@
-"""Set-based staleness: the rules of `staleness.py` over rows a store fetched in bulk.
+"""Set-based staleness: the rules of `staleness.py` over candidate rows a store found in bulk.
 
 `staleness.py` decides one partition at a time through `History`, which is right but costs
 Python work per partition. When every dependency of an asset joins its partitions by equal
 keys (identity, or a time-window mapping without offsets between equal definitions) or reads
-an unpartitioned upstream as a whole, a store can fetch, in one query, exactly the rows that
-might not be FRESH, with everything the rules read. `row_status` then applies the same rules
-to one such row and gives the same `PartitionStatus` as `staleness.partition_status` would.
+an unpartitioned upstream as a whole (`joins_by_key`), a store can find in bulk the partitions
+that may not be FRESH, with everything the rules read (a `CandidateSource`: one query, or a
+pass over an in-memory copy). `set_statuses` then applies the rules of `staleness.py` to those
+candidates and gives the statuses `staleness.partition_status` would.
 
 Also here: runs of consecutive partitions for answers given as ranges.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
-from partition_deps.domain.assets import AssetDefinition, Dependency
+from partition_deps.domain.assets import AssetDefinition
 from partition_deps.domain.definitions import TimeWindowPartitions
 from partition_deps.domain.mappings.inference import resolve_mapping
 from partition_deps.domain.mappings.kinds import IdentityMapping, TimeWindowMapping
 from partition_deps.domain.partitions import time_window_for_key
 from partition_deps.domain.results import PartitionRun
 from partition_deps.domain.staleness import (
-    Cause,
-    CauseKind,
     Materialized,
     Observed,
     PartitionStatus,
     Status,
-    _own_causes,
-    _transitive,
-    updated_cause,
+    input_cause,
+    own_causes,
+    transitive_cause,
+    unrecorded_status,
 )
 
 
@@ -64,80 +65,142 @@ def joins_by_key(graph: Mapping[str, AssetDefinition], asset: AssetDefinition) -
 
 
 @dataclass(frozen=True)
-class UpstreamRow:
-    """One dependency's side of a row: the upstream partition read (None: unpartitioned), its
-    latest materialization or observation (`staleness.latest_record`), and its data version
-    as of the downstream's materialization (fetched only when it matters: a newer upstream
-    record with a data version)."""
+class CandidateEdge:
+    """One dependency of a `joins_by_key` asset, as a candidate source reads it."""
 
-    partition_key: str | None
-    latest: Materialized | Observed | None
-    version_before: str | None = None
-
-
-# The causes of every partition without a materialization or an observation (one immutable
-# value, shared by all of them).
-NEVER_MATERIALIZED = (Cause(CauseKind.NEVER_MATERIALIZED, "never materialized"),)
+    upstream_key: str
+    # The upstream partition read is the same key (True), or the whole unpartitioned upstream.
+    partitioned: bool
+    # Transitive walk only: the upstream partitions that are not FRESH (partitioned upstream),
+    # or whether the whole upstream is not FRESH (unpartitioned upstream).
+    not_fresh_keys: Sequence[str] = ()
+    not_fresh_whole: bool = False
 
 
-def row_status(
+# One edge's side of a candidate: (the upstream partition's latest materialization or
+# observation, `staleness.latest_record`, None: neither; its data version as of the
+# candidate's materialization, read only where `staleness.version_needed`, else None).
+# Plain tuples, as `Candidate`: a source makes one per edge of every candidate, and a named
+# tuple costs a call to build (0.29 µs here, a plain tuple 0.03 µs).
+UpstreamRow = tuple[Materialized | Observed | None, str | None]
+
+# A partition that may not be FRESH, as the rules read it: (its position in the asked keys;
+# its latest materialization, None: never materialized, and `upstream` is then not read;
+# whether it has an observation, which without a materialization makes it an observed
+# source; one `UpstreamRow` per edge, in edge order).
+Candidate = tuple[int, Materialized | None, bool, Sequence[UpstreamRow]]
+
+
+class CandidateSource(Protocol):
+    """Where `set_statuses` finds candidates: a query, or an in-memory copy of latest states."""
+
+    def candidates(
+        self, asset: AssetDefinition, edges: Sequence[CandidateEdge], keys: Sequence[str]
+    ) -> Iterable[Candidate]:
+        """The partitions among `keys` (of the `joins_by_key` `asset`) that may not be FRESH,
+        in the order of `keys`.
+        A partition may be left out only when it is FRESH on its latest states alone: it has a
+        materialization, with the asset's code version (when the asset has one) and upstream
+        keys (when recorded), and on every edge the upstream has a record no newer than that
+        materialization and is not among the edge's not-FRESH ones."""
+        ...
+
+
+# (upstream asset key, its partition keys) -> the statuses that are not FRESH, by position.
+NotFresh = Callable[[str, Sequence[str | None]], Mapping[int, PartitionStatus]]
+
+
+def set_statuses(
+    graph: Mapping[str, AssetDefinition],
     asset: AssetDefinition,
-    partition_key: str,
-    latest: Materialized | None,
-    upstream: Sequence[tuple[Dependency, UpstreamRow]],
-    upstream_statuses: Mapping[str, PartitionStatus] | None = None,
-    dependency_keys: frozenset[str] | None = None,
-    observed: bool = False,
-) -> PartitionStatus:
-    """`staleness.partition_status` of one partition of a `joins_by_key` asset; `observed`:
-    the partition has an observation (with no materialization, it is an observed source).
+    keys: Sequence[str],
+    source: CandidateSource,
+    transitive_statuses: NotFresh | None = None,
+) -> dict[int, PartitionStatus]:
+    """The statuses of the `joins_by_key` `asset`'s partitions `keys` that are not FRESH, by
+    position in `keys`, from `source`'s candidates; every other position is FRESH.
 
-    `upstream` has one entry per dependency, in dependency order. `upstream_statuses`, for the
-    transitive walk only: upstream asset key -> status of the upstream partition this one
-    reads, present when that status is not FRESH. `dependency_keys`: the asset's upstream keys,
-    when the caller computed them once for many rows.
-    """
-    if latest is None:
-        if observed:
-            return PartitionStatus(asset.key, partition_key, Status.FRESH)
-        return PartitionStatus(asset.key, partition_key, Status.MISSING, NEVER_MATERIALIZED)
-    if dependency_keys is None:
-        dependency_keys = frozenset(d.upstream_key for d in asset.dependencies)
-    unchanged = (asset.code_version is None or latest.code_version == asset.code_version) and (
-        latest.dependencies is None or latest.dependencies == dependency_keys
-    )
-    causes = [] if unchanged else list(_own_causes(asset, latest))
-    for dependency, row in upstream:
-        cause = _dependency_cause(dependency.upstream_key, row, latest, upstream_statuses)
+    `transitive_statuses`, for the transitive walk: the upstream statuses that are not FRESH
+    (an upstream partition not FRESH then makes its downstream one stale)."""
+    edges, edge_not_fresh = _edges(graph, asset, keys, transitive_statuses)
+    dependency_keys = frozenset(dependency.upstream_key for dependency in asset.dependencies)
+    result: dict[int, PartitionStatus] = {}
+    for position, latest, observed, upstream in source.candidates(asset, edges, keys):
+        if latest is None:
+            status = unrecorded_status(asset.key, keys[position], observed)
+        else:
+            status = _materialized_status(
+                asset,
+                keys[position],
+                position,
+                latest,
+                upstream,
+                edges,
+                edge_not_fresh,
+                dependency_keys,
+            )
+        if status.status is not Status.FRESH:
+            result[position] = status
+    return result
+
+
+def _edges(
+    graph: Mapping[str, AssetDefinition],
+    asset: AssetDefinition,
+    keys: Sequence[str],
+    transitive_statuses: NotFresh | None,
+) -> tuple[list[CandidateEdge], list[Mapping[int, PartitionStatus]]]:
+    """The asset's edges, and, in the transitive walk, per edge the upstream statuses that are
+    not FRESH by position in `keys` (partitioned upstream: the same keys) or at 0
+    (unpartitioned upstream)."""
+    edges: list[CandidateEdge] = []
+    edge_not_fresh: list[Mapping[int, PartitionStatus]] = []
+    for dependency in asset.dependencies:
+        upstream_key = dependency.upstream_key
+        partitioned = graph[upstream_key].partitions is not None
+        if transitive_statuses is None:
+            edges.append(CandidateEdge(upstream_key, partitioned))
+        elif partitioned:
+            not_fresh = transitive_statuses(upstream_key, keys)
+            edge_not_fresh.append(not_fresh)
+            not_fresh_keys = [keys[position] for position in sorted(not_fresh)]
+            edges.append(CandidateEdge(upstream_key, True, not_fresh_keys=not_fresh_keys))
+        else:
+            not_fresh = transitive_statuses(upstream_key, [None])
+            edge_not_fresh.append(not_fresh)
+            edges.append(CandidateEdge(upstream_key, False, not_fresh_whole=bool(not_fresh)))
+    return edges, edge_not_fresh
+
+
+def _materialized_status(
+    asset: AssetDefinition,
+    key: str,
+    position: int,
+    latest: Materialized,
+    upstream: Sequence[UpstreamRow],
+    edges: Sequence[CandidateEdge],
+    edge_not_fresh: Sequence[Mapping[int, PartitionStatus]],
+    dependency_keys: frozenset[str],
+) -> PartitionStatus:
+    """`staleness.partition_status` of a materialized candidate: the same rules, each upstream
+    partition read from the candidate."""
+    causes = own_causes(asset, latest, dependency_keys)
+    for index, (record, version_before) in enumerate(upstream):
+        edge = edges[index]
+        cause = input_cause(
+            edge.upstream_key,
+            key if edge.partitioned else None,
+            record,
+            latest.event_id,
+            version_before,
+        )
+        if cause is None and edge_not_fresh:
+            found = edge_not_fresh[index].get(position if edge.partitioned else 0)
+            if found is not None:
+                cause = transitive_cause(found)
         if cause is not None:
             causes.append(cause)
-    return PartitionStatus(
-        asset.key, partition_key, Status.STALE if causes else Status.FRESH, tuple(causes)
-    )
-
-
-def _dependency_cause(
-    upstream_key: str,
-    row: UpstreamRow,
-    latest: Materialized,
-    upstream_statuses: Mapping[str, PartitionStatus] | None,
-) -> Cause | None:
-    """The rules of `staleness._dependency_causes` for the one upstream partition of an edge."""
-    label = upstream_key if row.partition_key is None else f"{upstream_key} {row.partition_key}"
-    upstream_latest = row.latest
-    if upstream_latest is None:
-        return Cause(
-            CauseKind.UPSTREAM_MISSING, f"{label} is missing", upstream_key, row.partition_key
-        )
-    if upstream_latest.event_id > latest.event_id and (
-        upstream_latest.data_version is None or row.version_before != upstream_latest.data_version
-    ):
-        return updated_cause(label, upstream_key, row.partition_key, upstream_latest)
-    if upstream_statuses is not None:
-        upstream_status = upstream_statuses.get(upstream_key)
-        if upstream_status is not None and upstream_status.status is not Status.FRESH:
-            return _transitive(upstream_status)
-    return None
+    return PartitionStatus(asset.key, key, Status.STALE if causes else Status.FRESH, tuple(causes))
 
 
 def position_runs(

@@ -23,28 +23,65 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 
-# The latest state of one partition, for staleness: first its latest materialization (event
-# id, time, data version ('' read as none), code version, and the asset's upstream keys as
-# Postgres prints the text[], NULL: not recorded), all None if only observed; then its latest
-# record, the newer of that materialization and its latest observation (event id, time, data
-# version, whether it is an observation): what downstream partitions compare themselves with.
-# The upstream keys stay text: comparing costs nothing, parsing is only needed for the rare row
-# whose dependencies changed.
-StateRow = tuple[
-    int | None, datetime | None, str | None, str | None, str | None,
-    int, datetime, str | None, bool,
-]  # fmt: skip
+
+class StateRow(NamedTuple):
+    """The latest state of one partition, for staleness: first its latest materialization (all
+    None if only observed), then its latest record, the newer of that materialization and its
+    latest observation: what downstream partitions compare themselves with."""
+
+    materialization_id: int | None
+    materialization_time: datetime | None
+    data_version: str | None
+    code_version: str | None
+    # The asset's upstream keys as Postgres prints the text[] (NULL: not recorded). Text:
+    # comparing costs nothing, parsing is only needed for the rare row whose dependencies
+    # changed.
+    upstream_keys: str | None
+    record_id: int
+    record_time: datetime
+    record_version: str | None
+    record_observed: bool
+
+
 AssetRows = Mapping[str, StateRow]
 
-_ROW_COLUMNS = (
-    "asset_key, partition_key, materialization_event_id, materialization_time,"
-    " nullif(data_version, ''), code_version, upstream_keys::text, observation_event_id,"
-    " observation_time, nullif(observed_data_version, '')"
+_OBSERVATION_IS_LATEST = (
+    "(observation_event_id IS NOT NULL AND (materialization_event_id IS NULL"
+    " OR observation_event_id > materialization_event_id))"
 )
+# Each field of StateRow as read from latest_state; an empty data version is read as none.
+# The record is read only where it is the observation: where it is the materialization,
+# `_read_rows` copies it over (sent and loaded twice, they made a load of 40,000 rows a third
+# slower).
+_STATE_ROW_SQL = {
+    "materialization_id": "materialization_event_id",
+    "materialization_time": "materialization_time",
+    "data_version": "nullif(data_version, '')",
+    "code_version": "code_version",
+    "upstream_keys": "upstream_keys::text",
+    "record_id": f"CASE WHEN {_OBSERVATION_IS_LATEST} THEN observation_event_id END",
+    "record_time": f"CASE WHEN {_OBSERVATION_IS_LATEST} THEN observation_time END",
+    "record_version": f"CASE WHEN {_OBSERVATION_IS_LATEST}"
+    " THEN nullif(observed_data_version, '') END",
+    "record_observed": _OBSERVATION_IS_LATEST,
+}
+# The partition, then StateRow's fields in their order (so that `_read_rows` can make one of
+# the rest of each row).
+_ROW_COLUMNS = "asset_key, partition_key, " + ", ".join(
+    _STATE_ROW_SQL[name] for name in StateRow._fields
+)
+_FIELD = {name: index for index, name in enumerate(StateRow._fields)}
+_UPSTREAM_KEYS = _FIELD["upstream_keys"]
+_RECORD_OBSERVED = _FIELD["record_observed"]
+# Where the materialization is the latest record, its id, time and data version are the
+# record's (StateRow lists both in that order).
+_RECORD = slice(_FIELD["record_id"], _FIELD["record_version"] + 1)
+_MATERIALIZATION = slice(_FIELD["materialization_id"], _FIELD["data_version"] + 1)
+_new_tuple = tuple.__new__
 _HAS_RECORD = "(materialization_event_id IS NOT NULL OR observation_event_id IS NOT NULL)"
 # What makes Postgres quote an element of a text[] it prints (array_out), besides the empty
 # text and NULL in any case.
@@ -222,22 +259,22 @@ def _read_rows(
     found: dict[str, dict[str, StateRow]] = {}
     # Many rows share one upstream-keys text: keep one string of each.
     texts: dict[str, str] = {}
+    asset_rows: dict[str, StateRow] = {}
+    current_asset = None
     with conn.cursor(binary=True) as cursor:
-        for (
-            asset_key, partition_key, event_id, time, version, code, upstream,
-            observation_id, observation_time, observed_version,
-        ) in cursor.execute(sql, params):  # fmt: skip
+        for asset_key, partition_key, *fields in cursor.execute(sql, params):
+            upstream = fields[_UPSTREAM_KEYS]
             if upstream is not None:
-                upstream = texts.setdefault(upstream, upstream)
-            row: StateRow
-            if observation_id is not None and (event_id is None or observation_id > event_id):
-                row = (
-                    event_id, time, version, code, upstream,
-                    observation_id, observation_time, observed_version, True,
-                )  # fmt: skip
-            else:
-                row = (event_id, time, version, code, upstream, event_id, time, version, False)
-            found.setdefault(asset_key, {})[partition_key] = row
+                fields[_UPSTREAM_KEYS] = texts.setdefault(upstream, upstream)
+            if not fields[_RECORD_OBSERVED]:
+                fields[_RECORD] = fields[_MATERIALIZATION]
+            # Rows come mostly asset by asset: look the asset up only when it changes.
+            if asset_key != current_asset:
+                current_asset = asset_key
+                asset_rows = found.setdefault(asset_key, {})
+            # tuple.__new__ rather than StateRow._make: 5-8 % of a load's time less (the
+            # fields are StateRow's by construction of _ROW_COLUMNS).
+            asset_rows[partition_key] = _new_tuple(StateRow, fields)
     return found
 
 
