@@ -2,8 +2,8 @@
 
 A daily asset reading an hourly one (24 hourly partitions a day) goes through the domain rules,
 which ask the data version of every hourly partition materialized after its day: one query
-each before it was looked up in bulk. After `prefetch_inputs` and `prefetch_versions`, the
-rules must read nothing more, and answer as they do over plain lookups.
+each before it was looked up in bulk. After `prefetch`, the rules must read nothing more, and
+answer as they do over plain lookups.
 """
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ from partition_deps.store.events import EventsRepository
 from partition_deps.store.staleness import (
     StalenessRepository,
     StoreHistory,
-    prefetch_inputs,
-    prefetch_versions,
+    prefetch,
 )
 
 START = datetime(2024, 1, 1)
@@ -99,8 +98,7 @@ def test_after_the_prefetch_the_rules_read_nothing_more(
         )
         counting = _CountingConnection(reader.conn)
         history = StoreHistory(counting, namespace_id)  # type: ignore[arg-type]
-        prefetch_inputs(history, GRAPH, asset, keys, AT)
-        prefetch_versions(history, GRAPH, asset, keys, AT, options=options)
+        prefetch(history, GRAPH, asset, keys, AT, options=options)
         # One query per asset for the states, one per upstream asset for the versions.
         assert counting.statements <= 5
         before = counting.statements

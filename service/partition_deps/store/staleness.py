@@ -372,14 +372,20 @@ class StalenessRepository:
 # ----- answers ------------------------------------------------------------------------------
 
 
-def prefetch_inputs(
+def prefetch(
     history: StoreHistory,
     graph: Mapping[str, AssetDefinition],
     asset: AssetDefinition,
     keys: Sequence[str | None],
     at: Evaluation,
+    *,
+    options: StalenessOptions,
 ) -> None:
-    """Load, in one query per asset, the partitions the rules will read for `keys`."""
+    """Load what the rules will read for `keys`: the states of the partitions and of those they
+    read, in one query per asset; then the data versions the rules will ask for, in one query
+    per upstream asset (a daily asset reading an hourly one asks one per hour of every day
+    whose hours were materialized after it: one round trip each otherwise). Anything missed
+    here is still looked up on its own when the rules ask, so this changes no answer."""
     history.prefetch(asset.key, keys)
     selected = [key for key in keys if key is not None]
     for dependency in asset.dependencies:
@@ -396,49 +402,47 @@ def prefetch_inputs(
         except PartitionDepsError:  # prefetching only: the rules report it
             continue
         history.prefetch(upstream.key, mapped.partitions)
-
-
-def prefetch_versions(
-    history: StoreHistory,
-    graph: Mapping[str, AssetDefinition],
-    asset: AssetDefinition,
-    keys: Sequence[str | None],
-    at: Evaluation,
-    *,
-    options: StalenessOptions,
-) -> None:
-    """Look up, in one query per upstream asset, the data versions the rules will ask for
-    `keys` (after `prefetch_inputs`): a daily asset reading an hourly one asks one per hour
-    of every day whose hours were materialized after it, one round trip each otherwise.
-
-    The pairs asked are those the rules ask (`staleness.version_needed`), as of this
-    partition's materialization (EXTENDED) or of its input event pointer (Dagster's rules).
-    Anything missed here is still looked up on its own when the rules ask, so this changes no
-    answer.
-    """
     asks: dict[str, list[tuple[str | None, int]]] = {}
     dagster = options.semantics is Semantics.DAGSTER
     for key in keys:
-        latest = history.latest(asset.key, key)
-        if latest is None:
-            continue
-        for dependency in asset.dependencies:
-            upstream_key = dependency.upstream_key
-            if upstream_key not in graph:
-                continue
-            try:
-                mapped, _ = mapped_upstream(graph, asset, upstream_key, key, at)
-            except PartitionDepsError:  # prefetching only: the rules report it
-                continue
-            since = latest.input_event_id(upstream_key) if dagster else latest.event_id
-            if since is None:
-                continue
-            for upstream_partition in mapped:
-                record = latest_record(history, upstream_key, upstream_partition)
-                if record is not None and version_needed(record, since):
-                    asks.setdefault(upstream_key, []).append((upstream_partition, since))
+        for upstream_key, upstream_partition, since in _version_asks(
+            history, graph, asset, key, at, dagster=dagster
+        ):
+            asks.setdefault(upstream_key, []).append((upstream_partition, since))
     for upstream_key, pairs in asks.items():
         history.prefetch_versions(upstream_key, pairs)
+
+
+def _version_asks(
+    history: StoreHistory,
+    graph: Mapping[str, AssetDefinition],
+    asset: AssetDefinition,
+    key: str | None,
+    at: Evaluation,
+    *,
+    dagster: bool,
+) -> Iterator[tuple[str, str | None, int]]:
+    """The (upstream asset, upstream partition, event id) data versions the rules ask for one
+    partition (`staleness.version_needed`): as of its materialization (EXTENDED) or of its
+    input event pointer (Dagster's rules)."""
+    latest = history.latest(asset.key, key)
+    if latest is None:
+        return
+    for dependency in asset.dependencies:
+        upstream_key = dependency.upstream_key
+        if upstream_key not in graph:
+            continue
+        try:
+            mapped, _ = mapped_upstream(graph, asset, upstream_key, key, at)
+        except PartitionDepsError:  # prefetching only: the rules report it
+            continue
+        since = latest.input_event_id(upstream_key) if dagster else latest.event_id
+        if since is None:
+            continue
+        for upstream_partition in mapped:
+            record = latest_record(history, upstream_key, upstream_partition)
+            if record is not None and version_needed(record, since):
+                yield upstream_key, upstream_partition, since
 
 
 class StalenessEngine:
@@ -514,8 +518,7 @@ class StalenessEngine:
         self, asset: AssetDefinition, keys: Sequence[str | None]
     ) -> dict[int, PartitionStatus]:
         history = self._reader.history
-        prefetch_inputs(history, self._graph, asset, keys, self._at)
-        prefetch_versions(history, self._graph, asset, keys, self._at, options=self._options)
+        prefetch(history, self._graph, asset, keys, self._at, options=self._options)
         answer = statuses(self._graph, asset.key, keys, history, self._at, self._options)
         return {
             position: status
