@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -18,16 +17,17 @@ from partition_deps.api.gen.partitiondeps.v1 import (
     queries_service_pb2_grpc,
 )
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
+from tests.live import SERVING, eventually, free_port, health_status, serve_command
 
 from .builders import DAILY, WEEKLY, asset, keys
-from .test_lifecycle import REPO, SERVING, eventually, free_port, health_status
+from .test_lifecycle import REPO
 
 
 def _serve(*flags: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["PYTHONPATH"] = str(REPO / "service")
     return subprocess.Popen(
-        [sys.executable, "-m", "partition_deps.cli", "serve", "--grace-seconds", "2", *flags],
+        serve_command("--grace-seconds", "2", *flags),
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

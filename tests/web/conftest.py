@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from partition_deps.api.auth import TokenTable
-from partition_deps.server import Config, Server
+from partition_deps.server import Server
 from partition_deps.store.database import PoolSettings
+from tests.api.conftest import serving
 
 TOKEN_ALL = "web-token-all"
 TOKEN_A = "web-token-a"
@@ -33,20 +34,14 @@ class Reply:
 
 @pytest.fixture(scope="session")
 def web_server(database_url: str) -> Iterator[Server]:
-    server = Server(
-        Config(
-            listen="127.0.0.1:0",
-            database_url=database_url,
-            pool=PoolSettings(min_size=1, max_size=4),
-            grace_seconds=1,
-            workers=8,
-            tokens=TokenTable({TOKEN_ALL: ["*"], TOKEN_A: [NAMESPACE_A]}),
-            http_listen="127.0.0.1:0",
-        )
-    )
-    server.start()
-    yield server
-    server.stop()
+    with serving(
+        database_url,
+        pool=PoolSettings(min_size=1, max_size=4),
+        workers=8,
+        tokens=TokenTable({TOKEN_ALL: ["*"], TOKEN_A: [NAMESPACE_A]}),
+        http_listen="127.0.0.1:0",
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,49 @@
+"""What tests and benchmarks that run live servers share: free ports, waiting, health checks."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from collections.abc import Callable
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def eventually(condition: Callable[[], bool], seconds: float = 60, interval: float = 0.05) -> None:
+    """Wait until `condition` holds, failing the test after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(interval)
+
+
+def health_status(channel: grpc.Channel, service: str = "", timeout: float = 2) -> int:
+    """The health service's status for `service`, or -1 when the server does not answer."""
+    try:
+        response = health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]  # the stubs' HealthStub has no methods
+            health_pb2.HealthCheckRequest(service=service), timeout=timeout
+        )
+    except grpc.RpcError:
+        return -1
+    return int(response.status)
+
+
+def is_serving(channel: grpc.Channel, timeout: float = 2) -> bool:
+    return health_status(channel, timeout=timeout) == SERVING
+
+
+def serve_command(*flags: str) -> list[str]:
+    """`partition-deps serve` with `flags`, run by this interpreter as a module (the caller's
+    PYTHONPATH decides which checkout's code)."""
+    return [sys.executable, "-m", "partition_deps.cli", "serve", *flags]
