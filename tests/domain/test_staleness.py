@@ -12,7 +12,6 @@ from partition_deps.domain.definitions import (
     MultiPartitions,
     PartitionsDefinition,
     StaticPartitions,
-    TimeWindowPartitions,
 )
 from partition_deps.domain.mappings.kinds import AllMapping
 from partition_deps.domain.staleness import (
@@ -23,10 +22,9 @@ from partition_deps.domain.staleness import (
     partition_status,
     plan_runs,
 )
+from tests.domain.definitions import DAILY, HOURLY, WEEKLY
 from tests.domain.history import MemoryHistory
 
-DAILY = TimeWindowPartitions("0 0 * * *", datetime(2024, 1, 1))
-WEEKLY = TimeWindowPartitions("0 0 * * 0", datetime(2024, 1, 1))
 AT = Evaluation(datetime(2024, 1, 15, tzinfo=UTC))
 WEEK = [f"2024-01-{day:02d}" for day in range(7, 14)]
 GRAPH = {
@@ -228,7 +226,6 @@ def test_an_observed_source_is_fresh_and_its_new_data_version_makes_readers_stal
 # ----- Dagster's semantics ----------------------------------------------------------------
 
 DAGSTER = StalenessOptions(semantics=Semantics.DAGSTER)
-HOURLY = TimeWindowPartitions("0 * * * *", datetime(2024, 1, 1), fmt="%Y-%m-%d-%H:%M")
 
 
 def _daily_pair(upstream: PartitionsDefinition | None = DAILY) -> dict[str, AssetDefinition]:
