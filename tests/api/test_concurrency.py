@@ -39,7 +39,7 @@ from partition_deps.api.gen.partitiondeps.v1.staleness_service_pb2_grpc import (
 )
 from partition_deps.store.database import PoolSettings
 
-from .builders import asset, keys, materialization
+from .builders import ALL_KEYS, asset, keys, materialization
 from .conftest import MAX_MESSAGE_BYTES, Stubs, serving
 
 CALLERS = 16
@@ -56,7 +56,6 @@ EARLY, MIDDLE = date(1985, 1, 6), date(2035, 1, 7)
 HOUR, WEEK = timedelta(hours=1), timedelta(weeks=1)
 HOUR_FMT = "%Y-%m-%d-%H:%M"
 NEW_YORK = "America/New_York"
-ALL_KEYS = queries_pb.KeyPaging(include_keys=True)
 NEVER = pb.PARTITION_STATE_NEVER
 FRESH, STALE, MISSING = (
     stale_pb.STALE_STATUS_FRESH,
