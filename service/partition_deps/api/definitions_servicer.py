@@ -148,9 +148,7 @@ class DefinitionsServicer:
     def add_dynamic(
         self, request: pb.AddDynamicPartitionsRequest, context: grpc.ServicerContext
     ) -> pb.AddDynamicPartitionsResponse:
-        namespace = validate.required_name(request.namespace, "namespace")
-        name = validate.required_name(request.definition_name, "definition_name")
-        keys = validate.unique_keys(list(request.partition_keys), "partition_keys")
+        namespace, name, keys = _dynamic_keys(request)
         generation, added = self._repository.add_dynamic_partitions(namespace, name, keys)
         self._cache.invalidate(namespace, generation)
         return pb.AddDynamicPartitionsResponse(generation=generation, added_count=added)
@@ -158,9 +156,7 @@ class DefinitionsServicer:
     def delete_dynamic(
         self, request: pb.DeleteDynamicPartitionsRequest, context: grpc.ServicerContext
     ) -> pb.DeleteDynamicPartitionsResponse:
-        namespace = validate.required_name(request.namespace, "namespace")
-        name = validate.required_name(request.definition_name, "definition_name")
-        keys = validate.unique_keys(list(request.partition_keys), "partition_keys")
+        namespace, name, keys = _dynamic_keys(request)
         generation, deleted = self._repository.delete_dynamic_partitions(namespace, name, keys)
         self._cache.invalidate(namespace, generation)
         return pb.DeleteDynamicPartitionsResponse(generation=generation, deleted_count=deleted)
@@ -191,3 +187,12 @@ class DefinitionsServicer:
                 [rows[requested.size - 1][0]], requested.binding
             )
         return response
+
+
+def _dynamic_keys(
+    request: pb.AddDynamicPartitionsRequest | pb.DeleteDynamicPartitionsRequest,
+) -> tuple[str, str, list[str]]:
+    """The namespace, the dynamic definition and its keys that an add or a delete names."""
+    namespace = validate.required_name(request.namespace, "namespace")
+    name = validate.required_name(request.definition_name, "definition_name")
+    return namespace, name, validate.unique_keys(list(request.partition_keys), "partition_keys")
