@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -47,3 +49,10 @@ def serve_command(*flags: str) -> list[str]:
     """`partition-deps serve` with `flags`, run by this interpreter as a module (the caller's
     PYTHONPATH decides which checkout's code)."""
     return [sys.executable, "-m", "partition_deps.cli", "serve", *flags]
+
+
+def kill_if_running(process: subprocess.Popen[Any]) -> None:
+    """Kill `process` unless it has exited, and reap it: a test's last word on a child."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()

@@ -50,6 +50,13 @@ def asset(
     return message
 
 
+# Seed scenario 1: daily sales feed a weekly summary.
+SALES = (
+    asset("daily_sales_data", DAILY),
+    asset("weekly_sales_summary", WEEKLY, "daily_sales_data"),
+)
+
+
 def materialization(
     idempotency_key: str,
     asset_key: str,

@@ -71,6 +71,11 @@ class Stubs:
         )
 
 
+def raw_unary(channel: grpc.Channel, path: str) -> grpc.UnaryUnaryMultiCallable[bytes, bytes]:
+    """Unary method `path` on `channel` with bodies sent and answered as bytes, unparsed."""
+    return channel.unary_unary(path, request_serializer=None, response_deserializer=None)
+
+
 @pytest.fixture(scope="session")
 def server(database_url: str) -> Iterator[Server]:
     with serving(

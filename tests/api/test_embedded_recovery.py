@@ -16,7 +16,7 @@ import pytest
 
 from partition_deps.api.gen.partitiondeps.v1 import diagnostics_service_pb2 as diagnostics_pb
 from partition_deps.api.gen.partitiondeps.v1 import diagnostics_service_pb2_grpc
-from tests.live import eventually, free_port, serve_command
+from tests.live import eventually, free_port, kill_if_running, serve_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,9 +64,7 @@ def _serving(data_dir: Path) -> Iterator[subprocess.Popen[str]]:
         assert process.poll() is None, process.communicate()[1]
         yield process
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+        kill_if_running(process)
         if process.stderr is not None:
             process.stderr.close()
 

@@ -15,7 +15,15 @@ from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as d
 from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2_grpc
 from partition_deps.server import Config, Server
 from partition_deps.store.database import EmbeddedPostgres, PoolSettings
-from tests.live import NOT_SERVING, SERVING, eventually, free_port, health_status, serve_command
+from tests.live import (
+    NOT_SERVING,
+    SERVING,
+    eventually,
+    free_port,
+    health_status,
+    kill_if_running,
+    serve_command,
+)
 
 from .builders import DAILY, asset
 from .conftest import local_config
@@ -83,9 +91,7 @@ def test_serve_with_no_configuration_then_sigterm(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=120)  # a bound for a loaded machine, not a window
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        kill_if_running(process)
     assert process.returncode == 0, stderr
     assert '"message": "signal received"' in stderr
     assert '"message": "stopped"' in stderr

@@ -17,7 +17,7 @@ from partition_deps.api.gen.partitiondeps.v1 import (
     queries_service_pb2_grpc,
 )
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
-from tests.live import SERVING, eventually, free_port, health_status, serve_command
+from tests.live import SERVING, eventually, free_port, health_status, kill_if_running, serve_command
 
 from .builders import DAILY, WEEKLY, asset, keys
 from .test_lifecycle import REPO
@@ -122,9 +122,7 @@ def test_two_processes_share_the_port_and_stop_on_sigterm(
     finally:
         for channel in channels:
             channel.close()
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        kill_if_running(process)
     assert process.returncode == 0, stderr
     assert stderr.count('"message": "stopped"') == 3  # two servers, then the supervisor
     for child in children:
@@ -151,9 +149,7 @@ def test_a_dying_process_stops_the_others(database_url: str) -> None:
         os.kill(first, signal.SIGKILL)
         _, stderr = process.communicate(timeout=60)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        kill_if_running(process)
     assert process.returncode == 1, stderr
     assert "serving process exited" in stderr
     assert not Path(f"/proc/{second}").exists()

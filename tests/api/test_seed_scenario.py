@@ -11,9 +11,8 @@ from partition_deps.server import Server
 
 from .builders import (
     ALL_KEYS,
-    DAILY,
+    SALES,
     WEEKLY,
-    asset,
     downstream_request,
     keys,
     materialization,
@@ -30,10 +29,7 @@ def register(stubs: Stubs, namespace: str) -> int:
     response = stubs.definitions.ApplyAssets(
         defs_pb.ApplyAssetsRequest(
             namespace=namespace,
-            assets=[
-                asset("daily_sales_data", DAILY),
-                asset("weekly_sales_summary", WEEKLY, "daily_sales_data"),
-            ],
+            assets=SALES,
         )
     )
     return response.generation

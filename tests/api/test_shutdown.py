@@ -28,7 +28,15 @@ from partition_deps.api.gen.partitiondeps.v1 import (
 )
 from partition_deps.api.gen.partitiondeps.v1 import diagnostics_service_pb2 as diagnostics_pb
 from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb
-from tests.live import NOT_SERVING, SERVING, eventually, free_port, health_status, serve_command
+from tests.live import (
+    NOT_SERVING,
+    SERVING,
+    eventually,
+    free_port,
+    health_status,
+    kill_if_running,
+    serve_command,
+)
 
 from .builders import DAILY, asset, materialization
 
@@ -162,9 +170,7 @@ def test_sigterm_drains_in_flight_calls_and_refuses_new_ones(
         if locker is not None:
             locker.close()
         channel.close()
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        kill_if_running(process)
         if process.stderr is not None:
             process.stderr.close()
 
@@ -203,6 +209,4 @@ def test_sigterm_ends_the_process_after_the_grace_period_whatever_its_calls_do(
         locker.rollback()
         locker.close()
         channel.close()
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        kill_if_running(process)

@@ -7,7 +7,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,24 @@ def post(
             return _reply(answer.status, answer.headers.get_content_type(), answer.read())
     except urllib.error.HTTPError as error:
         return _reply(error.code, error.headers.get_content_type(), error.read())
+
+
+def materializations(
+    namespace: str, asset_key: str, partition_keys: Iterable[str], event_time: str, prefix: str
+) -> dict[str, Any]:
+    """A ReportEvents request in JSON: a materialization of each partition key of `asset_key`
+    at `event_time`, its idempotency key `prefix` and the partition key."""
+    return {
+        "namespace": namespace,
+        "events": [
+            {
+                "idempotency_key": f"{prefix}{key}",
+                "event_time": event_time,
+                "materialization": {"asset_key": asset_key, "partition_key": key},
+            }
+            for key in partition_keys
+        ],
+    }
 
 
 def _reply(status: int, content_type: str, raw: bytes) -> Reply:
