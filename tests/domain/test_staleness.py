@@ -45,10 +45,16 @@ def _ready(history: MemoryHistory) -> set[tuple[str, str | None]]:
     return {(run.asset_key, key) for run in runs if run.ready for key in run.partition_keys}
 
 
-def test_weekly_runs_only_once_its_seven_days_exist_then_goes_stale_when_a_day_changes() -> None:
+def _days_materialized(days: list[str]) -> MemoryHistory:
+    """A history in which each of `days` of daily_sales_data is materialized (version v1)."""
     history = MemoryHistory()
-    for day in WEEK[:-1]:
+    for day in days:
         history.materialize("daily_sales_data", day, data_version="v1")
+    return history
+
+
+def test_weekly_runs_only_once_its_seven_days_exist_then_goes_stale_when_a_day_changes() -> None:
+    history = _days_materialized(WEEK[:-1])
     # Six of seven days: the missing day can run now; the week only after it.
     assert ("daily_sales_data", "2024-01-13") in _ready(history)
     assert ("weekly_sales_summary", "2024-01-07") in _planned(history)
@@ -69,9 +75,7 @@ def test_weekly_runs_only_once_its_seven_days_exist_then_goes_stale_when_a_day_c
 
 
 def test_a_rematerialization_with_the_same_data_version_is_not_a_change() -> None:
-    history = MemoryHistory()
-    for day in WEEK:
-        history.materialize("daily_sales_data", day, data_version="v1")
+    history = _days_materialized(WEEK)
     history.materialize("weekly_sales_summary", "2024-01-07")
     history.materialize("daily_sales_data", "2024-01-09", data_version="v1")
     status = partition_status(GRAPH, "weekly_sales_summary", "2024-01-07", history, AT)
@@ -79,9 +83,7 @@ def test_a_rematerialization_with_the_same_data_version_is_not_a_change() -> Non
 
 
 def test_the_week_waits_for_the_run_writing_its_missing_day() -> None:
-    history = MemoryHistory()
-    for day in WEEK[:-1]:
-        history.materialize("daily_sales_data", day, data_version="v1")
+    history = _days_materialized(WEEK[:-1])
     history.running[("daily_sales_data", "2024-01-13")] = "r1"  # in progress: not planned
     runs = plan_runs(GRAPH, history, AT, latest_window_only=False)
     planned = {(run.asset_key, key): run for run in runs for key in run.partition_keys}
@@ -93,9 +95,7 @@ def test_the_week_waits_for_the_run_writing_its_missing_day() -> None:
 
 
 def test_a_partition_whose_upstream_is_neither_fresh_planned_nor_running_is_not_planned() -> None:
-    history = MemoryHistory()
-    for day in WEEK[:-1]:
-        history.materialize("daily_sales_data", day, data_version="v1")
+    history = _days_materialized(WEEK[:-1])
     runs = plan_runs(GRAPH, history, AT, assets=["weekly_sales_summary"])
     assert runs == []
 
