@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+# This checkout's service code, for the children tests start.
+SERVICE = Path(__file__).resolve().parents[1] / "service"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -43,6 +47,23 @@ def health_status(channel: grpc.Channel, service: str = "", timeout: float = 2) 
 
 def is_serving(channel: grpc.Channel, timeout: float = 2) -> bool:
     return health_status(channel, timeout=timeout) == SERVING
+
+
+def serve_process(
+    *flags: str, environment: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[str]:
+    """`partition-deps serve` with `flags` as a child running this checkout's code, with
+    `environment` (default: this process's) and its log readable on stderr."""
+    env = {**(os.environ if environment is None else environment), "PYTHONPATH": str(SERVICE)}
+    return subprocess.Popen(
+        serve_command(*flags),
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def serve_command(*flags: str) -> list[str]:

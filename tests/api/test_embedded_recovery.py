@@ -16,9 +16,7 @@ import pytest
 
 from partition_deps.api.gen.partitiondeps.v1 import diagnostics_service_pb2 as diagnostics_pb
 from partition_deps.api.gen.partitiondeps.v1 import diagnostics_service_pb2_grpc
-from tests.live import eventually, free_port, kill_if_running, serve_command
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.live import eventually, free_port, kill_if_running, serve_process
 
 
 def _answers(port: int) -> bool:
@@ -53,12 +51,8 @@ def _serving(data_dir: Path) -> Iterator[subprocess.Popen[str]]:
         for name, value in os.environ.items()
         if name != "DATABASE_URL" and not name.startswith("PD_")
     }
-    process = subprocess.Popen(
-        serve_command("--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir),
-                      "--grace-seconds", "1"),
-        env={**environment, "PYTHONPATH": str(REPO / "service")},
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    process = serve_process("--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir),
+                            "--grace-seconds", "1", environment=environment)  # fmt: skip
     try:
         eventually(lambda: process.poll() is not None or _answers(port), seconds=120, interval=0.1)
         assert process.poll() is None, process.communicate()[1]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 from pathlib import Path
 
@@ -22,13 +21,11 @@ from tests.live import (
     free_port,
     health_status,
     kill_if_running,
-    serve_command,
+    serve_process,
 )
 
 from .builders import DAILY, asset
 from .conftest import local_config
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_readiness_follows_the_database(tmp_path: Path) -> None:
@@ -72,16 +69,13 @@ def _server_over(database_url: str) -> Server:
 
 def test_serve_with_no_configuration_then_sigterm(tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["PYTHONPATH"] = str(REPO / "service")
-    process = subprocess.Popen(
-        serve_command("--listen", f"127.0.0.1:{port}", "--grace-seconds", "2"),
+    process = serve_process(
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--grace-seconds",
+        "2",
+        environment={k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
         cwd=tmp_path,  # the default data folder ./data/pg lands here
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
     )
     try:
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")

@@ -17,23 +17,14 @@ from partition_deps.api.gen.partitiondeps.v1 import (
     queries_service_pb2_grpc,
 )
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
-from tests.live import SERVING, eventually, free_port, health_status, kill_if_running, serve_command
+from tests.live import SERVING, eventually, free_port, health_status, kill_if_running, serve_process
 
 from .builders import DAILY, WEEKLY, asset, keys
-from .test_lifecycle import REPO
 
 
 def _serve(*flags: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["PYTHONPATH"] = str(REPO / "service")
-    return subprocess.Popen(
-        serve_command("--grace-seconds", "2", *flags),
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    return serve_process("--grace-seconds", "2", *flags, environment=environment)
 
 
 def _children(pid: int) -> list[int]:

@@ -7,13 +7,11 @@ order is observed by a Health.Watch stream opened before the signal.
 
 from __future__ import annotations
 
-import os
 import queue
 import signal
 import subprocess
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -35,12 +33,11 @@ from tests.live import (
     free_port,
     health_status,
     kill_if_running,
-    serve_command,
+    serve_process,
 )
 
 from .builders import DAILY, asset, materialization
 
-REPO = Path(__file__).resolve().parents[2]
 # Generous: the in-flight calls end when the test releases them, long before this.
 GRACE_SECONDS = 60
 WATCH_ENDED = 100
@@ -48,12 +45,8 @@ WATCH_ENDED = 100
 
 def _serve(database_url: str, port: int, grace: float) -> subprocess.Popen[str]:
     """`partition-deps serve` as a process of its own, its log on stderr."""
-    return subprocess.Popen(
-        serve_command("--listen", f"127.0.0.1:{port}", "--database-url", database_url,
-                      "--grace-seconds", str(grace), "--log-level", "INFO"),
-        env={**os.environ, "PYTHONPATH": str(REPO / "service")},
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    return serve_process("--listen", f"127.0.0.1:{port}", "--database-url", database_url,
+                         "--grace-seconds", str(grace), "--log-level", "INFO")  # fmt: skip
 
 
 def _ping(channel: grpc.Channel) -> grpc.StatusCode:
