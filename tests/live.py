@@ -1,4 +1,5 @@
-"""What tests and benchmarks that run live servers share: free ports, waiting, health checks."""
+"""What tests and benchmarks that run live servers share: free ports, waiting, health checks,
+and `partition-deps serve` as a child process."""
 
 from __future__ import annotations
 
