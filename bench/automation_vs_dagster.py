@@ -53,7 +53,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 import grpc
 
-from bench.harness import ServerProcess, free_port, rss_kib
+from bench.harness import ServerProcess, rss_kib
 from partition_deps.api import convert
 from partition_deps.api.gen.partitiondeps.v1 import automation_service_pb2 as auto_pb
 from partition_deps.api.gen.partitiondeps.v1 import automation_service_pb2_grpc as auto_grpc
@@ -64,6 +64,7 @@ from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2_grpc as e
 from partition_deps.domain.automation.engine import TickOutcome
 from partition_deps.domain.automation.timeline import Timeline, assets_from_json
 from partition_deps.domain.codec import definition_from_json, mapping_from_json
+from tests.live import free_port
 
 Json = dict[str, Any]
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import collections
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,10 +31,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "service"), str(REPO)]
 
 import grpc  # noqa: E402
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from bench.harness import rss_kib, stop_process  # noqa: E402
 from partition_deps.api.gen.partitiondeps.v1 import (  # noqa: E402
     definitions_service_pb2_grpc,
     events_service_pb2_grpc,
@@ -44,32 +42,10 @@ from partition_deps.api.gen.partitiondeps.v1 import (  # noqa: E402
 from partition_deps.server import SERVICE_NAMES  # noqa: E402
 from partition_deps.store.database import EmbeddedPostgres  # noqa: E402
 from tests.api.fuzzing import BAD_CODES, Rpc, bodies, outcome, rpcs, seed_events, seed_requests  # noqa: E402
+from tests.live import free_port, is_serving, serve_command  # noqa: E402
 
 # Each call's deadline; a call answered more than a second after it counts as late.
 CALL_TIMEOUT = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def _serving(channel: grpc.Channel) -> bool:
-    try:
-        status = health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]  # the stubs' HealthStub has no methods
-            health_pb2.HealthCheckRequest(), timeout=5
-        )
-    except grpc.RpcError:
-        return False
-    return bool(status.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 class Watch:
@@ -87,7 +63,7 @@ class Watch:
         if elapsed > CALL_TIMEOUT + 1:
             self.late.append((path, elapsed))
         if self.pid is not None and self.calls % 500 == 0:
-            self.peak_rss_kib = max(self.peak_rss_kib, _rss_kib(self.pid))
+            self.peak_rss_kib = max(self.peak_rss_kib, rss_kib(self.pid))
 
 
 def _fuzzer(
@@ -132,21 +108,12 @@ def main() -> int:
     target = args.target
     if target is None:
         database = EmbeddedPostgres(work / "pg")
-        port = _free_port()
+        port = free_port()
         target = f"127.0.0.1:{port}"
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "partition_deps.cli",
-                "serve",
-                "--listen",
-                target,
-                "--database-url",
-                database.url,
-                "--log-level",
-                "ERROR",
-            ],
+            serve_command(
+                "--listen", target, "--database-url", database.url, "--log-level", "ERROR"
+            ),
             env={**os.environ, "PYTHONPATH": str(REPO / "service")},
             stdin=subprocess.DEVNULL,
             stderr=open(work / "server.log", "wb"),  # noqa: SIM115
@@ -154,7 +121,7 @@ def main() -> int:
     channel = grpc.insecure_channel(target)
     try:
         deadline = time.monotonic() + 60
-        while not _serving(channel):
+        while not is_serving(channel, timeout=5):
             if time.monotonic() > deadline or (server is not None and server.poll() is not None):
                 print("server did not become ready", file=sys.stderr)
                 return 1
@@ -164,7 +131,7 @@ def main() -> int:
         definitions_service_pb2_grpc.DefinitionsServiceStub(channel).AddDynamicPartitions(dynamic)
         events_service_pb2_grpc.EventsServiceStub(channel).ReportEvents(seed_events())
 
-        rss_before = _rss_kib(server.pid) if server else 0
+        rss_before = rss_kib(server.pid) if server else 0
         methods = rpcs(SERVICE_NAMES)
         codes: collections.Counter[str] = collections.Counter()
         bad: list[tuple[str, str, list[bytes]]] = []
@@ -180,17 +147,12 @@ def main() -> int:
                 f" {time.monotonic() - started:.0f}s",
                 flush=True,
             )
-        alive = _serving(channel)
-        rss_after = _rss_kib(server.pid) if server else 0
+        alive = is_serving(channel, timeout=5)
+        rss_after = rss_kib(server.pid) if server else 0
     finally:
         channel.close()
         if server is not None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop_process(server)
         if database is not None:
             database.stop()
 

@@ -1,25 +1,18 @@
-"""What the benchmark scripts share: a server process of their own, free ports, its memory."""
+"""What the benchmark scripts share: a server process of their own, its memory, stopping it."""
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.live import is_serving, serve_command
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def rss_kib(pid: int) -> int:
@@ -39,11 +32,7 @@ class ServerProcess:
     checkout's code, logs at WARNING; stopped by pid."""
 
     def __init__(self, port: int, data_dir: Path, extra: list[str]) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "partition_deps.cli",
-            "serve",
+        command = serve_command(
             "--listen",
             f"127.0.0.1:{port}",
             "--data-dir",
@@ -51,7 +40,7 @@ class ServerProcess:
             "--log-level",
             "WARNING",
             *extra,
-        ]
+        )
         env = {**os.environ, "PYTHONPATH": str(ROOT / "service")}
         env.pop("DATABASE_URL", None)
         self.process = subprocess.Popen(command, env=env)
@@ -60,24 +49,23 @@ class ServerProcess:
     def wait_serving(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     raise SystemExit(f"server exited with status {self.process.returncode}")
-                try:
-                    status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)  # type: ignore[attr-defined]  # the stubs' HealthStub has no methods
-                    if status.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
+                if is_serving(channel, timeout=1):
+                    return
                 time.sleep(0.2)
         raise SystemExit("server did not become SERVING in time")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process(self.process)
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """SIGTERM, and SIGKILL if the process has not exited `timeout` seconds later."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

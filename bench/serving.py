@@ -47,7 +47,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "service"))
 
-from bench.harness import ServerProcess, free_port  # noqa: E402
+from bench.harness import ServerProcess  # noqa: E402
 from partition_deps.api.gen.partitiondeps.v1 import (  # noqa: E402
     definitions_service_pb2 as defs_pb,
 )
@@ -60,6 +60,7 @@ from partition_deps.api.gen.partitiondeps.v1 import (  # noqa: E402
 from partition_deps.api.gen.partitiondeps.v1 import (  # noqa: E402
     queries_service_pb2 as q_pb,
 )
+from tests.live import free_port  # noqa: E402
 
 NAMESPACE = "bench"
 PING = "/partitiondeps.v1.DiagnosticsService/Ping"

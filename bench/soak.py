@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,8 +36,8 @@ sys.path[:0] = [str(REPO / "service"), str(REPO)]
 
 import grpc  # noqa: E402
 from google.protobuf.timestamp_pb2 import Timestamp  # noqa: E402
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
+from bench.harness import rss_kib, stop_process  # noqa: E402
 from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb  # noqa: E402
 from partition_deps.api.gen.partitiondeps.v1 import (  # noqa: E402
     definitions_service_pb2_grpc,
@@ -52,6 +50,7 @@ from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events
 from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as pb  # noqa: E402
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb  # noqa: E402
 from partition_deps.store.database import EmbeddedPostgres  # noqa: E402
+from tests.live import free_port, is_serving, serve_command  # noqa: E402
 
 NAMESPACE = "soak"
 BATCH = 50
@@ -172,32 +171,6 @@ class Load:
         )
 
 
-def _rss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _serving(channel: grpc.Channel) -> bool:
-    try:
-        status = health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]  # the stubs' HealthStub has no methods
-            health_pb2.HealthCheckRequest(), timeout=5
-        )
-    except grpc.RpcError:
-        return False
-    return bool(status.status == health_pb2.HealthCheckResponse.SERVING)
-
-
 def _p(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -235,7 +208,7 @@ def run(channel: grpc.Channel, pid: int, minutes: int, rate: float, workers: int
         for minute in range(minutes):
             while time.monotonic() < started + 60 * (minute + 1):
                 time.sleep(min(1.0, max(0.0, started + 60 * (minute + 1) - time.monotonic())))
-            per_minute[minute].rss_kib = _rss_kib(pid)
+            per_minute[minute].rss_kib = rss_kib(pid)
             bucket = per_minute[minute]
             bucket.load = Path("/proc/loadavg").read_text().split()[0]
             kinds = " ".join(
@@ -286,10 +259,10 @@ def main() -> int:
         work = Path(tempfile.mkdtemp(prefix="soak-"))
         work.chmod(0o755)  # pgserver runs Postgres as its own user
         database = EmbeddedPostgres(work / "pg")
-        target = f"127.0.0.1:{_free_port()}"
+        target = f"127.0.0.1:{free_port()}"
         server = subprocess.Popen(
-            [sys.executable, "-m", "partition_deps.cli", "serve", "--listen", target,
-             "--database-url", database.url, "--log-level", "WARNING"],
+            serve_command("--listen", target,
+                          "--database-url", database.url, "--log-level", "WARNING"),
             env={**os.environ, "PYTHONPATH": str(REPO / "service")},
             stdin=subprocess.DEVNULL,
         )  # fmt: skip
@@ -297,7 +270,7 @@ def main() -> int:
     channel = grpc.insecure_channel(target)
     try:
         deadline = time.monotonic() + 60
-        while not _serving(channel):
+        while not is_serving(channel, timeout=5):
             if time.monotonic() > deadline:
                 print("server did not become ready", file=sys.stderr)
                 return 1
@@ -307,12 +280,7 @@ def main() -> int:
     finally:
         channel.close()
         if server is not None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop_process(server)
         if database is not None:
             database.stop()
 

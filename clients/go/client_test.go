@@ -3,7 +3,6 @@ package pdclient_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -189,20 +188,6 @@ func (f *flakyDiagnostics) Ping(ctx context.Context, _ *pdv1.PingRequest) (*pdv1
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-}
-
-// localServer serves `diagnostics` on a loopback port; no PD_ADDR needed.
-func localServer(t *testing.T, diagnostics pdv1.DiagnosticsServiceServer) string {
-	t.Helper()
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := grpc.NewServer()
-	pdv1.RegisterDiagnosticsServiceServer(server, diagnostics)
-	go func() { _ = server.Serve(listener) }()
-	t.Cleanup(server.Stop)
-	return listener.Addr().String()
 }
 
 func TestUnavailableIsRetried(t *testing.T) {

@@ -2,7 +2,6 @@ package pdclient_test
 
 import (
 	"context"
-	"net"
 	"sync/atomic"
 	"testing"
 
@@ -31,15 +30,7 @@ func TestCallsAreSpreadOverEveryResolvedServer(t *testing.T) {
 	servers := []*countingDiagnostics{{}, {}, {}}
 	var addresses []resolver.Address
 	for _, diagnostics := range servers {
-		listener, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		server := grpc.NewServer()
-		pdv1.RegisterDiagnosticsServiceServer(server, diagnostics)
-		go func() { _ = server.Serve(listener) }()
-		defer server.Stop()
-		addresses = append(addresses, resolver.Address{Addr: listener.Addr().String()})
+		addresses = append(addresses, resolver.Address{Addr: localServer(t, diagnostics)})
 	}
 	names := manual.NewBuilderWithScheme("several")
 	names.InitialState(resolver.State{Addresses: addresses})

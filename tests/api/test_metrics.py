@@ -25,7 +25,7 @@ from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
 from partition_deps.api.gen.partitiondeps.v1 import staleness_service_pb2 as stale_pb
 from partition_deps.api.metrics import Metrics, MetricsInterceptor, parse_listen
-from partition_deps.server import Config, Server
+from partition_deps.server import Server
 from partition_deps.store.database import PoolSettings
 
 from .builders import DAILY, WEEKLY, asset, keys, materialization, time_window, timestamp
@@ -153,19 +153,8 @@ def test_no_metrics_endpoint_by_default(server: Server) -> None:
 
 
 def test_calls_refused_by_auth_are_counted_too(database_url: str, namespace: str) -> None:
-    server = Server(
-        Config(
-            listen="127.0.0.1:0",
-            database_url=database_url,
-            pool=PoolSettings(min_size=1, max_size=2),
-            grace_seconds=1,
-            workers=4,
-            metrics_listen="127.0.0.1:0",
-            tokens=TokenTable({"secret": [namespace]}),
-        )
-    )
-    server.start()
-    try:
+    tokens = TokenTable({"secret": [namespace]})
+    with serving(database_url, workers=4, metrics_listen="127.0.0.1:0", tokens=tokens) as server:
         granted = (("authorization", "Bearer secret"),)
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             diagnostics = diagnostics_service_pb2_grpc.DiagnosticsServiceStub(channel)
@@ -184,8 +173,6 @@ def test_calls_refused_by_auth_are_counted_too(database_url: str, namespace: str
                 )
             assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
         _, samples = _scrape(server)
-    finally:
-        server.stop()
     handled = "grpc_server_handled_total"
     assert samples[handled, _labels("DiagnosticsService", "Ping", "UNAUTHENTICATED")] == 1
     assert samples[handled, _labels("DiagnosticsService", "Ping", "OK")] == 2

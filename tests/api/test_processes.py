@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -18,22 +17,14 @@ from partition_deps.api.gen.partitiondeps.v1 import (
     queries_service_pb2_grpc,
 )
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
+from tests.live import SERVING, eventually, free_port, health_status, kill_if_running, serve_process
 
 from .builders import DAILY, WEEKLY, asset, keys
-from .test_lifecycle import REPO, SERVING, eventually, free_port, health_status
 
 
 def _serve(*flags: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["PYTHONPATH"] = str(REPO / "service")
-    return subprocess.Popen(
-        [sys.executable, "-m", "partition_deps.cli", "serve", "--grace-seconds", "2", *flags],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    return serve_process("--grace-seconds", "2", *flags, environment=environment)
 
 
 def _children(pid: int) -> list[int]:
@@ -122,9 +113,7 @@ def test_two_processes_share_the_port_and_stop_on_sigterm(
     finally:
         for channel in channels:
             channel.close()
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        kill_if_running(process)
     assert process.returncode == 0, stderr
     assert stderr.count('"message": "stopped"') == 3  # two servers, then the supervisor
     for child in children:
@@ -151,9 +140,7 @@ def test_a_dying_process_stops_the_others(database_url: str) -> None:
         os.kill(first, signal.SIGKILL)
         _, stderr = process.communicate(timeout=60)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        kill_if_running(process)
     assert process.returncode == 1, stderr
     assert "serving process exited" in stderr
     assert not Path(f"/proc/{second}").exists()

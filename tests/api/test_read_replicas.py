@@ -5,9 +5,8 @@ standby already streaming."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -26,17 +25,11 @@ from partition_deps.api.gen.partitiondeps.v1 import staleness_service_pb2 as st_
 from partition_deps.server import Config, Server
 from partition_deps.store.database import EmbeddedPostgres, PoolSettings, migrate
 from tests.api.builders import DAILY, asset, materialization, timestamp
+from tests.live import eventually
 from tests.replicas import StreamingReplica
 
 REPLICA = "read-replica-1"
 AS_OF = timestamp("2024-01-05T00:00:00+00:00")
-
-
-def eventually(condition: Callable[[], bool], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
 
 
 @dataclass

@@ -8,9 +8,9 @@ hit), and again after the namespace changes generation.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from google.protobuf.message import Message
@@ -25,7 +25,16 @@ from partition_deps.domain.definitions import TimeWindowPartitions
 from partition_deps.domain.horizon import valid_until
 from partition_deps.server import Server
 
-from .builders import DAILY, WEEKLY, asset, keys, time_window, timestamp
+from .builders import (
+    DAILY,
+    WEEKLY,
+    asset,
+    downstream_request,
+    keys,
+    time_window,
+    timestamp,
+    upstream_request,
+)
 from .conftest import Stubs
 
 # Servicers built here sign page tokens with a key of their own.
@@ -73,15 +82,8 @@ ASSETS = [
 
 
 def _requests(namespace: str) -> list[tuple[str, Message]]:
-    def up(asset_key: str, selection: pb.PartitionSelection, **fields: Any) -> Message:
-        return queries_pb.GetUpstreamPartitionsRequest(
-            namespace=namespace, asset_key=asset_key, selection=selection, **fields
-        )
-
-    def down(asset_key: str, selection: pb.PartitionSelection, **fields: Any) -> Message:
-        return queries_pb.GetDownstreamPartitionsRequest(
-            namespace=namespace, asset_key=asset_key, selection=selection, **fields
-        )
+    up = functools.partial(upstream_request, namespace)
+    down = functools.partial(downstream_request, namespace)
 
     every = pb.PartitionSelection(all=True)
     with_keys = queries_pb.KeyPaging(include_keys=True, page_size=3)

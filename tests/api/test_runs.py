@@ -21,11 +21,9 @@ from partition_deps.api.gen.partitiondeps.v1.events_service_pb2_grpc import Even
 from partition_deps.api.gen.partitiondeps.v1.staleness_service_pb2_grpc import (
     StalenessServiceStub,
 )
-from partition_deps.server import Config, Server
-from partition_deps.store.database import PoolSettings
 
 from .builders import DAILY, asset
-from .conftest import Stubs
+from .conftest import Stubs, serving
 from .errors import error_info, field_violations
 from .test_staleness import apply
 
@@ -222,29 +220,18 @@ def test_a_server_configured_with_another_default_lease_applies_it(
     stubs: Stubs, namespace: str, database_url: str
 ) -> None:
     apply(stubs, namespace, asset("daily", DAILY))
-    server = Server(
-        Config(
-            listen="127.0.0.1:0",
-            database_url=database_url,
-            pool=PoolSettings(min_size=1, max_size=2),
-            grace_seconds=1,
-            workers=2,
-            run_lease_seconds=120,
-        )
-    )
-    server.start()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            events = EventsServiceStub(channel)
-            events.ReportEvents(
-                events_pb.ReportEventsRequest(
-                    namespace=namespace,
-                    events=[started("r1", 0, [("daily", "2024-01-14")], None)],
-                )
+    with (
+        serving(database_url, workers=2, run_lease_seconds=120) as server,
+        grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel,
+    ):
+        events = EventsServiceStub(channel)
+        events.ReportEvents(
+            events_pb.ReportEventsRequest(
+                namespace=namespace,
+                events=[started("r1", 0, [("daily", "2024-01-14")], None)],
             )
-            listed = events.ListRuns(events_pb.ListRunsRequest(namespace=namespace, as_of=at(0)))
-    finally:
-        server.stop()
+        )
+        listed = events.ListRuns(events_pb.ListRunsRequest(namespace=namespace, as_of=at(0)))
     assert [run.lease_expiry_time for run in listed.runs] == [at(2)]
 
 

@@ -9,22 +9,27 @@ from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events
 from partition_deps.api.gen.partitiondeps.v1 import queries_service_pb2 as queries_pb
 from partition_deps.server import Server
 
-from .builders import DAILY, WEEKLY, asset, keys, materialization, timestamp
+from .builders import (
+    ALL_KEYS,
+    SALES,
+    WEEKLY,
+    downstream_request,
+    keys,
+    materialization,
+    timestamp,
+    upstream_request,
+)
 from .conftest import Stubs
 
 DAYS = [f"2024-01-{day:02d}" for day in range(7, 14)]
 AS_OF = timestamp("2024-03-01T00:00:00+00:00")
-ALL_KEYS = queries_pb.KeyPaging(include_keys=True)
 
 
 def register(stubs: Stubs, namespace: str) -> int:
     response = stubs.definitions.ApplyAssets(
         defs_pb.ApplyAssetsRequest(
             namespace=namespace,
-            assets=[
-                asset("daily_sales_data", DAILY),
-                asset("weekly_sales_summary", WEEKLY, "daily_sales_data"),
-            ],
+            assets=SALES,
         )
     )
     return response.generation
@@ -41,12 +46,8 @@ def test_weekly_needs_its_seven_days_and_a_day_feeds_its_week(stubs: Stubs, name
     assert (reported.stored_count, reported.duplicate_count) == (7, 0)
 
     upstream = stubs.queries.GetUpstreamPartitions(
-        queries_pb.GetUpstreamPartitionsRequest(
-            namespace=namespace,
-            asset_key="weekly_sales_summary",
-            selection=keys("2024-01-07"),
-            as_of=AS_OF,
-            key_paging=ALL_KEYS,
+        upstream_request(
+            namespace, "weekly_sales_summary", keys("2024-01-07"), as_of=AS_OF, key_paging=ALL_KEYS
         )
     )
     assert upstream.generation == 1
@@ -66,12 +67,8 @@ def test_weekly_needs_its_seven_days_and_a_day_feeds_its_week(stubs: Stubs, name
     assert days.end_time.ToDatetime(tzinfo=UTC) == datetime(2024, 1, 14, tzinfo=UTC)
 
     downstream = stubs.queries.GetDownstreamPartitions(
-        queries_pb.GetDownstreamPartitionsRequest(
-            namespace=namespace,
-            asset_key="daily_sales_data",
-            selection=keys("2024-01-09"),
-            as_of=AS_OF,
-            key_paging=ALL_KEYS,
+        downstream_request(
+            namespace, "daily_sales_data", keys("2024-01-09"), as_of=AS_OF, key_paging=ALL_KEYS
         )
     )
     [dependent] = downstream.dependents
@@ -83,10 +80,10 @@ def test_weekly_needs_its_seven_days_and_a_day_feeds_its_week(stubs: Stubs, name
 
 def test_keys_are_paged_and_ranges_stay_whole(stubs: Stubs, namespace: str) -> None:
     register(stubs, namespace)
-    request = queries_pb.GetUpstreamPartitionsRequest(
-        namespace=namespace,
-        asset_key="weekly_sales_summary",
-        selection=keys("2024-01-07", "2024-01-14"),
+    request = upstream_request(
+        namespace,
+        "weekly_sales_summary",
+        keys("2024-01-07", "2024-01-14"),
         as_of=AS_OF,
         key_paging=queries_pb.KeyPaging(include_keys=True, page_size=5),
     )
@@ -105,12 +102,7 @@ def test_keys_are_paged_and_ranges_stay_whole(stubs: Stubs, namespace: str) -> N
 def test_without_key_paging_only_ranges_are_returned(stubs: Stubs, namespace: str) -> None:
     register(stubs, namespace)
     [dependency] = stubs.queries.GetUpstreamPartitions(
-        queries_pb.GetUpstreamPartitionsRequest(
-            namespace=namespace,
-            asset_key="weekly_sales_summary",
-            selection=keys("2024-01-07"),
-            as_of=AS_OF,
-        )
+        upstream_request(namespace, "weekly_sales_summary", keys("2024-01-07"), as_of=AS_OF)
     ).dependencies
     assert list(dependency.partitions.partition_keys) == []
     assert dependency.partitions.count == 7
@@ -119,10 +111,10 @@ def test_without_key_paging_only_ranges_are_returned(stubs: Stubs, namespace: st
 def test_as_of_decides_what_exists(stubs: Stubs, namespace: str) -> None:
     register(stubs, namespace)
     [dependency] = stubs.queries.GetUpstreamPartitions(
-        queries_pb.GetUpstreamPartitionsRequest(
-            namespace=namespace,
-            asset_key="weekly_sales_summary",
-            selection=keys("2024-01-07"),
+        upstream_request(
+            namespace,
+            "weekly_sales_summary",
+            keys("2024-01-07"),
             as_of=timestamp("2024-01-14T00:00:00+00:00"),
             key_paging=ALL_KEYS,
         )
@@ -185,12 +177,7 @@ def test_stored_queries_read_no_database_while_nothing_changes(
     stubs: Stubs, server: Server, namespace: str
 ) -> None:
     register(stubs, namespace)
-    request = queries_pb.GetUpstreamPartitionsRequest(
-        namespace=namespace,
-        asset_key="weekly_sales_summary",
-        selection=keys("2024-01-07"),
-        as_of=AS_OF,
-    )
+    request = upstream_request(namespace, "weekly_sales_summary", keys("2024-01-07"), as_of=AS_OF)
     stubs.queries.GetUpstreamPartitions(request)  # loads the snapshot once
     cache = server.definitions_cache
     assert cache is not None

@@ -10,7 +10,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from partition_deps.api.gen.partitiondeps.v1 import diagnostics_service_pb2 as diagnostics_pb
 from partition_deps.server import SERVICE_NAMES
 
-from .conftest import Stubs
+from .conftest import Stubs, raw_unary
 from .errors import error_info
 
 
@@ -39,11 +39,7 @@ def test_reflection_lists_every_service(stubs: Stubs) -> None:
 
 
 def test_a_malformed_body_is_invalid_argument_not_internal(stubs: Stubs) -> None:
-    ping: grpc.UnaryUnaryMultiCallable[bytes, bytes] = stubs.channel.unary_unary(
-        "/partitiondeps.v1.QueriesService/ComputeUpstreamPartitions",
-        request_serializer=None,
-        response_deserializer=None,
-    )
+    ping = raw_unary(stubs.channel, "/partitiondeps.v1.QueriesService/ComputeUpstreamPartitions")
     with pytest.raises(grpc.RpcError) as raised:
         ping(b"\xff\xff\xff\xff")
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT

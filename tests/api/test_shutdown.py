@@ -7,16 +7,11 @@ order is observed by a Health.Watch stream opened before the signal.
 
 from __future__ import annotations
 
-import os
 import queue
 import signal
-import socket
 import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -31,39 +26,27 @@ from partition_deps.api.gen.partitiondeps.v1 import (
 )
 from partition_deps.api.gen.partitiondeps.v1 import diagnostics_service_pb2 as diagnostics_pb
 from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb
+from tests.live import (
+    NOT_SERVING,
+    SERVING,
+    eventually,
+    free_port,
+    health_status,
+    kill_if_running,
+    serve_process,
+)
 
 from .builders import DAILY, asset, materialization
 
-REPO = Path(__file__).resolve().parents[2]
-SERVING = health_pb2.HealthCheckResponse.SERVING
-NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 # Generous: the in-flight calls end when the test releases them, long before this.
 GRACE_SECONDS = 60
 WATCH_ENDED = 100
 
 
-def eventually(condition: Callable[[], bool], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _serve(database_url: str, port: int, grace: float) -> subprocess.Popen[str]:
     """`partition-deps serve` as a process of its own, its log on stderr."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "partition_deps.cli", "serve",
-         "--listen", f"127.0.0.1:{port}", "--database-url", database_url,
-         "--grace-seconds", str(grace), "--log-level", "INFO"],
-        env={**os.environ, "PYTHONPATH": str(REPO / "service")},
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    return serve_process("--listen", f"127.0.0.1:{port}", "--database-url", database_url,
+                         "--grace-seconds", str(grace), "--log-level", "INFO")  # fmt: skip
 
 
 def _ping(channel: grpc.Channel) -> grpc.StatusCode:
@@ -78,13 +61,7 @@ def _ping(channel: grpc.Channel) -> grpc.StatusCode:
 
 def _ready(channel: grpc.Channel) -> bool:
     """Readiness SERVING: the pool is open (a Ping answers before that, without the database)."""
-    try:
-        answer = health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]
-            health_pb2.HealthCheckRequest(service="readiness"), timeout=5
-        )
-    except grpc.RpcError:
-        return False
-    return bool(answer.status == SERVING)
+    return health_status(channel, "readiness", timeout=5) == SERVING
 
 
 def _lock_waiters(conn: psycopg.Connection[Any]) -> int:
@@ -98,7 +75,7 @@ def _lock_waiters(conn: psycopg.Connection[Any]) -> int:
 def test_sigterm_drains_in_flight_calls_and_refuses_new_ones(
     database_url: str, namespace: str
 ) -> None:
-    port = _free_port()
+    port = free_port()
     process = _serve(database_url, port, GRACE_SECONDS)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     locker: psycopg.Connection[tuple[object, ...]] | None = None
@@ -186,9 +163,7 @@ def test_sigterm_drains_in_flight_calls_and_refuses_new_ones(
         if locker is not None:
             locker.close()
         channel.close()
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        kill_if_running(process)
         if process.stderr is not None:
             process.stderr.close()
 
@@ -199,7 +174,7 @@ def test_sigterm_ends_the_process_after_the_grace_period_whatever_its_calls_do(
     # A call blocked on a row lock this test holds (no deadline, so no statement timeout)
     # kept its handler thread, and with it the process, alive past the grace period.
     grace = 1
-    port = _free_port()
+    port = free_port()
     process = _serve(database_url, port, grace)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     locker = psycopg.connect(database_url)
@@ -227,6 +202,4 @@ def test_sigterm_ends_the_process_after_the_grace_period_whatever_its_calls_do(
         locker.rollback()
         locker.close()
         channel.close()
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        kill_if_running(process)

@@ -17,7 +17,7 @@ from partition_deps.api.gen.partitiondeps.v1.staleness_service_pb2_grpc import (
     StalenessServiceStub,
 )
 
-from .builders import DAILY, WEEKLY, asset, keys, timestamp
+from .builders import DAILY, SALES, asset, keys, timestamp
 from .conftest import Stubs
 from .errors import field_violations
 
@@ -116,12 +116,7 @@ def planned(
 def test_weekly_is_runnable_only_with_its_seven_days_fresh_then_stale_when_a_day_changes(
     stubs: Stubs, staleness: StalenessServiceStub, namespace: str
 ) -> None:
-    apply(
-        stubs,
-        namespace,
-        asset("daily_sales_data", DAILY),
-        asset("weekly_sales_summary", WEEKLY, "daily_sales_data"),
-    )
+    apply(stubs, namespace, *SALES)
     week = ("weekly_sales_summary", "2024-01-07")
     materialize(stubs, namespace, "daily_sales_data", WEEK[:-1], "v1")
     plan = planned(staleness, namespace, catch_up=True)
@@ -159,12 +154,7 @@ def test_weekly_is_runnable_only_with_its_seven_days_fresh_then_stale_when_a_day
 def test_each_missing_day_blocks_the_week(
     stubs: Stubs, staleness: StalenessServiceStub, namespace: str
 ) -> None:
-    apply(
-        stubs,
-        namespace,
-        asset("daily_sales_data", DAILY),
-        asset("weekly_sales_summary", WEEKLY, "daily_sales_data"),
-    )
+    apply(stubs, namespace, *SALES)
     week = ("weekly_sales_summary", "2024-01-07")
     present: list[str | None] = []
     for day in WEEK:

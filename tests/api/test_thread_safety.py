@@ -8,6 +8,7 @@ the structure's bounds hold at every instant an observer looks. See tests/thread
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from partition_deps.api.response_memo import ResponseMemo, as_of_field
 from partition_deps.server import Server
 
 from ..threads import run_concurrently
-from .builders import DAILY, WEEKLY, asset, keys, timestamp
+from .builders import DAILY, WEEKLY, asset, downstream_request, keys, timestamp, upstream_request
 from .conftest import Stubs
 
 # Servicers built here sign page tokens with a key of their own.
@@ -155,15 +156,8 @@ def _stored_requests(namespace: str) -> list[tuple[str, Message]]:
     as_of = timestamp("2024-01-16T00:00:00+00:00")
     paged = queries_pb.KeyPaging(include_keys=True, page_size=3)
 
-    def up(asset_key: str, selection: pb.PartitionSelection, **fields: Any) -> Message:
-        return queries_pb.GetUpstreamPartitionsRequest(
-            namespace=namespace, asset_key=asset_key, selection=selection, **fields
-        )
-
-    def down(asset_key: str, selection: pb.PartitionSelection, **fields: Any) -> Message:
-        return queries_pb.GetDownstreamPartitionsRequest(
-            namespace=namespace, asset_key=asset_key, selection=selection, **fields
-        )
+    up = functools.partial(upstream_request, namespace)
+    down = functools.partial(downstream_request, namespace)
 
     return [
         ("up", up("weekly", keys("2024-01-07"))),

@@ -13,9 +13,10 @@ import pytest
 
 from partition_deps.api.gen.partitiondeps.v1 import diagnostics_service_pb2 as diagnostics_pb
 from partition_deps.api.gen.partitiondeps.v1 import diagnostics_service_pb2_grpc
-from partition_deps.server import Config, Server, TlsFiles
-from partition_deps.store.database import PoolSettings
+from partition_deps.server import Server, TlsFiles
 from tests.pki import Pki, make_pki
+
+from .conftest import serving
 
 
 @pytest.fixture(scope="module")
@@ -23,33 +24,17 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
-def _server(database_url: str, tls: TlsFiles) -> Server:
-    return Server(
-        Config(
-            listen="127.0.0.1:0",
-            database_url=database_url,
-            pool=PoolSettings(min_size=1, max_size=2),
-            grace_seconds=1,
-            workers=2,
-            tls=tls,
-        )
-    )
-
-
 @pytest.fixture(scope="module")
 def tls_server(database_url: str, pki: Pki) -> Iterator[Server]:
-    server = _server(database_url, TlsFiles(pki.server_cert, pki.server_key))
-    server.start()
-    yield server
-    server.stop()
+    with serving(database_url, workers=2, tls=TlsFiles(pki.server_cert, pki.server_key)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def mtls_server(database_url: str, pki: Pki) -> Iterator[Server]:
-    server = _server(database_url, TlsFiles(pki.server_cert, pki.server_key, client_ca=pki.ca))
-    server.start()
-    yield server
-    server.stop()
+    tls = TlsFiles(pki.server_cert, pki.server_key, client_ca=pki.ca)
+    with serving(database_url, workers=2, tls=tls) as server:
+        yield server
 
 
 def _ping(channel: grpc.Channel) -> grpc.StatusCode:

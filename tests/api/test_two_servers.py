@@ -12,18 +12,14 @@ from __future__ import annotations
 import functools
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import psycopg
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from partition_deps.api.gen.partitiondeps.v1 import definitions_service_pb2 as defs_pb
 from partition_deps.api.gen.partitiondeps.v1 import (
@@ -31,19 +27,13 @@ from partition_deps.api.gen.partitiondeps.v1 import (
     events_service_pb2_grpc,
 )
 from partition_deps.api.gen.partitiondeps.v1 import events_service_pb2 as events_pb
+from tests.live import eventually, free_port, is_serving, serve_command
 
 from .builders import asset, materialization, time_window
 
 REPO = Path(__file__).resolve().parents[2]
 VERSIONS = 8
 APPLIES_PER_CLIENT = 6
-
-
-def eventually(condition: Callable[[], bool], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
 
 
 class Threads:
@@ -66,22 +56,6 @@ class Threads:
         return thread
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _serving(channel: grpc.Channel) -> bool:
-    try:
-        response = health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]  # the stubs' HealthStub has no methods
-            health_pb2.HealthCheckRequest(), timeout=2
-        )
-    except grpc.RpcError:
-        return False
-    return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
-
-
 @pytest.fixture(scope="module")
 def channels(database_url: str) -> Iterator[list[grpc.Channel]]:
     env = {**os.environ, "PYTHONPATH": str(REPO / "service")}
@@ -89,14 +63,10 @@ def channels(database_url: str) -> Iterator[list[grpc.Channel]]:
     opened: list[grpc.Channel] = []
     try:
         for _ in range(2):
-            port = _free_port()
+            port = free_port()
             processes.append(
                 subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "partition_deps.cli",
-                        "serve",
+                    serve_command(
                         "--listen",
                         f"127.0.0.1:{port}",
                         "--database-url",
@@ -109,7 +79,7 @@ def channels(database_url: str) -> Iterator[list[grpc.Channel]]:
                         "2",
                         "--log-level",
                         "WARNING",
-                    ],
+                    ),
                     env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
@@ -117,7 +87,7 @@ def channels(database_url: str) -> Iterator[list[grpc.Channel]]:
             )
             opened.append(grpc.insecure_channel(f"127.0.0.1:{port}"))
         for channel in opened:
-            eventually(functools.partial(_serving, channel))
+            eventually(functools.partial(is_serving, channel))
         yield opened
     finally:
         for channel in opened:

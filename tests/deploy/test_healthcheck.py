@@ -14,9 +14,7 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from partition_deps.store.database import EmbeddedPostgres
+from tests.live import free_port, serve_command
 from tests.pki import make_pki
 
 REPO = Path(__file__).resolve().parents[2]
@@ -111,12 +110,6 @@ def probe() -> Path:
     return found
 
 
-def free_port() -> int:
-    with socket.socket() as candidate:
-        candidate.bind(("127.0.0.1", 0))
-        return int(candidate.getsockname()[1])
-
-
 def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -168,16 +161,7 @@ def test_healthcheck_passes_while_serving_with_mtls_and_fails_once_the_database_
         PD_TLS_CLIENT_CA=str(pki.ca),
     )
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "partition_deps.cli",
-            "serve",
-            "--database-url",
-            database.url,
-            "--grace-seconds",
-            "1",
-        ],
+        serve_command("--database-url", database.url, "--grace-seconds", "1"),
         cwd=tmp_path,
         env=server_env,
         stdin=subprocess.DEVNULL,

@@ -7,14 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from partition_deps.domain import dependencies, partitions
-from partition_deps.domain.definitions import Evaluation, TimeWindowPartitions
+from partition_deps.domain.definitions import Evaluation
 from partition_deps.domain.dependencies import downstream_partitions, upstream_partitions
 from partition_deps.domain.errors import InvalidPartitionKey
 from partition_deps.domain.mappings.kinds import TimeWindowMapping
 from tests.conformance.cases import load_cases
+from tests.domain.definitions import DAILY, HOURLY
 
-DAILY = TimeWindowPartitions("0 0 * * *", datetime(2024, 1, 1))
-HOURLY = TimeWindowPartitions("0 * * * *", datetime(2024, 1, 1), fmt="%Y-%m-%d-%H:%M")
 MIDNIGHT = datetime(2024, 3, 2, tzinfo=UTC)
 
 

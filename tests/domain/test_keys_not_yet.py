@@ -6,15 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from partition_deps.domain.definitions import Evaluation, TimeWindowPartitions
+from partition_deps.domain.definitions import Evaluation
 from partition_deps.domain.dependencies import downstream_partitions, upstream_partitions
 from partition_deps.domain.errors import InvalidPartitionKey
 from partition_deps.domain.mappings.kinds import LastMapping
 from partition_deps.domain.partitions import Options, keys_not_yet
 from partition_deps.domain.results import KeyState
+from tests.domain.definitions import DAILY, WEEKLY
 
-DAILY = TimeWindowPartitions("0 0 * * *", datetime(2024, 1, 1))
-WEEKLY = TimeWindowPartitions("0 0 * * 0", datetime(2024, 1, 1))
 # Wednesday noon: the week of Sunday 2024-01-07 is in progress, so is the day 2024-01-10.
 WEDNESDAY = Evaluation(datetime(2024, 1, 10, 12, tzinfo=UTC))
 ANSWER_NOT_YET = Options(keys_not_yet=True)

@@ -5,21 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from partition_deps.domain.definitions import (
-    Dimension,
     DynamicPartitions,
     Evaluation,
-    MultiPartitions,
-    StaticPartitions,
     TimeWindowPartitions,
 )
 from partition_deps.domain.dependencies import downstream_partitions, upstream_partitions
 from partition_deps.domain.mappings.kinds import AllMapping, TimeWindowMapping
 from partition_deps.domain.results import KeyState, PartitionRun
+from tests.domain.definitions import DAILY, DATE_BY_REGION, REGIONS, WEEKLY
 
-DAILY = TimeWindowPartitions("0 0 * * *", datetime(2024, 1, 1))
-WEEKLY = TimeWindowPartitions("0 0 * * 0", datetime(2024, 1, 1))
-REGIONS = StaticPartitions(("us", "eu", "apac"))
-DATE_BY_REGION = MultiPartitions((Dimension("date", DAILY), Dimension("region", REGIONS)))
 MARCH = Evaluation(datetime(2024, 3, 1, tzinfo=UTC))
 
 

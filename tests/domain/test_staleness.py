@@ -12,7 +12,6 @@ from partition_deps.domain.definitions import (
     MultiPartitions,
     PartitionsDefinition,
     StaticPartitions,
-    TimeWindowPartitions,
 )
 from partition_deps.domain.mappings.kinds import AllMapping
 from partition_deps.domain.staleness import (
@@ -23,10 +22,9 @@ from partition_deps.domain.staleness import (
     partition_status,
     plan_runs,
 )
+from tests.domain.definitions import DAILY, HOURLY, WEEKLY
 from tests.domain.history import MemoryHistory
 
-DAILY = TimeWindowPartitions("0 0 * * *", datetime(2024, 1, 1))
-WEEKLY = TimeWindowPartitions("0 0 * * 0", datetime(2024, 1, 1))
 AT = Evaluation(datetime(2024, 1, 15, tzinfo=UTC))
 WEEK = [f"2024-01-{day:02d}" for day in range(7, 14)]
 GRAPH = {
@@ -47,10 +45,16 @@ def _ready(history: MemoryHistory) -> set[tuple[str, str | None]]:
     return {(run.asset_key, key) for run in runs if run.ready for key in run.partition_keys}
 
 
-def test_weekly_runs_only_once_its_seven_days_exist_then_goes_stale_when_a_day_changes() -> None:
+def _days_materialized(days: list[str]) -> MemoryHistory:
+    """A history in which each of `days` of daily_sales_data is materialized (version v1)."""
     history = MemoryHistory()
-    for day in WEEK[:-1]:
+    for day in days:
         history.materialize("daily_sales_data", day, data_version="v1")
+    return history
+
+
+def test_weekly_runs_only_once_its_seven_days_exist_then_goes_stale_when_a_day_changes() -> None:
+    history = _days_materialized(WEEK[:-1])
     # Six of seven days: the missing day can run now; the week only after it.
     assert ("daily_sales_data", "2024-01-13") in _ready(history)
     assert ("weekly_sales_summary", "2024-01-07") in _planned(history)
@@ -71,9 +75,7 @@ def test_weekly_runs_only_once_its_seven_days_exist_then_goes_stale_when_a_day_c
 
 
 def test_a_rematerialization_with_the_same_data_version_is_not_a_change() -> None:
-    history = MemoryHistory()
-    for day in WEEK:
-        history.materialize("daily_sales_data", day, data_version="v1")
+    history = _days_materialized(WEEK)
     history.materialize("weekly_sales_summary", "2024-01-07")
     history.materialize("daily_sales_data", "2024-01-09", data_version="v1")
     status = partition_status(GRAPH, "weekly_sales_summary", "2024-01-07", history, AT)
@@ -81,9 +83,7 @@ def test_a_rematerialization_with_the_same_data_version_is_not_a_change() -> Non
 
 
 def test_the_week_waits_for_the_run_writing_its_missing_day() -> None:
-    history = MemoryHistory()
-    for day in WEEK[:-1]:
-        history.materialize("daily_sales_data", day, data_version="v1")
+    history = _days_materialized(WEEK[:-1])
     history.running[("daily_sales_data", "2024-01-13")] = "r1"  # in progress: not planned
     runs = plan_runs(GRAPH, history, AT, latest_window_only=False)
     planned = {(run.asset_key, key): run for run in runs for key in run.partition_keys}
@@ -95,9 +95,7 @@ def test_the_week_waits_for_the_run_writing_its_missing_day() -> None:
 
 
 def test_a_partition_whose_upstream_is_neither_fresh_planned_nor_running_is_not_planned() -> None:
-    history = MemoryHistory()
-    for day in WEEK[:-1]:
-        history.materialize("daily_sales_data", day, data_version="v1")
+    history = _days_materialized(WEEK[:-1])
     runs = plan_runs(GRAPH, history, AT, assets=["weekly_sales_summary"])
     assert runs == []
 
@@ -228,7 +226,6 @@ def test_an_observed_source_is_fresh_and_its_new_data_version_makes_readers_stal
 # ----- Dagster's semantics ----------------------------------------------------------------
 
 DAGSTER = StalenessOptions(semantics=Semantics.DAGSTER)
-HOURLY = TimeWindowPartitions("0 * * * *", datetime(2024, 1, 1), fmt="%Y-%m-%d-%H:%M")
 
 
 def _daily_pair(upstream: PartitionsDefinition | None = DAILY) -> dict[str, AssetDefinition]:

@@ -9,7 +9,7 @@ from psycopg_pool import ConnectionPool
 
 from partition_deps.domain.assets import AssetDefinition
 from partition_deps.store.answer_snapshots import AnswerSnapshots
-from partition_deps.store.definitions import DefinitionsRepository
+from tests.store.conftest import stored_namespace
 
 from ..threads import run_concurrently
 
@@ -20,15 +20,7 @@ ANSWER_BYTES = len(HEADER) + sum(len(chunk) for chunk in CHUNKS)
 
 @pytest.fixture
 def namespace_id(pool: ConnectionPool, namespace: str) -> int:
-    repository = DefinitionsRepository(pool)
-    repository.apply_assets(
-        namespace,
-        [AssetDefinition("a")],
-        replace_all=False,
-        expected_generation=None,
-        validate=lambda _: None,
-    )
-    return repository.load_snapshot(namespace).namespace_id
+    return stored_namespace(pool, namespace, [AssetDefinition("a")], replace_all=False)
 
 
 def test_chunks_are_read_back_by_range(pool: ConnectionPool, namespace_id: int) -> None:

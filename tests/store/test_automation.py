@@ -16,8 +16,8 @@ from partition_deps.domain.automation.history import EventHistory
 from partition_deps.domain.automation.ticks import TickSummary
 from partition_deps.domain.events import Materialization
 from partition_deps.store.automation import AutomationRepository
-from partition_deps.store.definitions import DefinitionsRepository
 from partition_deps.store.events import EventsRepository
+from tests.store.conftest import stored_namespace
 from tests.threads import run_concurrently
 
 T0 = datetime(2024, 1, 8, tzinfo=UTC)
@@ -27,15 +27,7 @@ EVENTS_PER_ROUND = 3
 
 
 def _namespace_id(pool: ConnectionPool, name: str) -> int:
-    repository = DefinitionsRepository(pool)
-    repository.apply_assets(
-        name,
-        [AssetDefinition("daily")],
-        replace_all=False,
-        expected_generation=None,
-        validate=lambda _: None,
-    )
-    return repository.load_snapshot(name).namespace_id
+    return stored_namespace(pool, name, [AssetDefinition("daily")], replace_all=False)
 
 
 @pytest.mark.parametrize("kept_histories", [2, 32])

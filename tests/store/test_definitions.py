@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import datetime
 
 import pytest
 from psycopg_pool import ConnectionPool
 
 from partition_deps.domain.assets import AssetDefinition, Dependency
-from partition_deps.domain.definitions import DynamicPartitions, TimeWindowPartitions
+from partition_deps.domain.definitions import DynamicPartitions
 from partition_deps.domain.mappings.kinds import TimeWindowMapping
 from partition_deps.store.cache import DefinitionsCache
 from partition_deps.store.database import migrate
@@ -21,9 +20,8 @@ from partition_deps.store.errors import (
     GenerationMismatch,
     NamespaceNotFound,
 )
+from tests.domain.definitions import DAILY, WEEKLY
 
-DAILY = TimeWindowPartitions("0 0 * * *", datetime(2024, 1, 1))
-WEEKLY = TimeWindowPartitions("0 0 * * 0", datetime(2024, 1, 1))
 SALES = AssetDefinition("daily_sales_data", DAILY, code_version="1")
 SUMMARY = AssetDefinition(
     "weekly_sales_summary",

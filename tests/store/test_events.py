@@ -15,23 +15,15 @@ from partition_deps.domain.events import (
     RunFailed,
     RunStarted,
 )
-from partition_deps.store.definitions import DefinitionsRepository
 from partition_deps.store.events import EventsRepository
+from tests.store.conftest import stored_namespace
 
 T0 = datetime(2024, 1, 8, tzinfo=UTC)
 
 
 @pytest.fixture
 def namespace_id(pool: ConnectionPool, namespace: str) -> int:
-    repository = DefinitionsRepository(pool)
-    repository.apply_assets(
-        namespace,
-        [AssetDefinition("daily")],
-        replace_all=False,
-        expected_generation=None,
-        validate=lambda _: None,
-    )
-    return repository.load_snapshot(namespace).namespace_id
+    return stored_namespace(pool, namespace, [AssetDefinition("daily")], replace_all=False)
 
 
 def materialization(key: str, partition: str, version: str, run: str = "r1") -> Materialization:

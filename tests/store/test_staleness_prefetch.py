@@ -25,13 +25,13 @@ from partition_deps.domain.staleness import (
     Status,
     statuses,
 )
-from partition_deps.store.definitions import DefinitionsRepository
 from partition_deps.store.events import EventsRepository
 from partition_deps.store.staleness import (
     StalenessRepository,
     StoreHistory,
     prefetch,
 )
+from tests.store.conftest import stored_namespace
 
 START = datetime(2024, 1, 1)
 HOURLY = TimeWindowPartitions("0 * * * *", START, fmt="%Y-%m-%d-%H:%M")
@@ -82,12 +82,7 @@ def _events() -> list[Materialization | Observation]:
 def test_after_the_prefetch_the_rules_read_nothing_more(
     pool: ConnectionPool, namespace: str, semantics: Semantics
 ) -> None:
-    definitions = DefinitionsRepository(pool)
-    definitions.apply_assets(
-        namespace, list(GRAPH.values()), replace_all=True,
-        expected_generation=None, validate=lambda _: None,
-    )  # fmt: skip
-    namespace_id = definitions.load_snapshot(namespace).namespace_id
+    namespace_id = stored_namespace(pool, namespace, GRAPH.values(), replace_all=True)
     EventsRepository(pool).ingest(namespace_id, _events())
     options = StalenessOptions(semantics=semantics)
     asset = GRAPH["days"]

@@ -15,12 +15,8 @@ from psycopg_pool import ConnectionPool
 
 from partition_deps.domain.assets import AssetDefinition, Dependency
 from partition_deps.domain.definitions import (
-    Dimension,
     DynamicPartitions,
     Evaluation,
-    MultiPartitions,
-    StaticPartitions,
-    TimeWindowPartitions,
 )
 from partition_deps.domain.events import (
     Event,
@@ -43,11 +39,9 @@ from partition_deps.domain.staleness_sets import joins_by_key, position_runs
 from partition_deps.store.definitions import DefinitionsRepository
 from partition_deps.store.events import EventsRepository
 from partition_deps.store.staleness import StalenessEngine, StalenessRepository, plan
+from tests.domain.definitions import DAILY, DATE_BY_REGION, REGIONS, WEEKLY
+from tests.store.conftest import stored_namespace
 
-DAILY = TimeWindowPartitions("0 0 * * *", datetime(2024, 1, 1))
-WEEKLY = TimeWindowPartitions("0 0 * * 0", datetime(2024, 1, 1))
-REGIONS = StaticPartitions(("us", "eu", "apac"))
-DATE_REGION = MultiPartitions((Dimension("date", DAILY), Dimension("region", REGIONS)))
 CUSTOMERS = DynamicPartitions("customers")
 AT = Evaluation(datetime(2024, 1, 20, 12, tzinfo=UTC), {"customers": ("acme", "globex", "initech")})
 T0 = datetime(2024, 1, 10, tzinfo=UTC)
@@ -65,8 +59,8 @@ GRAPHS = {
     "multi_static_dynamic": [
         AssetDefinition("daily", DAILY),
         AssetDefinition("regions", REGIONS),
-        AssetDefinition("regional", DATE_REGION, None, (Dependency("daily"),)),
-        AssetDefinition("regional_clean", DATE_REGION, "1", (Dependency("regional"),)),
+        AssetDefinition("regional", DATE_BY_REGION, None, (Dependency("daily"),)),
+        AssetDefinition("regional_clean", DATE_BY_REGION, "1", (Dependency("regional"),)),
         AssetDefinition("per_region", REGIONS, None, (Dependency("regions"),)),
         AssetDefinition("customers", CUSTOMERS),
         AssetDefinition("customer_scores", CUSTOMERS, None, (Dependency("customers"),)),
@@ -252,12 +246,7 @@ def test_keys_containing_the_separator_take_the_array_form(
     }
     keys: list[str | None] = ["x\x1fy", "plain", "z"]
     at = Evaluation(AT.as_of, {"odd": tuple(key for key in keys if key is not None)})
-    definitions = DefinitionsRepository(pool)
-    definitions.apply_assets(
-        namespace, list(graph.values()), replace_all=True,
-        expected_generation=None, validate=lambda _: None,
-    )  # fmt: skip
-    namespace_id = definitions.load_snapshot(namespace).namespace_id
+    namespace_id = stored_namespace(pool, namespace, graph.values(), replace_all=True)
     EventsRepository(pool).ingest(
         namespace_id,
         [

@@ -14,11 +14,10 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from partition_deps.domain.assets import AssetDefinition, Dependency
-from partition_deps.domain.definitions import Evaluation, TimeWindowPartitions
+from partition_deps.domain.definitions import Evaluation
 from partition_deps.domain.events import Materialization
 from partition_deps.domain.partitions import all_partitions
 from partition_deps.domain.staleness import PartitionStatus, Status
-from partition_deps.store.definitions import DefinitionsRepository
 from partition_deps.store.events import EventsRepository
 from partition_deps.store.staleness import (
     MIRROR_MIN_KEYS,
@@ -27,8 +26,9 @@ from partition_deps.store.staleness import (
     StalenessRepository,
 )
 from partition_deps.store.state_mirror import Snapshot, array_text
+from tests.domain.definitions import DAILY
+from tests.store.conftest import stored_namespace
 
-DAILY = TimeWindowPartitions("0 0 * * *", datetime(2024, 1, 1))
 AT = Evaluation(datetime(2024, 1, 11, tzinfo=UTC))
 GRAPH = {
     "up": AssetDefinition("up", DAILY),
@@ -66,12 +66,7 @@ def test_array_text_prints_as_postgres_does(pool: ConnectionPool) -> None:
 
 
 def _setup(pool: ConnectionPool, namespace: str) -> int:
-    definitions = DefinitionsRepository(pool)
-    definitions.apply_assets(
-        namespace, list(GRAPH.values()), replace_all=True,
-        expected_generation=None, validate=lambda _: None,
-    )  # fmt: skip
-    namespace_id = definitions.load_snapshot(namespace).namespace_id
+    namespace_id = stored_namespace(pool, namespace, GRAPH.values(), replace_all=True)
     events = [
         Materialization(f"{asset}-{key}", T0, asset, key, "run", "v1")
         for asset in ("up", "down")

@@ -17,7 +17,7 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from partition_deps.domain.assets import AssetDefinition, Dependency
-from partition_deps.domain.definitions import DynamicPartitions, Evaluation, TimeWindowPartitions
+from partition_deps.domain.definitions import DynamicPartitions, Evaluation
 from partition_deps.domain.events import Materialization
 from partition_deps.domain.partitions import all_partitions
 from partition_deps.store.cache import DefinitionsCache
@@ -26,6 +26,8 @@ from partition_deps.store.definitions import DefinitionsRepository, NamespaceSna
 from partition_deps.store.events import EventsRepository
 from partition_deps.store.staleness import StalenessEngine, StalenessRepository
 from partition_deps.store.state_mirror import MirrorView, Snapshot, StateRow
+from tests.domain.definitions import DAILY
+from tests.store.conftest import stored_namespace
 
 from ..threads import run_concurrently
 
@@ -278,7 +280,6 @@ def test_a_shared_view_gives_every_answer_the_sets_and_versions_of_its_own_snaps
 
 # -- the state mirror, with answers and ingests racing -----------------------------------------
 
-DAILY = TimeWindowPartitions("0 0 * * *", datetime(2024, 1, 1))
 AT = Evaluation(datetime(2024, 1, 11, tzinfo=UTC))
 GRAPH = {
     "up": AssetDefinition("up", DAILY),
@@ -291,12 +292,7 @@ KEYS: list[str | None] = list(all_partitions(DAILY, AT))
 def test_concurrent_answers_through_one_mirror_agree_with_the_rules_in_their_snapshot(
     wide_pool: ConnectionPool, namespace: str, mirror_rows: int
 ) -> None:
-    definitions = DefinitionsRepository(wide_pool)
-    definitions.apply_assets(
-        namespace, list(GRAPH.values()), replace_all=True,
-        expected_generation=None, validate=lambda _: None,
-    )  # fmt: skip
-    namespace_id = definitions.load_snapshot(namespace).namespace_id
+    namespace_id = stored_namespace(wide_pool, namespace, GRAPH.values(), replace_all=True)
     events = EventsRepository(wide_pool)
     events.ingest(
         namespace_id,

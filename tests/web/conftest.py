@@ -7,7 +7,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from partition_deps.api.auth import TokenTable
-from partition_deps.server import Config, Server
+from partition_deps.server import Server
 from partition_deps.store.database import PoolSettings
+from tests.api.conftest import serving
 
 TOKEN_ALL = "web-token-all"
 TOKEN_A = "web-token-a"
@@ -33,20 +34,14 @@ class Reply:
 
 @pytest.fixture(scope="session")
 def web_server(database_url: str) -> Iterator[Server]:
-    server = Server(
-        Config(
-            listen="127.0.0.1:0",
-            database_url=database_url,
-            pool=PoolSettings(min_size=1, max_size=4),
-            grace_seconds=1,
-            workers=8,
-            tokens=TokenTable({TOKEN_ALL: ["*"], TOKEN_A: [NAMESPACE_A]}),
-            http_listen="127.0.0.1:0",
-        )
-    )
-    server.start()
-    yield server
-    server.stop()
+    with serving(
+        database_url,
+        pool=PoolSettings(min_size=1, max_size=4),
+        workers=8,
+        tokens=TokenTable({TOKEN_ALL: ["*"], TOKEN_A: [NAMESPACE_A]}),
+        http_listen="127.0.0.1:0",
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +70,24 @@ def post(
             return _reply(answer.status, answer.headers.get_content_type(), answer.read())
     except urllib.error.HTTPError as error:
         return _reply(error.code, error.headers.get_content_type(), error.read())
+
+
+def materializations(
+    namespace: str, asset_key: str, partition_keys: Iterable[str], event_time: str, prefix: str
+) -> dict[str, Any]:
+    """A ReportEvents request in JSON: a materialization of each partition key of `asset_key`
+    at `event_time`, its idempotency key `prefix` and the partition key."""
+    return {
+        "namespace": namespace,
+        "events": [
+            {
+                "idempotency_key": f"{prefix}{key}",
+                "event_time": event_time,
+                "materialization": {"asset_key": asset_key, "partition_key": key},
+            }
+            for key in partition_keys
+        ],
+    }
 
 
 def _reply(status: int, content_type: str, raw: bytes) -> Reply:

@@ -18,7 +18,7 @@ from google.rpc import error_details_pb2
 from partition_deps.web.connect import HTTP_STATUS, generated_services
 
 from ..threads import run_concurrently
-from .conftest import NAMESPACE_A, TOKEN_A, post
+from .conftest import NAMESPACE_A, TOKEN_A, materializations, post
 
 NAMESPACE = f"web-connect-{uuid.uuid4().hex[:8]}"
 DAILY = {
@@ -82,17 +82,7 @@ CASES: list[tuple[str, dict[str, Any], Check]] = [
     ),
     (
         "EventsService/ReportEvents",
-        {
-            "namespace": NAMESPACE,
-            "events": [
-                {
-                    "idempotency_key": f"m-{day}",
-                    "event_time": "2024-02-01T00:00:00Z",
-                    "materialization": {"asset_key": "daily", "partition_key": day},
-                }
-                for day in DAYS
-            ],
-        },
+        materializations(NAMESPACE, "daily", DAYS, "2024-02-01T00:00:00Z", "m-"),
         lambda answer: answer["storedCount"] == 7,
     ),
     (

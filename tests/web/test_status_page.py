@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from .conftest import ROOT, TOKEN_ALL, post, program_env
+from .conftest import ROOT, TOKEN_ALL, materializations, post, program_env
 
 ARTIFACTS = ROOT / "test-artifacts" / "status-page"
 AS_OF = "2024-01-20T00:00:00Z"
@@ -193,17 +193,7 @@ def test_automation_ticks_say_what_was_requested_and_why(page: Page, base_url: s
     days = [f"2024-01-{day:02d}" for day in range(7, 14)]
     reported = post(
         f"{base_url}/partitiondeps.v1.EventsService/ReportEvents",
-        {
-            "namespace": namespace,
-            "events": [
-                {
-                    "idempotency_key": f"d-{day}",
-                    "event_time": "2024-01-14T01:30:00Z",
-                    "materialization": {"asset_key": "daily_sales_data", "partition_key": day},
-                }
-                for day in days
-            ],
-        },
+        materializations(namespace, "daily_sales_data", days, "2024-01-14T01:30:00Z", "d-"),
     )
     assert reported.status == 200, reported.body
     tick("week-done", "2024-01-14T02:05:00Z")

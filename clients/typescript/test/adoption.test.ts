@@ -1,12 +1,9 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { createServer, type Http2Server } from "node:http2";
-import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 
 import { propagation, type TextMapPropagator } from "@opentelemetry/api";
 import { Code, type ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 
 import {
   connect,
@@ -25,6 +22,7 @@ import {
   timestampFromDate,
   toJsonString,
 } from "../src/index.js";
+import { type FakeServer, startFakeServer } from "./fake_server.js";
 
 const address = process.env.PD_ADDR;
 const token = process.env.PD_TOKEN;
@@ -199,8 +197,7 @@ describe("what an adopter uses, against the live server", { skip }, () => {
 });
 
 describe("token and trace context on the wire (a local fake server, no PD_ADDR needed)", () => {
-  let server: Http2Server;
-  let fakeAddress = "";
+  let fake: FakeServer;
   const seen: Headers[] = [];
 
   before(async () => {
@@ -212,11 +209,9 @@ describe("token and trace context on the wire (a local fake server, no PD_ADDR n
         },
       });
     };
-    server = createServer(connectNodeAdapter({ routes, grpc: true, connect: false, grpcWeb: false }));
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    fakeAddress = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    fake = await startFakeServer(routes);
   });
-  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  after(() => fake.stop());
 
   it("sends the bearer token and what the global propagator writes", async () => {
     // The application's propagator (W3C trace context from the OpenTelemetry SDK, in a real
@@ -228,7 +223,7 @@ describe("token and trace context on the wire (a local fake server, no PD_ADDR n
       fields: () => ["traceparent"],
     };
     propagation.setGlobalPropagator(fixed);
-    const pd = connect(fakeAddress, { token: "t0ken" });
+    const pd = connect(fake.address, { token: "t0ken" });
     try {
       await pd.diagnostics.ping({});
       const [headers] = seen;

@@ -1,10 +1,7 @@
 import assert from "node:assert/strict";
-import { createServer, type Http2Server } from "node:http2";
-import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 
 import { runSeed } from "../examples/seed.js";
 import {
@@ -24,6 +21,7 @@ import {
   toDate,
   weekly,
 } from "../src/index.js";
+import { type FakeServer, startFakeServer } from "./fake_server.js";
 
 /**
  * The live server's address (PD_ADDR). Without it these tests are skipped on a developer's
@@ -170,8 +168,7 @@ describe("live server", { skip }, () => {
 });
 
 describe("retries and deadlines (a local fake server, no PD_ADDR needed)", () => {
-  let server: Http2Server;
-  let fakeAddress = "";
+  let fake: FakeServer;
   let calls = 0;
   let failures = 0;
   let delayMs = 0;
@@ -192,15 +189,13 @@ describe("retries and deadlines (a local fake server, no PD_ADDR needed)", () =>
         },
       });
     };
-    server = createServer(connectNodeAdapter({ routes, grpc: true, connect: false, grpcWeb: false }));
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    fakeAddress = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    fake = await startFakeServer(routes);
   });
-  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  after(() => fake.stop());
 
   it("retries UNAVAILABLE", async () => {
     calls = 0; failures = 2; delayMs = 0;
-    const pd = connect(fakeAddress, { initialBackoffMs: 10 });
+    const pd = connect(fake.address, { initialBackoffMs: 10 });
     try {
       await pd.diagnostics.ping({});
       assert.equal(calls, 3);
@@ -211,7 +206,7 @@ describe("retries and deadlines (a local fake server, no PD_ADDR needed)", () =>
 
   it("stops after maxAttempts", async () => {
     calls = 0; failures = 100; delayMs = 0;
-    const pd = connect(fakeAddress, { maxAttempts: 3, initialBackoffMs: 10 });
+    const pd = connect(fake.address, { maxAttempts: 3, initialBackoffMs: 10 });
     try {
       await assert.rejects(pd.diagnostics.ping({}), (e: unknown) => ConnectError.from(e).code === Code.Unavailable);
       assert.equal(calls, 3);
@@ -222,7 +217,7 @@ describe("retries and deadlines (a local fake server, no PD_ADDR needed)", () =>
 
   it("applies the default deadline, and a call's own deadline", async () => {
     calls = 0; failures = 0; delayMs = 5_000;
-    const pd = connect(fakeAddress, { timeoutMs: 200 });
+    const pd = connect(fake.address, { timeoutMs: 200 });
     try {
       const started = Date.now();
       await assert.rejects(pd.diagnostics.ping({}), (e: unknown) => ConnectError.from(e).code === Code.DeadlineExceeded);

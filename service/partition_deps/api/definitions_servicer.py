@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 
 from partition_deps.api import convert, limits, paging, validate
@@ -148,22 +150,30 @@ class DefinitionsServicer:
     def add_dynamic(
         self, request: pb.AddDynamicPartitionsRequest, context: grpc.ServicerContext
     ) -> pb.AddDynamicPartitionsResponse:
-        namespace = validate.required_name(request.namespace, "namespace")
-        name = validate.required_name(request.definition_name, "definition_name")
-        keys = validate.unique_keys(list(request.partition_keys), "partition_keys")
-        generation, added = self._repository.add_dynamic_partitions(namespace, name, keys)
-        self._cache.invalidate(namespace, generation)
+        generation, added = self._change_dynamic(request, self._repository.add_dynamic_partitions)
         return pb.AddDynamicPartitionsResponse(generation=generation, added_count=added)
 
     def delete_dynamic(
         self, request: pb.DeleteDynamicPartitionsRequest, context: grpc.ServicerContext
     ) -> pb.DeleteDynamicPartitionsResponse:
+        generation, deleted = self._change_dynamic(
+            request, self._repository.delete_dynamic_partitions
+        )
+        return pb.DeleteDynamicPartitionsResponse(generation=generation, deleted_count=deleted)
+
+    def _change_dynamic(
+        self,
+        request: pb.AddDynamicPartitionsRequest | pb.DeleteDynamicPartitionsRequest,
+        change: Callable[[str, str, list[str]], tuple[int, int]],
+    ) -> tuple[int, int]:
+        """Check what an add or a delete names, make the change, and drop the cached
+        definitions it made stale; (generation, how many keys changed)."""
         namespace = validate.required_name(request.namespace, "namespace")
         name = validate.required_name(request.definition_name, "definition_name")
         keys = validate.unique_keys(list(request.partition_keys), "partition_keys")
-        generation, deleted = self._repository.delete_dynamic_partitions(namespace, name, keys)
+        generation, changed = change(namespace, name, keys)
         self._cache.invalidate(namespace, generation)
-        return pb.DeleteDynamicPartitionsResponse(generation=generation, deleted_count=deleted)
+        return generation, changed
 
     def list_dynamic(
         self, request: pb.ListDynamicPartitionsRequest, context: grpc.ServicerContext

@@ -6,17 +6,19 @@ The request size itself is bounded by gRPC (`--max-message-bytes`, RESOURCE_EXHA
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import grpc
 
 from partition_deps.api.errors import ApiError
-from partition_deps.domain.cron import parse_cron
+from partition_deps.domain.cron import Cron, parse_cron
 from partition_deps.domain.definitions import (
     DynamicPartitions,
     MultiPartitions,
     PartitionsDefinition,
     StaticPartitions,
+    TimeWindowPartitions,
 )
 from partition_deps.domain.errors import PartitionDepsError
 from partition_deps.domain.years import FIRST_TABLE_YEAR, LAST_TABLE_YEAR
@@ -67,50 +69,56 @@ MAX_STALENESS_PARTITIONS = 1_000_000
 
 def estimated_partitions(definition: PartitionsDefinition, now: datetime) -> int:
     """An upper bound of the ticks the domain tabulates for `definition` (0 if unknown)."""
-    if isinstance(definition, StaticPartitions):
-        return len(definition.keys)
-    if isinstance(definition, DynamicPartitions):
-        return 0  # known only at query time; keys are added one request at a time
-    if isinstance(definition, MultiPartitions):
-        product = 1
-        for dimension in definition.dimensions:
-            product *= max(1, estimated_partitions(dimension.partitions, now))
-        return product
-    try:
-        cron = parse_cron(definition.cron_schedule)
-    except PartitionDepsError:
-        return 0  # validation reports the cron
-    per_day = len(cron.minutes) * len(cron.hours_of_day)
-    per_year = per_day * 366 * (len(cron.months) if cron.months is not None else 12) // 12
-    low, high = FIRST_TABLE_YEAR, LAST_TABLE_YEAR
-    last = definition.end.year if definition.end is not None else now.year
-    first_year = min(max(definition.start.year, low), high) - 1
-    last_year = min(max(last, definition.start.year, low), high) + 1
-    return per_year * (last_year - first_year + 1)
+
+    def tabulated(time_windows: TimeWindowPartitions, cron: Cron) -> int:
+        per_day = len(cron.minutes) * len(cron.hours_of_day)
+        per_year = per_day * 366 * (len(cron.months) if cron.months is not None else 12) // 12
+        low, high = FIRST_TABLE_YEAR, LAST_TABLE_YEAR
+        start = time_windows.start.year
+        last = time_windows.end.year if time_windows.end is not None else now.year
+        first_year = min(max(start, low), high) - 1
+        last_year = min(max(last, start, low), high) + 1
+        return per_year * (last_year - first_year + 1)
+
+    return _upper_bound(definition, tabulated)
 
 
 def partitions_at_most(definition: PartitionsDefinition, as_of: datetime) -> int:
     """An upper bound of the partitions of `definition` that exist at `as_of` (0 if unknown):
     cron ticks per day times the days from its start to `as_of` (or its end), two days more
     for the day in progress and a time zone's shift, plus its end_offset."""
+
+    def existing(time_windows: TimeWindowPartitions, cron: Cron) -> int:
+        until = as_of.astimezone(UTC).replace(tzinfo=None)
+        if time_windows.end is not None:
+            until = min(until, time_windows.end)
+        days = max(0, (until - time_windows.start).days) + 2
+        per_day = len(cron.minutes) * len(cron.hours_of_day)
+        return per_day * days + max(0, time_windows.end_offset)
+
+    return _upper_bound(definition, existing)
+
+
+def _upper_bound(
+    definition: PartitionsDefinition, time_windows: Callable[[TimeWindowPartitions, Cron], int]
+) -> int:
+    """What both bounds share: a static definition's key count, 0 for dynamic ones (known only
+    at query time, keys are added one request at a time), the product over a multi
+    definition's dimensions, and `time_windows` of a time-window definition and its cron."""
     if isinstance(definition, StaticPartitions):
         return len(definition.keys)
     if isinstance(definition, DynamicPartitions):
-        return 0  # known only at query time
+        return 0
     if isinstance(definition, MultiPartitions):
         product = 1
         for dimension in definition.dimensions:
-            product *= max(1, partitions_at_most(dimension.partitions, as_of))
+            product *= max(1, _upper_bound(dimension.partitions, time_windows))
         return product
     try:
         cron = parse_cron(definition.cron_schedule)
     except PartitionDepsError:
         return 0  # validation reports the cron
-    until = as_of.astimezone(UTC).replace(tzinfo=None)
-    if definition.end is not None:
-        until = min(until, definition.end)
-    days = max(0, (until - definition.start).days) + 2
-    return len(cron.minutes) * len(cron.hours_of_day) * days + max(0, definition.end_offset)
+    return time_windows(definition, cron)
 
 
 def check_definition_size(definition: PartitionsDefinition, field: str) -> None:

@@ -7,8 +7,23 @@ arithmetic, `partitions.py` answers key questions for every kind.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+
+def _hash_once(definition: DataclassInstance) -> int:
+    """The hash of a frozen definition's fields, computed on first use and kept: definitions
+    key every per-definition cache, so they are hashed on every lookup. Thread safety: threads
+    that race compute and store the same value."""
+    cached: int | None = definition.__dict__.get("_hash")
+    if cached is None:
+        cached = hash(tuple(getattr(definition, each.name) for each in fields(definition)))
+        object.__setattr__(definition, "_hash", cached)
+    return cached
 
 
 @dataclass(frozen=True)
@@ -28,23 +43,7 @@ class TimeWindowPartitions:
     end_offset: int = 0
     exclusions: tuple[str | datetime, ...] = ()
 
-    def __hash__(self) -> int:
-        # Definitions key every per-definition cache: hash once, not on every lookup.
-        cached: int | None = self.__dict__.get("_hash")
-        if cached is None:
-            cached = hash(
-                (
-                    self.cron_schedule,
-                    self.start,
-                    self.timezone,
-                    self.fmt,
-                    self.end,
-                    self.end_offset,
-                    self.exclusions,
-                )
-            )
-            object.__setattr__(self, "_hash", cached)
-        return cached
+    __hash__ = _hash_once
 
 
 @dataclass(frozen=True)
@@ -53,13 +52,7 @@ class StaticPartitions:
 
     keys: tuple[str, ...]
 
-    def __hash__(self) -> int:
-        # Definitions key every per-definition cache: hash once, not on every lookup.
-        cached: int | None = self.__dict__.get("_hash")
-        if cached is None:
-            cached = hash((self.keys,))
-            object.__setattr__(self, "_hash", cached)
-        return cached
+    __hash__ = _hash_once
 
 
 @dataclass(frozen=True)
@@ -84,13 +77,7 @@ class MultiPartitions:
 
     dimensions: tuple[Dimension, ...]
 
-    def __hash__(self) -> int:
-        # Definitions key every per-definition cache: hash once, not on every lookup.
-        cached: int | None = self.__dict__.get("_hash")
-        if cached is None:
-            cached = hash((self.dimensions,))
-            object.__setattr__(self, "_hash", cached)
-        return cached
+    __hash__ = _hash_once
 
 
 PartitionsDefinition = TimeWindowPartitions | StaticPartitions | DynamicPartitions | MultiPartitions

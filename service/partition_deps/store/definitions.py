@@ -285,9 +285,7 @@ class DefinitionsRepository:
                 " WHERE deleted_at IS NULL DO NOTHING",
                 (namespace_id, definition_name, list(keys)),
             ).rowcount
-            if added:
-                generation += 1
-                _bump_generation(conn, namespace_id, namespace, generation)
+            generation = _bumped_if_changed(conn, namespace_id, namespace, generation, added)
         return generation, added
 
     def delete_dynamic_partitions(
@@ -301,9 +299,7 @@ class DefinitionsRepository:
                 " AND definition_name = %s AND partition_key = ANY(%s) AND deleted_at IS NULL",
                 (namespace_id, definition_name, list(keys)),
             ).rowcount
-            if deleted:
-                generation += 1
-                _bump_generation(conn, namespace_id, namespace, generation)
+            generation = _bumped_if_changed(conn, namespace_id, namespace, generation, deleted)
         return generation, deleted
 
 
@@ -338,6 +334,16 @@ def _bump_generation(
         "UPDATE namespaces SET generation = %s WHERE namespace_id = %s", (generation, namespace_id)
     )
     conn.execute("SELECT pg_notify(%s, %s)", (GENERATION_CHANNEL, f"{generation}:{namespace}"))
+
+
+def _bumped_if_changed(
+    conn: psycopg.Connection[Any], namespace_id: int, namespace: str, generation: int, changed: int
+) -> int:
+    """The generation after a change to `changed` dynamic partitions: bumped if any changed."""
+    if not changed:
+        return generation
+    _bump_generation(conn, namespace_id, namespace, generation + 1)
+    return generation + 1
 
 
 def _load_assets(
