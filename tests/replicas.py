@@ -11,11 +11,13 @@ import pwd
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import psycopg
 
 from partition_deps.store.database import EmbeddedPostgres
+from tests.live import eventually
 
 
 def _binaries() -> Path:
@@ -78,23 +80,27 @@ class StreamingReplica:
         """WAL still arrives, none is applied: reads see the state of the pause."""
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute("SELECT pg_wal_replay_pause()")
-            # pause is requested, then reached: wait until replay has really stopped.
-            conn.execute(
-                "DO $$ BEGIN WHILE pg_get_wal_replay_pause_state() <> 'paused' LOOP"
-                " PERFORM pg_sleep(0.01); END LOOP; END $$"
-            )
+            # Pause is requested, then reached: wait until replay has really stopped.
+            eventually(lambda: _one(conn, "SELECT pg_get_wal_replay_pause_state() = 'paused'"))
 
     def resume_replay(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute("SELECT pg_wal_replay_resume()")
 
     def catch_up(self) -> None:
-        """Return once the standby has replayed everything the primary had committed."""
+        """Return once the standby has replayed everything the primary had committed.
+
+        Polled with one short statement at a time: a statement that lasts while replay
+        removes row versions its snapshot could see is cancelled by the standby ("conflict
+        with recovery"), which a server-side wait loop, holding one snapshot, ran into."""
         with psycopg.connect(self._primary_url, autocommit=True) as primary:
-            row = primary.execute("SELECT pg_current_wal_lsn()::text").fetchone()
-            assert row is not None
+            lsn = _one(primary, "SELECT pg_current_wal_lsn()::text")
         with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(
-                "DO $$ BEGIN WHILE pg_last_wal_replay_lsn() < %s::pg_lsn LOOP"
-                " PERFORM pg_sleep(0.01); END LOOP; END $$".replace("%s", f"'{row[0]}'")
-            )
+            replayed = f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"
+            eventually(lambda: _one(conn, replayed) is True, seconds=120)
+
+
+def _one(conn: psycopg.Connection[Any], sql: str) -> Any:
+    row = conn.execute(sql).fetchone()
+    assert row is not None
+    return row[0]
