@@ -212,10 +212,11 @@ def _upstream(
         resolved = _prepare(question, upstream, downstream, mapping, options, now, situations)
     windows = question.windows
     checked_at = _keys_checked_at(downstream, downstream_keys, at, options)
+    checked_now = now if checked_at is at else now_of(checked_at)
     if windows is None:
-        indices = _check_keys(downstream, downstream_keys, checked_at, now_of(checked_at))
+        indices = _check_keys(downstream, downstream_keys, checked_at, checked_now)
     else:
-        indices = windows[1].check_keys(downstream_keys, now_of(checked_at))
+        indices = windows[1].check_keys(downstream_keys, checked_now)
         span = question.span
         if span is not None and indices and fast_paths.enabled():
             fast = _upstream_of_one_run(span, indices, now, situations[0])  # type: ignore[arg-type]
@@ -320,7 +321,8 @@ def _downstream(
     now = now_of(at)
     resolved = _prepare(question, upstream, downstream, mapping, options, now, situations)
     checked_at = _keys_checked_at(upstream, upstream_keys, at, options)
-    indices = _check_keys(upstream, upstream_keys, checked_at, now_of(checked_at))
+    checked_now = now if checked_at is at else now_of(checked_at)
+    indices = _check_keys(upstream, upstream_keys, checked_at, checked_now)
     if downstream is None:
         return DownstreamResult(whole_asset=True)
     if upstream is None:
@@ -423,8 +425,9 @@ def _keys_checked_at(
     at: Evaluation,
     options: Options,
 ) -> Evaluation:
-    """When the queried keys must be partitions: at `at`, or with `options.keys_not_yet` once
-    the last of them that does not exist yet will (they are still mapped at `at`)."""
+    """When the queried keys must be partitions: at `at` (the same object, so callers reuse its
+    `now_of`), or with `options.keys_not_yet` once the last of them that does not exist yet
+    will (they are still mapped at `at`)."""
     if not options.keys_not_yet or definition is None:
         return at
     instants = [s.available_at for s in keys_not_yet(definition, keys, at) if s.available_at]
