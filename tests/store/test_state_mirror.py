@@ -6,7 +6,9 @@ Each test compares the answer read through the copies (large-ask path, forced wi
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -255,3 +257,25 @@ def test_concurrent_answers_and_ingests_agree_with_the_rules(
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+@pytest.mark.parametrize("mirror_min_keys", [0, MIRROR_MIN_KEYS], ids=["copies", "query"])
+def test_an_answer_is_freed_without_the_cyclic_collector(
+    pool: ConnectionPool, namespace: str, mirror_min_keys: int
+) -> None:
+    """A reader and what it read (states, records) go as soon as the answer is done: a
+    reference cycle would keep them until the cyclic collector runs, which a server runs
+    rarely (its thresholds are raised), so memory and collection time would grow instead."""
+    namespace_id = _setup(pool, namespace)
+    repository = StalenessRepository(pool)
+    gc.collect()
+    gc.disable()
+    try:
+        with repository.reading(namespace_id) as reader:
+            engine = StalenessEngine(GRAPH, reader, AT, mirror_min_keys=mirror_min_keys)
+            assert engine.statuses("down", KEYS) == {}
+            alive = weakref.ref(reader)
+            del engine, reader
+        assert alive() is None
+    finally:
+        gc.enable()

@@ -45,7 +45,12 @@ from partition_deps.domain.staleness import (
     statuses,
     version_needed,
 )
-from partition_deps.domain.staleness_sets import NotFresh, joins_by_key, set_statuses
+from partition_deps.domain.staleness_sets import (
+    CandidateSource,
+    NotFresh,
+    joins_by_key,
+    set_statuses,
+)
 from partition_deps.domain.staleness_summary import (
     AssetSummary,
     partition_listing,
@@ -244,9 +249,6 @@ class StalenessReader:
     namespace_id: int
     mirror: StateMirror = field(default_factory=lambda: StateMirror(0))
     history: StoreHistory = field(init=False)
-    # The candidate sources of set-based staleness: small asks, and large ones.
-    query_candidates: QueryCandidates = field(init=False)
-    mirror_candidates: MirrorCandidates = field(init=False)
     # Thread safety: per-answer object, never shared (only `mirror` is, and it is thread-safe).
     _snapshot: Snapshot | None = field(init=False, default=None)
     # (as_of, {(asset key, partition key): (run id, lease end)}): read once per answer.
@@ -257,10 +259,6 @@ class StalenessReader:
 
     def __post_init__(self) -> None:
         self.history = StoreHistory(self.conn, self.namespace_id)
-        self.query_candidates = QueryCandidates(self.conn, self.namespace_id)
-        self.mirror_candidates = MirrorCandidates(
-            self.mirror_view, self.versions_at, self.parse_array
-        )
 
     def event_position(self) -> int:
         row = self.conn.execute(
@@ -523,10 +521,12 @@ class StalenessEngine:
         self, asset: AssetDefinition, keys: Sequence[str]
     ) -> dict[int, PartitionStatus]:
         reader = self._reader
-        source = (
-            reader.mirror_candidates
+        # Made per call, not kept by the reader: a reader holding its own bound methods would
+        # be a reference cycle, its states freed only by the cyclic collector.
+        source: CandidateSource = (
+            MirrorCandidates(reader.mirror_view, reader.versions_at, reader.parse_array)
             if len(keys) >= self._mirror_min_keys
-            else reader.query_candidates
+            else QueryCandidates(reader.conn, reader.namespace_id)
         )
         transitive: NotFresh | None = self.statuses if self._options.transitive else None
         return set_statuses(self._graph, asset, keys, source, transitive)
