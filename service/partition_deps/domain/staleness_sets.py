@@ -98,7 +98,7 @@ class CandidateSource(Protocol):
         self, asset: AssetDefinition, edges: Sequence[CandidateEdge], keys: Sequence[str]
     ) -> Iterable[Candidate]:
         """The partitions among `keys` (of the `joins_by_key` `asset`) that may not be FRESH,
-        in the order of `keys`.
+        in any order.
         A partition may be left out only when it is FRESH on its latest states alone: it has a
         materialization, with the asset's code version (when the asset has one) and upstream
         keys (when recorded), and on every edge the upstream has a record no newer than that
@@ -125,9 +125,11 @@ def set_statuses(
     edges, edge_not_fresh = _edges(graph, asset, keys, transitive_statuses)
     dependency_keys = frozenset(dependency.upstream_key for dependency in asset.dependencies)
     result: dict[int, PartitionStatus] = {}
+    # Looked up once: most candidates of a large asset are never stored, each a few steps.
+    asset_key, fresh = asset.key, Status.FRESH
     for position, latest, observed, upstream in source.candidates(asset, edges, keys):
         if latest is None:
-            status = unrecorded_status(asset.key, keys[position], observed)
+            status = unrecorded_status(asset_key, keys[position], observed)
         else:
             status = _materialized_status(
                 asset,
@@ -139,7 +141,7 @@ def set_statuses(
                 edge_not_fresh,
                 dependency_keys,
             )
-        if status.status is not Status.FRESH:
+        if status.status is not fresh:
             result[position] = status
     return result
 

@@ -253,9 +253,9 @@ class QueryCandidates:
 # ----- the in-memory copies ------------------------------------------------------------------
 
 
-# A suspect of `MirrorCandidates`: (position, key, latest materialization, observed, the
+# A materialized suspect of `MirrorCandidates`: (position, key, latest materialization, the
 # upstream records, one per edge).
-_Suspect = tuple[int, str, Materialized | None, bool, list[Materialized | Observed | None]]
+_Suspect = tuple[int, str, Materialized, list[Materialized | Observed | None]]
 
 
 @dataclass(frozen=True)
@@ -278,16 +278,19 @@ class MirrorCandidates:
         recorded = array_text(upstream_keys)
         suspect = _suspect_keys(view, asset, edges, recorded)
         sides = [(view.assets[edge.upstream_key], edge.partitioned) for edge in edges]
-        # The suspects, in the order of `keys`, each with its upstream records (one per edge).
+        # The materialized suspects, each with its upstream records (one per edge); the others
+        # go at once (never stored, the most common row of a large asset: nothing to read).
         found: list[_Suspect] = []
         for position, key in enumerate(keys):
-            if key in own and key not in suspect:
-                continue
             row = own.get(key)
-            latest = None if row is None else self._materialized(row, upstream_keys, recorded)
-            if latest is None:
-                # Never stored, or only observed (an observed source).
-                found.append((position, key, None, row is not None, []))
+            if row is None:
+                yield position, None, False, ()
+                continue
+            if key not in suspect:
+                continue
+            latest = self._materialized(row, upstream_keys, recorded)
+            if latest is None:  # only observed: an observed source
+                yield position, None, True, ()
                 continue
             records = [
                 None
@@ -297,19 +300,16 @@ class MirrorCandidates:
                 )
                 for rows, partitioned in sides
             ]
-            found.append((position, key, latest, False, records))
+            found.append((position, key, latest, records))
         versions_before = [
             self._versions_before(view, index, edge, found) for index, edge in enumerate(edges)
         ]
-        for position, _, latest, observed, records in found:
-            if latest is None:
-                yield position, None, observed, ()
-                continue
+        for position, _, latest, records in found:
             upstream = [
                 (record, before.get(position))
                 for record, before in zip(records, versions_before, strict=True)
             ]
-            yield position, latest, observed, upstream
+            yield position, latest, False, upstream
 
     def _materialized(
         self, row: StateRow, upstream_keys: list[str], recorded: str
@@ -335,9 +335,7 @@ class MirrorCandidates:
         """By position: edge `index`'s upstream data version as of the suspect's
         materialization, where `version_needed` (remembered by the view, else one query)."""
         wanted: list[tuple[int, VersionKey]] = []
-        for position, key, latest, _, records in found:
-            if latest is None:
-                continue
+        for position, key, latest, records in found:
             record = records[index]
             if record is not None and version_needed(record, latest.event_id):
                 partition = key if edge.partitioned else None
