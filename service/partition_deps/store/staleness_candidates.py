@@ -281,12 +281,13 @@ class MirrorCandidates:
         # The materialized suspects, each with its upstream records (one per edge); the others
         # go at once (never stored, the most common row of a large asset: nothing to read).
         found: list[_Suspect] = []
-        for position, key in enumerate(keys):
+        # One filtering pass first: most keys of a large ask are stored and not suspect.
+        for position, key in [
+            (position, key) for position, key in enumerate(keys) if key in suspect or key not in own
+        ]:
             row = own.get(key)
             if row is None:
                 yield position, None, False, ()
-                continue
-            if key not in suspect:
                 continue
             latest = self._materialized(row, upstream_keys, recorded)
             if latest is None:  # only observed: an observed source
