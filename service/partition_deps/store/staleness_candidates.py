@@ -32,11 +32,20 @@ from partition_deps.store.state_mirror import MirrorView, StateRow, VersionKey, 
 KEY_SEPARATOR = "\x1f"
 
 
-def text_array(keys: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
-    """A text[] of `keys` in SQL, and its parameters: joined by `KEY_SEPARATOR` where that
-    is possible (a single key is sent as it is: an empty text splits into no key at all)."""
+def joined_keys(keys: Sequence[str]) -> str | None:
+    """`keys` joined by `KEY_SEPARATOR`, or None where the text would not split back into them
+    (a key holding the separator; a single key is sent as it is: an empty text splits into no
+    key at all)."""
     joined = KEY_SEPARATOR.join(keys)
     if len(keys) > 1 and joined.count(KEY_SEPARATOR) == len(keys) - 1:
+        return joined
+    return None
+
+
+def text_array(keys: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+    """A text[] of `keys` in SQL, and its parameters: joined (`joined_keys`) where possible."""
+    joined = joined_keys(keys)
+    if joined is not None:
         return "string_to_array(%s, %s)", (joined, KEY_SEPARATOR)
     return "%s::text[]", (list(keys),)
 
@@ -218,12 +227,11 @@ class QueryCandidates:
     def candidates(
         self, asset: AssetDefinition, edges: Sequence[CandidateEdge], keys: Sequence[str]
     ) -> Iterator[Candidate]:
-        joined = KEY_SEPARATOR.join(keys)
-        separable = joined.count(KEY_SEPARATOR) == len(keys) - 1
+        joined = joined_keys(keys)
         params: dict[str, Any] = {
             "ns": self.namespace_id,
             "asset": asset.key,
-            "keys": joined if separable else list(keys),
+            "keys": list(keys) if joined is None else joined,
             "separator": KEY_SEPARATOR,
             "code": asset.code_version,
             "upstream_keys": sorted({edge.upstream_key for edge in edges}),
@@ -232,7 +240,7 @@ class QueryCandidates:
             params[f"up{index}"] = edge.upstream_key
             if edge.partitioned and edge.not_fresh_keys:
                 params[f"t{index}"] = list(edge.not_fresh_keys)
-        query = _candidate_query(edges, "text" if separable else "array")
+        query = _candidate_query(edges, "array" if joined is None else "text")
         # fetchall: iterating the cursor costs a call per row (a sixth of this path's time).
         rows = self.conn.execute(query, params).fetchall()
         for position, event_id, time, version, code, upstream_keys, observed, *sides in rows:
