@@ -25,7 +25,14 @@ from partition_deps.store.database import PoolSettings, open_pool
 from partition_deps.store.definitions import DefinitionsRepository, NamespaceSnapshot
 from partition_deps.store.events import EventsRepository
 from partition_deps.store.staleness import StalenessEngine, StalenessRepository
-from partition_deps.store.state_mirror import MirrorView, Snapshot, StateRow
+from partition_deps.store.state_mirror import (
+    CODE_VERSION,
+    MATERIALIZATION_ID,
+    RECORD_ID,
+    MirrorView,
+    Snapshot,
+    StateRow,
+)
 from tests.domain.definitions import DAILY
 from tests.store.conftest import stored_namespace
 
@@ -194,7 +201,7 @@ ROWS = 2000
 
 
 def _row(event_id: int, code: str) -> StateRow:
-    return StateRow(event_id, T0, f"v{event_id}", code, None, event_id, T0, f"v{event_id}", False)
+    return (event_id, T0, f"v{event_id}", code, None, event_id, T0, f"v{event_id}", False)
 
 
 def _assets(changed: frozenset[str] = frozenset()) -> dict[str, dict[str, StateRow]]:
@@ -212,8 +219,8 @@ def _assets(changed: frozenset[str] = frozenset()) -> dict[str, dict[str, StateR
 
 
 def _upstream_newer(row: StateRow, upstream: StateRow | None) -> bool:
-    return row.materialization_id is not None and (
-        upstream is None or upstream.record_id > row.materialization_id
+    return row[MATERIALIZATION_ID] is not None and (
+        upstream is None or upstream[RECORD_ID] > row[MATERIALIZATION_ID]
     )
 
 
@@ -222,7 +229,7 @@ class _Code:
         self.code = code
 
     def __call__(self, row: StateRow, _: StateRow | None) -> bool:
-        return row.code_version != self.code
+        return row[CODE_VERSION] != self.code
 
 
 TESTS: list[tuple[object, str | None, Callable[[StateRow, StateRow | None], bool]]] = [

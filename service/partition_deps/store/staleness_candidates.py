@@ -24,7 +24,21 @@ import psycopg
 from partition_deps.domain.assets import AssetDefinition
 from partition_deps.domain.staleness import Materialized, Observed, version_needed
 from partition_deps.domain.staleness_sets import Candidate, CandidateEdge, UpstreamRow
-from partition_deps.store.state_mirror import MirrorView, StateRow, VersionKey, array_text
+from partition_deps.store.state_mirror import (
+    CODE_VERSION,
+    DATA_VERSION,
+    MATERIALIZATION_ID,
+    MATERIALIZATION_TIME,
+    RECORD_ID,
+    RECORD_OBSERVED,
+    RECORD_TIME,
+    RECORD_VERSION,
+    UPSTREAM_KEYS,
+    MirrorView,
+    StateRow,
+    VersionKey,
+    array_text,
+)
 
 # The asked keys travel as one text joined by a separator: Postgres splits 100,000 keys in a
 # few ms, where parsing a text[] literal of the same keys takes a few hundred. Keys that
@@ -304,8 +318,8 @@ class MirrorCandidates:
             records = [
                 None
                 if (side := rows.get(key if partitioned else "")) is None
-                else (Observed if side.record_observed else Materialized)(
-                    side.record_id, side.record_time, side.record_version
+                else (Observed if side[RECORD_OBSERVED] else Materialized)(
+                    side[RECORD_ID], side[RECORD_TIME], side[RECORD_VERSION]
                 )
                 for rows, partitioned in sides
             ]
@@ -325,12 +339,12 @@ class MirrorCandidates:
     ) -> Materialized | None:
         """A mirrored row's latest materialization; its upstream keys parsed only when they are
         not the asset's own (`recorded`)."""
-        text = row.upstream_keys
+        text = row[UPSTREAM_KEYS]
         return _materialized(
-            row.materialization_id,
-            row.materialization_time,
-            row.data_version,
-            row.code_version,
+            row[MATERIALIZATION_ID],
+            row[MATERIALIZATION_TIME],
+            row[DATA_VERSION],
+            row[CODE_VERSION],
             None if text is None else upstream_keys if text == recorded else self.parse_array(text),
         )
 
@@ -394,8 +408,10 @@ def _suspect_keys(
         if whole is None or edge.not_fresh_whole:
             suspect.update(view.assets[asset.key])
         else:
-            older = _Older(whole.record_id)
-            suspect.update(view.keys_where(("older than", whole.record_id), asset.key, None, older))
+            older = _Older(whole[RECORD_ID])
+            suspect.update(
+                view.keys_where(("older than", whole[RECORD_ID]), asset.key, None, older)
+            )
     return suspect
 
 
@@ -403,8 +419,8 @@ def _suspect_keys(
 # its parameter visibly (the view re-applies a test to changed rows in later versions). Rows
 # without a materialization (observed sources) pass none: they are FRESH.
 def _upstream_newer(row: StateRow, upstream: StateRow | None) -> bool:
-    return row.materialization_id is not None and (
-        upstream is None or upstream.record_id > row.materialization_id
+    return row[MATERIALIZATION_ID] is not None and (
+        upstream is None or upstream[RECORD_ID] > row[MATERIALIZATION_ID]
     )
 
 
@@ -413,7 +429,7 @@ class _CodeDiffers:
     code_version: str
 
     def __call__(self, row: StateRow, _: StateRow | None) -> bool:
-        return row.materialization_id is not None and row.code_version != self.code_version
+        return row[MATERIALIZATION_ID] is not None and row[CODE_VERSION] != self.code_version
 
 
 @dataclass(frozen=True)
@@ -421,7 +437,7 @@ class _DependenciesDiffer:
     recorded: str
 
     def __call__(self, row: StateRow, _: StateRow | None) -> bool:
-        return row.upstream_keys is not None and row.upstream_keys != self.recorded
+        return row[UPSTREAM_KEYS] is not None and row[UPSTREAM_KEYS] != self.recorded
 
 
 @dataclass(frozen=True)
@@ -429,4 +445,4 @@ class _Older:
     event_id: int
 
     def __call__(self, row: StateRow, _: StateRow | None) -> bool:
-        return row.materialization_id is not None and row.materialization_id < self.event_id
+        return row[MATERIALIZATION_ID] is not None and row[MATERIALIZATION_ID] < self.event_id
