@@ -395,9 +395,8 @@ def _run(
                 f" {store_median:.1f} ms, p90 {store_p90:.1f} ms; first call through the RPC"
                 f" (builds the in-memory copy) {first_ms:.0f} ms"
             )
-            # The first call is one sample, and the machine's background work (a checkpoint
-            # after the bulk load) can land in it: the copy's build is also timed over fresh
-            # stores in-process.
+            # The first call is one sample (one commit's ran 114-202 ms at scale 0.2): the
+            # copy's build is also timed over fresh stores in-process.
             fresh_timings: list[float] = []
             for _ in range(FRESH_ROUNDS):
                 fresh = StalenessRepository(pool)
