@@ -39,6 +39,7 @@ from partition_deps.domain.staleness_sets import joins_by_key, position_runs
 from partition_deps.store.definitions import DefinitionsRepository
 from partition_deps.store.events import EventsRepository
 from partition_deps.store.staleness import StalenessEngine, StalenessRepository, plan
+from partition_deps.store.staleness_candidates import joined_keys
 from tests.domain.definitions import DAILY, DATE_BY_REGION, REGIONS, WEEKLY
 from tests.store.conftest import stored_namespace
 
@@ -266,3 +267,19 @@ def test_keys_containing_the_separator_take_the_array_form(
         1: Status.STALE,
         2: Status.MISSING,
     }
+    with StalenessRepository(pool).reading(namespace_id) as reader:
+        for key in keys:  # one key alone: joined, or as an array when it holds the separator
+            one = StalenessEngine(graph, reader, at).statuses("b", [key])
+            assert one == StalenessEngine(graph, reader, at, set_based=False).statuses("b", [key])
+            assert set(one) == {0}
+
+
+def test_keys_travel_joined_where_the_text_splits_back_into_them() -> None:
+    assert joined_keys(["2024-01-01", "2024-01-02"]) == "2024-01-01\x1f2024-01-02"
+    # One key too, so that its asks share a prepared statement with larger ones.
+    assert joined_keys(["2024-01-01"]) == "2024-01-01"
+    assert joined_keys(["", ""]) == "\x1f"
+    # An empty text splits into no key; a key holding the separator into two.
+    assert joined_keys([""]) is None
+    assert joined_keys([]) is None
+    assert joined_keys(["x\x1fy", "z"]) is None

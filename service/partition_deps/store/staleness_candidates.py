@@ -47,11 +47,18 @@ KEY_SEPARATOR = "\x1f"
 
 
 def joined_keys(keys: Sequence[str]) -> str | None:
-    """`keys` joined by `KEY_SEPARATOR`, or None where the text would not split back into them
-    (a key holding the separator; a single key is sent as it is: an empty text splits into no
-    key at all)."""
+    """`keys` joined by `KEY_SEPARATOR`, or None where the text would not split back into them:
+    a key holding the separator, or one empty key (an empty text splits into no key at all).
+
+    A single key travels joined too, so that asks of one key (PlanRuns asks one per asset)
+    share their prepared statement with larger asks. Postgres plans a prepared statement afresh
+    on every call until a generic plan looks no costlier than the calls' own plans so far, and
+    larger asks tip it there; a statement of single keys alone was planned on every call. On
+    one connection that had answered a 1,441-key ask, PlanRuns over 1,000 assets took 0.82-0.85
+    s with single keys as a text[], 0.61-0.65 s joined.
+    """
     joined = KEY_SEPARATOR.join(keys)
-    if len(keys) > 1 and joined.count(KEY_SEPARATOR) == len(keys) - 1:
+    if joined and joined.count(KEY_SEPARATOR) == len(keys) - 1:
         return joined
     return None
 
