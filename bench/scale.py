@@ -12,11 +12,11 @@ stopped at the end):
   time-window mapping, 24 to 1); each unpartitioned asset also reads a daily one (all of it);
 - `--events` materializations in rounds, every partition of every asset once per round in
   dependency order, through ReportEvents in batches of 10,000 with two calls in flight;
-- times GetUpstreamPartitions of one partition (random assets), GetStaleness of one hourly
-  asset and of the whole namespace (the first page: the whole answer is computed), PlanRuns
-  of the whole namespace; prints p50 / p99 of each, the server's resident memory and the
-  database's size; then compacts every namespace with a zero retention (store/compaction.py)
-  and prints what was deleted and kept;
+- times GetUpstreamPartitions of one partition (random assets), GetStaleness of one asset of
+  each kind (after warm-up calls) and of the whole namespace (the first page: the whole answer
+  is computed), PlanRuns of the whole namespace; prints p50 / p99 of each, the server's
+  resident memory and the database's size; then compacts every namespace with a zero
+  retention (store/compaction.py) and prints what was deleted and kept;
 - then `--namespaces` namespaces of 10 assets each (4 daily, 2 hourly, 4 unpartitioned) with
   200 events each, ingested four namespaces at a time, and times the same reads on random
   namespaces.
@@ -66,6 +66,18 @@ EVENTS_FROM = 1_709_251_200  # 2024-03-01T00:00:00Z
 AS_OF = Timestamp(seconds=EVENTS_FROM + 3600)
 BATCH = 10_000
 MIB = 1024 * 1024
+POOL_SIZE = 8
+# A pooled connection runs a statement unprepared on its first five executions, prepared from
+# the sixth (psycopg's prepare_threshold), and the pool hands its connections out in turn: the
+# one-asset lines first call enough times for each connection to have prepared its statements,
+# as in a server that has been up a while (hourly_149's candidate query: 2.5 ms unprepared,
+# 1.9 ms prepared). Ten calls with no warm-up measure cold connections: their medians
+# for one commit ranged 5.5-11.1 ms over 30 runs on one database; runs still vary by a
+# quarter, so compare commits over several alternating runs.
+WARM_UP_CALLS = POOL_SIZE * 6
+ONE_ASSET_CALLS = 100
+# PlanRuns of the whole namespace takes about a second each: 3 calls were too few a sample.
+PLAN_RUNS_CALLS = 10
 
 
 def _window(cron: str, fmt: str = "%Y-%m-%d") -> parts_pb.PartitionsDefinition:
@@ -168,7 +180,7 @@ def serve(url: str) -> Iterator[Service]:
     process = subprocess.Popen(
         [
             sys.executable, "-m", "partition_deps.cli", "serve", "--listen", f"127.0.0.1:{port}",
-            "--database-url", url, "--pool-size", "8", "--log-level", "WARNING",
+            "--database-url", url, "--pool-size", str(POOL_SIZE), "--log-level", "WARNING",
             "--max-message-bytes", str(64 * MIB),
         ],
         env=env,
@@ -329,18 +341,22 @@ def big_namespace(service: Service, events: int, rng: random.Random) -> None:
         "region_daily_149",
         "plain_249",
     ):
-        one = st_pb.GetStalenessRequest(namespace=namespace, asset_keys=[key], as_of=AS_OF)
-        row(
-            f"GetStaleness, one asset ({key})",
-            timed(partial(stubs.staleness.GetStaleness, one), 10),
+        one = partial(
+            stubs.staleness.GetStaleness,
+            st_pb.GetStalenessRequest(namespace=namespace, asset_keys=[key], as_of=AS_OF),
         )
+        timed(one, WARM_UP_CALLS)
+        row(f"GetStaleness, one asset ({key})", timed(one, ONE_ASSET_CALLS))
     whole = st_pb.GetStalenessRequest(namespace=namespace, as_of=AS_OF)
     row(
         "GetStaleness, whole namespace (first page)",
         timed(lambda: stubs.staleness.GetStaleness(whole, timeout=600), 3),
     )
     plan = st_pb.PlanRunsRequest(namespace=namespace, as_of=AS_OF)
-    row("PlanRuns, whole namespace", timed(lambda: stubs.staleness.PlanRuns(plan, timeout=600), 3))
+    row(
+        "PlanRuns, whole namespace",
+        timed(lambda: stubs.staleness.PlanRuns(plan, timeout=600), PLAN_RUNS_CALLS),
+    )
     report(service)
     compaction(service)
 
